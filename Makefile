@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+SWIFT ?= swift
+TSAN_SCRATCH := .build-tsan
+
+.PHONY: deps demo test test-unit test-tsan bench format
+
+deps:
+	@scripts/install-deps.sh
+
+## Runs the main example.
+demo: deps
+	$(SWIFT) build --product milvex-demo
+	$(SWIFT) run --skip-build milvex-demo
+
+## Runs the whole suite, then again under ThreadSanitizer.
+test: deps test-unit test-tsan
+
+test-unit:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# SWIFT_BACKTRACE=enable=no: the Swift backtracer and TSan clash on fork.
+test-tsan:
+	SWIFT_BACKTRACE=enable=no $(SWIFT) build --build-tests --sanitize=thread --scratch-path $(TSAN_SCRATCH)
+	SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --skip-build --sanitize=thread --scratch-path $(TSAN_SCRATCH)
+
+## Prints the benchmark figures recorded in Docs/benchmarks.md.
+bench: deps
+	cd Benchmarks && $(SWIFT) build -c release --product ReactorBenchmark
+	Benchmarks/.build/release/ReactorBenchmark
+
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests Examples Benchmarks/Sources

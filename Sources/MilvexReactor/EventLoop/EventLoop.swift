@@ -1,0 +1,414 @@
+import CLibEV
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A single-threaded libev event loop that owns every socket, timer and watcher of the
+/// connections running on it.
+///
+/// Only the **loop thread** touches loop state. Any other thread hands work to it with
+/// ``execute(_:)``: closures go into a locked queue, one `ev_async` wakes the loop, and the
+/// loop runs the whole queue in one batch per wake-up.
+///
+/// The loop runs in one of three ways (``Mode``):
+/// - on a dedicated thread that the library starts and names (``init(threadName:)``);
+/// - host-driven: the library owns the `ev_loop`, the host calls ``run()`` or
+///   ``runOnce(blocking:)`` on its own thread (``hostDriven()``);
+/// - embedded in a host's `struct ev_loop *` that the host runs (``init(embeddingIn:)``).
+///
+/// The layers above cannot tell these apart. Everything except ``execute(_:)``,
+/// ``shutdown()``, ``submit(_:)`` and ``inLoopThread`` is loop-thread-only.
+public final class EventLoop: @unchecked Sendable {
+  // @unchecked Sendable: the only state touched from other threads is `queue` (a Mutex) and
+  // the `let`s; `loopThread` is written before any other thread can see `self` (see init);
+  // every other stored property is confined to the loop thread, which the loop-only methods
+  // check with `assertInLoopThread()`.
+
+  /// How the loop is driven.
+  public enum Mode: Sendable, Equatable {
+    /// The library runs the loop on its own thread.
+    case dedicatedThread(name: String)
+    /// The library owns the `ev_loop`; the host calls ``EventLoop/run()`` or
+    /// ``EventLoop/runOnce(blocking:)`` on the thread that created the loop.
+    case hostDriven
+    /// The host owns and runs the `ev_loop`; the library only adds watchers to it.
+    case embedded
+  }
+
+  /// A closure handed to the loop from any thread.
+  public typealias Work = @Sendable () -> Void
+
+  private struct QueueState {
+    var pending: [Work] = []
+    /// True while an `ev_async_send` is outstanding that the loop has not drained yet, so
+    /// that a burst of submissions costs one wake-up.
+    var wakeRequested = false
+    var accepting = true
+    /// Set (under the lock) once the wake-up watcher is stopped: from then on nobody may
+    /// call `ev_async_send`, because the loop may be destroyed at any moment.
+    var wakeWatcherStopped = false
+    /// Dedicated mode: whether some thread has claimed the `pthread_join` of the loop thread.
+    var joinClaimed = false
+  }
+
+  public let mode: Mode
+
+  /// The libev loop (`struct ev_loop *`). Loop-thread-only, like every libev call on it.
+  let rawLoop: OpaquePointer
+  private let queue = LockedState(QueueState())
+  private let wakeWatcher: UnsafeMutablePointer<ev_async>
+  /// Opened when the loop has shut down (dedicated mode: when the thread left `ev_run`).
+  private let terminated = Latch()
+  /// Dedicated mode: opened once the loop thread has been joined.
+  private let joined = Latch()
+  private var loopThread: pthread_t
+
+  // Loop-confined state.
+  private var spareBatch: [Work] = []
+  private var activeWatchers: [ObjectIdentifier: any LoopWatcher] = [:]
+  private var shutdownPerformed = false
+  private var loopDestroyed = false
+
+  private init(mode: Mode, rawLoop: OpaquePointer, loopThread: pthread_t) {
+    self.mode = mode
+    self.rawLoop = rawLoop
+    self.loopThread = loopThread
+    self.wakeWatcher = UnsafeMutablePointer<ev_async>.allocate(capacity: 1)
+    clibev_async_init(wakeWatcher) { _, watcher, _ in
+      guard let data = watcher?.pointee.data else { return }
+      Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().wakeUp()
+    }
+    wakeWatcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    ev_async_start(rawLoop, wakeWatcher)
+    if mode == .embedded {
+      // An idle wake-up watcher must not keep the host's loop from returning.
+      ev_unref(rawLoop)
+    }
+  }
+
+  /// Starts a loop on a new thread named `threadName` (truncated to 15 bytes, the Linux limit).
+  ///
+  /// - Important: Callable from any thread. The loop thread runs until ``shutdown()``.
+  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` if libev cannot create a loop
+  ///   or the thread cannot be started.
+  public convenience init(threadName: String = "milvex-loop") throws(MilvexError) {
+    guard let raw = ev_loop_new(UInt32(EVFLAG_AUTO)) else {
+      throw .invalidArgument(field: "EventLoop", message: "libev could not create a loop")
+    }
+    self.init(mode: .dedicatedThread(name: threadName), rawLoop: raw, loopThread: pthread_self())
+    let started = Latch()
+    let context = ThreadContext(loop: self, started: started, name: threadName)
+    var thread = pthread_t()
+    let rc = pthread_create(
+      &thread, nil,
+      { raw in
+        let context = Unmanaged<ThreadContext>.fromOpaque(raw!).takeRetainedValue()
+        context.started.wait()
+        context.loop.runDedicatedThread(name: context.name)
+        return nil
+      }, Unmanaged.passRetained(context).toOpaque())
+    guard rc == 0 else {
+      ev_async_stop(raw, wakeWatcher)
+      ev_loop_destroy(raw)
+      loopDestroyed = true
+      shutdownPerformed = true
+      queue.withLock {
+        $0.accepting = false
+        $0.wakeWatcherStopped = true
+        $0.joinClaimed = true  // there is no thread to join or detach
+      }
+      terminated.open()
+      throw .invalidArgument(
+        field: "EventLoop", message: "could not start the loop thread (errno \(rc))")
+    }
+    // Written before the thread may run (it waits on `started`) and before `self` is
+    // returned to the caller, so every later reader sees it.
+    loopThread = thread
+    started.open()
+  }
+
+  /// Creates a loop that the host drives by calling ``run()`` or ``runOnce(blocking:)``.
+  ///
+  /// - Important: The calling thread becomes the loop thread: call `run`/`runOnce` and every
+  ///   loop-only method from it.
+  public static func hostDriven() throws(MilvexError) -> EventLoop {
+    guard let raw = ev_loop_new(UInt32(EVFLAG_AUTO)) else {
+      throw .invalidArgument(field: "EventLoop", message: "libev could not create a loop")
+    }
+    return EventLoop(mode: .hostDriven, rawLoop: raw, loopThread: pthread_self())
+  }
+
+  /// Attaches to a libev loop that the host owns and runs.
+  ///
+  /// The library adds its watchers to `hostLoop` and never runs, breaks or destroys it. The
+  /// wake-up watcher is unreferenced (`ev_unref`), so it alone does not keep `ev_run` going.
+  ///
+  /// - Parameter hostLoop: the host's `struct ev_loop *`.
+  /// - Important: Call on the thread that runs `hostLoop`; it becomes the loop thread.
+  public convenience init(embeddingIn hostLoop: OpaquePointer) {
+    self.init(mode: .embedded, rawLoop: hostLoop, loopThread: pthread_self())
+  }
+
+  deinit {
+    // `shutdown()` normally ran; if the host dropped the loop without it, stop our watcher
+    // so libev never calls into freed memory.
+    if !shutdownPerformed && !loopDestroyed {
+      if mode == .embedded { ev_ref(rawLoop) }
+      ev_async_stop(rawLoop, wakeWatcher)
+    }
+    if !loopDestroyed && mode != .embedded {
+      ev_loop_destroy(rawLoop)
+    }
+    wakeWatcher.deallocate()
+    if case .dedicatedThread = mode, !queue.withLock({ $0.joinClaimed }) {
+      // Shut down from its own thread and never joined: let the system reclaim the thread.
+      pthread_detach(loopThread)
+    }
+  }
+
+  // MARK: - Thread identity
+
+  /// Whether the calling thread is the loop thread. A fast path only, never a guard.
+  ///
+  /// - Important: Callable from any thread.
+  public var inLoopThread: Bool {
+    pthread_equal(pthread_self(), loopThread) != 0
+  }
+
+  /// Traps in debug builds when called off the loop thread; free in release builds.
+  public func assertInLoopThread(file: StaticString = #fileID, line: UInt = #line) {
+    assert(inLoopThread, "must be called on the event loop thread", file: file, line: line)
+  }
+
+  /// Traps when called off the loop thread, in every build.
+  public func preconditionInLoopThread(file: StaticString = #fileID, line: UInt = #line) {
+    precondition(inLoopThread, "must be called on the event loop thread", file: file, line: line)
+  }
+
+  // MARK: - Submission queue
+
+  /// Hands `work` to the loop thread, which runs it exactly once in a later batch.
+  ///
+  /// Closures submitted from one thread run in submission order. A closure submitted from
+  /// the loop thread itself is queued too: it runs in a later batch, never re-entrantly.
+  /// Work accepted before ``shutdown()`` still runs during the shutdown.
+  ///
+  /// - Important: Callable from any thread; `work` runs on the loop thread.
+  /// - Throws: ``MilvexError/eventLoopShutDown(operation:)`` once shutdown has begun; the
+  ///   work is then not retained and never runs.
+  public func execute(_ work: @escaping Work) throws(MilvexError) {
+    let accepted = queue.withLock { state -> Bool in
+      guard state.accepting else { return false }
+      state.pending.append(work)
+      if !state.wakeRequested {
+        state.wakeRequested = true
+        // Sent with the lock held: the loop cannot be destroyed between the check and the
+        // send. This happens once per batch, not once per closure.
+        ev_async_send(rawLoop, wakeWatcher)
+      }
+      return true
+    }
+    if !accepted { throw .eventLoopShutDown(operation: "execute") }
+  }
+
+  /// Runs `body` on the loop thread and returns its result.
+  ///
+  /// - Important: Callable from any task or thread except the loop thread itself in
+  ///   host-driven mode while the host is blocked awaiting this. `body` runs on the loop thread.
+  /// - Throws: ``MilvexError/eventLoopShutDown(operation:)`` if the loop no longer accepts
+  ///   work, or whatever `body` throws.
+  public func submit<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+      do {
+        try execute {
+          continuation.resume(with: Result { try body() })
+        }
+      } catch {
+        continuation.resume(throwing: error)
+      }
+    }
+  }
+
+  /// Called by the wake-up watcher on the loop thread: run everything queued, in one batch.
+  private func wakeUp() {
+    drainQueue()
+    if !shutdownPerformed && !queue.withLock({ $0.accepting }) {
+      performShutdown()
+    }
+  }
+
+  private func drainQueue() {
+    var batch = spareBatch
+    spareBatch = []
+    queue.withLock { state in
+      swap(&state.pending, &batch)
+      state.wakeRequested = false
+    }
+    for index in batch.indices {
+      batch[index]()
+    }
+    // Keep the buffer for the next batch unless a burst made it large.
+    if batch.capacity <= 65_536 {
+      batch.removeAll(keepingCapacity: true)
+      spareBatch = batch
+    }
+  }
+
+  // MARK: - Watcher registry
+
+  /// Keeps an active watcher alive while libev holds a pointer to it.
+  func register(_ watcher: any LoopWatcher) {
+    activeWatchers[ObjectIdentifier(watcher)] = watcher
+  }
+
+  /// Drops the loop's reference once libev no longer holds a pointer to the watcher.
+  func unregister(_ watcher: any LoopWatcher) {
+    activeWatchers[ObjectIdentifier(watcher)] = nil
+  }
+
+  /// Whether the loop accepts new watchers (false once shutdown has run). Loop thread only.
+  var acceptsWatchers: Bool { !shutdownPerformed }
+
+  /// Number of active timers and I/O watchers. Loop thread only; for tests and diagnostics.
+  public var activeWatcherCount: Int {
+    assertInLoopThread()
+    return activeWatchers.count
+  }
+
+  // MARK: - Running (host-driven mode)
+
+  /// Runs the loop until ``shutdown()`` completes.
+  ///
+  /// - Important: Host-driven mode only, on the thread that created the loop.
+  public func run() {
+    precondition(mode == .hostDriven, "run() is for host-driven loops")
+    preconditionInLoopThread()
+    while !shutdownPerformed {
+      ev_run(rawLoop, 0)
+    }
+  }
+
+  /// Runs one loop iteration: handles what is ready, waiting for an event first if
+  /// `blocking` is true. Returns whether the loop can still run (false after shutdown).
+  ///
+  /// - Important: Host-driven mode only, on the thread that created the loop.
+  @discardableResult
+  public func runOnce(blocking: Bool = false) -> Bool {
+    precondition(mode == .hostDriven, "runOnce(blocking:) is for host-driven loops")
+    preconditionInLoopThread()
+    guard !shutdownPerformed else { return false }
+    ev_run(rawLoop, Int32(blocking ? EVRUN_ONCE : EVRUN_NOWAIT))
+    return !shutdownPerformed
+  }
+
+  private func runDedicatedThread(name: String) {
+    var bytes = Array(name.utf8.prefix(15))
+    bytes.append(0)
+    bytes.withUnsafeBufferPointer { buffer in
+      buffer.withMemoryRebound(to: CChar.self) { _ = setThreadName(pthread_self(), $0.baseAddress!) }
+    }
+    ev_run(rawLoop, 0)
+    ev_loop_destroy(rawLoop)
+    loopDestroyed = true
+    terminated.open()
+  }
+
+  // MARK: - Shutdown
+
+  /// Stops the loop: stops accepting work, runs the work already accepted, stops every timer
+  /// (without firing it) and I/O watcher, and frees the loop's resources.
+  ///
+  /// In dedicated-thread mode this joins the loop thread: when it returns, nothing of this
+  /// loop runs any more and the libev loop is destroyed. Safe to call more than once and from
+  /// several threads; every call returns after the shutdown finished.
+  ///
+  /// - Important: Callable from any thread. Called on the loop thread it performs the shutdown
+  ///   at once (dedicated mode: the thread then exits after the current callback) and does not
+  ///   wait. Called from another thread in host-driven or embedded mode, it waits until the
+  ///   host's loop thread next runs the loop.
+  public func shutdown() {
+    let onLoopThread = inLoopThread
+    queue.withLock { state in
+      state.accepting = false
+      if !onLoopThread && !state.wakeWatcherStopped {
+        ev_async_send(rawLoop, wakeWatcher)
+      }
+    }
+    if onLoopThread {
+      if !shutdownPerformed { performShutdown() }
+      return
+    }
+    terminated.wait()
+    guard case .dedicatedThread = mode else { return }
+    // Exactly one caller joins the thread; the others wait until it has.
+    let mustJoin = queue.withLock { state in
+      defer { state.joinClaimed = true }
+      return !state.joinClaimed
+    }
+    if mustJoin {
+      pthread_join(loopThread, nil)
+      joined.open()
+    } else {
+      joined.wait()
+    }
+  }
+
+  /// Loop thread: runs the accepted work, stops every watcher and the wake-up watcher.
+  private func performShutdown() {
+    assertInLoopThread()
+    shutdownPerformed = true
+    drainQueue()
+    // Work run by the final drain may have started watchers; stop them all now.
+    let watchers = activeWatchers.values
+    activeWatchers.removeAll()
+    for watcher in watchers {
+      watcher.stopForShutdown()
+    }
+    queue.withLock { $0.wakeWatcherStopped = true }
+    if mode == .embedded { ev_ref(rawLoop) }
+    ev_async_stop(rawLoop, wakeWatcher)
+    spareBatch = []
+    switch mode {
+    case .dedicatedThread:
+      ev_break(rawLoop, Int32(EVBREAK_ALL))  // the thread destroys the loop and opens `terminated`
+    case .hostDriven:
+      ev_break(rawLoop, Int32(EVBREAK_ALL))
+      terminated.open()
+    case .embedded:
+      terminated.open()
+    }
+  }
+}
+
+/// What the loop needs from a timer or I/O watcher to stop it at shutdown.
+protocol LoopWatcher: AnyObject {
+  /// Stops the libev watcher and releases the callback. Loop thread only.
+  func stopForShutdown()
+}
+
+private final class ThreadContext: @unchecked Sendable {
+  // @unchecked Sendable: handed once to the new thread, immutable.
+  let loop: EventLoop
+  let started: Latch
+  let name: String
+  init(loop: EventLoop, started: Latch, name: String) {
+    self.loop = loop
+    self.started = started
+    self.name = name
+  }
+}
+
+/// Converts a `Duration` to libev's seconds, never negative.
+func evSeconds(_ duration: Duration) -> Double {
+  let (seconds, attoseconds) = duration.components
+  return max(0, Double(seconds) + Double(attoseconds) * 1e-18)
+}
+
+/// glibc's `pthread_setname_np` is declared only under `_GNU_SOURCE`, which the Swift Glibc
+/// module does not define; the symbol itself is always there (glibc 2.12+).
+@_silgen_name("pthread_setname_np")
+private func setThreadName(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32

@@ -1,0 +1,134 @@
+import CLibEV
+
+/// A timer on an ``EventLoop``: fires its callback once after a delay, or every interval,
+/// until cancelled.
+///
+/// ``rearm()`` restarts the countdown from now with `ev_timer_again` semantics, which makes
+/// the timer cheap to use as an inactivity timer (reset on every read, fire when quiet).
+///
+/// The loop keeps a scheduled timer alive; once it fired (one-shot) or was cancelled, only
+/// your references keep it. The callback is released by ``cancel()`` and at loop shutdown;
+/// a callback that must refer to its own timer should capture it `weak`.
+///
+/// - Important: Loop-confined: create, rearm and cancel it on the loop thread only. The
+///   callback runs on the loop thread.
+public final class LoopTimer: LoopWatcher {
+  private let loop: EventLoop
+  private let watcher: UnsafeMutablePointer<ev_timer>
+  private var callback: (() -> Void)?
+  private let repeats: Bool
+  /// The delay that ``rearm()`` counts down from.
+  public private(set) var interval: Duration
+
+  init(loop: EventLoop, after delay: Duration, repeats: Bool, callback: @escaping () -> Void) {
+    self.loop = loop
+    self.repeats = repeats
+    self.interval = delay
+    self.callback = callback
+    watcher = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
+    // `repeat` always holds the interval so that `ev_timer_again` can restart the timer;
+    // one-shot timers stop themselves after firing.
+    clibev_timer_init(watcher, { _, raw, _ in
+      guard let data = raw?.pointee.data else { return }
+      Unmanaged<LoopTimer>.fromOpaque(data).takeUnretainedValue().fire()
+    }, evSeconds(delay), evSeconds(delay))
+    watcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+  }
+
+  deinit {
+    // Only an inactive timer can be deinitialised: the loop retains active ones.
+    watcher.deallocate()
+  }
+
+  /// Whether the timer will fire (it is counting down).
+  public var isScheduled: Bool { clibev_is_active(watcher) != 0 }
+
+  func start() {
+    // libev measures the delay from its cached loop time, which lags while callbacks run;
+    // refresh it so that the delay is never shorter than asked for.
+    ev_now_update(loop.rawLoop)
+    ev_timer_start(loop.rawLoop, watcher)
+    loop.register(self)
+  }
+
+  private func fire() {
+    if !repeats {
+      ev_timer_stop(loop.rawLoop, watcher)
+      loop.unregister(self)
+    }
+    callback?()
+  }
+
+  /// Stops the timer; it does not fire until rearmed. Releases nothing else: ``rearm()`` can
+  /// start it again with the same callback. Idempotent.
+  ///
+  /// - Important: Loop thread only.
+  public func stop() {
+    loop.assertInLoopThread()
+    guard isScheduled else { return }
+    ev_timer_stop(loop.rawLoop, watcher)
+    loop.unregister(self)
+  }
+
+  /// Stops the timer for good and releases its callback. Idempotent.
+  ///
+  /// - Important: Loop thread only.
+  public func cancel() {
+    stop()
+    callback = nil
+  }
+
+  /// Restarts the countdown: the timer fires ``interval`` from now (once, or then every
+  /// interval if repeating), whether it was scheduled, already fired or stopped.
+  /// Does nothing after ``cancel()`` or after the loop shut down.
+  ///
+  /// - Important: Loop thread only.
+  public func rearm() {
+    loop.assertInLoopThread()
+    guard callback != nil, loop.acceptsWatchers else { return }
+    ev_now_update(loop.rawLoop)
+    ev_timer_again(loop.rawLoop, watcher)
+    loop.register(self)
+  }
+
+  /// Sets a new interval and restarts the countdown from now (see ``rearm()``).
+  ///
+  /// - Important: Loop thread only.
+  public func rearm(after delay: Duration) {
+    loop.assertInLoopThread()
+    interval = delay
+    watcher.pointee.repeat = evSeconds(delay)
+    rearm()
+  }
+
+  func stopForShutdown() {
+    ev_timer_stop(loop.rawLoop, watcher)
+    callback = nil
+  }
+}
+
+extension EventLoop {
+  /// Schedules `callback` to run once after `delay` (or every `delay` when `repeating`).
+  ///
+  /// The callback never runs earlier than `delay` after this call.
+  ///
+  /// - Important: Loop thread only; `callback` runs on the loop thread.
+  /// - Throws: ``MilvexError/eventLoopShutDown(operation:)`` after the loop shut down, and
+  ///   ``MilvexError/invalidArgument(field:message:)`` for a negative delay, or a zero delay
+  ///   on a repeating timer.
+  public func scheduleTimer(
+    after delay: Duration, repeating: Bool = false, _ callback: @escaping () -> Void
+  ) throws(MilvexError) -> LoopTimer {
+    assertInLoopThread()
+    guard acceptsWatchers else { throw .eventLoopShutDown(operation: "scheduleTimer") }
+    guard delay >= .zero else {
+      throw .invalidArgument(field: "delay", message: "must not be negative (got \(delay))")
+    }
+    guard !repeating || delay > .zero else {
+      throw .invalidArgument(field: "delay", message: "a repeating timer needs a delay above zero")
+    }
+    let timer = LoopTimer(loop: self, after: delay, repeats: repeating, callback: callback)
+    timer.start()
+    return timer
+  }
+}

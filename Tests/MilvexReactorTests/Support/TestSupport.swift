@@ -1,0 +1,53 @@
+import Foundation
+import MilvexReactor
+import XCTest
+
+/// State that only the loop thread touches, read by the test thread after a happens-before
+/// edge (a latch, or `shutdown()` returning).
+/// @unchecked Sendable: tests use it from the loop thread only; TSan would report otherwise.
+final class LoopConfined<Value>: @unchecked Sendable {
+  var value: Value
+  init(_ value: Value) { self.value = value }
+}
+
+/// Starts `count` threads running `body(index)` and waits for all of them.
+func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+  let group = DispatchGroup()
+  for index in 0..<count {
+    group.enter()
+    Thread.detachNewThread {
+      body(index)
+      group.leave()
+    }
+  }
+  group.wait()
+}
+
+extension Latch {
+  /// Waits up to `timeout` and fails the test if the latch did not open.
+  func waitOrFail(
+    _ what: String, timeout: Duration = .seconds(10), file: StaticString = #filePath,
+    line: UInt = #line
+  ) {
+    if !wait(timeout: timeout) {
+      XCTFail("timed out after \(timeout) waiting for \(what)", file: file, line: line)
+    }
+  }
+}
+
+/// Runs `body` on the loop thread and waits for it to finish.
+func onLoop(_ loop: EventLoop, _ body: @escaping @Sendable () -> Void) throws {
+  let done = Latch()
+  try loop.execute {
+    body()
+    done.open()
+  }
+  done.waitOrFail("work on the loop thread")
+}
+
+/// A weak reference that a test can set on the loop thread and read after shutdown.
+/// @unchecked Sendable: written on one thread, read after a happens-before edge.
+final class WeakRef<Object: AnyObject>: @unchecked Sendable {
+  weak var object: Object?
+  init() {}
+}
