@@ -9,7 +9,14 @@ cd "$(dirname "$0")/.."
 # Debian packages: C libraries the library links, and tools the tests and benchmarks use.
 packages=(
   libev-dev          # the event loop
+  libnghttp2-dev     # HTTP/2 framing, HPACK, flow control
+  libc-ares-dev      # non-blocking name resolution on the loop
+  protobuf-compiler  # scripts/generate-protos.sh (generated code is committed)
+  nghttp2-client     # h2load, the benchmark ceiling
+  libgrpc++-dev      # the C++ benchmark server
+  protobuf-compiler-grpc
   pkg-config
+  python3-venv
 )
 
 missing=()
@@ -25,4 +32,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python peers for the integration tests (milvus-lite, the h2 misbehaving server) and the
+# proto check (pymilvus descriptors), pinned in Tests/Peers/requirements.txt.
+venv=.venv
+requirements=Tests/Peers/requirements.txt
+stamp="$venv/.requirements.sha256"
+wanted=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "install-deps: preparing $venv from $requirements"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  echo "$wanted" > "$stamp"
 fi

@@ -3,7 +3,7 @@
 /// Every case says what failed in words a user can act on (``description``), and
 /// ``isRetriable`` says whether trying the same thing again later can succeed.
 /// Secrets (tokens, passwords) never appear in an error.
-public enum MilvexError: Error, Sendable, Equatable, CustomStringConvertible {
+public enum MilvexError: Error, Sendable, Hashable, CustomStringConvertible {
   /// A caller passed a value that is not allowed. `field` names the argument or option.
   case invalidArgument(field: String, message: String)
 
@@ -11,15 +11,50 @@ public enum MilvexError: Error, Sendable, Equatable, CustomStringConvertible {
   /// The work was not accepted and will never run.
   case eventLoopShutDown(operation: String)
 
-  /// A method that must run on the loop thread was called from another thread, or a
-  /// loop-thread-only method was used in a way the loop cannot honour (for example
-  /// attaching the same watcher twice).
-  case wrongThread(operation: String)
+  /// A connection to `host:port` could not be made or was lost: resolution failed, the server
+  /// refused or closed the connection, the connect timeout fired, keepalive declared it dead.
+  case connection(reason: String, host: String, port: Int, retriable: Bool)
 
+  /// The connection to `host:port` is not connected right now (it is connecting or
+  /// reconnecting). Retriable: it keeps trying.
+  case notConnected(host: String, port: Int)
+
+  /// The connection or channel was closed by its owner (`disconnect`/`close`); calls on it
+  /// will never succeed.
+  case disconnected(reason: String)
+
+  /// A gRPC call ended with a non-OK status, from the server or decided locally
+  /// (`DEADLINE_EXCEEDED`, `CANCELLED`, `UNAVAILABLE` when the connection died).
+  case grpcStatus(GRPCStatus)
+
+  /// The peer broke the HTTP/2 or gRPC protocol (for example a wrong content-type, a truncated
+  /// message, garbage instead of HTTP/2).
+  case protocolViolation(String)
+
+  /// Milvus answered, but with an error `Status` inside the response.
+  case milvus(code: Int32, reason: String)
+
+  /// Shorthand for the gRPC status case.
+  public static func status(
+    _ code: GRPCStatusCode, _ message: String, details: [UInt8]? = nil
+  ) -> MilvexError {
+    .grpcStatus(GRPCStatus(code: code, message: message, details: details))
+  }
+
+  /// Whether the same request may succeed if tried again later.
   public var isRetriable: Bool {
     switch self {
-    case .invalidArgument, .eventLoopShutDown, .wrongThread:
+    case .invalidArgument, .eventLoopShutDown, .disconnected, .protocolViolation:
       return false
+    case .connection(_, _, _, let retriable):
+      return retriable
+    case .notConnected:
+      return true
+    case .grpcStatus(let status):
+      return status.code == .unavailable
+    case .milvus(let code, _):
+      // Milvus 2.x: 8 = RateLimit (legacy ErrorCode), 2 = ServiceUnavailable (new codes).
+      return code == 8 || code == 2
     }
   }
 
@@ -29,8 +64,19 @@ public enum MilvexError: Error, Sendable, Equatable, CustomStringConvertible {
       return "invalid argument '\(field)': \(message)"
     case .eventLoopShutDown(let operation):
       return "\(operation) failed: the event loop has shut down and accepts no more work"
-    case .wrongThread(let operation):
-      return "\(operation) must be called on the event loop's thread"
+    case .connection(let reason, let host, let port, let retriable):
+      return "connection to \(host):\(port) failed: \(reason)"
+        + (retriable ? " (will be retried)" : "")
+    case .notConnected(let host, let port):
+      return "not connected to \(host):\(port) yet; the connection is (re)connecting"
+    case .disconnected(let reason):
+      return "disconnected: \(reason)"
+    case .grpcStatus(let status):
+      return "gRPC call failed with \(status)"
+    case .protocolViolation(let message):
+      return "protocol violation: \(message)"
+    case .milvus(let code, let reason):
+      return "Milvus error \(code): \(reason)"
     }
   }
 }
