@@ -7,14 +7,22 @@ let package = Package(
     .library(name: "MilvexReactor", targets: ["MilvexReactor"]),
     .executable(name: "milvex-demo", targets: ["Demo"]),
   ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+  ],
   targets: [
+    .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2"),
+    .systemLibrary(name: "CCARES", pkgConfig: "libcares"),
     .target(
       name: "CLibEV",
       linkerSettings: [.linkedLibrary("ev")]
     ),
     .target(
       name: "MilvexReactor",
-      dependencies: ["CLibEV"]
+      dependencies: [
+        "CLibEV", "CNGHTTP2", "CCARES",
+        .product(name: "Logging", package: "swift-log"),
+      ]
     ),
     .executableTarget(
       name: "Demo",

@@ -13,6 +13,7 @@
 typedef void (*clibev_io_cb)(struct ev_loop *loop, ev_io *w, int revents);
 typedef void (*clibev_timer_cb)(struct ev_loop *loop, ev_timer *w, int revents);
 typedef void (*clibev_async_cb)(struct ev_loop *loop, ev_async *w, int revents);
+typedef void (*clibev_prepare_cb)(struct ev_loop *loop, ev_prepare *w, int revents);
 
 static inline void clibev_io_init(ev_io *w, clibev_io_cb cb, int fd, int events) {
   ev_io_init(w, cb, fd, events);
@@ -33,6 +34,10 @@ static inline void clibev_timer_set(ev_timer *w, double after, double repeat) {
 
 static inline void clibev_async_init(ev_async *w, clibev_async_cb cb) {
   ev_async_init(w, cb);
+}
+
+static inline void clibev_prepare_init(ev_prepare *w, clibev_prepare_cb cb) {
+  ev_prepare_init(w, cb);
 }
 
 static inline int clibev_is_active(const void *w) {

@@ -71,6 +71,10 @@ public final class EventLoop: @unchecked Sendable {
   private var spareBatch: [Work] = []
   private var activeWatchers: [ObjectIdentifier: any LoopWatcher] = [:]
   private var shutdownPerformed = false
+  private var shutdownHandlers: [ObjectIdentifier: () -> Void] = [:]
+  private let beforePollWatcher: UnsafeMutablePointer<ev_prepare>
+  private var beforePollWork: [() -> Void] = []
+  private var beforePollSpare: [() -> Void] = []
   private var loopDestroyed = false
 
   private init(mode: Mode, rawLoop: OpaquePointer, loopThread: pthread_t) {
@@ -78,12 +82,18 @@ public final class EventLoop: @unchecked Sendable {
     self.rawLoop = rawLoop
     self.loopThread = loopThread
     self.wakeWatcher = UnsafeMutablePointer<ev_async>.allocate(capacity: 1)
+    self.beforePollWatcher = UnsafeMutablePointer<ev_prepare>.allocate(capacity: 1)
     clibev_async_init(wakeWatcher) { _, watcher, _ in
       guard let data = watcher?.pointee.data else { return }
       Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().wakeUp()
     }
     wakeWatcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     ev_async_start(rawLoop, wakeWatcher)
+    clibev_prepare_init(beforePollWatcher) { _, watcher, _ in
+      guard let data = watcher?.pointee.data else { return }
+      Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().runBeforePollWork()
+    }
+    beforePollWatcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     if mode == .embedded {
       // An idle wake-up watcher must not keep the host's loop from returning.
       ev_unref(rawLoop)
@@ -164,6 +174,7 @@ public final class EventLoop: @unchecked Sendable {
       ev_loop_destroy(rawLoop)
     }
     wakeWatcher.deallocate()
+    beforePollWatcher.deallocate()
     if case .dedicatedThread = mode, !queue.withLock({ $0.joinClaimed }) {
       // Shut down from its own thread and never joined: let the system reclaim the thread.
       pthread_detach(loopThread)
@@ -256,6 +267,49 @@ public final class EventLoop: @unchecked Sendable {
       batch.removeAll(keepingCapacity: true)
       spareBatch = batch
     }
+  }
+
+  // MARK: - Before the loop blocks
+
+  /// Runs `body` once, on the loop thread, just before the loop next waits for events
+  /// (an `ev_prepare` watcher), after everything ready in this iteration was handled.
+  ///
+  /// Protocol layers use it to coalesce output: many calls started in one iteration are
+  /// written with one system call.
+  ///
+  /// - Important: Loop thread only; `body` runs on the loop thread. Dropped at shutdown.
+  public func runBeforeNextPoll(_ body: @escaping () -> Void) {
+    assertInLoopThread()
+    guard !shutdownPerformed else { return }
+    if beforePollWork.isEmpty { ev_prepare_start(rawLoop, beforePollWatcher) }
+    beforePollWork.append(body)
+  }
+
+  private func runBeforePollWork() {
+    ev_prepare_stop(rawLoop, beforePollWatcher)
+    var batch = beforePollSpare
+    swap(&batch, &beforePollWork)
+    for body in batch { body() }
+    batch.removeAll(keepingCapacity: true)
+    beforePollSpare = batch
+  }
+
+  // MARK: - Shutdown handlers
+
+  /// Registers `handler` to run on the loop thread when the loop shuts down, after the
+  /// queued work ran and before watchers are stopped: owners of connections use it to fail
+  /// their calls instead of leaving them without a completion. One handler per `owner`.
+  ///
+  /// - Important: Loop thread only.
+  public func onShutdown(of owner: AnyObject, _ handler: @escaping () -> Void) {
+    assertInLoopThread()
+    shutdownHandlers[ObjectIdentifier(owner)] = handler
+  }
+
+  /// Removes the handler registered for `owner`. Loop thread only.
+  public func removeShutdownHandler(of owner: AnyObject) {
+    assertInLoopThread()
+    shutdownHandlers[ObjectIdentifier(owner)] = nil
   }
 
   // MARK: - Watcher registry
@@ -362,12 +416,19 @@ public final class EventLoop: @unchecked Sendable {
     assertInLoopThread()
     shutdownPerformed = true
     drainQueue()
+    while let (key, handler) = shutdownHandlers.first {
+      shutdownHandlers[key] = nil
+      handler()
+    }
     // Work run by the final drain may have started watchers; stop them all now.
     let watchers = activeWatchers.values
     activeWatchers.removeAll()
     for watcher in watchers {
       watcher.stopForShutdown()
     }
+    ev_prepare_stop(rawLoop, beforePollWatcher)
+    beforePollWork = []
+    beforePollSpare = []
     queue.withLock { $0.wakeWatcherStopped = true }
     if mode == .embedded { ev_ref(rawLoop) }
     ev_async_stop(rawLoop, wakeWatcher)

@@ -1,0 +1,239 @@
+/// A gRPC channel over one HTTP/2 connection, usable from any thread.
+///
+/// `GRPCChannel` is the `Sendable` handle; the connection itself lives on its ``EventLoop``
+/// and every method hands work to it through the submission queue. A channel does not
+/// reconnect: once ``ChannelEvent/closed(_:tooManyPings:)`` was reported, calls fail with
+/// retriable `UNAVAILABLE` (the Connection layer replaces the channel).
+///
+/// Calls made before the channel is ready wait for it (bounded by their deadline); calls beyond
+/// the server's `MAX_CONCURRENT_STREAMS` wait in order for a free stream.
+public final class GRPCChannel: Sendable {
+  public let loop: EventLoop
+  public let configuration: GRPCChannelConfiguration
+  private let connection: LoopBound<GRPCConnection?>
+
+  private init(loop: EventLoop, configuration: GRPCChannelConfiguration) {
+    self.loop = loop
+    self.configuration = configuration
+    self.connection = LoopBound(nil, loop: loop)
+  }
+
+  /// Starts connecting to `configuration.host:port` and returns at once.
+  ///
+  /// - Parameters:
+  ///   - onEvent: told when the channel is ready, going away and closed.
+  /// - Important: Callable from any thread; `onEvent` runs on the loop thread.
+  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for a bad configuration,
+  ///   ``MilvexError/eventLoopShutDown(operation:)`` if the loop has shut down.
+  public static func connect(
+    configuration: GRPCChannelConfiguration, loop: EventLoop,
+    onEvent: (@Sendable (ChannelEvent) -> Void)? = nil
+  ) throws(MilvexError) -> GRPCChannel {
+    try configuration.validate()
+    let channel = GRPCChannel(loop: loop, configuration: configuration)
+    try loop.execute { channel.startOnLoop(onEvent: onEvent ?? { _ in }) }
+    return channel
+  }
+
+  /// Loop-thread form of ``connect(configuration:loop:onEvent:)`` for layers that live on the
+  /// loop: the connection starts before this returns, and `onEvent` need not be `Sendable`.
+  ///
+  /// - Important: Loop thread only; `onEvent` runs on the loop thread.
+  public static func connectOnLoop(
+    configuration: GRPCChannelConfiguration, loop: EventLoop,
+    onEvent: @escaping (ChannelEvent) -> Void
+  ) throws(MilvexError) -> GRPCChannel {
+    loop.preconditionInLoopThread()
+    try configuration.validate()
+    let channel = GRPCChannel(loop: loop, configuration: configuration)
+    channel.startOnLoop(onEvent: onEvent)
+    return channel
+  }
+
+  private func startOnLoop(onEvent: @escaping (ChannelEvent) -> Void) {
+    let connection = GRPCConnection(loop: loop, configuration: configuration) { event in
+      onEvent(event)
+    }
+    self.connection.value = connection
+    loop.onShutdown(of: connection) { [weak connection] in
+      connection?.close(.eventLoopShutDown(operation: "gRPC call"))
+    }
+    connection.start()
+  }
+
+  // MARK: - Unary calls
+
+  /// Sends one request message to `path` (`/package.Service/Method`) and delivers the one
+  /// response message, or the error, to `completion` exactly once.
+  ///
+  /// - Parameters:
+  ///   - request: the serialized request message (not length-prefixed).
+  ///   - metadata: custom headers; `-bin` keys are base64-encoded.
+  ///   - timeout: the call's deadline, counted from now; sent as `grpc-timeout` and enforced by
+  ///     a loop timer (`DEADLINE_EXCEEDED`, the stream is reset) even if the server never answers.
+  /// - Returns: a handle to cancel the call.
+  /// - Important: Callable from any thread. `completion` runs on the loop thread, or at once on
+  ///   the calling thread if the loop has shut down (with
+  ///   ``MilvexError/eventLoopShutDown(operation:)``).
+  @discardableResult
+  public func unary(
+    path: String, request: [UInt8], metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil,
+    completion: @escaping @Sendable (Result<[UInt8], MilvexError>) -> Void
+  ) -> CallHandle {
+    let handle = CallHandle(loop: loop)
+    start(path: path, request: request, metadata: metadata, timeout: timeout, handle: handle,
+          completion: completion)
+    return handle
+  }
+
+  /// `async` form of ``unary(path:request:metadata:timeout:completion:)``. Cancelling the task
+  /// cancels the call (`CANCELLED`).
+  ///
+  /// - Important: Callable from any task.
+  /// - Throws: ``MilvexError``.
+  public func unary(
+    path: String, request: [UInt8], metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil
+  ) async throws(MilvexError) -> [UInt8] {
+    let handle = CallHandle(loop: loop)
+    let result = await withTaskCancellationHandler {
+      await withCheckedContinuation { (continuation: CheckedContinuation<Result<[UInt8], MilvexError>, Never>) in
+        start(path: path, request: request, metadata: metadata, timeout: timeout, handle: handle) {
+          continuation.resume(returning: $0)
+        }
+      }
+    } onCancel: {
+      handle.cancel()
+    }
+    return try result.get()
+  }
+
+  /// Loop-thread form for layers that live on the loop: no hop through the queue, and the
+  /// completion need not be `Sendable`.
+  ///
+  /// - Important: Loop thread only; `completion` runs on the loop thread. An argument error
+  ///   (bad path, timeout or size) is delivered before this returns.
+  public func unaryOnLoop(
+    path: String, request: [UInt8], metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil,
+    completion: @escaping (Result<[UInt8], MilvexError>) -> Void
+  ) {
+    loop.assertInLoopThread()
+    let call = makeCall(path: path, request: request, metadata: metadata, timeout: timeout,
+                        startedAt: .now, completion: completion)
+    guard let call else { return }
+    if let connection = connection.value {
+      connection.startCall(call)
+    } else {
+      completion(.failure(.status(.unavailable, "the channel has not started")))
+    }
+  }
+
+  private func start(
+    path: String, request: [UInt8], metadata: GRPCMetadata, timeout: Duration?, handle: CallHandle,
+    completion: @escaping @Sendable (Result<[UInt8], MilvexError>) -> Void
+  ) {
+    let startedAt = ContinuousClock.now
+    do {
+      try loop.execute { [self] in
+        guard !handle.token.value.cancelRequested else {
+          return completion(.failure(.status(.cancelled, "the call was cancelled by the client")))
+        }
+        guard let call = makeCall(path: path, request: request, metadata: metadata, timeout: timeout,
+                                  startedAt: startedAt, completion: completion)
+        else { return }
+        guard let connection = connection.value else {
+          return completion(.failure(.status(.unavailable, "the channel has not started")))
+        }
+        handle.token.value.call = call
+        handle.token.value.connection = connection
+        connection.startCall(call)
+      }
+    } catch {
+      completion(.failure(error))
+    }
+  }
+
+  /// Validates the arguments; on error completes at once and returns nil.
+  private func makeCall(
+    path: String, request: [UInt8], metadata: GRPCMetadata, timeout: Duration?,
+    startedAt: ContinuousClock.Instant, completion: @escaping (Result<[UInt8], MilvexError>) -> Void
+  ) -> UnaryCall? {
+    guard path.hasPrefix("/"), path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+      completion(.failure(.invalidArgument(field: "path", message: "must look like /package.Service/Method (got \"\(path)\")")))
+      return nil
+    }
+    if let timeout, timeout <= .zero {
+      completion(.failure(.invalidArgument(field: "timeout", message: "must be positive (got \(timeout))")))
+      return nil
+    }
+    guard request.count <= configuration.maxSendMessageSize else {
+      completion(.failure(.status(.resourceExhausted,
+        "request message of \(request.count) bytes exceeds maxSendMessageSize (\(configuration.maxSendMessageSize) bytes)")))
+      return nil
+    }
+    return UnaryCall(path: path, message: request, metadata: metadata, timeout: timeout, startedAt: startedAt,
+                     maxReceiveMessageSize: configuration.maxReceiveMessageSize, completion: completion)
+  }
+
+  // MARK: - State and closing
+
+  /// Closes the channel: every started and waiting call fails with the non-retriable
+  /// ``MilvexError/disconnected(reason:)``; later calls fail the same way. Idempotent.
+  ///
+  /// - Important: Callable from any thread. Returns before the close happened.
+  public func close() {
+    try? loop.execute { [self] in closeOnLoop() }
+  }
+
+  /// Loop-thread form of ``close()``: closed when it returns.
+  ///
+  /// - Important: Loop thread only.
+  public func closeOnLoop() {
+    guard let connection = connection.value else { return }
+    loop.removeShutdownHandler(of: connection)
+    connection.close(.disconnected(reason: "the channel was closed by its owner"))
+  }
+
+  /// Whether the channel is ready for calls (the HTTP/2 handshake completed, no GOAWAY).
+  ///
+  /// - Important: Loop thread only.
+  public var isReadyOnLoop: Bool { connection.value?.isReady ?? false }
+
+  /// Whether the channel is ready for calls, asked on the loop thread.
+  ///
+  /// - Important: Callable from any task.
+  public func isReady() async -> Bool {
+    (try? await loop.submit { [self] in isReadyOnLoop }) ?? false
+  }
+}
+
+/// Cancels one call. `Sendable`: ``cancel()`` may be called from any thread, any number of
+/// times; a call that already completed is not affected.
+public final class CallHandle: Sendable {
+  struct Token {
+    var call: UnaryCall?
+    weak var connection: GRPCConnection?
+    var cancelRequested = false
+  }
+
+  let loop: EventLoop
+  let token: LoopBound<Token>
+
+  init(loop: EventLoop) {
+    self.loop = loop
+    self.token = LoopBound(Token(), loop: loop)
+  }
+
+  /// Cancels the call: it completes with `CANCELLED` (unless it completed before) and its
+  /// HTTP/2 stream is reset.
+  ///
+  /// - Important: Callable from any thread.
+  public func cancel() {
+    try? loop.execute { [token] in
+      token.value.cancelRequested = true
+      if let call = token.value.call, let connection = token.value.connection {
+        connection.cancel(call)
+      }
+      token.value.call = nil
+    }
+  }
+}

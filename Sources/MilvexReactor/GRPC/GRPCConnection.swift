@@ -1,0 +1,509 @@
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// What a channel tells its owner about its life. Delivered on the loop thread.
+public enum ChannelEvent: Sendable, Equatable {
+  /// The HTTP/2 handshake completed (the server's SETTINGS arrived): calls can run.
+  case ready
+  /// The server is going away (GOAWAY): calls already started may finish, no new call starts
+  /// here. The owner should open a replacement channel.
+  case closing(MilvexError)
+  /// The channel is closed for good. `tooManyPings` is true when the server asked for fewer
+  /// keepalive PINGs (GOAWAY ENHANCE_YOUR_CALM "too_many_pings"): use
+  /// ``GRPCChannelConfiguration/afterTooManyPings()`` for the next connection.
+  case closed(MilvexError, tooManyPings: Bool)
+}
+
+/// One gRPC-over-HTTP/2 connection: connect attempt, HTTP/2 session, keepalive and unary
+/// calls. It never reconnects: a closed connection stays closed (the Connection layer replaces
+/// it). The protocol logic lives in pure types (``HTTP2Session`` over nghttp2,
+/// ``UnaryResponse``, ``Keepalive``); this class performs their I/O on the loop.
+///
+/// - Important: Loop-confined. Every callback runs on the loop thread.
+final class GRPCConnection: HTTP2SessionDelegate {
+  typealias Completion = (Result<[UInt8], MilvexError>) -> Void
+
+  private enum State {
+    case connecting
+    case handshaking
+    case ready
+    case goingAway
+    case closed
+  }
+
+  let loop: EventLoop
+  let configuration: GRPCChannelConfiguration
+  private let onEvent: (ChannelEvent) -> Void
+  private var logger: Logger { configuration.logger }
+
+  private var state = State.connecting
+  private var attempt: ConnectAttempt?
+  private var fd: Int32 = -1
+  private var watcher: IOWatcher?
+  private var session: HTTP2Session?
+  private var connectTimer: LoopTimer?
+  private var keepaliveTimer: LoopTimer?
+  private var keepalive: Keepalive?
+  private var tooManyPings = false
+  private var closeReason: MilvexError?
+  private var sawSettings = false
+
+  private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+  private var outbound: [UInt8] = []
+  private var outboundOffset = 0
+  private var flushScheduled = false
+
+  /// Started calls by stream id.
+  private var streams: [Int32: UnaryCall] = [:]
+  /// Calls waiting for the connection to be ready or for a stream slot, in order.
+  private var waiting: [UnaryCall] = []
+  private var waitingHead = 0
+  /// Completions collected while nghttp2 is inside a callback, run right after it returns.
+  private var deliveries: [(UnaryCall, Result<[UInt8], MilvexError>)] = []
+  private var inSessionCallback = false
+
+  init(loop: EventLoop, configuration: GRPCChannelConfiguration, onEvent: @escaping (ChannelEvent) -> Void) {
+    self.loop = loop
+    self.configuration = configuration
+    self.onEvent = onEvent
+  }
+
+  // MARK: - Connecting
+
+  func start() {
+    loop.assertInLoopThread()
+    logger.debug("connecting", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+    connectTimer = try? loop.scheduleTimer(after: configuration.connectTimeout) { [weak self] in
+      guard let self else { return }
+      let phase = self.state == .connecting ? "connecting" : "waiting for the server's HTTP/2 SETTINGS"
+      self.close(.connection(reason: "connect timeout after \(self.configuration.connectTimeout) while \(phase)",
+                             host: self.configuration.host, port: self.configuration.port, retriable: true))
+    }
+    attempt = ConnectAttempt(loop: loop, host: configuration.host, port: configuration.port) { [weak self] result in
+      guard let self else { return }
+      self.attempt = nil
+      switch result {
+      case .success(let socket): self.socketConnected(socket)
+      case .failure(let error): self.close(error)
+      }
+    }
+  }
+
+  private func socketConnected(_ socket: ConnectedSocket) {
+    fd = socket.fileDescriptor
+    do {
+      let settings = HTTP2Session.Settings(
+        initialStreamWindow: Int32(configuration.initialStreamWindow),
+        initialConnectionWindow: Int32(configuration.initialConnectionWindow))
+      session = try HTTP2Session(delegate: self, settings: settings)
+      watcher = try loop.watch(fileDescriptor: fd, interest: .read) { [weak self] events in
+        self?.socketReady(events)
+      }
+    } catch {
+      return close(error)
+    }
+    state = .handshaking
+    scheduleFlush()
+  }
+
+  func http2SettingsReceived() {
+    sawSettings = true
+    guard state == .handshaking else { return }
+    state = .ready
+    connectTimer?.cancel()
+    connectTimer = nil
+    startKeepalive()
+    logger.debug("ready", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+    onEvent(.ready)
+    startWaitingCalls()
+  }
+
+  // MARK: - Calls
+
+  /// Starts `call`, or queues it until the connection is ready or a stream slot is free.
+  func startCall(_ call: UnaryCall) {
+    loop.assertInLoopThread()
+    switch state {
+    case .closed, .goingAway:
+      let reason = closeReason.map { "\($0)" } ?? "the connection is closing"
+      return complete(call, .failure(.status(.unavailable, "no new call can start on this connection: \(reason)")))
+    case .connecting, .handshaking:
+      waiting.append(call)
+    case .ready:
+      if waitingHead < waiting.count || !hasFreeStreamSlot {
+        waiting.append(call)
+      } else {
+        submit(call)
+      }
+    }
+    call.armDeadline(loop: loop) { [weak self, weak call] in
+      guard let self, let call else { return }
+      self.abort(call, .status(.deadlineExceeded, "deadline of \(call.timeout.map { "\($0)" } ?? "") exceeded"))
+    }
+  }
+
+  /// Cancels `call` if it has not completed: it fails with CANCELLED and its stream is reset.
+  func cancel(_ call: UnaryCall) {
+    abort(call, .status(.cancelled, "the call was cancelled by the client"))
+  }
+
+  private var hasFreeStreamSlot: Bool {
+    UInt32(clamping: streams.count) < (session?.remoteMaxConcurrentStreams ?? 0)
+  }
+
+  private func startWaitingCalls() {
+    while state == .ready, waitingHead < waiting.count, hasFreeStreamSlot {
+      let call = waiting[waitingHead]
+      waitingHead += 1
+      if !call.isCompleted { submit(call) }
+    }
+    if waitingHead == waiting.count {
+      waiting.removeAll(keepingCapacity: true)
+      waitingHead = 0
+    } else if waitingHead > 1024 && waitingHead * 2 > waiting.count {
+      waiting.removeFirst(waitingHead)
+      waitingHead = 0
+    }
+  }
+
+  private func submit(_ call: UnaryCall) {
+    guard let session else { return }
+    var headers = HeaderBlock()
+    headers.add(":method", "POST")
+    headers.add(":scheme", "http")
+    headers.add(":path", call.path)
+    headers.add(":authority", configuration.effectiveAuthority)
+    headers.add("content-type", "application/grpc")
+    headers.add("te", "trailers")
+    headers.add("user-agent", configuration.userAgent)
+    if let remaining = call.remainingTime() {
+      headers.add("grpc-timeout", GRPCWireFormat.timeoutHeader(remaining))
+    }
+    if let error = call.metadata.encode(into: &headers) {
+      return complete(call, .failure(error))
+    }
+    switch session.submitRequest(headers: headers) {
+    case .success(let streamID):
+      call.streamID = streamID
+      streams[streamID] = call
+      scheduleFlush()
+    case .failure(let error):
+      complete(call, .failure(error))
+    }
+  }
+
+  /// Fails `call` with `error` (deadline, cancel), resetting its stream if it has one.
+  private func abort(_ call: UnaryCall, _ error: MilvexError) {
+    guard !call.isCompleted else { return }
+    if let streamID = call.streamID, streams[streamID] === call {
+      streams[streamID] = nil
+      session?.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
+      scheduleFlush()
+    }
+    complete(call, .failure(error))
+    startWaitingCalls()
+    closeIfDrained()
+  }
+
+  /// Completes `call` exactly once; inside nghttp2 callbacks the user callback is deferred
+  /// until nghttp2 returns, so that it may start new calls safely.
+  private func complete(_ call: UnaryCall, _ result: Result<[UInt8], MilvexError>) {
+    guard call.markCompleted() else { return }
+    if inSessionCallback {
+      deliveries.append((call, result))
+    } else {
+      call.deliver(result)
+    }
+  }
+
+  private func runDeliveries() {
+    while !deliveries.isEmpty {
+      let batch = deliveries
+      deliveries.removeAll()
+      for (call, result) in batch { call.deliver(result) }
+    }
+  }
+
+  // MARK: - HTTP/2 events
+
+  func http2Header(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    streams[streamID]?.response.header(name: name, value: value)
+  }
+
+  func http2HeadersComplete(streamID: Int32, endStream: Bool) {
+    guard let call = streams[streamID] else { return }
+    handle(call, call.response.headersComplete(endStream: endStream))
+  }
+
+  func http2Data(streamID: Int32, bytes: UnsafeRawBufferPointer) {
+    guard let call = streams[streamID] else { return }
+    handle(call, call.response.data(bytes))
+  }
+
+  func http2DataEnded(streamID: Int32) {
+    // A unary response ends with trailers; END_STREAM on DATA means no trailers will come,
+    // which `http2StreamClosed` reports.
+  }
+
+  func http2StreamClosed(streamID: Int32, errorCode: UInt32) {
+    guard let call = streams.removeValue(forKey: streamID) else { return }
+    if let outcome = call.response.streamClosed(errorCode: errorCode) {
+      handle(call, outcome, streamStillOpen: false)
+    }
+  }
+
+  private func handle(_ call: UnaryCall, _ outcome: UnaryResponse.Outcome?, streamStillOpen: Bool = true) {
+    switch outcome {
+    case .none:
+      return
+    case .success(let message):
+      complete(call, .success(message))
+    case .failure(let error, let resetStream):
+      if resetStream, streamStillOpen, let streamID = call.streamID {
+        session?.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
+        streams[streamID] = nil
+      }
+      complete(call, .failure(error))
+    }
+  }
+
+  func http2GoAway(lastStreamID: Int32, errorCode: UInt32, debugData: [UInt8]) {
+    let debug = String(decoding: debugData, as: UTF8.self)
+    if errorCode == HTTP2ErrorCode.enhanceYourCalm && debug == "too_many_pings" {
+      tooManyPings = true
+      logger.warning(
+        "server sent GOAWAY too_many_pings; the next connection will use keepaliveTime \(configuration.keepaliveTime * 2)",
+        metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+    }
+    let reason = MilvexError.connection(
+      reason: "the server sent GOAWAY (error code \(errorCode)\(debug.isEmpty ? "" : ", \"\(debug)\""), last stream \(lastStreamID))",
+      host: configuration.host, port: configuration.port, retriable: true)
+    closeReason = closeReason ?? reason
+    guard state == .ready || state == .handshaking else { return }
+    state = .goingAway
+    // Calls not started yet will never start here.
+    failWaitingCalls(.status(.unavailable, "the server is going away (GOAWAY) before the call started"))
+    onEvent(.closing(reason))
+  }
+
+  func http2PingAcknowledged() {
+    guard var keepalive else { return }
+    let action = keepalive.pingAcknowledged(at: .now)
+    self.keepalive = keepalive
+    perform(action)
+  }
+
+  func http2RequestBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, ended: Bool) {
+    guard let call = streams[streamID] else { return (0, true) }
+    return call.readBody(into: buffer)
+  }
+
+  // MARK: - Keepalive
+
+  private func startKeepalive() {
+    let machine = Keepalive(
+      time: configuration.keepaliveTime, timeout: configuration.keepaliveTimeout,
+      permitWithoutCalls: configuration.keepaliveWithoutCalls, now: .now)
+    keepalive = machine
+    keepaliveTimer = try? loop.scheduleTimer(after: machine.firstCheckDelay) { [weak self] in
+      guard let self, var keepalive = self.keepalive else { return }
+      let action = keepalive.timerFired(at: .now, openCalls: self.streams.count)
+      self.keepalive = keepalive
+      self.perform(action)
+    }
+  }
+
+  private func perform(_ action: Keepalive.Action) {
+    switch action {
+    case .checkAgain(let delay):
+      keepaliveTimer?.rearm(after: delay)
+    case .sendPing(let delay):
+      session?.ping()
+      scheduleFlush()
+      keepaliveTimer?.rearm(after: delay)
+    case .connectionDead:
+      logger.warning("keepalive timeout", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+      close(.connection(
+        reason: "keepalive timeout: no PING acknowledgement within \(configuration.keepaliveTimeout)",
+        host: configuration.host, port: configuration.port, retriable: true))
+    }
+  }
+
+  // MARK: - Socket I/O
+
+  private func socketReady(_ events: IOWatcher.Interest) {
+    if events.contains(.read) { readAvailable() }
+    if events.contains(.write), state != .closed { writeOutbound() }
+  }
+
+  private func readAvailable() {
+    var rounds = 0
+    while state != .closed, rounds < 16 {
+      rounds += 1
+      let count = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      if count > 0 {
+        keepalive?.readObserved(at: .now)
+        if !sawSettings, let error = nonHTTP2Answer(count: count) { return close(error) }
+        let error: MilvexError? = readBuffer.withUnsafeBytes { bytes in
+          inSessionCallback = true
+          defer { inSessionCallback = false }
+          return session?.receive(UnsafeRawBufferPointer(rebasing: bytes.prefix(count)))
+        }
+        runDeliveries()
+        if let error { return close(error) }
+        if count < readBuffer.count { break }
+      } else if count == 0 {
+        return close(.connection(reason: "the server closed the connection", host: configuration.host,
+                                 port: configuration.port, retriable: true))
+      } else {
+        let code = errno
+        if code == EAGAIN || code == EWOULDBLOCK { break }
+        if code == EINTR { continue }
+        return close(.connection(reason: "read failed: \(errnoDescription(code))", host: configuration.host,
+                                 port: configuration.port, retriable: true))
+      }
+    }
+    startWaitingCalls()
+    scheduleFlush()
+    closeIfDrained()
+  }
+
+  /// A server that answers in HTTP/1 (or anything else) instead of HTTP/2 gets a clear error.
+  private func nonHTTP2Answer(count: Int) -> MilvexError? {
+    guard count >= 5, readBuffer[0..<5].elementsEqual("HTTP/".utf8) else { return nil }
+    let line = readBuffer[0..<min(count, 64)].prefix { $0 != 13 && $0 != 10 }
+    return .protocolViolation(
+      "\(configuration.host):\(configuration.port) answered in HTTP/1 (\"\(String(decoding: line, as: UTF8.self))\"), "
+        + "not HTTP/2; is this a gRPC port?")
+  }
+
+  private func scheduleFlush() {
+    guard !flushScheduled, state != .closed, session != nil else { return }
+    flushScheduled = true
+    loop.runBeforeNextPoll { [weak self] in
+      guard let self else { return }
+      self.flushScheduled = false
+      self.flush()
+    }
+  }
+
+  /// Moves nghttp2's pending frames to the socket; write interest stays on only while bytes
+  /// are left over.
+  private func flush() {
+    guard state != .closed, let session else { return }
+    inSessionCallback = true
+    let error = session.drainOutput(into: &outbound)
+    inSessionCallback = false
+    runDeliveries()
+    if let error { return close(error) }
+    writeOutbound()
+  }
+
+  private func writeOutbound() {
+    while outboundOffset < outbound.count {
+      let written = outbound.withUnsafeBytes { bytes in
+        write(fd, bytes.baseAddress! + outboundOffset, bytes.count - outboundOffset)
+      }
+      if written > 0 {
+        outboundOffset += written
+        continue
+      }
+      let code = errno
+      if written < 0 && code == EINTR { continue }
+      if written < 0 && (code == EAGAIN || code == EWOULDBLOCK) {
+        watcher?.addInterest(.write)
+        return
+      }
+      return close(.connection(reason: "write failed: \(errnoDescription(code))", host: configuration.host,
+                               port: configuration.port, retriable: true))
+    }
+    outbound.removeAll(keepingCapacity: outbound.capacity <= 1 << 20)
+    outboundOffset = 0
+    watcher?.removeInterest(.write)
+    // nghttp2 may have more (it stops at flow-control or output limits).
+    if let session, !session.isFinished, state != .closed {
+      var more: [UInt8] = []
+      inSessionCallback = true
+      let error = session.drainOutput(into: &more)
+      inSessionCallback = false
+      runDeliveries()
+      if let error { return close(error) }
+      if !more.isEmpty {
+        outbound = more
+        writeOutbound()
+        return
+      }
+    }
+    closeIfDrained()
+  }
+
+  /// Closes once the session is over (GOAWAY with every stream done, or a protocol error).
+  private func closeIfDrained() {
+    guard state != .closed, let session else { return }
+    if session.isFinished || (state == .goingAway && streams.isEmpty) {
+      let reason = closeReason ?? .protocolViolation(
+        "the HTTP/2 session ended: \(session.lastError ?? "the server violated the protocol")")
+      close(reason)
+    }
+  }
+
+  // MARK: - Closing
+
+  /// Closes the connection for good: stops timers and the watcher, closes the socket, and
+  /// fails every started and waiting call with `error` (retriable `UNAVAILABLE` for a
+  /// connection failure). Idempotent.
+  func close(_ error: MilvexError) {
+    guard state != .closed else { return }
+    let wasReady = state == .ready || state == .goingAway
+    state = .closed
+    closeReason = closeReason ?? error
+    attempt?.cancel()
+    attempt = nil
+    connectTimer?.cancel()
+    connectTimer = nil
+    keepaliveTimer?.cancel()
+    keepaliveTimer = nil
+    keepalive = nil
+    watcher?.close()
+    watcher = nil
+    if fd >= 0 {
+      Glibc.close(fd)
+      fd = -1
+    }
+    session = nil
+    outbound = []
+    let callError: MilvexError
+    switch error {
+    case .disconnected, .eventLoopShutDown:
+      callError = error
+    default:
+      callError = .status(.unavailable, "the connection closed: \(error)")
+    }
+    let started = streams.values.sorted { $0.streamID ?? 0 < $1.streamID ?? 0 }
+    streams.removeAll()
+    for call in started { complete(call, .failure(callError)) }
+    failWaitingCalls(callError)
+    runDeliveries()
+    if wasReady {
+      logger.debug("closed", metadata: ["reason": "\(error)"])
+    }
+    onEvent(.closed(error, tooManyPings: tooManyPings))
+  }
+
+  private func failWaitingCalls(_ error: MilvexError) {
+    let pending = waiting[waitingHead...]
+    waiting = []
+    waitingHead = 0
+    for call in pending { complete(call, .failure(error)) }
+  }
+
+  /// Whether the connection can run calls now.
+  var isReady: Bool { state == .ready }
+  var isClosed: Bool { state == .closed }
+  var openStreamCount: Int { streams.count }
+}

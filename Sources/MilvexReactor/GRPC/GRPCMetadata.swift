@@ -1,0 +1,86 @@
+/// Custom metadata sent with a gRPC call (HTTP/2 header fields).
+///
+/// Keys are lower-case ASCII (`0-9 a-z - _ .`); keys ending in `-bin` carry binary values,
+/// sent base64-encoded; other values are printable ASCII. Invalid entries make the call fail
+/// with ``MilvexError/invalidArgument(field:message:)`` naming the key, before anything is sent.
+public struct GRPCMetadata: Sendable, Hashable {
+  public enum Value: Sendable, Hashable {
+    case text(String)
+    case binary([UInt8])
+  }
+
+  public private(set) var entries: [(key: String, value: Value)] = []
+
+  public init() {}
+
+  /// Text entries, in order.
+  public init(_ elements: [(String, String)]) {
+    for (key, value) in elements { add(key, value) }
+  }
+
+  public mutating func add(_ key: String, _ value: String) {
+    entries.append((key, .text(value)))
+  }
+
+  public mutating func add(_ key: String, binary value: [UInt8]) {
+    entries.append((key, .binary(value)))
+  }
+
+  public var isEmpty: Bool { entries.isEmpty }
+
+  public static func == (lhs: GRPCMetadata, rhs: GRPCMetadata) -> Bool {
+    lhs.entries.elementsEqual(rhs.entries) { $0.key == $1.key && $0.value == $1.value }
+  }
+
+  public func hash(into hasher: inout Hasher) {
+    for entry in entries {
+      hasher.combine(entry.key)
+      hasher.combine(entry.value)
+    }
+  }
+
+  /// Header names this library sets itself; callers may not send them.
+  private static let reserved: Set<String> = [
+    "content-type", "te", "user-agent", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
+    "host", "connection", "transfer-encoding", "upgrade", "keep-alive", "proxy-connection",
+  ]
+
+  /// Adds every entry to `block`, or returns the error naming the first invalid one.
+  func encode(into block: inout HeaderBlock) -> MilvexError? {
+    for (key, value) in entries {
+      let field = "metadata[\(key)]"
+      guard !key.isEmpty, key.utf8.allSatisfy(Self.isKeyByte) else {
+        return .invalidArgument(field: field, message: "keys must be non-empty lower-case ASCII (0-9 a-z - _ .)")
+      }
+      guard !Self.reserved.contains(key), !key.hasPrefix("grpc-") else {
+        return .invalidArgument(field: field, message: "this key is reserved for the gRPC protocol")
+      }
+      switch value {
+      case .binary(let bytes):
+        guard key.hasSuffix("-bin") else {
+          return .invalidArgument(field: field, message: "binary values need a key ending in -bin")
+        }
+        block.add(key, GRPCWireFormat.base64Encode(bytes))
+      case .text(let text):
+        guard !key.hasSuffix("-bin") else {
+          return .invalidArgument(field: field, message: "keys ending in -bin carry binary values; use add(_:binary:)")
+        }
+        guard text.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) else {
+          return .invalidArgument(field: field, message: "text values must be printable ASCII")
+        }
+        block.add(key, text)
+      }
+    }
+    return nil
+  }
+
+  private static func isKeyByte(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+      UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+      return true
+    default:
+      return false
+    }
+  }
+}

@@ -1,0 +1,107 @@
+/// Encodings from gRPC's PROTOCOL-HTTP2 document: timeouts, percent-encoded messages,
+/// base64 `-bin` metadata and the HTTP-status-to-gRPC-status fallback.
+enum GRPCWireFormat {
+  /// `grpc-timeout`: at most 8 digits and a unit (n, u, m, S, M, H), rounded up so that the
+  /// server never sees a shorter deadline than the client's.
+  static func timeoutHeader(_ duration: Duration) -> String {
+    let (seconds, attoseconds) = duration.components
+    let nanoseconds = max(0, seconds) * 1_000_000_000 + max(0, attoseconds) / 1_000_000_000
+    let units: [(Int64, Character)] = [
+      (1, "n"), (1_000, "u"), (1_000_000, "m"), (1_000_000_000, "S"), (60_000_000_000, "M"),
+      (3_600_000_000_000, "H"),
+    ]
+    for (scale, unit) in units {
+      let value = (nanoseconds + scale - 1) / scale
+      if value < 100_000_000 { return "\(value)\(unit)" }
+    }
+    return "99999999H"
+  }
+
+  /// Percent-decodes `grpc-message`; invalid escapes are kept as they are (the spec asks
+  /// clients not to fail on them).
+  static func percentDecode(_ bytes: [UInt8]) -> String {
+    var output: [UInt8] = []
+    output.reserveCapacity(bytes.count)
+    var index = 0
+    while index < bytes.count {
+      if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
+        let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+      {
+        output.append(high << 4 | low)
+        index += 3
+      } else {
+        output.append(bytes[index])
+        index += 1
+      }
+    }
+    return String(decoding: output, as: UTF8.self)
+  }
+
+  private static func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+    default: return nil
+    }
+  }
+
+  private static let base64Alphabet = Array(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+  /// Standard base64 with padding (gRPC senders may pad; receivers accept both).
+  static func base64Encode(_ bytes: some Collection<UInt8>) -> String {
+    var output: [UInt8] = []
+    output.reserveCapacity((bytes.count + 2) / 3 * 4)
+    var iterator = bytes.makeIterator()
+    while let first = iterator.next() {
+      let second = iterator.next()
+      let third = iterator.next()
+      let value = UInt32(first) << 16 | UInt32(second ?? 0) << 8 | UInt32(third ?? 0)
+      output.append(base64Alphabet[Int(value >> 18 & 63)])
+      output.append(base64Alphabet[Int(value >> 12 & 63)])
+      output.append(second == nil ? UInt8(ascii: "=") : base64Alphabet[Int(value >> 6 & 63)])
+      output.append(third == nil ? UInt8(ascii: "=") : base64Alphabet[Int(value & 63)])
+    }
+    return String(decoding: output, as: UTF8.self)
+  }
+
+  /// Decodes base64, padded or not. Returns nil for a character outside the alphabet.
+  static func base64Decode(_ bytes: some Collection<UInt8>) -> [UInt8]? {
+    var output: [UInt8] = []
+    var accumulator: UInt32 = 0
+    var bits = 0
+    for byte in bytes {
+      let value: UInt32
+      switch byte {
+      case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(byte - UInt8(ascii: "A"))
+      case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(byte - UInt8(ascii: "a") + 26)
+      case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt32(byte - UInt8(ascii: "0") + 52)
+      case UInt8(ascii: "+"), UInt8(ascii: "-"): value = 62
+      case UInt8(ascii: "/"), UInt8(ascii: "_"): value = 63
+      case UInt8(ascii: "="): continue
+      default: return nil
+      }
+      accumulator = accumulator << 6 | value
+      bits += 6
+      if bits >= 8 {
+        bits -= 8
+        output.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bits)))
+      }
+    }
+    return output
+  }
+
+  /// The gRPC status for an HTTP response without `grpc-status`
+  /// (grpc's `doc/http-grpc-status-mapping.md`).
+  static func statusCode(forHTTPStatus status: Int) -> GRPCStatusCode {
+    switch status {
+    case 400: return .internalError
+    case 401: return .unauthenticated
+    case 403: return .permissionDenied
+    case 404: return .unimplemented
+    case 429, 502, 503, 504: return .unavailable
+    default: return .unknown
+    }
+  }
+}

@@ -1,0 +1,90 @@
+/// One unary call on a ``GRPCConnection``: the request to send, the response being parsed,
+/// its deadline, and the completion that must run exactly once.
+///
+/// - Important: Loop-confined. The completion runs on the loop thread.
+final class UnaryCall {
+  let path: String
+  let metadata: GRPCMetadata
+  let timeout: Duration?
+  let deadline: ContinuousClock.Instant?
+  var response: UnaryResponse
+  var streamID: Int32?
+
+  private let message: [UInt8]
+  private let prefix: (UInt8, UInt8, UInt8, UInt8, UInt8)
+  /// Bytes of prefix + message already handed to nghttp2.
+  private var bodyOffset = 0
+  private var completion: GRPCConnection.Completion?
+  private var deadlineTimer: LoopTimer?
+  private(set) var isCompleted = false
+
+  init(path: String, message: [UInt8], metadata: GRPCMetadata, timeout: Duration?,
+       startedAt: ContinuousClock.Instant, maxReceiveMessageSize: Int,
+       completion: @escaping GRPCConnection.Completion) {
+    self.path = path
+    self.message = message
+    self.metadata = metadata
+    self.timeout = timeout
+    self.deadline = timeout.map { startedAt + $0 }
+    self.response = UnaryResponse(maxMessageSize: maxReceiveMessageSize)
+    self.completion = completion
+    let length = UInt32(truncatingIfNeeded: message.count)
+    prefix = (0, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF))
+  }
+
+  /// Time left before the deadline (never negative), or nil without a deadline.
+  func remainingTime() -> Duration? {
+    deadline.map { max(.zero, $0 - .now) }
+  }
+
+  /// Starts the deadline timer (if the call has a deadline and is not completed).
+  func armDeadline(loop: EventLoop, onExpiry: @escaping () -> Void) {
+    guard !isCompleted, deadlineTimer == nil, let remaining = remainingTime() else { return }
+    deadlineTimer = try? loop.scheduleTimer(after: remaining, onExpiry)
+  }
+
+  /// Writes the next request bytes (5-byte gRPC prefix, then the message) into `buffer`.
+  func readBody(into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, ended: Bool) {
+    var written = 0
+    while bodyOffset < 5, written < buffer.count {
+      let byte: UInt8
+      switch bodyOffset {
+      case 0: byte = prefix.0
+      case 1: byte = prefix.1
+      case 2: byte = prefix.2
+      case 3: byte = prefix.3
+      default: byte = prefix.4
+      }
+      buffer[written] = byte
+      written += 1
+      bodyOffset += 1
+    }
+    let messageOffset = bodyOffset - 5
+    let take = min(buffer.count - written, message.count - max(0, messageOffset))
+    if take > 0 {
+      message.withUnsafeBytes { source in
+        UnsafeMutableRawBufferPointer(rebasing: buffer[written..<(written + take)])
+          .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[messageOffset..<(messageOffset + take)]))
+      }
+      written += take
+      bodyOffset += take
+    }
+    return (written, bodyOffset == 5 + message.count)
+  }
+
+  /// Marks the call completed; returns false if it already was (the caller must not deliver).
+  func markCompleted() -> Bool {
+    guard !isCompleted else { return false }
+    isCompleted = true
+    deadlineTimer?.cancel()
+    deadlineTimer = nil
+    return true
+  }
+
+  /// Runs the completion (once) and releases it.
+  func deliver(_ result: Result<[UInt8], MilvexError>) {
+    let completion = self.completion
+    self.completion = nil
+    completion?(result)
+  }
+}
