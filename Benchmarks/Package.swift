@@ -18,6 +18,11 @@ let package = Package(
       dependencies: [.product(name: "MilvexReactor", package: rootPackage)],
       path: "Sources/ReactorBenchmark"
     ),
+    .executableTarget(
+      name: "MilvexChannelBench",
+      dependencies: [.product(name: "MilvexReactor", package: rootPackage)],
+      path: "Sources/MilvexChannelBench"
+    ),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -5,6 +5,8 @@
 /// reconnect: once ``ChannelEvent/closed(_:tooManyPings:)`` was reported, calls fail with
 /// retriable `UNAVAILABLE` (the Connection layer replaces the channel).
 ///
+/// Keep a reference while you use the channel: releasing the last one closes it.
+///
 /// Calls made before the channel is ready wait for it (bounded by their deadline); calls beyond
 /// the server's `MAX_CONCURRENT_STREAMS` wait in order for a free stream.
 public final class GRPCChannel: Sendable {
@@ -16,6 +18,19 @@ public final class GRPCChannel: Sendable {
     self.loop = loop
     self.configuration = configuration
     self.connection = LoopBound(nil, loop: loop)
+  }
+
+  /// Releasing the last reference closes the channel, so that no socket outlives its handle:
+  /// keep the channel while you use it.
+  deinit {
+    let connection = self.connection
+    let loop = self.loop
+    try? loop.execute {
+      guard let live = connection.value else { return }
+      loop.removeShutdownHandler(of: live)
+      live.close(.disconnected(reason: "the GRPCChannel was released by its owner"))
+      connection.value = nil
+    }
   }
 
   /// Starts connecting to `configuration.host:port` and returns at once.

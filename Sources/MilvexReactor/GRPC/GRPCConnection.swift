@@ -73,6 +73,12 @@ final class GRPCConnection: HTTP2SessionDelegate {
     self.onEvent = onEvent
   }
 
+  deinit {
+    // Normally closed before; never leak the descriptor.
+    watcher?.close()
+    if fd >= 0 { Glibc.close(fd) }
+  }
+
   // MARK: - Connecting
 
   func start() {
@@ -130,8 +136,13 @@ final class GRPCConnection: HTTP2SessionDelegate {
     loop.assertInLoopThread()
     switch state {
     case .closed, .goingAway:
-      let reason = closeReason.map { "\($0)" } ?? "the connection is closing"
-      return complete(call, .failure(.status(.unavailable, "no new call can start on this connection: \(reason)")))
+      switch closeReason {
+      case .disconnected?, .eventLoopShutDown?:
+        return complete(call, .failure(closeReason!))
+      default:
+        let reason = closeReason.map { "\($0)" } ?? "the connection is closing"
+        return complete(call, .failure(.status(.unavailable, "no new call can start on this connection: \(reason)")))
+      }
     case .connecting, .handshaking:
       waiting.append(call)
     case .ready:

@@ -1,0 +1,329 @@
+import Foundation
+import MilvexReactor
+import Synchronization
+import XCTest
+
+/// The channel against a scripted HTTP/2 server written with python-hyper's h2
+/// (Tests/Peers/misbehaving_server.py). Every case: the call completes exactly once with the
+/// right error, and the process stays usable.
+final class MisbehavingServerTests: XCTestCase {
+  private var peers: [PeerProcess] = []
+  private var loop: EventLoop!
+  private let eventLog = EventLog()
+
+  override func setUpWithError() throws {
+    loop = try EventLoop(threadName: "h2-test")
+  }
+
+  override func tearDown() {
+    loop.shutdown()
+    for peer in peers { peer.stop() }
+  }
+
+  private func server(_ scenario: String) throws -> PeerProcess {
+    let peer = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", scenario])
+    peers.append(peer)
+    return peer
+  }
+
+  private func channel(
+    _ scenario: String, configure: (inout GRPCChannelConfiguration) -> Void = { _ in }
+  ) throws -> GRPCChannel {
+    let peer = try server(scenario)
+    var configuration = GRPCChannelConfiguration(host: "127.0.0.1", port: peer.port)
+    configure(&configuration)
+    let eventLog = self.eventLog
+    return try GRPCChannel.connect(configuration: configuration, loop: loop) { event in
+      eventLog.events.withLock { $0.append(event) }
+    }
+  }
+
+  /// One call, counting completions: a second completion fails the test.
+  private nonisolated static func call(
+    _ channel: GRPCChannel, _ path: String = "/test.Echo/Call", payload: [UInt8] = Array("hello".utf8),
+    metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration = .seconds(10)
+  ) async -> Result<[UInt8], MilvexError> {
+    let completions = Atomic<Int>(0)
+    let result: Result<[UInt8], MilvexError> = await withCheckedContinuation { continuation in
+      channel.unary(path: path, request: payload, metadata: metadata, timeout: timeout) { result in
+        if completions.add(1, ordering: .relaxed).newValue == 1 { continuation.resume(returning: result) }
+      }
+    }
+    // Give a duplicate completion the chance to show up.
+    try? await Task.sleep(for: .milliseconds(20))
+    XCTAssertEqual(completions.load(ordering: .relaxed), 1, "completed exactly once")
+    return result
+  }
+
+  private func expectStatus(
+    _ result: Result<[UInt8], MilvexError>, _ code: GRPCStatusCode, containing text: String? = nil,
+    file: StaticString = #filePath, line: UInt = #line
+  ) {
+    guard case .failure(.grpcStatus(let status)) = result else {
+      return XCTFail("expected \(code), got \(result)", file: file, line: line)
+    }
+    XCTAssertEqual(status.code, code, "\(status)", file: file, line: line)
+    if let text { XCTAssertTrue(status.message.contains(text), "'\(status.message)' lacks '\(text)'", file: file, line: line) }
+  }
+
+  private func expectProtocolViolation(
+    _ result: Result<[UInt8], MilvexError>, containing text: String, file: StaticString = #filePath, line: UInt = #line
+  ) {
+    guard case .failure(.protocolViolation(let message)) = result else {
+      return XCTFail("expected a protocol violation, got \(result)", file: file, line: line)
+    }
+    XCTAssertTrue(message.contains(text), "'\(message)' lacks '\(text)'", file: file, line: line)
+  }
+
+  private func waitForEvent(timeout: Duration = .seconds(5), _ matches: (ChannelEvent) -> Bool) async -> ChannelEvent? {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+      if let event = eventLog.events.withLock({ $0.first(where: matches) }) { return event }
+      try? await Task.sleep(for: .milliseconds(10))
+    }
+    return nil
+  }
+
+  // MARK: - Cases
+
+  func testEchoAndTheRequestHeadersOnTheWire() async throws {
+    let channel = try channel("echo")
+    let echoed = try await channel.unary(path: "/test.Echo/Call", request: Array("ping".utf8), timeout: .seconds(5))
+    XCTAssertEqual(String(decoding: echoed, as: UTF8.self), "ping")
+
+    var metadata = GRPCMetadata([("x-echo-metadata", "1"), ("x-custom", "value")])
+    metadata.add("x-trace-bin", binary: [0, 1, 2, 255])
+    let headers = String(decoding: try await channel.unary(
+      path: "/test.Echo/Call", request: [], metadata: metadata, timeout: .seconds(5)), as: UTF8.self)
+    for expected in [":method: POST", ":path: /test.Echo/Call", ":scheme: http", "content-type: application/grpc",
+                     "te: trailers", "user-agent: milvex-reactor-swift/", "x-custom: value", "x-trace-bin: AAEC/w",
+                     "grpc-timeout: "] {
+      XCTAssertTrue(headers.contains(expected), "missing '\(expected)' in:\n\(headers)")
+    }
+  }
+
+  func testInvalidMetadataIsRejectedBeforeAnythingIsSent() async throws {
+    let channel = try channel("echo")
+    let result = await Self.call(channel, metadata: GRPCMetadata([("Bad Key", "x")]))
+    guard case .failure(.invalidArgument(let field, _)) = result else { return XCTFail("\(result)") }
+    XCTAssertEqual(field, "metadata[Bad Key]")
+    let reserved = await Self.call(channel, metadata: GRPCMetadata([("grpc-timeout", "1S")]))
+    guard case .failure(.invalidArgument) = reserved else { return XCTFail("\(reserved)") }
+  }
+
+  func testServerThatNeverSendsSettingsHitsTheConnectTimeout() async throws {
+    let channel = try channel("no-settings") { $0.connectTimeout = .milliseconds(300) }
+    let start = ContinuousClock.now
+    let result = await Self.call(channel)
+    XCTAssertGreaterThanOrEqual(ContinuousClock.now - start, .milliseconds(300))
+    expectStatus(result, .unavailable, containing: "connect timeout")
+    guard case .failure(let error) = result else { return }
+    XCTAssertTrue(error.isRetriable)
+    XCTAssertTrue("\(error)".contains("SETTINGS"), "\(error)")
+  }
+
+  func testGoAwayMidCallFailsOnlyTheUnprocessedStream() async throws {
+    let channel = try channel("goaway-mid-call")
+    async let first = Self.call(channel, payload: Array("one".utf8))
+    async let second = Self.call(channel, payload: Array("two".utf8))
+    try await Task.sleep(for: .milliseconds(30))  // streams 1 and 3 are open first
+    async let third = Self.call(channel, payload: Array("three".utf8))
+    let results = await [first, second, third]
+    XCTAssertEqual(try results[0].get(), Array("one".utf8))
+    XCTAssertEqual(try results[1].get(), Array("two".utf8))
+    expectStatus(results[2], .unavailable)
+    let closing = await waitForEvent { if case .closing = $0 { return true } else { return false } }
+    XCTAssertNotNil(closing, "the channel reported GOAWAY")
+    // No new call starts on a going-away connection.
+    expectStatus(await Self.call(channel), .unavailable)
+  }
+
+  func testGoAwayTooManyPingsDoublesKeepaliveForTheNextConnection() async throws {
+    let channel = try channel("goaway-calm")
+    defer { withExtendedLifetime(channel) {} }
+    let closed = await waitForEvent { if case .closed = $0 { return true } else { return false } }
+    guard case .closed(_, let tooManyPings)? = closed else { return XCTFail("no closed event") }
+    XCTAssertTrue(tooManyPings)
+    XCTAssertEqual(channel.configuration.afterTooManyPings().keepaliveTime, .seconds(20))
+  }
+
+  func testResetStream() async throws {
+    expectStatus(await Self.call(try channel("reset-stream")), .internalError, containing: "error code 2")
+  }
+
+  func testTrailersOnlyErrorWithMessageAndDetails() async throws {
+    let result = await Self.call(try channel("trailers-only-error"))
+    guard case .failure(.grpcStatus(let status)) = result else { return XCTFail("\(result)") }
+    XCTAssertEqual(status.code, .notFound)
+    XCTAssertEqual(status.message, "no such thing: 100%")
+    XCTAssertEqual(status.details, [0x08, 0x05, 0x12, 0x03] + Array("abc".utf8))
+  }
+
+  func testHTTP503WithoutGRPCStatusIsRetriableUnavailable() async throws {
+    let result = await Self.call(try channel("http-503"))
+    expectStatus(result, .unavailable, containing: "503")
+    XCTAssertTrue((try? result.get()) == nil && { if case .failure(let e) = result { return e.isRetriable }; return false }())
+  }
+
+  func testProtocolErrorsInResponses() async throws {
+    expectProtocolViolation(await Self.call(try channel("wrong-content-type")), containing: "text/html")
+    expectProtocolViolation(await Self.call(try channel("compressed-flag")), containing: "compressed")
+    expectProtocolViolation(await Self.call(try channel("two-messages")), containing: "more than one message")
+    expectProtocolViolation(await Self.call(try channel("truncated-message")), containing: "truncated")
+  }
+
+  func testHugeMessageIsRejectedAtTheLimitWithBoundedMemory() async throws {
+    let channel = try channel("huge-message")
+    let before = residentBytes()
+    expectStatus(await Self.call(channel), .resourceExhausted, containing: "maxReceiveMessageSize")
+    let growth = residentBytes() - before
+    XCTAssertLessThan(growth, 48 << 20, "memory grew by \(growth >> 20) MiB for a rejected 100 MiB message")
+  }
+
+  func testGarbageInsteadOfHTTP2() async throws {
+    let result = await Self.call(try channel("garbage"))
+    guard case .failure(let error) = result else { return XCTFail("\(result)") }
+    XCTAssertTrue("\(error)".contains("HTTP/1"), "\(error)")
+  }
+
+  func testServerThatStopsAnsweringPingsIsDeclaredDead() async throws {
+    let start = ContinuousClock.now
+    let channel = try channel("no-ping-ack") {
+      $0.allowTestingTimings = true
+      $0.keepaliveTime = .milliseconds(200)
+      $0.keepaliveTimeout = .milliseconds(200)
+      $0.keepaliveWithoutCalls = true
+    }
+    let closed = await waitForEvent { if case .closed = $0 { return true } else { return false } }
+    let elapsed = ContinuousClock.now - start
+    withExtendedLifetime(channel) {}
+    guard case .closed(let error, _)? = closed else { return XCTFail("the connection was not declared dead") }
+    XCTAssertTrue("\(error)".contains("keepalive"), "\(error)")
+    XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(400))
+    XCTAssertLessThan(elapsed, .milliseconds(400) + .seconds(1), "within keepaliveTime + keepaliveTimeout (+1 s slack)")
+  }
+
+  func testSocketClosedMidResponse() async throws {
+    let result = await Self.call(try channel("close-mid-response"))
+    expectStatus(result, .unavailable, containing: "closed the connection")
+  }
+
+  func testDeadlineExceededResetsTheStreamAndTheChannelStaysUsable() async throws {
+    let channel = try channel("echo")
+    let start = ContinuousClock.now
+    expectStatus(await Self.call(channel, "/test.Echo/Never", timeout: .milliseconds(100)), .deadlineExceeded)
+    XCTAssertGreaterThanOrEqual(ContinuousClock.now - start, .milliseconds(100))
+    let after = await Self.call(channel)
+    XCTAssertEqual(try after.get(), Array("hello".utf8))
+  }
+
+  func testCancellation() async throws {
+    let channel = try channel("echo")
+    let outcome = Mutex<Result<[UInt8], MilvexError>?>(nil)
+    let done = Latch()
+    let handle = channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10)) { result in
+      outcome.withLock { $0 = result }
+      done.open()
+    }
+    try await Task.sleep(for: .milliseconds(50))
+    handle.cancel()
+    handle.cancel()
+    XCTAssertTrue(done.wait(timeout: .seconds(5)))
+    expectStatus(outcome.withLock { $0! }, .cancelled)
+
+    // The async form: cancelling the task cancels the call.
+    let task = Task.detached { () -> Result<[UInt8], MilvexError> in
+      do {
+        return .success(try await channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10)))
+      } catch {
+        return .failure(error as! MilvexError)
+      }
+    }
+    try await Task.sleep(for: .milliseconds(50))
+    task.cancel()
+    expectStatus(await task.value, .cancelled)
+  }
+
+  func testTenThousandCallsQueuedBehindTenStreamsCompleteInOrder() async throws {
+    let channel = try channel("max-streams-10")
+    let total = 10_000
+    let order = Mutex<[Int]>([])
+    let failures = Atomic<Int>(0)
+    let done = Latch()
+    for index in 0..<total {
+      channel.unary(path: "/test.Echo/Call", request: Array("\(index)".utf8), timeout: .seconds(120)) { result in
+        if case .failure = result { failures.add(1, ordering: .relaxed) }
+        let count = order.withLock { $0.append(index); return $0.count }
+        if count == total { done.open() }
+      }
+    }
+    XCTAssertTrue(done.wait(timeout: .seconds(120)), "all calls completed")
+    XCTAssertEqual(failures.load(ordering: .relaxed), 0)
+    let completed = order.withLock { $0 }
+    XCTAssertEqual(Set(completed).count, total, "each call completed exactly once")
+    // With at most 10 streams open, a call can only overtake calls started less than 10 before it.
+    let maxDisplacement = completed.enumerated().map { abs($0.offset - $0.element) }.max() ?? 0
+    XCTAssertLessThan(maxDisplacement, 10, "calls were admitted in order")
+  }
+
+  func testClosingTheChannelFailsCallsWithDisconnected() async throws {
+    let channel = try channel("echo")
+    async let pending = Self.call(channel, "/test.Echo/Never")
+    try await Task.sleep(for: .milliseconds(100))
+    channel.close()
+    guard case .failure(let error) = await pending, case .disconnected = error else { return XCTFail() }
+    XCTAssertFalse(error.isRetriable)
+    guard case .failure(.disconnected) = await Self.call(channel) else { return XCTFail("calls after close") }
+  }
+
+  func testLoopShutdownCompletesOpenCalls() async throws {
+    let channel = try channel("echo")
+    async let pending = Self.call(channel, "/test.Echo/Never")
+    try await Task.sleep(for: .milliseconds(100))
+    await Task.detached { [loop] in loop!.shutdown() }.value
+    guard case .failure(.eventLoopShutDown) = await pending else { return XCTFail("the open call must complete") }
+    guard case .failure(.eventLoopShutDown) = await Self.call(channel) else { return XCTFail("calls after shutdown") }
+  }
+
+  func testConnectionRefusedNamesTheAddress() async throws {
+    let port = freeLocalPort()
+    let channel = try GRPCChannel.connect(configuration: GRPCChannelConfiguration(host: "localhost", port: port), loop: loop)
+    let result = await Self.call(channel)
+    expectStatus(result, .unavailable, containing: "refused")
+    guard case .failure(.grpcStatus(let status)) = result else { return }
+    XCTAssertTrue(status.message.contains("127.0.0.1:\(port)"), status.message)
+  }
+
+  func testHostNameIsResolvedWithCAres() async throws {
+    let peer = try server("echo")
+    let channel = try GRPCChannel.connect(configuration: GRPCChannelConfiguration(host: "localhost", port: peer.port), loop: loop)
+    let result = await Self.call(channel)
+    XCTAssertEqual(try result.get(), Array("hello".utf8))
+  }
+
+  func testInvalidConfigurationNamesTheField() {
+    var configuration = GRPCChannelConfiguration(host: "127.0.0.1", port: 0)
+    XCTAssertThrowsError(try GRPCChannel.connect(configuration: configuration, loop: loop)) { error in
+      guard case .invalidArgument(let field, let message) = error as? MilvexError else { return XCTFail("\(error)") }
+      XCTAssertEqual(field, "port")
+      XCTAssertTrue(message.contains("1...65535"))
+    }
+    configuration.port = 1
+    configuration.keepaliveTime = .seconds(1)
+    XCTAssertThrowsError(try GRPCChannel.connect(configuration: configuration, loop: loop)) { error in
+      guard case .invalidArgument(let field, _) = error as? MilvexError else { return XCTFail("\(error)") }
+      XCTAssertEqual(field, "keepaliveTime")
+    }
+  }
+}
+
+final class EventLog: Sendable {
+  let events = Mutex<[ChannelEvent]>([])
+}
+
+/// The process's resident set size in bytes (Linux /proc).
+func residentBytes() -> Int {
+  guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+  let fields = text.split(separator: " ")
+  return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+}
