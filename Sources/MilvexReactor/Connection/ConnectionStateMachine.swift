@@ -228,6 +228,34 @@ struct ConnectionStateMachine {
     }
   }
 
+  /// The whole state, for tests and debug logs.
+  enum Snapshot: Equatable {
+    case idle
+    case connecting(generation: UInt64, attempt: Int, waitingToRetry: Bool)
+    case connected(generation: UInt64)
+    case reconnecting(generation: UInt64, attempt: Int, waitingToRetry: Bool)
+    case disconnected(reason: String)
+  }
+
+  var snapshot: Snapshot {
+    switch state {
+    case .idle:
+      return .idle
+    case .connecting(let attempting):
+      return .connecting(
+        generation: attempting.generation, attempt: attempting.attempt,
+        waitingToRetry: attempting.phase == .waitingToRetry)
+    case .connected(let connected):
+      return .connected(generation: connected.generation)
+    case .reconnecting(let attempting):
+      return .reconnecting(
+        generation: attempting.generation, attempt: attempting.attempt,
+        waitingToRetry: attempting.phase == .waitingToRetry)
+    case .disconnected(let disconnected):
+      return .disconnected(reason: disconnected.reason)
+    }
+  }
+
   // MARK: - Start
 
   enum OnStart: Equatable {
