@@ -35,7 +35,8 @@ public struct SystemBackoffRandomSource: BackoffRandomSource {
 /// backoff.next()  // 1 s
 /// ```
 ///
-/// A value type: copying it copies the retry count and the random source's state.
+/// - Important: A value type without shared state: any thread may use it, and each copy
+///   counts its retries (and draws from its copy of the random source) on its own.
 public struct Backoff: Sendable {
   /// The nominal delay before the first retry.
   public let baseDelay: Duration

@@ -29,6 +29,8 @@
 ///
 /// ``description`` and the mirror (`dump`) show `<redacted>` for the token and the password;
 /// error messages never contain them either.
+///
+/// - Important: A `Sendable` value: create, validate and read it on any thread.
 public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   /// Host name or IP address of the Milvus server (an IPv6 address without brackets).
   public var host: String

@@ -1,4 +1,7 @@
 /// The state of a connection as users see it.
+///
+/// - Important: A `Sendable` value; observers receive it on whatever thread their callback or
+///   stream runs on.
 public enum ConnectivityState: Sendable, Hashable, CustomStringConvertible {
   /// Making the first channel since the connection started: an attempt is in flight, or the
   /// connection waits out the backoff delay before the next one. Calls fail at once with
