@@ -1,0 +1,139 @@
+/// A source of uniformly distributed random values for ``Backoff``'s jitter.
+///
+/// Production code uses ``SystemBackoffRandomSource``; tests pin the values to get exact
+/// delays.
+public protocol BackoffRandomSource: Sendable {
+  /// Returns a value uniformly distributed in `0..<1`.
+  ///
+  /// A value outside `0...1` is clamped into it by ``Backoff``.
+  mutating func nextUnitValue() -> Double
+}
+
+/// The system's cryptographically secure generator: every client draws independent jitter, so
+/// a thousand clients that lost the same server do not come back at the same instant.
+public struct SystemBackoffRandomSource: BackoffRandomSource {
+  public init() {}
+
+  public mutating func nextUnitValue() -> Double {
+    Double.random(in: 0..<1)
+  }
+}
+
+/// Exponential backoff with jitter: the delay to wait before each retry of a failed attempt.
+///
+/// The delay before retry `n` (counting from 0) is `min(baseDelay * multiplier^n, maxDelay)`,
+/// multiplied by a random factor uniform in `[1 - jitter, 1 + jitter]`, then clamped to
+/// `[1 ms, maxDelay]`: the result never exceeds `maxDelay`, and is never zero, so a retry loop
+/// can never spin.
+///
+/// ```swift
+/// var backoff = Backoff(baseDelay: .seconds(1), maxDelay: .seconds(60), multiplier: 2,
+///                       jitter: 0)
+/// backoff.next()  // 1 s
+/// backoff.next()  // 2 s
+/// backoff.reset()
+/// backoff.next()  // 1 s
+/// ```
+///
+/// - Important: A value type without shared state: any thread may use it, and each copy
+///   counts its retries (and draws from its copy of the random source) on its own.
+public struct Backoff: Sendable {
+  /// The nominal delay before the first retry.
+  public let baseDelay: Duration
+  /// The upper bound of every delay, after jitter.
+  public let maxDelay: Duration
+  /// The factor by which the nominal delay grows with each retry.
+  public let multiplier: Double
+  /// The relative spread of the random factor: 0.1 means ±10 %.
+  public let jitter: Double
+  /// How many delays ``next()`` handed out since creation or the last ``reset()``: the
+  /// retry number `n` of the next delay.
+  public private(set) var attempt: Int = 0
+
+  private var random: any BackoffRandomSource
+
+  /// The shortest delay ``next()`` returns.
+  public static let minimumDelay: Duration = .milliseconds(1)
+
+  /// Creates a backoff that starts at retry 0.
+  ///
+  /// - Parameters:
+  ///   - baseDelay: The nominal delay before the first retry; greater than zero.
+  ///   - maxDelay: The largest delay, at least `baseDelay` and at least 1 ms.
+  ///   - multiplier: Growth per retry, a finite number ≥ 1.
+  ///   - jitter: Relative spread in `0...1`; 0 gives exact, predictable delays.
+  ///   - random: Where the jitter comes from.
+  /// - Precondition: The arguments are in the ranges above (``ConnectionConfig/validate()``
+  ///   turns user input into errors before it gets here).
+  public init(
+    baseDelay: Duration, maxDelay: Duration, multiplier: Double, jitter: Double,
+    random: any BackoffRandomSource = SystemBackoffRandomSource()
+  ) {
+    precondition(baseDelay > .zero, "Backoff: baseDelay must be greater than zero")
+    precondition(
+      maxDelay >= baseDelay && maxDelay >= Self.minimumDelay,
+      "Backoff: maxDelay must be at least baseDelay and at least 1 ms")
+    // Keeps every delay representable as Int64 nanoseconds.
+    precondition(maxDelay <= .seconds(1 << 32), "Backoff: maxDelay is unreasonably large")
+    precondition(multiplier.isFinite && multiplier >= 1, "Backoff: multiplier must be >= 1")
+    precondition((0.0...1.0).contains(jitter), "Backoff: jitter must be in 0...1")
+    self.baseDelay = baseDelay
+    self.maxDelay = maxDelay
+    self.multiplier = multiplier
+    self.jitter = jitter
+    self.random = random
+  }
+
+  /// Returns the delay before the next retry and counts the retry.
+  ///
+  /// Never fails and never ends: after enough retries every delay is `maxDelay` (jittered
+  /// downwards only).
+  public mutating func next() -> Duration {
+    let nominal = nominalDelay(retry: attempt)
+    if attempt < Int.max { attempt += 1 }
+    guard jitter > 0 else { return nominal }
+    let unit = min(max(random.nextUnitValue(), 0), 1)
+    let factor = 1 - jitter + 2 * jitter * unit
+    let jittered = nanoseconds(nominal) * factor
+    if jittered >= nanoseconds(maxDelay) { return maxDelay }
+    if jittered <= nanoseconds(Self.minimumDelay) { return Self.minimumDelay }
+    return .nanoseconds(Int64(jittered.rounded()))
+  }
+
+  /// Starts again from retry 0, as after a successful attempt.
+  public mutating func reset() {
+    attempt = 0
+  }
+
+  /// The delay before retry `n` without jitter: `min(baseDelay * multiplier^n, maxDelay)`.
+  ///
+  /// Safe for any `n`: the power saturates instead of overflowing.
+  public func nominalDelay(retry n: Int) -> Duration {
+    let growth = Self.power(multiplier, max(n, 0))
+    let ceiling = nanoseconds(maxDelay) / nanoseconds(baseDelay)
+    // `growth` may be +infinity for a huge `n`; the comparison still holds.
+    if growth >= ceiling { return maxDelay }
+    let delay = nanoseconds(baseDelay) * growth
+    return max(.nanoseconds(Int64(delay.rounded())), Self.minimumDelay)
+  }
+
+  /// `base^exponent` by repeated squaring: O(log n) steps, and for a huge exponent it reaches
+  /// +infinity (which IEEE arithmetic allows) instead of trapping.
+  private static func power(_ base: Double, _ exponent: Int) -> Double {
+    var result = 1.0
+    var square = base
+    var remaining = exponent
+    while remaining > 0 {
+      if remaining & 1 == 1 { result *= square }
+      remaining >>= 1
+      if remaining > 0 { square *= square }
+      if result.isInfinite { break }
+    }
+    return result
+  }
+
+  private func nanoseconds(_ duration: Duration) -> Double {
+    let (seconds, attoseconds) = duration.components
+    return Double(seconds) * 1e9 + Double(attoseconds) / 1e9
+  }
+}

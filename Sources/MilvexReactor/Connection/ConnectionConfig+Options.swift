@@ -1,0 +1,170 @@
+extension ConnectionConfig {
+  /// The keys that ``ConnectionConfig/init(options:)`` accepts.
+  ///
+  /// Keys are the camelCase property names; the timing options also accept the snake_case
+  /// spelling of Elixir's `Milvex` (`connect_timeout`, `reconnect_base_delay`, ...).
+  enum Option: String, CaseIterable {
+    case host, port, database, user, password, token, timeout, connectTimeout, ssl
+    case reconnectBaseDelay, reconnectMaxDelay, reconnectMultiplier, reconnectJitter
+    case keepaliveTime, keepaliveTimeout, allowTestingTimings
+
+    /// The snake_case spelling, for the options that have one.
+    var alias: String? {
+      switch self {
+      case .connectTimeout: return "connect_timeout"
+      case .reconnectBaseDelay: return "reconnect_base_delay"
+      case .reconnectMaxDelay: return "reconnect_max_delay"
+      case .reconnectMultiplier: return "reconnect_multiplier"
+      case .reconnectJitter: return "reconnect_jitter"
+      case .keepaliveTime: return "keepalive_time"
+      case .keepaliveTimeout: return "keepalive_timeout"
+      case .host, .port, .database, .user, .password, .token, .timeout, .ssl,
+        .allowTestingTimings:
+        return nil
+      }
+    }
+
+    /// Whether the value is a secret that must never appear in a message.
+    var isSecret: Bool { self == .password || self == .token }
+
+    init?(key: String) {
+      guard let option = Self(rawValue: key) ?? Self.allCases.first(where: { $0.alias == key })
+      else { return nil }
+      self = option
+    }
+
+    static var knownKeys: String {
+      allCases.flatMap { [$0.rawValue] + ($0.alias.map { [$0] } ?? []) }
+        .joined(separator: ", ")
+    }
+  }
+
+  /// Creates a validated configuration from a dictionary of options, as a configuration file
+  /// or Elixir's `Milvex.Connection` options would give them.
+  ///
+  /// Keys are those of the table in ``ConnectionConfig``, in camelCase, plus the snake_case
+  /// aliases `connect_timeout`, `reconnect_base_delay`, `reconnect_max_delay`,
+  /// `reconnect_multiplier`, `reconnect_jitter`, `keepalive_time` and `keepalive_timeout`.
+  /// Values:
+  /// - times are **milliseconds**: an integer, a floating-point number or a string such as
+  ///   `"1000"` (a `Duration` is taken as is);
+  /// - `port`: an integer or a string of digits;
+  /// - `reconnectMultiplier`, `reconnectJitter`: a number or a numeric string;
+  /// - `ssl`, `allowTestingTimings`: a `Bool` or `"true"`, `"false"`, `"1"`, `"0"`;
+  /// - the others: strings.
+  ///
+  /// A missing key takes its default.
+  ///
+  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` naming the key for an unknown
+  ///   key, a key given twice (camelCase and snake_case), a value of the wrong type, or a
+  ///   value out of range.
+  public init(options: [String: any Sendable]) throws {
+    var values: [Option: (key: String, value: any Sendable)] = [:]
+    // Sorted, so that the error for several bad keys is always the same one.
+    for (key, value) in options.sorted(by: { $0.key < $1.key }) {
+      guard let option = Option(key: key) else {
+        throw MilvexError.invalidArgument(
+          field: key, message: "unknown option; the known options are \(Option.knownKeys)")
+      }
+      if let earlier = values[option] {
+        throw MilvexError.invalidArgument(
+          field: option.rawValue,
+          message: "is given twice, as '\(earlier.key)' and '\(key)'; give it once")
+      }
+      values[option] = (key, value)
+    }
+    let reader = OptionReader(values: values)
+    try self.init(
+      host: reader.string(.host) ?? "localhost",
+      port: reader.integer(.port),
+      database: reader.string(.database) ?? "default",
+      user: reader.string(.user),
+      password: reader.string(.password),
+      token: reader.string(.token),
+      timeout: reader.milliseconds(.timeout) ?? .seconds(30),
+      connectTimeout: reader.milliseconds(.connectTimeout) ?? .seconds(10),
+      ssl: reader.bool(.ssl) ?? false,
+      reconnectBaseDelay: reader.milliseconds(.reconnectBaseDelay) ?? .seconds(1),
+      reconnectMaxDelay: reader.milliseconds(.reconnectMaxDelay) ?? .seconds(60),
+      reconnectMultiplier: reader.number(.reconnectMultiplier) ?? 2.0,
+      reconnectJitter: reader.number(.reconnectJitter) ?? 0.1,
+      keepaliveTime: reader.milliseconds(.keepaliveTime) ?? .seconds(10),
+      keepaliveTimeout: reader.milliseconds(.keepaliveTimeout) ?? .seconds(10),
+      allowTestingTimings: reader.bool(.allowTestingTimings) ?? false)
+  }
+}
+
+/// Converts option values to the types of ``ConnectionConfig``'s fields; `nil` for an
+/// absent option.
+private struct OptionReader {
+  let values: [ConnectionConfig.Option: (key: String, value: any Sendable)]
+
+  func string(_ option: ConnectionConfig.Option) throws -> String? {
+    guard let (key, value) = values[option] else { return nil }
+    if let text = value as? any StringProtocol { return String(text) }
+    throw wrongType(key, option, "a string", value)
+  }
+
+  func integer(_ option: ConnectionConfig.Option) throws -> Int? {
+    guard let (key, value) = values[option] else { return nil }
+    if let integer = value as? any BinaryInteger, let exact = Int(exactly: integer) {
+      return exact
+    }
+    if let text = value as? any StringProtocol, let integer = Int(String(text)) {
+      return integer
+    }
+    if let number = value as? any BinaryFloatingPoint, let exact = Int(exactly: number) {
+      return exact
+    }
+    throw wrongType(key, option, "an integer", value)
+  }
+
+  func number(_ option: ConnectionConfig.Option) throws -> Double? {
+    guard let (key, value) = values[option] else { return nil }
+    if let number = value as? any BinaryFloatingPoint { return Double(number) }
+    if let integer = value as? any BinaryInteger { return Double(integer) }
+    if let text = value as? any StringProtocol, let number = Double(String(text)) {
+      return number
+    }
+    throw wrongType(key, option, "a number", value)
+  }
+
+  func milliseconds(_ option: ConnectionConfig.Option) throws -> Duration? {
+    guard let (key, value) = values[option] else { return nil }
+    if let duration = value as? Duration { return duration }
+    if let integer = value as? any BinaryInteger, let exact = Int64(exactly: integer) {
+      return .milliseconds(exact)
+    }
+    if let text = value as? any StringProtocol, let integer = Int64(String(text)) {
+      return .milliseconds(integer)
+    }
+    // Duration.milliseconds(Double) traps on infinity and NaN; those fall through to the
+    // error.
+    if let number = try? self.number(option), number.isFinite,
+      abs(number) < 1e15
+    {
+      return .milliseconds(number)
+    }
+    throw wrongType(key, option, "a number of milliseconds", value)
+  }
+
+  func bool(_ option: ConnectionConfig.Option) throws -> Bool? {
+    guard let (key, value) = values[option] else { return nil }
+    if let flag = value as? Bool { return flag }
+    if let text = value as? any StringProtocol {
+      switch String(text).lowercased() {
+      case "true", "1": return true
+      case "false", "0": return false
+      default: break
+      }
+    }
+    throw wrongType(key, option, "true or false", value)
+  }
+
+  private func wrongType(
+    _ key: String, _ option: ConnectionConfig.Option, _ expected: String, _ value: any Sendable
+  ) -> MilvexError {
+    let given = option.isSecret ? "a value of type \(type(of: value))" : "'\(value)'"
+    return .invalidArgument(field: key, message: "must be \(expected), got \(given)")
+  }
+}

@@ -1,0 +1,334 @@
+/// Where a connection goes, how it authenticates, and how it times out, keeps alive and
+/// reconnects.
+///
+/// Three ways to make one, all validated the same way:
+/// - the typed initializer, `init(host:port:database:...)`, whose parameters all have defaults;
+/// - a dictionary of options, ``init(options:)``;
+/// - a URI such as `milvus://root:Milvus@localhost:19530/default`, ``init(uri:)``.
+///
+/// | option | default | rule |
+/// |---|---|---|
+/// | host | `localhost` | non-empty; a `http://` or `https://` prefix is stripped; https: ssl |
+/// | port | 19530 (443 when ssl) | 1–65535 |
+/// | database | `default` | non-empty |
+/// | user, password | none | both or neither |
+/// | token | none | takes precedence over user and password |
+/// | timeout | 30 s | ≥ 1000 ms |
+/// | connectTimeout | 10 s | ≥ 100 ms |
+/// | ssl | false | |
+/// | reconnectBaseDelay | 1 s | 100–60000 ms, ≤ reconnectMaxDelay |
+/// | reconnectMaxDelay | 60 s | 1000–300000 ms |
+/// | reconnectMultiplier | 2.0 | 1.0–10.0 |
+/// | reconnectJitter | 0.1 | 0.0–1.0 |
+/// | keepaliveTime | 10 s | ≥ 10000 ms |
+/// | keepaliveTimeout | 10 s | ≥ 1000 ms |
+///
+/// A value out of range is an error naming the field and the allowed range; nothing is
+/// silently clamped. The fields are mutable: call ``validate()`` after changing them (starting
+/// a connection validates again).
+///
+/// ``description`` and the mirror (`dump`) show `<redacted>` for the token and the password;
+/// error messages never contain them either.
+///
+/// - Important: A `Sendable` value: create, validate and read it on any thread.
+public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
+  /// Host name or IP address of the Milvus server (an IPv6 address without brackets).
+  public var host: String
+  /// TCP port of the Milvus server.
+  public var port: Int
+  /// The Milvus database that calls use (sent as `dbname` metadata).
+  public var database: String
+  /// User name for username/password authentication; needs ``password``.
+  public var user: String?
+  /// Password for ``user``. Never printed.
+  public var password: String?
+  /// API token (Zilliz Cloud API key, or `user:password`); takes precedence over ``user`` and
+  /// ``password``. Never printed.
+  public var token: String?
+  /// Default deadline of each call.
+  public var timeout: Duration
+  /// How long one connection attempt (resolve, TCP, TLS, HTTP/2 handshake) may take.
+  public var connectTimeout: Duration
+  /// Whether to use TLS.
+  public var ssl: Bool
+  /// Nominal delay before the first retry after a failed attempt (see ``Backoff``).
+  public var reconnectBaseDelay: Duration
+  /// Largest delay between attempts.
+  public var reconnectMaxDelay: Duration
+  /// Growth of the delay per retry.
+  public var reconnectMultiplier: Double
+  /// Relative random spread of each delay (0.1 = ±10 %), so that clients that lost the same
+  /// server do not all come back at the same instant.
+  public var reconnectJitter: Double
+  /// Idle time after which an HTTP/2 PING checks that the server is still there.
+  public var keepaliveTime: Duration
+  /// How long to wait for the PING's answer before declaring the connection dead.
+  public var keepaliveTimeout: Duration
+  /// **For tests only.** Lowers the minimums so that tests can exercise keepalive and
+  /// reconnection in milliseconds: keepaliveTime and keepaliveTimeout ≥ 50 ms,
+  /// reconnectBaseDelay and reconnectMaxDelay ≥ 1 ms. Never set it in production: such short
+  /// timings flood a struggling server with PINGs and reconnects.
+  public var allowTestingTimings: Bool
+
+  /// The port used when none is given and ``ssl`` is off.
+  public static let defaultPort = 19530
+  /// The port used when none is given and ``ssl`` is on.
+  public static let defaultSSLPort = 443
+
+  /// Creates a validated configuration.
+  ///
+  /// - Parameters:
+  ///   - host: Host name or IP address. A `http://` or `https://` prefix is stripped, and
+  ///     `https://` turns ``ssl`` on. An IPv6 address may be given with or without brackets.
+  ///   - port: TCP port; `nil` means 19530, or 443 when ssl is on.
+  ///   - allowTestingTimings: For tests only, see ``allowTestingTimings``.
+  ///   - other: See the properties of the same names.
+  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` naming the first field that is
+  ///   out of range, with the allowed range.
+  public init(
+    host: String = "localhost",
+    port: Int? = nil,
+    database: String = "default",
+    user: String? = nil,
+    password: String? = nil,
+    token: String? = nil,
+    timeout: Duration = .seconds(30),
+    connectTimeout: Duration = .seconds(10),
+    ssl: Bool = false,
+    reconnectBaseDelay: Duration = .seconds(1),
+    reconnectMaxDelay: Duration = .seconds(60),
+    reconnectMultiplier: Double = 2.0,
+    reconnectJitter: Double = 0.1,
+    keepaliveTime: Duration = .seconds(10),
+    keepaliveTimeout: Duration = .seconds(10),
+    allowTestingTimings: Bool = false
+  ) throws {
+    var host = host
+    var ssl = ssl
+    if let stripped = Self.strippingPrefix("https://", from: host) {
+      host = stripped
+      ssl = true
+    } else if let stripped = Self.strippingPrefix("http://", from: host) {
+      host = stripped
+    }
+    if host.count > 2, host.hasPrefix("["), host.hasSuffix("]") {
+      host = String(host.dropFirst().dropLast())
+    }
+    self.host = host
+    self.port = port ?? (ssl ? Self.defaultSSLPort : Self.defaultPort)
+    self.database = database
+    self.user = user
+    self.password = password
+    self.token = token
+    self.timeout = timeout
+    self.connectTimeout = connectTimeout
+    self.ssl = ssl
+    self.reconnectBaseDelay = reconnectBaseDelay
+    self.reconnectMaxDelay = reconnectMaxDelay
+    self.reconnectMultiplier = reconnectMultiplier
+    self.reconnectJitter = reconnectJitter
+    self.keepaliveTime = keepaliveTime
+    self.keepaliveTimeout = keepaliveTimeout
+    self.allowTestingTimings = allowTestingTimings
+    try validate()
+  }
+
+  private static func strippingPrefix(_ prefix: String, from host: String) -> String? {
+    guard host.count >= prefix.count,
+      host.prefix(prefix.count).lowercased() == prefix
+    else { return nil }
+    return String(host.dropFirst(prefix.count))
+  }
+
+  /// Checks every field against the table in the type's documentation.
+  ///
+  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for the first field that is
+  ///   out of range; the message names the allowed range and, except for secrets, the value
+  ///   given.
+  public func validate() throws {
+    try validateEndpoint()
+    try validateCredentials()
+    try validateTimings()
+  }
+
+  private func validateEndpoint() throws {
+    if host.isEmpty {
+      throw invalid("host", "must not be empty")
+    }
+    if host.contains("://") {
+      throw invalid("host", "must not contain a scheme other than a stripped http:// or https://")
+    }
+    if host.contains(where: { $0.isWhitespace || "/?#@[]".contains($0) }) {
+      throw invalid("host", "must be a host name or IP address, without path, query or user")
+    }
+    if host.filter({ $0 == ":" }).count == 1 {
+      throw invalid("host", "must not contain a port; give the port in the port option")
+    }
+    guard (1...65535).contains(port) else {
+      throw invalid("port", "must be between 1 and 65535, got \(port)")
+    }
+    if database.isEmpty {
+      throw invalid("database", "must not be empty")
+    }
+  }
+
+  private func validateCredentials() throws {
+    // Messages here never include the values: they may be secrets.
+    switch (user, password) {
+    case (.some, .none):
+      throw invalid("password", "is required when user is given (give both or neither)")
+    case (.none, .some):
+      throw invalid("user", "is required when password is given (give both or neither)")
+    case (.some(let user), .some):
+      if user.isEmpty { throw invalid("user", "must not be empty") }
+    case (.none, .none):
+      break
+    }
+    if let token, token.isEmpty {
+      throw invalid("token", "must not be empty when given")
+    }
+  }
+
+  private func validateTimings() throws {
+    let shortest: Duration = allowTestingTimings ? .milliseconds(1) : .milliseconds(100)
+    let shortestMax: Duration = allowTestingTimings ? .milliseconds(1) : .milliseconds(1000)
+    let shortestKeepalive: Duration = allowTestingTimings ? .milliseconds(50) : .seconds(10)
+    let shortestKeepaliveTimeout: Duration =
+      allowTestingTimings ? .milliseconds(50) : .seconds(1)
+    try check("timeout", timeout, atLeast: .seconds(1))
+    try check("connectTimeout", connectTimeout, atLeast: .milliseconds(100))
+    try check("reconnectBaseDelay", reconnectBaseDelay, in: shortest, .seconds(60))
+    try check("reconnectMaxDelay", reconnectMaxDelay, in: shortestMax, .seconds(300))
+    if reconnectBaseDelay > reconnectMaxDelay {
+      throw invalid(
+        "reconnectBaseDelay",
+        "must not exceed reconnectMaxDelay (\(Self.milliseconds(reconnectMaxDelay))), got "
+          + Self.milliseconds(reconnectBaseDelay))
+    }
+    // `contains` is false for NaN, so NaN is rejected too.
+    if !(1.0...10.0).contains(reconnectMultiplier) {
+      throw invalid(
+        "reconnectMultiplier", "must be between 1.0 and 10.0, got \(reconnectMultiplier)")
+    }
+    if !(0.0...1.0).contains(reconnectJitter) {
+      throw invalid("reconnectJitter", "must be between 0.0 and 1.0, got \(reconnectJitter)")
+    }
+    try check("keepaliveTime", keepaliveTime, atLeast: shortestKeepalive)
+    try check("keepaliveTimeout", keepaliveTimeout, atLeast: shortestKeepaliveTimeout)
+  }
+
+  private var testingNote: String { allowTestingTimings ? " (with allowTestingTimings)" : "" }
+
+  private func check(_ field: String, _ value: Duration, atLeast minimum: Duration) throws {
+    guard value >= minimum else {
+      throw invalid(
+        field,
+        "must be at least \(Self.milliseconds(minimum))\(testingNote), got "
+          + Self.milliseconds(value))
+    }
+  }
+
+  private func check(
+    _ field: String, _ value: Duration, in minimum: Duration, _ maximum: Duration
+  ) throws {
+    guard value >= minimum, value <= maximum else {
+      throw invalid(
+        field,
+        "must be between \(Self.milliseconds(minimum)) and \(Self.milliseconds(maximum))"
+          + "\(testingNote), got \(Self.milliseconds(value))")
+    }
+  }
+
+  private func invalid(_ field: String, _ message: String) -> MilvexError {
+    .invalidArgument(field: field, message: message)
+  }
+
+  /// `1500 ms`, or `0.25 ms` for a sub-millisecond duration.
+  static func milliseconds(_ duration: Duration) -> String {
+    let (seconds, attoseconds) = duration.components
+    let attosecondsPerMillisecond: Int64 = 1_000_000_000_000_000
+    if attoseconds % attosecondsPerMillisecond == 0 {
+      return "\(seconds * 1000 + attoseconds / attosecondsPerMillisecond) ms"
+    }
+    return "\(Double(seconds) * 1000 + Double(attoseconds) / 1e15) ms"
+  }
+
+  /// The gRPC metadata Milvus expects on every call: `authorization` (base64 of the token,
+  /// or of `user:password` when there is no token; absent when neither is set) and `dbname`.
+  ///
+  /// - Important: The values carry the credentials; never log them.
+  public var authorizationMetadata: [String: String] {
+    var metadata = ["dbname": database]
+    if let token {
+      metadata["authorization"] = Self.base64(Array(token.utf8))
+    } else if let user, let password {
+      metadata["authorization"] = Self.base64(Array("\(user):\(password)".utf8))
+    }
+    return metadata
+  }
+
+  /// Standard base64 (RFC 4648 §4) with padding; written here so that the library does not
+  /// need Foundation.
+  static func base64(_ bytes: [UInt8]) -> String {
+    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+    var output: [UInt8] = []
+    output.reserveCapacity((bytes.count + 2) / 3 * 4)
+    var index = 0
+    while index < bytes.count {
+      let remaining = bytes.count - index
+      let chunk =
+        UInt32(bytes[index]) << 16
+        | (remaining > 1 ? UInt32(bytes[index + 1]) << 8 : 0)
+        | (remaining > 2 ? UInt32(bytes[index + 2]) : 0)
+      output.append(alphabet[Int(chunk >> 18 & 63)])
+      output.append(alphabet[Int(chunk >> 12 & 63)])
+      output.append(remaining > 1 ? alphabet[Int(chunk >> 6 & 63)] : UInt8(ascii: "="))
+      output.append(remaining > 2 ? alphabet[Int(chunk & 63)] : UInt8(ascii: "="))
+      index += 3
+    }
+    return String(decoding: output, as: UTF8.self)
+  }
+
+  /// Every field, with `<redacted>` in place of the token and the password.
+  public var description: String {
+    var fields = [
+      "host: \(host)", "port: \(port)", "database: \(database)", "ssl: \(ssl)",
+      "user: \(user ?? "none")",
+      "password: \(password == nil ? "none" : Self.redacted)",
+      "token: \(token == nil ? "none" : Self.redacted)",
+      "timeout: \(Self.milliseconds(timeout))",
+      "connectTimeout: \(Self.milliseconds(connectTimeout))",
+      "reconnectBaseDelay: \(Self.milliseconds(reconnectBaseDelay))",
+      "reconnectMaxDelay: \(Self.milliseconds(reconnectMaxDelay))",
+      "reconnectMultiplier: \(reconnectMultiplier)",
+      "reconnectJitter: \(reconnectJitter)",
+      "keepaliveTime: \(Self.milliseconds(keepaliveTime))",
+      "keepaliveTimeout: \(Self.milliseconds(keepaliveTimeout))",
+    ]
+    if allowTestingTimings { fields.append("allowTestingTimings: true") }
+    return "ConnectionConfig(\(fields.joined(separator: ", ")))"
+  }
+
+  static let redacted = "<redacted>"
+}
+
+extension ConnectionConfig: CustomReflectable {
+  /// Redacts the secrets for `dump` and debuggers too, which otherwise read stored
+  /// properties directly.
+  public var customMirror: Mirror {
+    Mirror(
+      self,
+      children: [
+        "host": host, "port": port, "database": database, "ssl": ssl,
+        "user": user as Any,
+        "password": password == nil ? "none" : Self.redacted,
+        "token": token == nil ? "none" : Self.redacted,
+        "timeout": timeout, "connectTimeout": connectTimeout,
+        "reconnectBaseDelay": reconnectBaseDelay, "reconnectMaxDelay": reconnectMaxDelay,
+        "reconnectMultiplier": reconnectMultiplier, "reconnectJitter": reconnectJitter,
+        "keepaliveTime": keepaliveTime, "keepaliveTimeout": keepaliveTimeout,
+        "allowTestingTimings": allowTestingTimings,
+      ],
+      displayStyle: .struct)
+  }
+}
