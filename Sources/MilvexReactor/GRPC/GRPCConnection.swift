@@ -83,7 +83,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
 
   func start() {
     loop.assertInLoopThread()
-    logger.debug("connecting", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+    logger.debug("opening TCP + HTTP/2 connection", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
     connectTimer = try? loop.scheduleTimer(after: configuration.connectTimeout) { [weak self] in
       guard let self else { return }
       let phase = self.state == .connecting ? "connecting" : "waiting for the server's HTTP/2 SETTINGS"

@@ -1,4 +1,5 @@
 import Foundation
+import MilvexReactor
 import XCTest
 
 /// A test peer process (milvus-lite, the h2 misbehaving server, the fault proxy) on 127.0.0.1.
@@ -6,6 +7,7 @@ import XCTest
 final class PeerProcess: @unchecked Sendable {
   // @unchecked Sendable: used from the test thread only; Process is thread-safe for terminate.
   let process = Process()
+  private let exited = Latch()
   private let stdinPipe = Pipe()
   private let stdoutPipe = Pipe()
   private(set) var port: Int = 0
@@ -25,6 +27,8 @@ final class PeerProcess: @unchecked Sendable {
     process.standardInput = stdinPipe
     process.standardOutput = stdoutPipe
     process.standardError = FileHandle.standardError
+    let exited = self.exited
+    process.terminationHandler = { _ in exited.open() }
   }
 
   /// Starts a peer that prints `PORT <n>` once listening.
@@ -37,6 +41,14 @@ final class PeerProcess: @unchecked Sendable {
     return peer
   }
 
+  /// Waits for a stdout line containing `text` (startup banners); fails if the peer exits.
+  func waitForLine(containing text: String) throws {
+    while true {
+      let line = try readLine()
+      if line.contains(text) { return }
+    }
+  }
+
   /// Sends one command line to the peer's stdin (fault proxy) and waits for its `OK` line.
   func command(_ line: String) throws {
     stdinPipe.fileHandleForWriting.write(Data((line + "\n").utf8))
@@ -44,7 +56,7 @@ final class PeerProcess: @unchecked Sendable {
     guard reply.hasPrefix("OK") else { throw PeerError.unexpected("\(name) answered '\(reply)' to '\(line)'") }
   }
 
-  private func readLine() throws -> String {
+  func readLine() throws -> String {
     var bytes: [UInt8] = []
     let handle = stdoutPipe.fileHandleForReading
     while true {
@@ -63,11 +75,15 @@ final class PeerProcess: @unchecked Sendable {
     return port
   }
 
+  /// Stops the peer: stdin EOF and SIGTERM, then SIGKILL if it has not exited within 3 s
+  /// (a gRPC server may wait for its clients on a graceful stop).
   func stop() {
-    if process.isRunning {
-      try? stdinPipe.fileHandleForWriting.close()
-      process.terminate()
-      process.waitUntilExit()
+    guard process.processIdentifier != 0 else { return }
+    try? stdinPipe.fileHandleForWriting.close()
+    if process.isRunning { process.terminate() }
+    if !exited.wait(timeout: .seconds(3)) {
+      kill(process.processIdentifier, SIGKILL)
+      _ = exited.wait(timeout: .seconds(5))
     }
   }
 
@@ -123,13 +139,9 @@ final class MilvusLite: @unchecked Sendable {
       name: "milvus-lite", executable: PeerProcess.venvBin.appendingPathComponent("milvus-lite"),
       arguments: ["server", "--data-dir", dataDirectory.path, "--host", "127.0.0.1", "--port", "\(port)"])
     try peer.process.run()
-    let deadline = Date().addingTimeInterval(60)
-    while !isListening(port: port) {
-      guard peer.process.isRunning, Date() < deadline else {
-        throw PeerError.unexpected("milvus-lite did not start listening on \(port)")
-      }
-      Thread.sleep(forTimeInterval: 0.05)
-    }
+    // milvus-lite prints "MilvusLite gRPC server listening on HOST:PORT" once it accepts calls;
+    // if it dies instead, reading hits EOF and this throws.
+    try peer.waitForLine(containing: "listening on")
   }
 
   func stop() {

@@ -1,0 +1,332 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// A connection to a Milvus server that stays alive: it keeps one gRPC channel, notices when
+/// it dies (EOF, error, GOAWAY, keepalive timeout) and replaces it with exponential backoff and
+/// jitter, until ``disconnect()``.
+///
+/// `Connection` is a `Sendable` handle; the work happens on its ``EventLoop``. See
+/// `Docs/connection.md` for the states and the backoff.
+///
+/// ```swift
+/// let loop = try EventLoop()
+/// let connection = try Connection.start(config: ConnectionConfig(host: "127.0.0.1"), on: loop)
+/// let (channel, config) = try await connection.waitForChannel(timeout: .seconds(5))
+/// ```
+public final class Connection: Sendable, Service {
+  public let loop: EventLoop
+  /// The configuration the connection was started with.
+  public let config: ConnectionConfig
+  /// The name it is registered under, if any.
+  public let name: String?
+  private let driver: LoopBound<ConnectionDriver?>
+  private let observers: Mutex<Observers>
+
+  private struct Observers {
+    var state: ConnectivityState = .connecting
+    var callbacks: [@Sendable (StateTransition) -> Void] = []
+    var streams: [UInt64: AsyncStream<StateTransition>.Continuation] = [:]
+    var nextStreamID: UInt64 = 0
+  }
+
+  private init(loop: EventLoop, config: ConnectionConfig, name: String?) {
+    self.loop = loop
+    self.config = config
+    self.name = name
+    self.driver = LoopBound(nil, loop: loop)
+    self.observers = Mutex(Observers())
+  }
+
+  // MARK: - Start, look up, disconnect
+
+  /// Starts a connection and returns at once, even when the server is down (it keeps trying).
+  ///
+  /// - Parameters:
+  ///   - config: validated here; an invalid one is rejected at once.
+  ///   - name: registers the connection under this name until it is disconnected.
+  ///   - onStateChange: told every transition (also available as ``transitions``).
+  ///   - random: the jitter's random source (tests pin it).
+  /// - Important: Callable from any thread; `onStateChange` runs on the loop thread.
+  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for a bad config or a name in
+  ///   use; ``MilvexError/eventLoopShutDown(operation:)`` if the loop has shut down.
+  public static func start(
+    config: ConnectionConfig, on loop: EventLoop, name: String? = nil,
+    logger: Logger = Logger(label: "milvex.connection"),
+    random: any BackoffRandomSource = SystemBackoffRandomSource(),
+    onStateChange: (@Sendable (StateTransition) -> Void)? = nil
+  ) throws(MilvexError) -> Connection {
+    do {
+      try config.validate()
+    } catch let error as MilvexError {
+      throw error
+    } catch {
+      throw .invalidArgument(field: "config", message: "\(error)")
+    }
+    if config.ssl {
+      throw .invalidArgument(field: "ssl", message: "TLS (https://, milvuss://) is not supported by this client yet; use a plaintext endpoint")
+    }
+    if let name, name.isEmpty {
+      throw .invalidArgument(field: "name", message: "must not be empty")
+    }
+    let connection = Connection(loop: loop, config: config, name: name)
+    if let onStateChange { connection.observers.withLock { $0.callbacks.append(onStateChange) } }
+    if let name {
+      let registered = ConnectionRegistry.shared.withLock { names -> Bool in
+        guard names[name] == nil else { return false }
+        names[name] = connection
+        return true
+      }
+      guard registered else {
+        throw .invalidArgument(field: "name", message: "a connection named '\(name)' is already running")
+      }
+    }
+    do {
+      try loop.execute { connection.startOnLoop(logger: logger, random: random) }
+    } catch {
+      connection.unregisterName()
+      throw error
+    }
+    return connection
+  }
+
+  private func startOnLoop(logger: Logger, random: any BackoffRandomSource) {
+    let driver = ConnectionDriver(
+      loop: loop, config: config, name: name, logger: logger, random: random,
+      publish: { [weak self] transition in self?.publish(transition) },
+      onTerminated: { [weak self] in self?.unregisterName() })
+    self.driver.value = driver
+    driver.start()
+  }
+
+  /// The running connection registered under `name`, if any.
+  ///
+  /// - Important: Callable from any thread.
+  public static func named(_ name: String) -> Connection? {
+    ConnectionRegistry.shared.withLock { $0[name] }
+  }
+
+  /// Stops the connection: cancels its timers, closes the channel (in-flight and queued calls
+  /// fail with the non-retriable ``MilvexError/disconnected(reason:)``), fails waiters, frees
+  /// the name. Idempotent. Returns before the work is done; see ``disconnect() async``.
+  ///
+  /// - Important: Callable from any thread.
+  public func disconnect(reason: String = "disconnected by the application") {
+    do {
+      try loop.execute { [self] in driver.value?.disconnect(reason: reason) }
+    } catch {
+      // The loop is gone: its shutdown already disconnected us.
+      unregisterName()
+    }
+  }
+
+  /// Disconnects and returns once the connection is in its terminal state.
+  ///
+  /// - Important: Callable from any task.
+  public func disconnect() async {
+    _ = try? await loop.submit { [self] in driver.value?.disconnect(reason: "disconnected by the application") }
+    unregisterName()
+  }
+
+  private func unregisterName() {
+    guard let name else { return }
+    ConnectionRegistry.shared.withLock { names in
+      if names[name] === self { names[name] = nil }
+    }
+  }
+
+  // MARK: - The channel
+
+  /// The live channel and the config it was made with, or at once
+  /// ``MilvexError/notConnected(host:port:)`` (retriable) while (re)connecting, or
+  /// ``MilvexError/disconnected(reason:)`` after disconnect.
+  ///
+  /// - Important: Callable from any thread; `completion` runs on the loop thread (or at once on
+  ///   the calling thread if the loop has shut down).
+  public func channel(_ completion: @escaping @Sendable (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void) {
+    do {
+      try loop.execute { [self] in completion(channelOnLoop()) }
+    } catch {
+      completion(.failure(.disconnected(reason: "the event loop has shut down")))
+    }
+  }
+
+  /// `async` form of ``channel(_:)``.
+  public func channel() async throws(MilvexError) -> (channel: GRPCChannel, config: ConnectionConfig) {
+    let result = await withCheckedContinuation { continuation in
+      channel { continuation.resume(returning: $0) }
+    }
+    return try result.get()
+  }
+
+  /// Loop-thread form of ``channel(_:)``.
+  ///
+  /// - Important: Loop thread only.
+  public func channelOnLoop() -> Result<(GRPCChannel, ConnectionConfig), MilvexError> {
+    guard let driver = driver.value else { return .failure(.notConnected(host: config.host, port: config.port)) }
+    return driver.channelNow()
+  }
+
+  /// Waits until connected (or `timeout` passes) and returns the channel and its config.
+  /// Fails at once if the connection was disconnected; fails with a retriable
+  /// ``MilvexError/notConnected(host:port:)`` when the timeout passes.
+  ///
+  /// - Important: Callable from any thread; `completion` runs on the loop thread.
+  public func waitForChannel(
+    timeout: Duration,
+    _ completion: @escaping @Sendable (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void
+  ) {
+    let deadline = ContinuousClock.now + timeout
+    do {
+      try loop.execute { [self] in
+        guard let driver = driver.value else {
+          return completion(.failure(.notConnected(host: config.host, port: config.port)))
+        }
+        driver.waitForChannel(deadline: deadline, completion)
+      }
+    } catch {
+      completion(.failure(.disconnected(reason: "the event loop has shut down")))
+    }
+  }
+
+  /// `async` form of ``waitForChannel(timeout:_:)``.
+  public func waitForChannel(timeout: Duration) async throws(MilvexError) -> (channel: GRPCChannel, config: ConnectionConfig) {
+    let result = await withCheckedContinuation { continuation in
+      waitForChannel(timeout: timeout) { continuation.resume(returning: $0) }
+    }
+    return try result.get()
+  }
+
+  // MARK: - State
+
+  /// Whether the connection is connected, answered by the loop thread within `timeout`.
+  ///
+  /// - Important: Callable from any task.
+  /// - Throws: `DEADLINE_EXCEEDED` if the loop does not answer in time,
+  ///   ``MilvexError/eventLoopShutDown(operation:)`` if it has shut down.
+  public func isConnected(timeout: Duration = .seconds(5)) async throws(MilvexError) -> Bool {
+    let answer = OneShot<Result<Bool, MilvexError>>()
+    let timer = Task {
+      try await Task.sleep(for: timeout)
+      answer.resume(.failure(.status(.deadlineExceeded, "the event loop did not answer within \(timeout)")))
+    }
+    do throws(MilvexError) {
+      try loop.execute { [self] in answer.resume(.success(driver.value?.state == .connected)) }
+    } catch {
+      answer.resume(.failure(error))
+    }
+    let result = await withCheckedContinuation { answer.set($0) }
+    timer.cancel()
+    return try result.get()
+  }
+
+  /// Callback form of ``isConnected(timeout:)``: the answer comes from the loop thread.
+  ///
+  /// - Important: Callable from any thread; `completion` runs on the loop thread, or at once
+  ///   on the calling thread with `false` if the loop has shut down.
+  public func isConnected(_ completion: @escaping @Sendable (Bool) -> Void) {
+    do {
+      try loop.execute { [self] in completion(driver.value?.state == .connected) }
+    } catch {
+      completion(false)
+    }
+  }
+
+  /// The current state, as last published by the loop thread.
+  ///
+  /// - Important: Callable from any thread.
+  public var state: ConnectivityState { observers.withLock { $0.state } }
+
+  /// Every transition from now on, each with its reason. The stream finishes after the
+  /// transition to ``ConnectivityState/disconnected``.
+  ///
+  /// - Important: Callable from any thread.
+  public var transitions: AsyncStream<StateTransition> {
+    let (stream, continuation) = AsyncStream<StateTransition>.makeStream()
+    let finishedAlready = observers.withLock { observers -> Bool in
+      guard observers.state != .disconnected else { return true }
+      observers.nextStreamID += 1
+      let id = observers.nextStreamID
+      observers.streams[id] = continuation
+      continuation.onTermination = { [weak self] _ in
+        _ = self?.observers.withLock { $0.streams.removeValue(forKey: id) }
+      }
+      return false
+    }
+    if finishedAlready { continuation.finish() }
+    return stream
+  }
+
+  /// Adds a callback told every later transition.
+  ///
+  /// - Important: Callable from any thread; `callback` runs on the loop thread.
+  public func onStateChange(_ callback: @escaping @Sendable (StateTransition) -> Void) {
+    observers.withLock { $0.callbacks.append(callback) }
+  }
+
+  private func publish(_ transition: StateTransition) {
+    let (callbacks, streams) = observers.withLock { observers in
+      observers.state = transition.to
+      return (observers.callbacks, Array(observers.streams.values))
+    }
+    for callback in callbacks { callback(transition) }
+    for stream in streams {
+      stream.yield(transition)
+      if transition.to == .disconnected { stream.finish() }
+    }
+  }
+
+  // MARK: - Service
+
+  /// Runs the connection inside a `ServiceGroup`: returns after graceful shutdown (or task
+  /// cancellation), having disconnected.
+  ///
+  /// - Important: Called by swift-service-lifecycle's `ServiceGroup`.
+  public func run() async throws {
+    try? await gracefulShutdown()
+    await disconnect()
+  }
+}
+
+/// The names of running connections. Named connections are owned here until disconnected.
+enum ConnectionRegistry {
+  static let shared = Mutex<[String: Connection]>([:])
+}
+
+/// A value delivered once, by whichever of several racers comes first, to a continuation that
+/// may be set before or after the value arrives.
+final class OneShot<Value: Sendable>: Sendable {
+  private struct State {
+    var continuation: CheckedContinuation<Value, Never>?
+    var value: Value?
+    var delivered = false
+  }
+
+  private let state = Mutex(State())
+
+  func set(_ continuation: CheckedContinuation<Value, Never>) {
+    let ready = state.withLock { state -> Value? in
+      if let value = state.value {
+        state.value = nil
+        return value
+      }
+      state.continuation = continuation
+      return nil
+    }
+    if let ready { continuation.resume(returning: ready) }
+  }
+
+  func resume(_ value: Value) {
+    let continuation = state.withLock { state -> CheckedContinuation<Value, Never>? in
+      guard !state.delivered else { return nil }
+      state.delivered = true
+      guard let continuation = state.continuation else {
+        state.value = value
+        return nil
+      }
+      state.continuation = nil
+      return continuation
+    }
+    continuation?.resume(returning: value)
+  }
+}

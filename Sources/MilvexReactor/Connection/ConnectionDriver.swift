@@ -1,0 +1,260 @@
+import Logging
+import Metrics
+
+/// The loop-side owner of one connection: it runs ``ConnectionStateMachine`` and executes its
+/// actions — opening channels, arming the retry timer, resuming waiters, publishing
+/// transitions. All decisions are the machine's; this class only does the I/O.
+///
+/// - Important: Loop-confined. Every callback it invokes runs on the loop thread.
+final class ConnectionDriver {
+  typealias ChannelWaiter = (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void
+
+  let loop: EventLoop
+  let config: ConnectionConfig
+  let name: String?
+  private var machine: ConnectionStateMachine
+  private var channelConfiguration: GRPCChannelConfiguration
+  private let logger: Logger
+  private let publish: (StateTransition) -> Void
+  private let onTerminated: () -> Void
+
+  /// The channel of the current attempt or connection, with its generation.
+  private var current: (generation: UInt64, channel: GRPCChannel)?
+  /// Channels that received GOAWAY: kept until they close so their calls can finish.
+  private var draining: [UInt64: GRPCChannel] = [:]
+  private var retryTimer: LoopTimer?
+  private var waiterTimer: LoopTimer?
+  private var waiters: [ConnectionStateMachine.WaiterID: ChannelWaiter] = [:]
+  private var nextWaiterID: UInt64 = 0
+  private var attemptStartedAt: ContinuousClock.Instant?
+
+  private let connects: Counter
+  private let attempts: Counter
+  private let failures: Counter
+  private let reconnectDelays: Metrics.Timer
+
+  init(
+    loop: EventLoop, config: ConnectionConfig, name: String?, logger: Logger,
+    random: any BackoffRandomSource, publish: @escaping (StateTransition) -> Void,
+    onTerminated: @escaping () -> Void
+  ) {
+    self.loop = loop
+    self.config = config
+    self.name = name
+    self.machine = ConnectionStateMachine(config: config, random: random)
+    var channelConfiguration = GRPCChannelConfiguration(host: config.host, port: config.port)
+    channelConfiguration.connectTimeout = config.connectTimeout
+    channelConfiguration.keepaliveTime = config.keepaliveTime
+    channelConfiguration.keepaliveTimeout = config.keepaliveTimeout
+    channelConfiguration.allowTestingTimings = config.allowTestingTimings
+    // A connection's job is to notice a dead channel even while idle (Milvus permits PINGs
+    // without streams); a server that objects sends too_many_pings and the interval doubles.
+    channelConfiguration.keepaliveWithoutCalls = true
+    channelConfiguration.logger = logger
+    self.channelConfiguration = channelConfiguration
+    var logger = logger
+    logger[metadataKey: "milvus"] = "\(config.host):\(config.port)"
+    if let name { logger[metadataKey: "connection"] = "\(name)" }
+    self.logger = logger
+    self.publish = publish
+    self.onTerminated = onTerminated
+    let dimensions = [("host", config.host), ("port", "\(config.port)")]
+    connects = Counter(label: "milvex_connection_connected_total", dimensions: dimensions)
+    attempts = Counter(label: "milvex_connection_attempts_total", dimensions: dimensions)
+    failures = Counter(label: "milvex_connection_attempt_failures_total", dimensions: dimensions)
+    reconnectDelays = Metrics.Timer(label: "milvex_connection_retry_delay", dimensions: dimensions)
+  }
+
+  var state: ConnectivityState { machine.connectivityState }
+
+  // MARK: - Events in
+
+  func start() {
+    loop.onShutdown(of: self) { [weak self] in
+      self?.disconnect(reason: "the event loop shut down")
+    }
+    switch machine.start() {
+    case .none: break
+    case .startAttempt(let generation, let attempt): startAttempt(generation: generation, attempt: attempt)
+    }
+  }
+
+  func disconnect(reason: String) {
+    guard case .shutDown(let shutDown) = machine.disconnect(reason: reason) else { return }
+    loop.removeShutdownHandler(of: self)
+    if shutDown.cancelRetryTimer { retryTimer?.cancel() }
+    retryTimer = nil
+    waiterTimer?.cancel()
+    waiterTimer = nil
+    if shutDown.closeChannel != nil, let (_, channel) = current {
+      channel.closeOnLoop()  // every call on it fails with `disconnected`
+    }
+    current = nil
+    for channel in draining.values { channel.closeOnLoop() }
+    draining.removeAll()
+    for id in shutDown.failWaiters { waiters.removeValue(forKey: id)?(.failure(shutDown.error)) }
+    // Waiters the machine no longer tracked (none expected) must not be left hanging.
+    let rest = waiters
+    waiters.removeAll()
+    for waiter in rest.values { waiter(.failure(shutDown.error)) }
+    Counter(label: "milvex_connection_disconnects_total", dimensions: [("reason", "application")]).increment()
+    logger.info("disconnected", metadata: ["reason": "\(reason)"])
+    publish(shutDown.transition)
+    onTerminated()
+  }
+
+  /// The live channel and config, or the error a caller acts on.
+  func channelNow() -> Result<(GRPCChannel, ConnectionConfig), MilvexError> {
+    switch machine.channel {
+    case .connected(let generation):
+      guard let current, current.generation == generation else {
+        return .failure(.notConnected(host: config.host, port: config.port))
+      }
+      return .success((current.channel, config))
+    case .notConnected(let error):
+      return .failure(error)
+    }
+  }
+
+  /// Delivers the channel once connected, or fails at `deadline` / on disconnect.
+  func waitForChannel(deadline: ContinuousClock.Instant, _ waiter: @escaping ChannelWaiter) {
+    nextWaiterID += 1
+    let id = ConnectionStateMachine.WaiterID(nextWaiterID)
+    switch machine.waitForReady(id: id, deadline: deadline, now: .now) {
+    case .resume:
+      waiter(channelNow())
+    case .fail(let error):
+      waiter(.failure(error))
+    case .wait:
+      waiters[id] = waiter
+      armWaiterTimer()
+    }
+  }
+
+  // MARK: - Actions out
+
+  private func startAttempt(generation: UInt64, attempt: Int) {
+    attempts.increment()
+    attemptStartedAt = .now
+    logger.info("connecting", metadata: [
+      "host": "\(config.host)", "port": "\(config.port)", "attempt": "\(attempt)",
+    ])
+    do {
+      let channel = try GRPCChannel.connectOnLoop(configuration: channelConfiguration, loop: loop) {
+        [weak self] event in
+        self?.channelEvent(generation: generation, event)
+      }
+      current = (generation, channel)
+    } catch {
+      attemptFailed(generation: generation, reason: "\(error)")
+    }
+  }
+
+  private func channelEvent(generation: UInt64, _ event: ChannelEvent) {
+    switch event {
+    case .ready:
+      switch machine.attemptSucceeded(generation: generation) {
+      case .none:
+        // A late success from an abandoned attempt: not ours any more.
+        if let current, current.generation == generation { current.channel.closeOnLoop() }
+      case .connected(_, let transition, let resumeWaiters):
+        connects.increment()
+        let elapsed = attemptStartedAt.map { ContinuousClock.now - $0 } ?? .zero
+        logger.info("connected", metadata: ["host": "\(config.host)", "port": "\(config.port)", "after": "\(elapsed)"])
+        publish(transition)
+        let answer = channelNow()
+        for id in resumeWaiters { waiters.removeValue(forKey: id)?(answer) }
+        armWaiterTimer()
+      }
+    case .closing(let error):
+      lost(generation: generation, reason: Self.reason(error), keepDraining: true)
+    case .closed(let error, let tooManyPings):
+      if tooManyPings {
+        channelConfiguration = channelConfiguration.afterTooManyPings()
+        logger.warning("server asked for fewer keepalive pings; keepaliveTime is now \(channelConfiguration.keepaliveTime)")
+      }
+      draining[generation] = nil
+      lost(generation: generation, reason: Self.reason(error), keepDraining: false)
+    }
+  }
+
+  /// A channel went away (before or after it was ready).
+  private func lost(generation: UInt64, reason: String, keepDraining: Bool) {
+    guard let current, current.generation == generation else { return }
+    if machine.isConnected {
+      switch machine.channelClosed(generation: generation, reason: reason) {
+      case .none:
+        return
+      case .reconnect(let closing, let next, let transition):
+        failures.increment()
+        logger.warning("connection lost, reconnecting", metadata: ["reason": "\(reason)"])
+        if keepDraining { draining[closing] = current.channel }
+        self.current = nil
+        publish(transition)
+        startAttempt(generation: next, attempt: 1)
+      }
+    } else {
+      if keepDraining { current.channel.closeOnLoop() }
+      attemptFailed(generation: generation, reason: reason)
+    }
+  }
+
+  private func attemptFailed(generation: UInt64, reason: String) {
+    switch machine.attemptFailed(generation: generation, reason: reason) {
+    case .none:
+      return
+    case .scheduleRetry(let delay, let attempt):
+      failures.increment()
+      current = nil
+      reconnectDelays.recordNanoseconds(Int64(delay.components.seconds) * 1_000_000_000
+                                          + Int64(delay.components.attoseconds / 1_000_000_000))
+      logger.warning("connect attempt failed", metadata: [
+        "reason": "\(reason)", "next_attempt": "\(attempt)", "retry_in": "\(delay)",
+      ])
+      scheduleRetry(after: delay)
+    }
+  }
+
+  private func scheduleRetry(after delay: Duration) {
+    if let retryTimer {
+      retryTimer.rearm(after: delay)
+      return
+    }
+    retryTimer = try? loop.scheduleTimer(after: delay) { [weak self] in
+      guard let self else { return }
+      switch self.machine.backoffElapsed() {
+      case .none: break
+      case .startAttempt(let generation, let attempt): self.startAttempt(generation: generation, attempt: attempt)
+      }
+    }
+  }
+
+  private func armWaiterTimer() {
+    guard let deadline = machine.nextWaiterDeadline else {
+      waiterTimer?.stop()
+      return
+    }
+    let delay = max(.zero, deadline - .now)
+    if let waiterTimer {
+      waiterTimer.rearm(after: delay)
+    } else {
+      waiterTimer = try? loop.scheduleTimer(after: delay) { [weak self] in
+        guard let self else { return }
+        if case .fail(let ids, let error) = self.machine.waiterDeadlinesPassed(now: .now) {
+          for id in ids { self.waiters.removeValue(forKey: id)?(.failure(error)) }
+        }
+        self.armWaiterTimer()
+      }
+    }
+  }
+
+  /// The words a transition carries for a channel error.
+  private static func reason(_ error: MilvexError) -> String {
+    switch error {
+    case .connection(let reason, _, _, _): return reason
+    case .grpcStatus(let status): return status.message
+    case .protocolViolation(let message): return "protocol error: \(message)"
+    default: return "\(error)"
+    }
+  }
+}

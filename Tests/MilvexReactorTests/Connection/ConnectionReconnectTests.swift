@@ -1,0 +1,367 @@
+import Foundation
+import Logging
+@testable import MilvexReactor
+import Synchronization
+import XCTest
+
+/// Timer-driven tests of `Connection` against real servers on 127.0.0.1: short real backoff
+/// timers, generous bounds.
+final class ConnectionReconnectTests: XCTestCase {
+  private var loop: EventLoop!
+  private var cleanups: [() -> Void] = []
+
+  override func setUpWithError() throws {
+    loop = try EventLoop(threadName: "conn-test")
+  }
+
+  override func tearDown() {
+    for cleanup in cleanups.reversed() { cleanup() }
+    loop.shutdown()
+  }
+
+  private func fastConfig(port: Int, base: Duration = .milliseconds(20), max: Duration = .milliseconds(500),
+                          jitter: Double = 0.1) throws -> ConnectionConfig {
+    try ConnectionConfig(
+      host: "127.0.0.1", port: port, connectTimeout: .seconds(2), reconnectBaseDelay: base,
+      reconnectMaxDelay: max, reconnectJitter: jitter, keepaliveTime: .seconds(10),
+      keepaliveTimeout: .seconds(5), allowTestingTimings: true)
+  }
+
+  private func start(_ config: ConnectionConfig, name: String? = nil, logger: Logger? = nil,
+                     random: any BackoffRandomSource = SystemBackoffRandomSource(),
+                     log: TransitionLog? = nil) throws -> Connection {
+    let connection = try Connection.start(
+      config: config, on: loop, name: name, logger: logger ?? Logger(label: "test"), random: random
+    ) { transition in log?.record(transition) }
+    cleanups.append { connection.disconnect() }
+    return connection
+  }
+
+  private func h2Server(port: Int? = nil) throws -> PeerProcess {
+    let peer = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "echo"] + (port.map { ["--port", "\($0)"] } ?? []))
+    cleanups.append { peer.stop() }
+    return peer
+  }
+
+  // MARK: - Kill and restart
+
+  func testKilledMilvusLiteIsReplacedAfterRestart() async throws {
+    let server = try MilvusLite()
+    cleanups.append { server.stop() }
+    let log = TransitionLog()
+    let connection = try start(try fastConfig(port: server.port, base: .milliseconds(50), max: .milliseconds(1000)), log: log)
+    let (channel, config) = try await connection.waitForChannel(timeout: .seconds(10))
+    XCTAssertEqual(config.port, server.port)
+    _ = try await channel.unary(path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(5))
+
+    kill(server.peer.process.processIdentifier, SIGKILL)
+    let killedAt = ContinuousClock.now
+    let left = await log.wait(timeout: .seconds(2)) { $0.to == .reconnecting }
+    let reconnectingAfter = ContinuousClock.now - killedAt
+    XCTAssertNotNil(left, "left connected")
+    XCTAssertLessThan(reconnectingAfter, .milliseconds(100) + .milliseconds(400), "reconnecting soon after the kill")
+    guard case .failure(.notConnected(let host, let port)) = await result(of: connection) else {
+      return XCTFail("get-channel while reconnecting must say not connected")
+    }
+    XCTAssertEqual(host, "127.0.0.1")
+    XCTAssertEqual(port, server.port)
+
+    // A call on the dead channel fails retriably.
+    do {
+      _ = try await channel.unary(path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(2))
+      XCTFail("the dead channel must fail calls")
+    } catch {
+      XCTAssertTrue(error.isRetriable, "\(error)")
+    }
+
+    let restarted = try MilvusLite(port: server.port)
+    cleanups.append { restarted.stop() }
+    let listeningAt = ContinuousClock.now
+    let back = try await connection.waitForChannel(timeout: .seconds(10))
+    // The next attempt comes at most maxDelay * (1 + jitter) after the server listens.
+    XCTAssertLessThan(ContinuousClock.now - listeningAt, .milliseconds(1100) + .seconds(2))
+    let version = try await back.channel.unary(path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(5))
+    XCTAssertNotNil(ProtoScan.string(field: 2, in: version))
+    XCTAssertEqual(log.states.suffix(2), [.reconnecting, .connected])
+  }
+
+  func testInFlightCallFailsRetriablyWhenTheServerDies() async throws {
+    let server = try h2Server()
+    let connection = try start(try fastConfig(port: server.port))
+    let (channel, _) = try await connection.waitForChannel(timeout: .seconds(5))
+    async let pending = outcome { () async throws(MilvexError) in
+      try await channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10))
+    }
+    try await Task.sleep(for: .milliseconds(100))
+    kill(server.process.processIdentifier, SIGKILL)
+    guard case .failure(let error) = await pending, case .grpcStatus(let status) = error else {
+      return XCTFail("the in-flight call must fail")
+    }
+    XCTAssertEqual(status.code, .unavailable)
+    XCTAssertTrue(error.isRetriable)
+  }
+
+  // MARK: - Backoff against a refusing port
+
+  func testRefusedAttemptsFollowTheBackoffSchedule() async throws {
+    let port = freeLocalPort()
+    let capture = LogCapture()
+    let logger = Logger(label: "capture") { _ in capture }
+    // Jitter pinned to its midpoint: the delays are exactly 20, 40, 80, 160, 320 ms.
+    let connection = try start(
+      try fastConfig(port: port, base: .milliseconds(20), max: .seconds(1)), logger: logger,
+      random: PinnedRandomSource([0.5]))
+    while capture.attemptTimes.count < 6 { try await Task.sleep(for: .milliseconds(10)) }
+    let times = capture.attemptTimes
+    let expected: [Duration] = [.milliseconds(20), .milliseconds(40), .milliseconds(80), .milliseconds(160), .milliseconds(320)]
+    for (index, delay) in expected.enumerated() {
+      let waited = times[index + 1] - times[index]
+      XCTAssertGreaterThanOrEqual(waited, delay, "attempt \(index + 2) came early")
+      XCTAssertLessThan(waited, delay + .milliseconds(150), "attempt \(index + 2) came late")
+    }
+    XCTAssertEqual(connection.state, .connecting)
+
+    // Once the port listens, the next attempt connects.
+    let server = try h2Server(port: port)
+    _ = try await connection.waitForChannel(timeout: .seconds(5))
+    XCTAssertEqual(server.port, port)
+    XCTAssertTrue(capture.messages.contains { $0.contains("Connection refused") }, "failures name the reason")
+  }
+
+  // MARK: - Half-open connection
+
+  func testHalfOpenConnectionIsDetectedByKeepalive() async throws {
+    let server = try h2Server()
+    let proxy = try PeerProcess.announcing(script: "fault_proxy.py", arguments: ["--target-port", "\(server.port)"])
+    cleanups.append { proxy.stop() }
+    let log = TransitionLog()
+    var config = try fastConfig(port: proxy.port)
+    config.keepaliveTime = .milliseconds(200)
+    config.keepaliveTimeout = .milliseconds(200)
+    let connection = try start(config, log: log)
+    _ = try await connection.waitForChannel(timeout: .seconds(5))
+    try proxy.command("blackhole")
+    let start = ContinuousClock.now
+    let left = await log.wait(timeout: .seconds(3)) { $0.from == .connected }
+    let elapsed = ContinuousClock.now - start
+    XCTAssertNotNil(left)
+    XCTAssertLessThan(elapsed, .milliseconds(600), "left connected within keepaliveTime + keepaliveTimeout + slack")
+    XCTAssertTrue(left?.reason.contains("keepalive") ?? false, left?.reason ?? "")
+  }
+
+  // MARK: - Many connections
+
+  func testFiveHundredConnectionsReconnectSpreadByJitter() async throws {
+    let server = try h2Server()
+    let port = server.port
+    let count = 500
+    let connectedAt = Mutex<[Int: [ContinuousClock.Instant]]>([:])
+    var connections: [Connection] = []
+    for index in 0..<count {
+      let connection = try Connection.start(
+        config: try fastConfig(port: port, base: .milliseconds(50), max: .milliseconds(400), jitter: 0.5), on: loop,
+        logger: Logger(label: "quiet", factory: { _ in SwiftLogNoOpLogHandler() })
+      ) { transition in
+        if transition.to == .connected { connectedAt.withLock { $0[index, default: []].append(.now) } }
+      }
+      connections.append(connection)
+    }
+    cleanups.append { for connection in connections { connection.disconnect() } }
+    try await waitUntil(timeout: .seconds(30)) { connectedAt.withLock { $0.count } == count }
+
+    server.stop()
+    try await waitUntil(timeout: .seconds(10)) { connections.allSatisfy { $0.state == .reconnecting } }
+    try await Task.sleep(for: .milliseconds(600))  // let the backoff schedules diverge
+    let restarted = try h2Server(port: port)
+    let restartedAt = ContinuousClock.now
+    XCTAssertEqual(restarted.port, port)
+    try await waitUntil(timeout: .seconds(30)) {
+      connectedAt.withLock { $0.values.allSatisfy { $0.count == 2 } }
+    }
+    let offsets = connectedAt.withLock { $0.values.map { ($0[1] - restartedAt) / .milliseconds(1) } }
+    XCTAssertEqual(offsets.count, count, "all 500 connections are connected again")
+    let mean = offsets.reduce(0, +) / Double(offsets.count)
+    let deviation = (offsets.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(offsets.count)).squareRoot()
+    let spread = (offsets.max() ?? 0) - (offsets.min() ?? 0)
+    XCTAssertGreaterThan(spread, 100, "reconnects spread over more than 100 ms (spread \(spread) ms)")
+    XCTAssertGreaterThan(deviation, 30, "reconnect times deviate (σ = \(deviation) ms)")
+  }
+
+  // MARK: - Surface
+
+  func testInvalidConfigAndNames() throws {
+    XCTAssertThrowsError(try ConnectionConfig(port: 70000)) { error in
+      guard case .invalidArgument(let field, _) = error as? MilvexError else { return XCTFail("\(error)") }
+      XCTAssertEqual(field, "port")
+    }
+    let config = try fastConfig(port: freeLocalPort())
+    let first = try start(config, name: "primary")
+    XCTAssertTrue(Connection.named("primary") === first)
+    XCTAssertThrowsError(try start(config, name: "primary")) { error in
+      guard case .invalidArgument(let field, let message) = error as? MilvexError else { return XCTFail("\(error)") }
+      XCTAssertEqual(field, "name")
+      XCTAssertTrue(message.contains("primary"))
+    }
+    var tls = config
+    tls.ssl = true
+    XCTAssertThrowsError(try start(tls)) { error in
+      guard case .invalidArgument(let field, _) = error as? MilvexError else { return XCTFail("\(error)") }
+      XCTAssertEqual(field, "ssl")
+    }
+  }
+
+  func testDisconnectInEveryStateFreesTheNameAndFailsWaiters() async throws {
+    // connecting (nothing listens)
+    let refusing = try start(try fastConfig(port: freeLocalPort()), name: "a")
+    async let waiting = outcome { () async throws(MilvexError) in
+      try await refusing.waitForChannel(timeout: .seconds(10))
+    }
+    try await Task.sleep(for: .milliseconds(50))
+    await refusing.disconnect()
+    guard case .failure(.disconnected) = await waiting else { return XCTFail("a waiter must fail with disconnected") }
+    XCTAssertNil(Connection.named("a"))
+    XCTAssertEqual(refusing.state, .disconnected)
+    do {
+      _ = try await refusing.waitForChannel(timeout: .seconds(1))
+      XCTFail("waiting after disconnect must fail at once")
+    } catch {
+      guard case .disconnected = error else { return XCTFail("\(error)") }
+      XCTAssertFalse(error.isRetriable)
+    }
+
+    // connected, with a call in flight
+    let server = try h2Server()
+    let connected = try start(try fastConfig(port: server.port), name: "a")
+    let (channel, _) = try await connected.waitForChannel(timeout: .seconds(5))
+    async let call = outcome { () async throws(MilvexError) in
+      try await channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10))
+    }
+    try await Task.sleep(for: .milliseconds(100))
+    var transitions = connected.transitions.makeAsyncIterator()
+    await connected.disconnect()
+    guard case .failure(let callError) = await call, case .disconnected = callError else {
+      return XCTFail("in-flight calls fail with disconnected")
+    }
+    let last = await transitions.next()
+    XCTAssertEqual(last?.to, .disconnected)
+    XCTAssertNil(Connection.named("a"))
+    await connected.disconnect()  // idempotent
+
+    // reconnecting
+    let log = TransitionLog()
+    let dying = try start(try fastConfig(port: server.port), log: log)
+    _ = try await dying.waitForChannel(timeout: .seconds(5))
+    server.stop()
+    _ = await log.wait(timeout: .seconds(3)) { $0.to == .reconnecting }
+    await dying.disconnect()
+    XCTAssertEqual(dying.state, .disconnected)
+    let connectedAnswer = try await dying.isConnected(timeout: .seconds(2))
+    XCTAssertFalse(connectedAnswer)
+  }
+
+  func testEightThreadsAskForTheChannelWhileTheServerRestarts() async throws {
+    let server = try h2Server()
+    let port = server.port
+    let connection = try start(try fastConfig(port: port, base: .milliseconds(20), max: .milliseconds(100)))
+    _ = try await connection.waitForChannel(timeout: .seconds(5))
+    let answered = Atomic<Int>(0)
+    let unexpected = Mutex<[String]>([])
+    let perThread = 10_000
+    let restarter = Task.detached {
+      try await Task.sleep(for: .milliseconds(30))
+      server.stop()
+      try await Task.sleep(for: .milliseconds(50))
+      return try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "echo", "--port", "\(port)"])
+    }
+    runThreads(8) { _ in
+      for index in 0..<perThread {
+        if index % 2 == 0 {
+          connection.channel { result in
+            switch result {
+            case .success, .failure(.notConnected): break
+            case .failure(let error): unexpected.withLock { $0.append("\(error)") }
+            }
+            answered.add(1, ordering: .relaxed)
+          }
+        } else {
+          connection.isConnected { _ in answered.add(1, ordering: .relaxed) }
+        }
+      }
+    }
+    let second = try await restarter.value
+    cleanups.append { second.stop() }
+    try await waitUntil(timeout: .seconds(30)) { answered.load(ordering: .relaxed) == 8 * perThread }
+    XCTAssertEqual(unexpected.withLock { $0 }, [])
+    _ = try await connection.waitForChannel(timeout: .seconds(5))
+    let isUp = try await connection.isConnected(timeout: .seconds(2))
+    XCTAssertTrue(isUp)
+  }
+
+  // MARK: - Helpers
+
+  private func result(of connection: Connection) async -> Result<(channel: GRPCChannel, config: ConnectionConfig), MilvexError> {
+    do { return .success(try await connection.channel()) } catch { return .failure(error) }
+  }
+}
+
+/// Runs `body` and returns its outcome as a `Result`.
+func outcome<T>(_ body: () async throws(MilvexError) -> T) async -> Result<T, MilvexError> {
+  do { return .success(try await body()) } catch { return .failure(error) }
+}
+
+/// Records transitions and lets a test wait for one.
+final class TransitionLog: Sendable {
+  private let entries = Mutex<[StateTransition]>([])
+
+  func record(_ transition: StateTransition) { entries.withLock { $0.append(transition) } }
+
+  var states: [ConnectivityState] { entries.withLock { $0.map(\.to) } }
+
+  func wait(timeout: Duration, _ matches: @Sendable (StateTransition) -> Bool) async -> StateTransition? {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+      if let found = entries.withLock({ $0.first(where: matches) }) { return found }
+      try? await Task.sleep(for: .milliseconds(5))
+    }
+    return nil
+  }
+}
+
+/// Polls `condition` until it holds or the timeout passes (then fails the test).
+func waitUntil(timeout: Duration, file: StaticString = #filePath, line: UInt = #line,
+               _ condition: () -> Bool) async throws {
+  let deadline = ContinuousClock.now + timeout
+  while !condition() {
+    guard ContinuousClock.now < deadline else {
+      XCTFail("condition not met within \(timeout)", file: file, line: line)
+      return
+    }
+    try await Task.sleep(for: .milliseconds(10))
+  }
+}
+
+/// A log handler that keeps the messages and the times of connect attempts.
+final class LogCapture: LogHandler, @unchecked Sendable {
+  // @unchecked Sendable: all state is behind `lock`.
+  private let lock = Mutex<(messages: [String], attempts: [ContinuousClock.Instant])>(([], []))
+  var metadata: Logger.Metadata = [:]
+  var logLevel: Logger.Level = .trace
+
+  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    get { metadata[key] }
+    set { metadata[key] = newValue }
+  }
+
+  func log(event: LogEvent) {
+    let now = ContinuousClock.now
+    let text = "\(event.message) \(event.metadata ?? [:])"
+    lock.withLock { state in
+      state.messages.append(text)
+      if "\(event.message)" == "connecting" { state.attempts.append(now) }
+    }
+  }
+
+  var messages: [String] { lock.withLock { $0.messages } }
+  var attemptTimes: [ContinuousClock.Instant] { lock.withLock { $0.attempts } }
+}
