@@ -7,22 +7,27 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 
 @main
-struct GRPCSwiftClientBench: AsyncParsableCommand {
+struct GRPCSwiftClientBench: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Unary echo calls through grpc-swift-2 on one connection; prints one JSON line."
   )
 
   @OptionGroup var options: ClientBenchOptions
 
-  func run() async throws {
+  func run() throws {
+    let options = self.options
+    let result = try runBlocking { try await Self.measure(options) }
+    print(result.jsonLine(client: "grpc-swift-2"))
+  }
+
+  private static func measure(_ options: ClientBenchOptions) async throws -> ClientBenchResult {
     // The library's defaults (event loop group, HTTP/2 windows, no compression): what a Swift
     // user gets without tuning. A single address gives a single connection.
     let transport = try HTTP2ClientTransport.Posix(
       target: .ipv4(address: "127.0.0.1", port: options.port),
       transportSecurity: .plaintext
     )
-    let options = self.options
-    let result = try await withGRPCClient(transport: transport) { client in
+    return try await withGRPCClient(transport: transport) { client in
       let method = MethodDescriptor(fullyQualifiedService: "bench.Echo", method: "Call")
       let payload = [UInt8](repeating: 0x5A, count: 32)
       return try await runClosedLoop(
@@ -42,7 +47,6 @@ struct GRPCSwiftClientBench: AsyncParsableCommand {
         }
       }
     }
-    print(result.jsonLine(client: "grpc-swift-2"))
   }
 }
 
