@@ -49,7 +49,9 @@ def parse_arguments():
     parser.add_argument("--grpc-swift-client", metavar="PATH",
                         default=os.path.join(HERE, ".build/release/GRPCSwiftClientBench"))
     parser.add_argument("--server", metavar="PATH",
-                        default=os.path.join(HERE, ".build-cpp/generic_server"))
+                        default=os.path.join(HERE, ".build-cpp/generic_server"),
+                        help="the echo server: generic_server (callback API, the default) or "
+                             "async_generic_server (completion queue, faster at c >= 16)")
     parser.add_argument("--tcp-rtt", metavar="PATH",
                         default=os.path.join(HERE, ".build-cpp/tcp_rtt"))
     parser.add_argument("--h2load", metavar="PATH", default=shutil.which("h2load") or "h2load")
@@ -242,7 +244,7 @@ def print_report(args, tcp, results, skipped, milvex_ran):
     print(f"Date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}  ")
     print(f"Machine: {machine_description()}  ")
     print(f"Command: `{' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:])}`  ")
-    print(f"Server: generic_server (gRPC C++ callback API) on CPU {args.server_cpu}; "
+    print(f"Server: {os.path.basename(args.server)} (gRPC C++) on CPU {args.server_cpu}; "
           f"clients on CPU {args.client_cpu}; one connection; {PAYLOAD_BYTES}-byte unary echo"
           + (f"; median of {args.repeat} runs" if args.repeat > 1 else ""))
     print()
