@@ -27,7 +27,8 @@ public struct ProcessCPUTime: Sendable {
     func seconds(_ time: timeval) -> Double {
       Double(time.tv_sec) + Double(time.tv_usec) / 1e6
     }
-    return ProcessCPUTime(userSeconds: seconds(usage.ru_utime), systemSeconds: seconds(usage.ru_stime))
+    return ProcessCPUTime(
+      userSeconds: seconds(usage.ru_utime), systemSeconds: seconds(usage.ru_stime))
   }
 
   public static func - (later: ProcessCPUTime, earlier: ProcessCPUTime) -> ProcessCPUTime {
