@@ -4,7 +4,8 @@
 // call. Measured with h2load on 2026-11-25 (server on its own core): about 1.5x the calls per
 // second of generic_server at 16 and 128 concurrent calls (73-80k/s against 48-53k/s), but about
 // 25 us more latency per call at concurrency 1 (p50 81-94 us against 55-74 us), so it is not the
-// default. Select it with `run-channel-bench.py --server Benchmarks/.build-cpp/async_generic_server`.
+// default. Select it with
+// `Benchmarks/run-channel-bench.py --server Benchmarks/.build-cpp/async_generic_server`.
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
