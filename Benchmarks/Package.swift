@@ -1,5 +1,6 @@
 // swift-tools-version:6.0
-// Benchmarks live in their own package so that the library's build stays light.
+// Benchmarks live in their own package so that the library's build stays light: the gRPC
+// dependencies below are only for the side-by-side channel benchmark (Docs/benchmarks.md).
 import Foundation
 import PackageDescription
 
@@ -11,6 +12,11 @@ let package = Package(
   name: "MilvexReactorBenchmarks",
   dependencies: [
     .package(path: ".."),
+    // Exact versions: the comparison is against what a Swift user would pick today, and the
+    // figures in Docs/benchmarks.md must name the versions they were measured with.
+    .package(url: "https://github.com/grpc/grpc-swift-2.git", exact: "2.4.3"),
+    .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", exact: "2.9.2"),
+    .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
   ],
   targets: [
     .executableTarget(
@@ -18,10 +24,39 @@ let package = Package(
       dependencies: [.product(name: "MilvexReactor", package: rootPackage)],
       path: "Sources/ReactorBenchmark"
     ),
+    // The measuring loop, CLI and JSON line every channel-benchmark client shares, so the
+    // clients differ only in how they make one call.
+    .target(
+      name: "ChannelBenchSupport",
+      dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+      path: "Sources/ChannelBenchSupport"
+    ),
+    .executableTarget(
+      name: "GRPCSwiftClientBench",
+      dependencies: [
+        "ChannelBenchSupport",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+      ],
+      path: "Sources/GRPCSwiftClientBench"
+    ),
+    // MilvexReactor's channel, driven the loop-native way: closed-loop callback chains on
+    // the loop thread (the library's cheapest API).
     .executableTarget(
       name: "MilvexChannelBench",
       dependencies: [.product(name: "MilvexReactor", package: rootPackage)],
       path: "Sources/MilvexChannelBench"
+    ),
+    // MilvexReactor's channel through its async API, measured by the same loop as grpc-swift-2.
+    .executableTarget(
+      name: "MilvexAsyncChannelBench",
+      dependencies: [
+        "ChannelBenchSupport",
+        .product(name: "MilvexReactor", package: rootPackage),
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ],
+      path: "Sources/MilvexAsyncChannelBench"
     ),
   ],
   swiftLanguageModes: [.v6]

@@ -56,7 +56,10 @@ nonisolated func runPhase(channel: GRPCChannel, loop: EventLoop, total: Int, con
       channel.unaryOnLoop(path: "/bench.Echo/Call", request: payload, timeout: .seconds(30)) { result in
         let elapsed = ContinuousClock.now - begin
         latencies.append(Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
-        if case .failure(let error) = result, failure == nil { failure = "\(error)" }
+        switch result {
+        case .failure(let error): if failure == nil { failure = "\(error)" }
+        case .success(let reply): if reply != payload, failure == nil { failure = "the server did not echo the request" }
+        }
         finished += 1
         if finished == total {
           outcome.withLock { $0 = (latencies, failure) }
