@@ -1,6 +1,6 @@
 import Logging
 import ServiceLifecycle
-import Synchronization
+
 
 /// A connection to a Milvus server that stays alive: it keeps one gRPC channel, notices when
 /// it dies (EOF, error, GOAWAY, keepalive timeout) and replaces it with exponential backoff and
@@ -21,7 +21,7 @@ public final class Connection: Sendable, Service {
   /// The name it is registered under, if any.
   public let name: String?
   private let driver: LoopBound<ConnectionDriver?>
-  private let observers: Mutex<Observers>
+  private let observers: LockedState<Observers>
 
   private struct Observers {
     var state: ConnectivityState = .connecting
@@ -35,7 +35,7 @@ public final class Connection: Sendable, Service {
     self.config = config
     self.name = name
     self.driver = LoopBound(nil, loop: loop)
-    self.observers = Mutex(Observers())
+    self.observers = LockedState(Observers())
   }
 
   // MARK: - Start, look up, disconnect
@@ -290,7 +290,7 @@ public final class Connection: Sendable, Service {
 
 /// The names of running connections. Named connections are owned here until disconnected.
 enum ConnectionRegistry {
-  static let shared = Mutex<[String: Connection]>([:])
+  static let shared = LockedState<[String: Connection]>([:])
 }
 
 /// A value delivered once, by whichever of several racers comes first, to a continuation that
@@ -302,7 +302,7 @@ final class OneShot<Value: Sendable>: Sendable {
     var delivered = false
   }
 
-  private let state = Mutex(State())
+  private let state = LockedState(State())
 
   func set(_ continuation: CheckedContinuation<Value, Never>) {
     let ready = state.withLock { state -> Value? in

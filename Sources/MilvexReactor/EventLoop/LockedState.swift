@@ -4,13 +4,17 @@ import Glibc
 import Musl
 #endif
 
-/// A value guarded by a plain pthread mutex.
+/// A value guarded by a plain pthread mutex. The library uses it instead of
+/// `Synchronization.Mutex` everywhere, for two reasons.
 ///
-/// Used instead of `Synchronization.Mutex` on the submission hot path: on Linux that type is
+/// Speed: on Linux `Synchronization.Mutex` is
 /// built on priority-inheritance futexes, which hand the lock from thread to thread through
 /// the kernel under contention; with many producers on few cores that convoy costs tens of
 /// microseconds per submission. A default pthread mutex lets a running thread take the lock
 /// again without a context switch.
+///
+/// Checkability: ThreadSanitizer intercepts pthread locks but not raw futex system calls, so
+/// it cannot see the ordering a `Synchronization.Mutex` provides and reports false races.
 final class LockedState<State>: @unchecked Sendable {
   // @unchecked Sendable: `state` is only touched inside `withLock`, with `mutex` held.
   private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)

@@ -156,7 +156,7 @@ final class ConnectionReconnectTests: XCTestCase {
     let server = try h2Server()
     let port = server.port
     let count = 500
-    let connectedAt = Mutex<[Int: [ContinuousClock.Instant]]>([:])
+    let connectedAt = Locked<[Int: [ContinuousClock.Instant]]>([:])
     var connections: [Connection] = []
     for index in 0..<count {
       let connection = try Connection.start(
@@ -266,7 +266,7 @@ final class ConnectionReconnectTests: XCTestCase {
     let connection = try start(try fastConfig(port: port, base: .milliseconds(20), max: .milliseconds(100)))
     _ = try await connection.waitForChannel(timeout: .seconds(5))
     let answered = Atomic<Int>(0)
-    let unexpected = Mutex<[String]>([])
+    let unexpected = Locked<[String]>([])
     let perThread = 10_000
     let restarter = Task.detached {
       try await Task.sleep(for: .milliseconds(30))
@@ -312,7 +312,7 @@ func outcome<T>(_ body: () async throws(MilvexError) -> T) async -> Result<T, Mi
 
 /// Records transitions and lets a test wait for one.
 final class TransitionLog: Sendable {
-  private let entries = Mutex<[StateTransition]>([])
+  private let entries = Locked<[StateTransition]>([])
 
   func record(_ transition: StateTransition) { entries.withLock { $0.append(transition) } }
 
@@ -344,7 +344,7 @@ func waitUntil(timeout: Duration, file: StaticString = #filePath, line: UInt = #
 /// A log handler that keeps the messages and the times of connect attempts.
 final class LogCapture: LogHandler, @unchecked Sendable {
   // @unchecked Sendable: all state is behind `lock`.
-  private let lock = Mutex<(messages: [String], attempts: [ContinuousClock.Instant])>(([], []))
+  private let lock = Locked<(messages: [String], attempts: [ContinuousClock.Instant])>(([], []))
   var metadata: Logger.Metadata = [:]
   var logLevel: Logger.Level = .trace
 

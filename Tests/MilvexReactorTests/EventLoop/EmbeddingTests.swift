@@ -47,7 +47,7 @@ final class EmbeddingTests: XCTestCase {
     let ran = Atomic<Int>(0)
     let created = Latch()
     let runReturned = Latch()
-    let holder = Mutex<EventLoop?>(nil)
+    let holder = Locked<EventLoop?>(nil)
     Thread.detachNewThread {
       let loop = try! EventLoop.hostDriven()
       holder.withLock { $0 = loop }

@@ -36,8 +36,8 @@ final class MilvusLiteChannelTests: XCTestCase {
 
   func testThousandConcurrentCallsOnOneChannelAllComplete() throws {
     let total = 1000
-    let completions = Mutex<[Int]>([Int](repeating: 0, count: total))
-    let failures = Mutex<[String]>([])
+    let completions = Locked<[Int]>([Int](repeating: 0, count: total))
+    let failures = Locked<[String]>([])
     let allDone = Latch()
     let done = Atomic<Int>(0)
     for index in 0..<total {

@@ -219,7 +219,7 @@ final class MisbehavingServerTests: XCTestCase {
 
   func testCancellation() async throws {
     let channel = try channel("echo")
-    let outcome = Mutex<Result<[UInt8], MilvexError>?>(nil)
+    let outcome = Locked<Result<[UInt8], MilvexError>?>(nil)
     let done = Latch()
     let handle = channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10)) { result in
       outcome.withLock { $0 = result }
@@ -247,7 +247,7 @@ final class MisbehavingServerTests: XCTestCase {
   func testTenThousandCallsQueuedBehindTenStreamsCompleteInOrder() async throws {
     let channel = try channel("max-streams-10")
     let total = 10_000
-    let order = Mutex<[Int]>([])
+    let order = Locked<[Int]>([])
     let failures = Atomic<Int>(0)
     let done = Latch()
     for index in 0..<total {
@@ -318,7 +318,7 @@ final class MisbehavingServerTests: XCTestCase {
 }
 
 final class EventLog: Sendable {
-  let events = Mutex<[ChannelEvent]>([])
+  let events = Locked<[ChannelEvent]>([])
 }
 
 /// The process's resident set size in bytes (Linux /proc).

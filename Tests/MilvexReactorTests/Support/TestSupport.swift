@@ -51,3 +51,19 @@ final class WeakRef<Object: AnyObject>: @unchecked Sendable {
   weak var object: Object?
   init() {}
 }
+
+/// A value behind an `NSLock` (a pthread mutex), which ThreadSanitizer understands; tests use it
+/// instead of `Synchronization.Mutex`, whose futex-based lock TSan cannot see.
+final class Locked<Value>: @unchecked Sendable {
+  // @unchecked Sendable: `value` is only touched inside `withLock`.
+  private let lock = NSLock()
+  private var value: Value
+
+  init(_ value: Value) { self.value = value }
+
+  func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+    lock.lock()
+    defer { lock.unlock() }
+    return try body(&value)
+  }
+}
