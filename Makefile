@@ -10,7 +10,7 @@ deps:
 ## Runs the main example.
 demo: deps
 	$(SWIFT) build --product milvex-demo
-	$(SWIFT) run --skip-build milvex-demo
+	MILVUS_LITE=.venv/bin/milvus-lite $(SWIFT) run --skip-build milvex-demo
 
 ## Runs the whole suite, then again under ThreadSanitizer.
 test: deps test-unit test-tsan
