@@ -1,0 +1,55 @@
+import MilvexReactor
+import XCTest
+
+/// The examples in README.md and Docs/connection.md, compiled and run against milvus-lite, so
+/// the documentation cannot drift from the API. Keep them in step with the Markdown.
+final class DocExamplesTests: XCTestCase {
+  func testReadmeUsage() async throws {
+    let server = try MilvusLite()
+    defer { server.stop() }
+    let seen = TransitionLog()
+
+    // --- README.md "Usage" (the URI names the test server's port) ---
+    let loop = try EventLoop(threadName: "milvus")
+    let config = try ConnectionConfig(uri: "milvus://127.0.0.1:\(server.port)/default")
+    let connection = try Connection.start(config: config, on: loop, name: "primary") { transition in
+      print("state: \(transition)")
+      seen.record(transition)
+    }
+    let (channel, _) = try await connection.waitForChannel(timeout: .seconds(10))
+    let reply = try await channel.unary(
+      path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(5))
+    await connection.disconnect()
+    await Task.detached { loop.shutdown() }.value
+    // --- end of the README example ---
+
+    XCTAssertNotNil(ProtoScan.string(field: 2, in: reply))
+    XCTAssertEqual(seen.states, [.connected, .disconnected])
+    XCTAssertNil(Connection.named("primary"))
+  }
+
+  func testConnectionGuideExample() async throws {
+    let server = try MilvusLite()
+    defer { server.stop() }
+
+    // --- Docs/connection.md (user and password are sent as authorization metadata) ---
+    let loop = try EventLoop(threadName: "milvus")
+    let config = try ConnectionConfig(uri: "milvus://root:Milvus@127.0.0.1:\(server.port)/default")
+    let connection = try Connection.start(config: config, on: loop, name: "primary") { transition in
+      print("state: \(transition)")
+    }
+    let (channel, usedConfig) = try await connection.waitForChannel(timeout: .seconds(10))
+    await connection.disconnect()
+    // --- end of the guide example ---
+
+    XCTAssertEqual(usedConfig.user, "root")
+    XCTAssertFalse("\(usedConfig)".contains("Milvus@"), "the description redacts the password")
+    do {
+      _ = try await channel.unary(path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(2))
+      XCTFail("the channel of a disconnected connection is closed")
+    } catch {
+      guard case .disconnected = error else { return XCTFail("\(error)") }
+    }
+    await Task.detached { loop.shutdown() }.value
+  }
+}
