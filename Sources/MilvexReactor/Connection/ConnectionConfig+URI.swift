@@ -179,8 +179,8 @@ extension ConnectionConfig {
         bytes.append(byte)
         continue
       }
-      guard let high = iterator.next().flatMap(hexValue),
-        let low = iterator.next().flatMap(hexValue)
+      guard let high = iterator.next().flatMap(GRPCWireFormat.hexValue),
+        let low = iterator.next().flatMap(GRPCWireFormat.hexValue)
       else {
         throw MilvexError.invalidArgument(
           field: field, message: "has a '%' that is not followed by two hexadecimal digits")
@@ -192,14 +192,5 @@ extension ConnectionConfig {
         field: field, message: "is not valid UTF-8 after percent-decoding")
     }
     return decoded
-  }
-
-  private static func hexValue(_ byte: UInt8) -> UInt8? {
-    switch byte {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-    default: return nil
-    }
   }
 }

@@ -260,33 +260,11 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   public var authorizationMetadata: [String: String] {
     var metadata = ["dbname": database]
     if let token {
-      metadata["authorization"] = Self.base64(Array(token.utf8))
+      metadata["authorization"] = GRPCWireFormat.base64Encode(token.utf8)
     } else if let user, let password {
-      metadata["authorization"] = Self.base64(Array("\(user):\(password)".utf8))
+      metadata["authorization"] = GRPCWireFormat.base64Encode("\(user):\(password)".utf8)
     }
     return metadata
-  }
-
-  /// Standard base64 (RFC 4648 §4) with padding; written here so that the library does not
-  /// need Foundation.
-  static func base64(_ bytes: [UInt8]) -> String {
-    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-    var output: [UInt8] = []
-    output.reserveCapacity((bytes.count + 2) / 3 * 4)
-    var index = 0
-    while index < bytes.count {
-      let remaining = bytes.count - index
-      let chunk =
-        UInt32(bytes[index]) << 16
-        | (remaining > 1 ? UInt32(bytes[index + 1]) << 8 : 0)
-        | (remaining > 2 ? UInt32(bytes[index + 2]) : 0)
-      output.append(alphabet[Int(chunk >> 18 & 63)])
-      output.append(alphabet[Int(chunk >> 12 & 63)])
-      output.append(remaining > 1 ? alphabet[Int(chunk >> 6 & 63)] : UInt8(ascii: "="))
-      output.append(remaining > 2 ? alphabet[Int(chunk & 63)] : UInt8(ascii: "="))
-      index += 3
-    }
-    return String(decoding: output, as: UTF8.self)
   }
 
   /// Every field, with `<redacted>` in place of the token and the password.
