@@ -111,6 +111,20 @@ final class MisbehavingServerTests: XCTestCase {
     guard case .failure(.invalidArgument) = reserved else { return XCTFail("\(reserved)") }
   }
 
+  func testSendSizeLimitAndBadArgumentsFailBeforeTheNetwork() async throws {
+    let channel = try channel("echo") { $0.maxSendMessageSize = 16 }
+    expectStatus(await Self.call(channel, payload: [UInt8](repeating: 1, count: 17)), .resourceExhausted,
+                 containing: "maxSendMessageSize (16 bytes)")
+    guard case .failure(.invalidArgument(let field, _)) = await Self.call(channel, "no-slash") else { return XCTFail() }
+    XCTAssertEqual(field, "path")
+    guard case .failure(.invalidArgument(let timeoutField, _)) = await Self.call(channel, timeout: .zero) else {
+      return XCTFail()
+    }
+    XCTAssertEqual(timeoutField, "timeout")
+    let fits = await Self.call(channel, payload: [UInt8](repeating: 1, count: 16))
+    XCTAssertEqual(try fits.get(), [UInt8](repeating: 1, count: 16))
+  }
+
   func testServerThatNeverSendsSettingsHitsTheConnectTimeout() async throws {
     let channel = try channel("no-settings") { $0.connectTimeout = .milliseconds(300) }
     let start = ContinuousClock.now
