@@ -2,7 +2,7 @@
 SWIFT ?= swift
 TSAN_SCRATCH := .build-tsan
 
-.PHONY: deps demo test test-unit test-tsan bench format
+.PHONY: deps demo test test-unit test-tsan bench bench-channel format
 
 deps:
 	@scripts/install-deps.sh
@@ -28,6 +28,13 @@ test-tsan:
 bench: deps
 	cd Benchmarks && $(SWIFT) build -c release --product ReactorBenchmark
 	Benchmarks/.build/release/ReactorBenchmark
+
+## The side-by-side channel benchmark (Benchmarks/README.md): milvex vs h2load vs grpc-swift-2.
+bench-channel:
+	@scripts/install-deps.sh --bench
+	$(MAKE) -C Benchmarks/cpp-server
+	cd Benchmarks && $(SWIFT) build -c release
+	Benchmarks/run-channel-bench.py --milvex-client Benchmarks/.build/release/MilvexChannelBench
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Examples Benchmarks/Sources

@@ -11,13 +11,19 @@ packages=(
   libev-dev          # the event loop
   libnghttp2-dev     # HTTP/2 framing, HPACK, flow control
   libc-ares-dev      # non-blocking name resolution on the loop
-  protobuf-compiler  # scripts/generate-protos.sh (generated code is committed)
-  nghttp2-client     # h2load, the benchmark ceiling
-  libgrpc++-dev      # the C++ benchmark server
-  protobuf-compiler-grpc
+  protobuf-compiler  # scripts/generate-protos.sh and the proto check
   pkg-config
   python3-venv
 )
+# `--bench`: what the side-by-side channel benchmark needs besides (make bench-channel).
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(
+    nghttp2-client   # h2load, the ceiling for a libev + nghttp2 client
+    libgrpc++-dev    # the C++ echo server
+    valgrind         # instruction counts per call
+    util-linux       # taskset
+  )
+fi
 
 missing=()
 for package in "${packages[@]}"; do
