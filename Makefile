@@ -34,7 +34,8 @@ bench-channel:
 	@scripts/install-deps.sh --bench
 	$(MAKE) -C Benchmarks/cpp-server
 	cd Benchmarks && $(SWIFT) build -c release
-	Benchmarks/run-channel-bench.py --milvex-client Benchmarks/.build/release/MilvexChannelBench
+	Benchmarks/run-channel-bench.py --milvex-client Benchmarks/.build/release/MilvexChannelBench \
+	  --milvex-async-client Benchmarks/.build/release/MilvexAsyncChannelBench
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Examples Benchmarks/Sources

@@ -46,6 +46,8 @@ def parse_arguments():
     parser.add_argument("--milvex-client", metavar="PATH",
                         help="the milvex client executable (same CLI and JSON as "
                              "GRPCSwiftClientBench); skipped when absent")
+    parser.add_argument("--milvex-async-client", metavar="PATH",
+                        help="MilvexReactor's channel through its async API (same contract)")
     parser.add_argument("--grpc-swift-client", metavar="PATH",
                         default=os.path.join(HERE, ".build/release/GRPCSwiftClientBench"))
     parser.add_argument("--server", metavar="PATH",
@@ -322,6 +324,11 @@ def main():
             skipped.append(f"Skipped milvex: no executable at {args.milvex_client}.")
         else:
             skipped.append("Skipped milvex: no --milvex-client PATH given.")
+    if args.milvex_async_client:
+        if os.access(args.milvex_async_client, os.X_OK):
+            contract_clients.append(("milvex-async", args.milvex_async_client))
+        else:
+            skipped.append(f"Skipped milvex-async: no executable at {args.milvex_async_client}.")
     run_h2load_client = "h2load" in wanted
     if run_h2load_client and shutil.which(args.h2load) is None:
         skipped.append(f"Skipped h2load: {args.h2load} not found (Debian package "
