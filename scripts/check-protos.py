@@ -168,7 +168,12 @@ class Checker:
 
     def compare(self, where, what, ours, theirs):
         if ours != theirs:
-            self.mismatch(where, f"{what} {ours or '(none)'} in Protos/, {theirs or '(none)'} in pymilvus")
+            self.mismatch(where, f"{what} {shown(ours)} in Protos/, {shown(theirs)} in pymilvus")
+
+
+def shown(value):
+    """A value as a mismatch line prints it; an empty type_name or oneof reads as (none)."""
+    return "(none)" if value in ("", None) else value
 
 
 def oneof_name(message, field):
