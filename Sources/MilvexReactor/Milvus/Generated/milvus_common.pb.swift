@@ -318,8 +318,8 @@ public nonisolated enum Milvus_Proto_Common_ErrorCode: SwiftProtobuf.Enum, Swift
 
 }
 
-/// Complete, because enum values share the package scope: a subset would not catch a clash with a
-/// value added later.
+/// Complete, like every enum in Protos/, so no value a server sends decodes as an unrecognized
+/// number; check-protos prints a note for any value left out.
 public nonisolated enum Milvus_Proto_Common_MsgType: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case undefined // = 0
