@@ -2,7 +2,7 @@
 SWIFT ?= swift
 TSAN_SCRATCH := .build-tsan
 
-.PHONY: deps demo test test-unit test-tsan bench bench-channel format
+.PHONY: deps demo test check-protos test-unit test-tsan bench bench-channel format
 
 deps:
 	@scripts/install-deps.sh
@@ -13,7 +13,11 @@ demo: deps
 	MILVUS_LITE=.venv/bin/milvus-lite $(SWIFT) run --skip-build milvex-demo
 
 ## Runs the whole suite, then again under ThreadSanitizer.
-test: deps test-unit test-tsan
+test: deps check-protos test-unit test-tsan
+
+## Fails when a field number, type or enum value in Protos/ differs from Milvus's wire format.
+check-protos: deps
+	.venv/bin/python scripts/check-protos.py
 
 test-unit:
 	$(SWIFT) build --build-tests

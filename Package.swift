@@ -11,6 +11,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+    // The runtime of the generated Milvus messages; scripts/generate-protos.sh builds
+    // protoc-gen-swift from the same tag, so change both together.
+    .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
   ],
   targets: [
     .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2"),
@@ -26,6 +29,7 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]
     ),
     .executableTarget(
