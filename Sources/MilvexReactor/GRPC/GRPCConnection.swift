@@ -54,6 +54,21 @@ final class GRPCConnection: HTTP2SessionDelegate {
   private var sawSettings = false
 
   private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+  /// The request header fields that are the same for every call, laid out once.
+  private lazy var requestPseudoHeaders: HeaderBlock = {
+    var headers = HeaderBlock()
+    headers.add(":method", "POST")
+    headers.add(":scheme", "http")
+    headers.add(":authority", configuration.effectiveAuthority)
+    return headers
+  }()
+  private lazy var requestFixedHeaders: HeaderBlock = {
+    var headers = HeaderBlock()
+    headers.add("content-type", "application/grpc")
+    headers.add("te", "trailers")
+    headers.add("user-agent", configuration.userAgent)
+    return headers
+  }()
   private var outbound: [UInt8] = []
   private var outboundOffset = 0
   private var flushScheduled = false
@@ -184,14 +199,10 @@ final class GRPCConnection: HTTP2SessionDelegate {
 
   private func submit(_ call: UnaryCall) {
     guard let session else { return }
-    var headers = HeaderBlock()
-    headers.add(":method", "POST")
-    headers.add(":scheme", "http")
+    // Pseudo-headers must precede regular ones (RFC 9113 §8.3).
+    var headers = requestPseudoHeaders
     headers.add(":path", call.path)
-    headers.add(":authority", configuration.effectiveAuthority)
-    headers.add("content-type", "application/grpc")
-    headers.add("te", "trailers")
-    headers.add("user-agent", configuration.userAgent)
+    headers.append(requestFixedHeaders)
     if let remaining = call.remainingTime() {
       headers.add("grpc-timeout", GRPCWireFormat.timeoutHeader(remaining))
     }

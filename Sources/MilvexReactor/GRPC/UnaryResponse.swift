@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// The response side of one unary call as a pure state machine: header fields, DATA bytes
 /// and the stream's end go in; a final outcome comes out once, when it is known.
 ///
@@ -46,22 +52,25 @@ struct UnaryResponse {
 
   mutating func header(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
     guard phase != .done else { return }
-    switch name.count {
-    case 7 where name.elementsEqual(":status".utf8):
+    // Called for every header field of every response: compare bytes, not Strings.
+    if Self.matches(name, ":status") {
       httpStatus = Int(String(decoding: value, as: UTF8.self))
-    case 12 where name.elementsEqual("content-type".utf8):
+    } else if Self.matches(name, "content-type") {
       contentType = String(decoding: value, as: UTF8.self)
-    case 11 where name.elementsEqual("grpc-status".utf8):
+    } else if Self.matches(name, "grpc-status") {
       grpcStatus = String(decoding: value, as: UTF8.self)
-    case 12 where name.elementsEqual("grpc-message".utf8):
+    } else if Self.matches(name, "grpc-message") {
       grpcMessage = Array(value)
-    case 23 where name.elementsEqual("grpc-status-details-bin".utf8):
+    } else if Self.matches(name, "grpc-status-details-bin") {
       grpcDetails = Array(value)
-    case 13 where name.elementsEqual("grpc-encoding".utf8):
+    } else if Self.matches(name, "grpc-encoding") {
       grpcEncoding = String(decoding: value, as: UTF8.self)
-    default:
-      break
     }
+  }
+
+  private static func matches(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+    bytes.count == literal.utf8CodeUnitCount
+      && memcmp(bytes.baseAddress!, literal.utf8Start, bytes.count) == 0
   }
 
   mutating func headersComplete(endStream: Bool) -> Outcome? {

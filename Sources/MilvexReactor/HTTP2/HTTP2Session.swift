@@ -250,12 +250,22 @@ struct HeaderBlock {
     fields.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
   }
 
+  /// Adds every field of `other`, after the fields already here.
+  mutating func append(_ other: HeaderBlock) {
+    let offset = bytes.count
+    bytes.append(contentsOf: other.bytes)
+    for field in other.fields {
+      fields.append((field.nameStart + offset, field.nameLength, field.valueStart + offset, field.valueLength))
+    }
+  }
+
   var count: Int { fields.count }
 
   func withNameValuePairs<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
-    var copy = bytes
-    return copy.withUnsafeMutableBufferPointer { buffer in
-      let base = buffer.baseAddress!
+    bytes.withUnsafeBufferPointer { buffer in
+      // nghttp2_nv's pointers are not const, but nghttp2 copies the fields without NO_COPY
+      // flags and never writes through them.
+      let base = UnsafeMutablePointer(mutating: buffer.baseAddress!)
       let pairs = fields.map { field in
         nghttp2_nv(
           name: base + field.nameStart, value: base + field.valueStart,
