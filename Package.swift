@@ -39,7 +39,10 @@ let package = Package(
     ),
     .testTarget(
       name: "MilvexReactorTests",
-      dependencies: ["MilvexReactor", "CLibEV"]
+      dependencies: [
+        "MilvexReactor", "CLibEV",
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ]
     ),
   ],
   swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 @testable import MilvexReactor
+import ServiceLifecycle
 import Synchronization
 import XCTest
 
@@ -297,6 +298,20 @@ final class ConnectionReconnectTests: XCTestCase {
     _ = try await connection.waitForChannel(timeout: .seconds(5))
     let isUp = try await connection.isConnected(timeout: .seconds(2))
     XCTAssertTrue(isUp)
+  }
+
+  func testRunsInAServiceGroupAndDisconnectsOnGracefulShutdown() async throws {
+    let server = try h2Server()
+    let connection = try start(try fastConfig(port: server.port), name: "service")
+    _ = try await connection.waitForChannel(timeout: .seconds(5))
+    let group = ServiceGroup(
+      services: [connection], gracefulShutdownSignals: [], cancellationSignals: [],
+      logger: Logger(label: "test"))
+    let running = Task { try await group.run() }
+    await group.triggerGracefulShutdown()
+    try await running.value
+    XCTAssertEqual(connection.state, .disconnected)
+    XCTAssertNil(Connection.named("service"))
   }
 
   // MARK: - Helpers
