@@ -50,6 +50,12 @@ final class ConnectionDriver {
     // A connection's job is to notice a dead channel even while idle (Milvus permits PINGs
     // without streams); a server that objects sends too_many_pings and the interval doubles.
     channelConfiguration.keepaliveWithoutCalls = true
+    // Milvus reads `authorization` and `dbname` on every call.
+    var metadata = GRPCMetadata()
+    for key in ["authorization", "dbname"] {
+      if let value = config.authorizationMetadata[key] { metadata.add(key, value) }
+    }
+    channelConfiguration.defaultMetadata = metadata
     channelConfiguration.logger = logger
     self.channelConfiguration = channelConfiguration
     var logger = logger
@@ -153,19 +159,7 @@ final class ConnectionDriver {
   private func channelEvent(generation: UInt64, _ event: ChannelEvent) {
     switch event {
     case .ready:
-      switch machine.attemptSucceeded(generation: generation) {
-      case .none:
-        // A late success from an abandoned attempt: not ours any more.
-        if let current, current.generation == generation { current.channel.closeOnLoop() }
-      case .connected(_, let transition, let resumeWaiters):
-        connects.increment()
-        let elapsed = attemptStartedAt.map { ContinuousClock.now - $0 } ?? .zero
-        logger.info("connected", metadata: ["host": "\(config.host)", "port": "\(config.port)", "after": "\(elapsed)"])
-        publish(transition)
-        let answer = channelNow()
-        for id in resumeWaiters { waiters.removeValue(forKey: id)?(answer) }
-        armWaiterTimer()
-      }
+      handshake(generation: generation)
     case .closing(let error):
       lost(generation: generation, reason: Self.reason(error), keepDraining: true)
     case .closed(let error, let tooManyPings):
@@ -175,6 +169,48 @@ final class ConnectionDriver {
       }
       draining[generation] = nil
       lost(generation: generation, reason: Self.reason(error), keepDraining: false)
+    }
+  }
+
+  /// The channel is ready: run Milvus's Connect before the attempt counts as a success.
+  private func handshake(generation: UInt64) {
+    guard let current, current.generation == generation else { return }
+    let channel = current.channel
+    channel.unaryOnLoop(
+      path: MilvusHandshake.path, request: MilvusHandshake.request(user: config.user),
+      timeout: config.connectTimeout
+    ) { [weak self] result in
+      guard let self, let current = self.current, current.generation == generation else { return }
+      switch MilvusHandshake.outcome(result) {
+      case .proceed(let identifier):
+        if let identifier {
+          var metadata = self.channelConfiguration.defaultMetadata
+          metadata.add("identifier", "\(identifier)")
+          channel.setDefaultMetadataOnLoop(metadata)
+        }
+        self.attemptReady(generation: generation)
+      case .fail(let reason):
+        // Fail first, so that the close below is not reported as the reason.
+        self.attemptFailed(generation: generation, reason: reason)
+        channel.closeOnLoop()
+      }
+    }
+  }
+
+  /// Transport, HTTP/2 and the Milvus handshake all succeeded.
+  private func attemptReady(generation: UInt64) {
+    switch machine.attemptSucceeded(generation: generation) {
+    case .none:
+      // A late success from an abandoned attempt: not ours any more.
+      if let current, current.generation == generation { current.channel.closeOnLoop() }
+    case .connected(_, let transition, let resumeWaiters):
+      connects.increment()
+      let elapsed = attemptStartedAt.map { ContinuousClock.now - $0 } ?? .zero
+      logger.info("connected", metadata: ["host": "\(config.host)", "port": "\(config.port)", "after": "\(elapsed)"])
+      publish(transition)
+      let answer = channelNow()
+      for id in resumeWaiters { waiters.removeValue(forKey: id)?(answer) }
+      armWaiterTimer()
     }
   }
 

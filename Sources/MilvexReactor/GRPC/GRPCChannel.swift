@@ -208,6 +208,13 @@ public final class GRPCChannel: Sendable {
     connection.close(.disconnected(reason: "the channel was closed by its owner"))
   }
 
+  /// Replaces the metadata sent with every later call (a call's own entries win).
+  ///
+  /// - Important: Loop thread only.
+  public func setDefaultMetadataOnLoop(_ metadata: GRPCMetadata) {
+    connection.value?.defaultMetadata = metadata
+  }
+
   /// Whether the channel is ready for calls (the HTTP/2 handshake completed, no GOAWAY).
   ///
   /// - Important: Loop thread only.

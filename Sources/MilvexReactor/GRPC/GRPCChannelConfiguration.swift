@@ -28,6 +28,9 @@ public struct GRPCChannelConfiguration: Sendable {
   public var maxSendMessageSize: Int = 64 << 20
   /// `user-agent`; the library's name and version by default.
   public var userAgent: String = "milvex-reactor-swift/\(MilvexReactorVersion.string)"
+  /// Metadata sent with every call (for example Milvus's `authorization` and `dbname`); a
+  /// call's own entry with the same key replaces it.
+  public var defaultMetadata = GRPCMetadata()
   /// For tests only: permits keepalive times below 10 s (down to 10 ms).
   public var allowTestingTimings: Bool = false
   public var logger: Logger = Logger(label: "milvex.grpc")

@@ -42,6 +42,8 @@ final class GRPCConnection: HTTP2SessionDelegate {
   private var logger: Logger { configuration.logger }
 
   private var state = State.connecting
+  /// Sent with every call; starts as the configuration's, the owner may extend it.
+  lazy var defaultMetadata: GRPCMetadata = configuration.defaultMetadata
   private var attempt: ConnectAttempt?
   private var fd: Int32 = -1
   private var watcher: IOWatcher?
@@ -206,7 +208,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
     if let remaining = call.remainingTime() {
       headers.add("grpc-timeout", GRPCWireFormat.timeoutHeader(remaining))
     }
-    if let error = call.metadata.encode(into: &headers) {
+    if let error = call.metadata.merged(withDefaults: defaultMetadata).encode(into: &headers) {
       return complete(call, .failure(error))
     }
     switch session.submitRequest(headers: headers) {

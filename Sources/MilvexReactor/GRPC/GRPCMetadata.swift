@@ -28,6 +28,19 @@ public struct GRPCMetadata: Sendable, Hashable {
 
   public var isEmpty: Bool { entries.isEmpty }
 
+  /// Whether an entry has this key.
+  public func contains(key: String) -> Bool { entries.contains { $0.key == key } }
+
+  /// These entries, then those of `defaults` whose key is not among them.
+  func merged(withDefaults defaults: GRPCMetadata) -> GRPCMetadata {
+    guard !defaults.isEmpty else { return self }
+    var result = self
+    for entry in defaults.entries where !contains(key: entry.key) {
+      result.entries.append(entry)
+    }
+    return result
+  }
+
   public static func == (lhs: GRPCMetadata, rhs: GRPCMetadata) -> Bool {
     lhs.entries.elementsEqual(rhs.entries) { $0.key == $1.key && $0.value == $1.value }
   }

@@ -1,0 +1,74 @@
+import SwiftProtobuf
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Milvus's `Connect` handshake, run on every new channel before the connection counts as
+/// connected: the client introduces itself (`ClientInfo`), the server answers with its
+/// `identifier`, which goes out as `identifier` metadata on every later call. Servers that
+/// predate `Connect` answer `UNIMPLEMENTED`; the connection then goes on without it.
+///
+/// The request and the reading of the answer are pure; the driver performs the call.
+enum MilvusHandshake {
+  static let path = "/milvus.proto.milvus.MilvusService/Connect"
+
+  /// What the driver does with the answer.
+  enum Outcome: Equatable {
+    /// Connected; send `identifier` metadata when the server gave one.
+    case proceed(identifier: Int64?)
+    /// The attempt failed, for this reason.
+    case fail(String)
+  }
+
+  /// A serialized `ConnectRequest` (sdk type `Swift`, this library's version, local time,
+  /// user, host name). The password and token are not part of it.
+  static func request(user: String?) -> [UInt8] {
+    var info = Milvus_Proto_Common_ClientInfo()
+    info.sdkType = "Swift"
+    info.sdkVersion = MilvexReactorVersion.string
+    info.localTime = localTime()
+    info.user = user ?? ""
+    info.host = hostName()
+    var request = Milvus_Proto_Milvus_ConnectRequest()
+    request.clientInfo = info
+    return (try? request.serializedBytes()) ?? []
+  }
+
+  /// Reads the server's answer to `Connect`.
+  static func outcome(_ result: Result<[UInt8], MilvexError>) -> Outcome {
+    switch result {
+    case .failure(.grpcStatus(let status)) where status.code == .unimplemented:
+      return .proceed(identifier: nil)
+    case .failure(let error):
+      return .fail("the Milvus Connect handshake failed: \(error)")
+    case .success(let bytes):
+      guard let response = try? Milvus_Proto_Milvus_ConnectResponse(serializedBytes: bytes) else {
+        return .fail("the Milvus Connect handshake failed: the answer is not a ConnectResponse")
+      }
+      let status = response.status
+      guard status.errorCode == .success, status.code == 0 else {
+        let code = status.code != 0 ? status.code : Int32(status.errorCode.rawValue)
+        return .fail("the Milvus Connect handshake failed: Milvus error \(code): \(status.reason)")
+      }
+      return .proceed(identifier: response.identifier == 0 ? nil : response.identifier)
+    }
+  }
+
+  private static func localTime() -> String {
+    var now = time(nil)
+    var parts = tm()
+    localtime_r(&now, &parts)
+    var buffer = [CChar](repeating: 0, count: 64)
+    let count = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S %z", &parts)
+    return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+
+  private static func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buffer, buffer.count) == 0 else { return "" }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+}
