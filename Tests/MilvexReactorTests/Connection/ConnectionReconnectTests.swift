@@ -91,12 +91,12 @@ final class ConnectionReconnectTests: XCTestCase {
     let server = try h2Server()
     let connection = try start(try fastConfig(port: server.port))
     let (channel, _) = try await connection.waitForChannel(timeout: .seconds(5))
-    async let pending = outcome { () async throws(MilvexError) in
-      try await channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10))
-    }
-    try await Task.sleep(for: .milliseconds(100))
+    let pending = begin(channel, "/test.Echo/Never")
+    try await roundTrip(channel)  // the call is now open on the server
     kill(server.process.processIdentifier, SIGKILL)
-    guard case .failure(let error) = await pending, case .grpcStatus(let status) = error else {
+    guard case .failure(let error)? = await pending.first(within: .seconds(10), where: { _ in true }),
+      case .grpcStatus(let status) = error
+    else {
       return XCTFail("the in-flight call must fail")
     }
     XCTAssertEqual(status.code, .unavailable)
@@ -113,7 +113,8 @@ final class ConnectionReconnectTests: XCTestCase {
     let connection = try start(
       try fastConfig(port: port, base: .milliseconds(20), max: .seconds(1)), logger: logger,
       random: PinnedRandomSource([0.5]))
-    try await waitUntil(timeout: .seconds(10)) { capture.attemptTimes.count >= 6 }
+    let sixth = await capture.attempts.first(within: .seconds(10)) { $0.number == 6 }
+    XCTAssertNotNil(sixth, "six attempts")
     let times = capture.attemptTimes
     guard times.count >= 6 else { return }
     let expected: [Duration] = [.milliseconds(20), .milliseconds(40), .milliseconds(80), .milliseconds(160), .milliseconds(320)]
@@ -159,28 +160,45 @@ final class ConnectionReconnectTests: XCTestCase {
     let port = server.port
     let count = 500
     let connectedAt = Locked<[Int: [ContinuousClock.Instant]]>([:])
+    // Milestones: "connected 1" once all are connected, "reconnecting", then "connected 2".
+    let milestones = EventRecorder<String>()
+    let reconnecting = Atomic<Int>(0)
+    let capture = LogCapture()
     var connections: [Connection] = []
     for index in 0..<count {
       let connection = try Connection.start(
         config: try fastConfig(port: port, base: .milliseconds(50), max: .milliseconds(400), jitter: 0.5), on: loop,
-        logger: Logger(label: "quiet", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger(label: "capture") { _ in capture }
       ) { transition in
-        if transition.to == .connected { connectedAt.withLock { $0[index, default: []].append(.now) } }
+        if transition.to == .connected {
+          let round = connectedAt.withLock { times -> Int? in
+            times[index, default: []].append(.now)
+            let round = times[index]!.count
+            return times.count == count && times.values.allSatisfy { $0.count >= round } ? round : nil
+          }
+          if let round { milestones.record("connected \(round)") }
+        }
+        if transition.to == .reconnecting, reconnecting.add(1, ordering: .relaxed).newValue == count {
+          milestones.record("reconnecting")
+        }
       }
       connections.append(connection)
     }
     cleanups.append { for connection in connections { connection.disconnect() } }
-    try await waitUntil(timeout: .seconds(30)) { connectedAt.withLock { $0.count } == count }
+    let firstRound = await milestones.first(within: .seconds(30)) { $0 == "connected 1" }
+    XCTAssertNotNil(firstRound, "all connected")
 
     server.stop()
-    try await waitUntil(timeout: .seconds(10)) { connections.allSatisfy { $0.state == .reconnecting } }
-    try await Task.sleep(for: .milliseconds(600))  // let the backoff schedules diverge
+    let allReconnecting = await milestones.first(within: .seconds(10)) { $0 == "reconnecting" }
+    XCTAssertNotNil(allReconnecting, "all reconnecting")
+    // Let the backoff schedules diverge: on average three refused attempts per connection.
+    let diverged = await capture.failures.first(within: .seconds(30)) { $0 == 3 * count }
+    XCTAssertNotNil(diverged)
     let restarted = try h2Server(port: port)
     let restartedAt = ContinuousClock.now
     XCTAssertEqual(restarted.port, port)
-    try await waitUntil(timeout: .seconds(30)) {
-      connectedAt.withLock { $0.values.allSatisfy { $0.count == 2 } }
-    }
+    let secondRound = await milestones.first(within: .seconds(30)) { $0 == "connected 2" }
+    XCTAssertNotNil(secondRound, "all connected again")
     let offsets = connectedAt.withLock { $0.values.map { ($0[1] - restartedAt) / .milliseconds(1) } }
     XCTAssertEqual(offsets.count, count, "all 500 connections are connected again")
     let mean = offsets.reduce(0, +) / Double(offsets.count)
@@ -216,12 +234,13 @@ final class ConnectionReconnectTests: XCTestCase {
   func testDisconnectInEveryStateFreesTheNameAndFailsWaiters() async throws {
     // connecting (nothing listens)
     let refusing = try start(try fastConfig(port: freeLocalPort()), name: "a")
-    async let waiting = outcome { () async throws(MilvexError) in
-      try await refusing.waitForChannel(timeout: .seconds(10))
-    }
-    try await Task.sleep(for: .milliseconds(50))
+    // Submitted from this thread before the disconnect, so the waiter is registered first.
+    let waiting = EventRecorder<Result<(channel: GRPCChannel, config: ConnectionConfig), MilvexError>>()
+    refusing.waitForChannel(timeout: .seconds(10)) { result in waiting.record(result.map { ($0.0, $0.1) }) }
     await refusing.disconnect()
-    guard case .failure(.disconnected) = await waiting else { return XCTFail("a waiter must fail with disconnected") }
+    guard case .failure(.disconnected)? = await waiting.first(within: .seconds(5), where: { _ in true }) else {
+      return XCTFail("a waiter must fail with disconnected")
+    }
     XCTAssertNil(Connection.named("a"))
     XCTAssertEqual(refusing.state, .disconnected)
     do {
@@ -236,13 +255,13 @@ final class ConnectionReconnectTests: XCTestCase {
     let server = try h2Server()
     let connected = try start(try fastConfig(port: server.port), name: "a")
     let (channel, _) = try await connected.waitForChannel(timeout: .seconds(5))
-    async let call = outcome { () async throws(MilvexError) in
-      try await channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10))
-    }
-    try await Task.sleep(for: .milliseconds(100))
+    let call = begin(channel, "/test.Echo/Never")
+    try await roundTrip(channel)  // the call is now open on the server
     var transitions = connected.transitions.makeAsyncIterator()
     await connected.disconnect()
-    guard case .failure(let callError) = await call, case .disconnected = callError else {
+    guard case .failure(let callError)? = await call.first(within: .seconds(5), where: { _ in true }),
+      case .disconnected = callError
+    else {
       return XCTFail("in-flight calls fail with disconnected")
     }
     let last = await transitions.next()
@@ -270,10 +289,10 @@ final class ConnectionReconnectTests: XCTestCase {
     let answered = Atomic<Int>(0)
     let unexpected = Locked<[String]>([])
     let perThread = 10_000
+    let allAnswered = EventRecorder<Int>()
+    // Restarts the server while the threads below are asking.
     let restarter = Task.detached {
-      try await Task.sleep(for: .milliseconds(30))
       server.stop()
-      try await Task.sleep(for: .milliseconds(50))
       return try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "echo", "--port", "\(port)"])
     }
     runThreads(8) { _ in
@@ -284,16 +303,19 @@ final class ConnectionReconnectTests: XCTestCase {
             case .success, .failure(.notConnected): break
             case .failure(let error): unexpected.withLock { $0.append("\(error)") }
             }
-            answered.add(1, ordering: .relaxed)
+            if answered.add(1, ordering: .relaxed).newValue == 8 * perThread { allAnswered.record(0) }
           }
         } else {
-          connection.isConnected { _ in answered.add(1, ordering: .relaxed) }
+          connection.isConnected { _ in
+            if answered.add(1, ordering: .relaxed).newValue == 8 * perThread { allAnswered.record(0) }
+          }
         }
       }
     }
     let second = try await restarter.value
     cleanups.append { second.stop() }
-    try await waitUntil(timeout: .seconds(30)) { answered.load(ordering: .relaxed) == 8 * perThread }
+    let done = await allAnswered.first(within: .seconds(30)) { _ in true }
+    XCTAssertNotNil(done, "every call answered (\(answered.load(ordering: .relaxed)) of \(8 * perThread))")
     XCTAssertEqual(unexpected.withLock { $0 }, [])
     _ = try await connection.waitForChannel(timeout: .seconds(5))
     let isUp = try await connection.isConnected(timeout: .seconds(2))
@@ -316,51 +338,46 @@ final class ConnectionReconnectTests: XCTestCase {
 
   // MARK: - Helpers
 
+  /// Starts a call now (queued before anything this thread submits later); its result goes
+  /// to the recorder.
+  private func begin(_ channel: GRPCChannel, _ path: String) -> EventRecorder<Result<[UInt8], MilvexError>> {
+    let outcome = EventRecorder<Result<[UInt8], MilvexError>>()
+    channel.unary(path: path, request: [], timeout: .seconds(10)) { outcome.record($0) }
+    return outcome
+  }
+
+  /// An echo round trip: every call begun before it on `channel` has reached the server.
+  private func roundTrip(_ channel: GRPCChannel) async throws {
+    let echoed = try await channel.unary(path: "/test.Echo/Call", request: [7], timeout: .seconds(5))
+    XCTAssertEqual(echoed, [7])
+  }
+
   private func result(of connection: Connection) async -> Result<(channel: GRPCChannel, config: ConnectionConfig), MilvexError> {
     do { return .success(try await connection.channel()) } catch { return .failure(error) }
   }
 }
 
-/// Runs `body` and returns its outcome as a `Result`.
-func outcome<T>(_ body: () async throws(MilvexError) -> T) async -> Result<T, MilvexError> {
-  do { return .success(try await body()) } catch { return .failure(error) }
-}
-
 /// Records transitions and lets a test wait for one.
 final class TransitionLog: Sendable {
-  private let entries = Locked<[StateTransition]>([])
+  private let recorder = EventRecorder<StateTransition>()
 
-  func record(_ transition: StateTransition) { entries.withLock { $0.append(transition) } }
+  func record(_ transition: StateTransition) { recorder.record(transition) }
 
-  var states: [ConnectivityState] { entries.withLock { $0.map(\.to) } }
+  var states: [ConnectivityState] { recorder.all.map(\.to) }
 
-  func wait(timeout: Duration, _ matches: @Sendable (StateTransition) -> Bool) async -> StateTransition? {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-      if let found = entries.withLock({ $0.first(where: matches) }) { return found }
-      try? await Task.sleep(for: .milliseconds(5))
-    }
-    return nil
-  }
-}
-
-/// Polls `condition` until it holds or the timeout passes (then fails the test).
-func waitUntil(timeout: Duration, file: StaticString = #filePath, line: UInt = #line,
-               _ condition: () -> Bool) async throws {
-  let deadline = ContinuousClock.now + timeout
-  while !condition() {
-    guard ContinuousClock.now < deadline else {
-      XCTFail("condition not met within \(timeout)", file: file, line: line)
-      return
-    }
-    try await Task.sleep(for: .milliseconds(10))
+  func wait(timeout: Duration, _ matches: @escaping @Sendable (StateTransition) -> Bool) async -> StateTransition? {
+    await recorder.first(within: timeout, where: matches)
   }
 }
 
 /// A log handler that keeps the messages and the times of connect attempts.
 final class LogCapture: LogHandler, @unchecked Sendable {
   // @unchecked Sendable: all state is behind `lock`.
-  private let lock = Locked<(messages: [String], attempts: [ContinuousClock.Instant])>(([], []))
+  private let lock = Locked<(messages: [String], attempts: Int, failures: Int)>(([], 0, 0))
+  /// Each connect attempt, numbered from 1, with its time.
+  let attempts = EventRecorder<(number: Int, at: ContinuousClock.Instant)>()
+  /// The running count of failed attempts.
+  let failures = EventRecorder<Int>()
   var metadata: Logger.Metadata = [:]
   var logLevel: Logger.Level = .trace
 
@@ -372,12 +389,23 @@ final class LogCapture: LogHandler, @unchecked Sendable {
   func log(event: LogEvent) {
     let now = ContinuousClock.now
     let text = "\(event.message) \(event.metadata ?? [:])"
-    lock.withLock { state in
+    let message = "\(event.message)"
+    let (attempt, failure) = lock.withLock { state -> (Int?, Int?) in
       state.messages.append(text)
-      if "\(event.message)" == "connecting" { state.attempts.append(now) }
+      if message == "connecting" {
+        state.attempts += 1
+        return (state.attempts, nil)
+      }
+      if message == "connect attempt failed" {
+        state.failures += 1
+        return (nil, state.failures)
+      }
+      return (nil, nil)
     }
+    if let attempt { attempts.record((attempt, now)) }
+    if let failure { failures.record(failure) }
   }
 
   var messages: [String] { lock.withLock { $0.messages } }
-  var attemptTimes: [ContinuousClock.Instant] { lock.withLock { $0.attempts } }
+  var attemptTimes: [ContinuousClock.Instant] { attempts.all.map(\.at) }
 }

@@ -9,7 +9,7 @@ import XCTest
 final class MisbehavingServerTests: XCTestCase {
   private var peers: [PeerProcess] = []
   private var loop: EventLoop!
-  private let eventLog = EventLog()
+  private let eventLog = EventRecorder<ChannelEvent>()
 
   override func setUpWithError() throws {
     loop = try EventLoop(threadName: "h2-test")
@@ -34,7 +34,7 @@ final class MisbehavingServerTests: XCTestCase {
     configure(&configuration)
     let eventLog = self.eventLog
     return try GRPCChannel.connect(configuration: configuration, loop: loop) { event in
-      eventLog.events.withLock { $0.append(event) }
+      eventLog.record(event)
     }
   }
 
@@ -49,10 +49,36 @@ final class MisbehavingServerTests: XCTestCase {
         if completions.add(1, ordering: .relaxed).newValue == 1 { continuation.resume(returning: result) }
       }
     }
-    // Give a duplicate completion the chance to show up.
-    try? await Task.sleep(for: .milliseconds(20))
+    // A duplicate completion would come from events the loop has already handled: one more
+    // trip through the loop's queue lets it show up.
+    _ = try? await channel.loop.submit {}
     XCTAssertEqual(completions.load(ordering: .relaxed), 1, "completed exactly once")
     return result
+  }
+
+  /// Starts a call now: its request is queued before anything this thread submits later, so
+  /// on one connection it reaches the server first. The result arrives in the recorder.
+  private static func begin(
+    _ channel: GRPCChannel, _ path: String, payload: [UInt8] = []
+  ) -> EventRecorder<Result<[UInt8], MilvexError>> {
+    let outcome = EventRecorder<Result<[UInt8], MilvexError>>()
+    channel.unary(path: path, request: payload, timeout: .seconds(10)) { outcome.record($0) }
+    return outcome
+  }
+
+  /// Waits for a call started by ``begin(_:_:payload:)`` (exactly once).
+  private static func finish(
+    _ outcome: EventRecorder<Result<[UInt8], MilvexError>>
+  ) async -> Result<[UInt8], MilvexError>? {
+    let result = await outcome.first(within: .seconds(15)) { _ in true }
+    XCTAssertLessThanOrEqual(outcome.all.count, 1, "completed exactly once")
+    return result
+  }
+
+  /// An echo round trip on `channel`: every call begun before it has reached the server.
+  private static func roundTrip(_ channel: GRPCChannel) async {
+    let echoed = await call(channel)
+    XCTAssertEqual(try? echoed.get(), Array("hello".utf8))
   }
 
   private func expectStatus(
@@ -75,14 +101,12 @@ final class MisbehavingServerTests: XCTestCase {
     XCTAssertTrue(message.contains(text), "'\(message)' lacks '\(text)'", file: file, line: line)
   }
 
-  private func waitForEvent(timeout: Duration = .seconds(5), _ matches: (ChannelEvent) -> Bool) async -> ChannelEvent? {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-      if let event = eventLog.events.withLock({ $0.first(where: matches) }) { return event }
-      try? await Task.sleep(for: .milliseconds(10))
-    }
-    return nil
+  private func waitForEvent(
+    timeout: Duration = .seconds(5), _ matches: @escaping @Sendable (ChannelEvent) -> Bool
+  ) async -> ChannelEvent? {
+    await eventLog.first(within: timeout, where: matches)
   }
+
 
   // MARK: - Cases
 
@@ -138,14 +162,14 @@ final class MisbehavingServerTests: XCTestCase {
 
   func testGoAwayMidCallFailsOnlyTheUnprocessedStream() async throws {
     let channel = try channel("goaway-mid-call")
-    async let first = Self.call(channel, payload: Array("one".utf8))
-    async let second = Self.call(channel, payload: Array("two".utf8))
-    try await Task.sleep(for: .milliseconds(30))  // streams 1 and 3 are open first
-    async let third = Self.call(channel, payload: Array("three".utf8))
-    let results = await [first, second, third]
-    XCTAssertEqual(try results[0].get(), Array("one".utf8))
-    XCTAssertEqual(try results[1].get(), Array("two".utf8))
-    expectStatus(results[2], .unavailable)
+    // Begun in this order from one thread, the calls get streams 1, 3 and 5.
+    let first = Self.begin(channel, "/test.Echo/Call", payload: Array("one".utf8))
+    let second = Self.begin(channel, "/test.Echo/Call", payload: Array("two".utf8))
+    let third = Self.begin(channel, "/test.Echo/Call", payload: Array("three".utf8))
+    let results = [await Self.finish(first), await Self.finish(second), await Self.finish(third)]
+    XCTAssertEqual(try results[0]?.get(), Array("one".utf8))
+    XCTAssertEqual(try results[1]?.get(), Array("two".utf8))
+    expectStatus(results[2] ?? .success([]), .unavailable)
     let closing = await waitForEvent { if case .closing = $0 { return true } else { return false } }
     XCTAssertNotNil(closing, "the channel reported GOAWAY")
     // No new call starts on a going-away connection.
@@ -233,17 +257,12 @@ final class MisbehavingServerTests: XCTestCase {
 
   func testCancellation() async throws {
     let channel = try channel("echo")
-    let outcome = Locked<Result<[UInt8], MilvexError>?>(nil)
-    let done = Latch()
-    let handle = channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10)) { result in
-      outcome.withLock { $0 = result }
-      done.open()
-    }
-    try await Task.sleep(for: .milliseconds(50))
+    let outcome = EventRecorder<Result<[UInt8], MilvexError>>()
+    let handle = channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10)) { outcome.record($0) }
+    await Self.roundTrip(channel)  // the call is now open on the server
     handle.cancel()
     handle.cancel()
-    XCTAssertTrue(done.wait(timeout: .seconds(5)))
-    expectStatus(outcome.withLock { $0! }, .cancelled)
+    expectStatus(await Self.finish(outcome) ?? .success([]), .cancelled)
 
     // The async form: cancelling the task cancels the call.
     let task = Task.detached { () -> Result<[UInt8], MilvexError> in
@@ -253,7 +272,7 @@ final class MisbehavingServerTests: XCTestCase {
         return .failure(error as! MilvexError)
       }
     }
-    try await Task.sleep(for: .milliseconds(50))
+    // Cancelled whether the call has started yet or not: either way it ends CANCELLED.
     task.cancel()
     expectStatus(await task.value, .cancelled)
   }
@@ -282,20 +301,22 @@ final class MisbehavingServerTests: XCTestCase {
 
   func testClosingTheChannelFailsCallsWithDisconnected() async throws {
     let channel = try channel("echo")
-    async let pending = Self.call(channel, "/test.Echo/Never")
-    try await Task.sleep(for: .milliseconds(100))
+    let pending = Self.begin(channel, "/test.Echo/Never")
+    await Self.roundTrip(channel)  // the call is now open on the server
     channel.close()
-    guard case .failure(let error) = await pending, case .disconnected = error else { return XCTFail() }
+    guard case .failure(let error)? = await Self.finish(pending), case .disconnected = error else { return XCTFail() }
     XCTAssertFalse(error.isRetriable)
     guard case .failure(.disconnected) = await Self.call(channel) else { return XCTFail("calls after close") }
   }
 
   func testLoopShutdownCompletesOpenCalls() async throws {
     let channel = try channel("echo")
-    async let pending = Self.call(channel, "/test.Echo/Never")
-    try await Task.sleep(for: .milliseconds(100))
+    let pending = Self.begin(channel, "/test.Echo/Never")
+    await Self.roundTrip(channel)  // the call is now open on the server
     await Task.detached { [loop] in loop!.shutdown() }.value
-    guard case .failure(.eventLoopShutDown) = await pending else { return XCTFail("the open call must complete") }
+    guard case .failure(.eventLoopShutDown)? = await Self.finish(pending) else {
+      return XCTFail("the open call must complete")
+    }
     guard case .failure(.eventLoopShutDown) = await Self.call(channel) else { return XCTFail("calls after shutdown") }
   }
 
@@ -331,9 +352,6 @@ final class MisbehavingServerTests: XCTestCase {
   }
 }
 
-final class EventLog: Sendable {
-  let events = Locked<[ChannelEvent]>([])
-}
 
 /// The process's resident set size in bytes (Linux /proc).
 func residentBytes() -> Int {

@@ -67,3 +67,57 @@ final class Locked<Value>: @unchecked Sendable {
     return try body(&value)
   }
 }
+
+/// Records events from any thread and lets a test wait for the first one that matches — an
+/// event with a deadline, not a poll.
+final class EventRecorder<Event: Sendable>: @unchecked Sendable {
+  // @unchecked Sendable: every stored property is only touched with `lock` held.
+  private final class Waiter {
+    let matches: @Sendable (Event) -> Bool
+    let latch = Latch()
+    var found: Event?
+    init(_ matches: @escaping @Sendable (Event) -> Bool) { self.matches = matches }
+  }
+
+  private let lock = NSLock()
+  private var events: [Event] = []
+  private var waiters: [Waiter] = []
+
+  func record(_ event: Event) {
+    lock.lock()
+    events.append(event)
+    let ready = waiters.filter { $0.found == nil && $0.matches(event) }
+    for waiter in ready { waiter.found = event }
+    waiters.removeAll { $0.found != nil }
+    lock.unlock()
+    for waiter in ready { waiter.latch.open() }
+  }
+
+  var all: [Event] { lock.withLock { events } }
+
+  /// The first recorded event matching `matches`, waiting up to `timeout` for it.
+  func first(within timeout: Duration, where matches: @escaping @Sendable (Event) -> Bool) async -> Event? {
+    let (event, waiter) = register(matches)
+    if let event { return event }
+    let latch = waiter!.latch
+    // Block a thread of our own, not one of the cooperative pool.
+    let opened = await Task.detached { latch.wait(timeout: timeout) }.value
+    return withdraw(waiter!, opened: opened)
+  }
+
+  private func register(_ matches: @escaping @Sendable (Event) -> Bool) -> (Event?, Waiter?) {
+    lock.withLock {
+      if let event = events.first(where: matches) { return (event, nil) }
+      let waiter = Waiter(matches)
+      waiters.append(waiter)
+      return (nil, waiter)
+    }
+  }
+
+  private func withdraw(_ waiter: Waiter, opened: Bool) -> Event? {
+    lock.withLock {
+      waiters.removeAll { $0 === waiter }
+      return opened ? waiter.found : nil
+    }
+  }
+}
