@@ -30,6 +30,8 @@ public final class Latch: @unchecked Sendable {
   }
 
   /// Opens the gate for every current and future waiter. Idempotent.
+  ///
+  /// - Important: Callable from any thread, the loop thread included.
   public func open() {
     pthread_mutex_lock(mutex)
     isOpen = true
@@ -38,6 +40,8 @@ public final class Latch: @unchecked Sendable {
   }
 
   /// Blocks the calling thread until ``open()`` has been called.
+  ///
+  /// - Important: Any thread but a loop thread: it blocks.
   public func wait() {
     pthread_mutex_lock(mutex)
     while !isOpen { pthread_cond_wait(condition, mutex) }
@@ -45,6 +49,8 @@ public final class Latch: @unchecked Sendable {
   }
 
   /// Blocks until ``open()`` has been called or `timeout` has passed.
+  ///
+  /// - Important: Any thread but a loop thread: it blocks.
   /// - Returns: whether the latch is open.
   public func wait(timeout: Duration) -> Bool {
     var deadline = timespec()

@@ -208,7 +208,10 @@ final class GRPCConnection: HTTP2SessionDelegate {
     if let remaining = call.remainingTime() {
       headers.add("grpc-timeout", GRPCWireFormat.timeoutHeader(remaining))
     }
-    if let error = call.metadata.merged(withDefaults: defaultMetadata).encode(into: &headers) {
+    // The call's own entries, then the defaults it does not override (no merged copy per call).
+    if let error = call.metadata.encode(into: &headers)
+      ?? defaultMetadata.encode(into: &headers, except: call.metadata)
+    {
       return complete(call, .failure(error))
     }
     switch session.submitRequest(headers: headers) {

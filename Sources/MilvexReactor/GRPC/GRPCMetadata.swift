@@ -31,16 +31,6 @@ public struct GRPCMetadata: Sendable, Hashable {
   /// Whether an entry has this key.
   public func contains(key: String) -> Bool { entries.contains { $0.key == key } }
 
-  /// These entries, then those of `defaults` whose key is not among them.
-  func merged(withDefaults defaults: GRPCMetadata) -> GRPCMetadata {
-    guard !defaults.isEmpty else { return self }
-    var result = self
-    for entry in defaults.entries where !contains(key: entry.key) {
-      result.entries.append(entry)
-    }
-    return result
-  }
-
   public static func == (lhs: GRPCMetadata, rhs: GRPCMetadata) -> Bool {
     lhs.entries.elementsEqual(rhs.entries) { $0.key == $1.key && $0.value == $1.value }
   }
@@ -58,9 +48,11 @@ public struct GRPCMetadata: Sendable, Hashable {
     "host", "connection", "transfer-encoding", "upgrade", "keep-alive", "proxy-connection",
   ]
 
-  /// Adds every entry to `block`, or returns the error naming the first invalid one.
-  func encode(into block: inout HeaderBlock) -> MilvexError? {
+  /// Adds every entry to `block`, except those whose key `overrides` has, or returns the error
+  /// naming the first invalid one.
+  func encode(into block: inout HeaderBlock, except overrides: GRPCMetadata? = nil) -> MilvexError? {
     for (key, value) in entries {
+      if let overrides, overrides.contains(key: key) { continue }
       let field = "metadata[\(key)]"
       guard !key.isEmpty, key.utf8.allSatisfy(Self.isKeyByte) else {
         return .invalidArgument(field: field, message: "keys must be non-empty lower-case ASCII (0-9 a-z - _ .)")
