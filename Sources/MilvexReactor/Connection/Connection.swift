@@ -135,6 +135,46 @@ public final class Connection: Sendable, Service {
     }
   }
 
+  // MARK: - The current database
+
+  /// Makes `database` the one later calls default to (`dbname` metadata). The choice outlives
+  /// reconnects: every new channel carries it, and ``channel(_:)`` reports it in the config.
+  /// It does not check that the database exists; ``MilvusClient/useDatabase(_:)`` does.
+  ///
+  /// - Important: Callable from any thread; takes effect on the loop thread before any call
+  ///   submitted after it returns.
+  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for an empty name;
+  ///   ``MilvexError/eventLoopShutDown(operation:)`` if the loop has shut down.
+  public func useDatabase(_ database: String) throws(MilvexError) {
+    guard !database.isEmpty else {
+      throw .invalidArgument(field: "database", message: "must not be empty")
+    }
+    do {
+      try loop.execute { [self] in driver.value?.useDatabase(database) }
+    } catch {
+      throw .eventLoopShutDown(operation: "useDatabase")
+    }
+  }
+
+  /// Loop-thread form of ``useDatabase(_:)``.
+  ///
+  /// - Important: Loop thread only.
+  public func useDatabaseOnLoop(_ database: String) throws(MilvexError) {
+    loop.assertInLoopThread()
+    guard !database.isEmpty else {
+      throw .invalidArgument(field: "database", message: "must not be empty")
+    }
+    driver.value?.useDatabase(database)
+  }
+
+  /// The database calls default to now (the config's until ``useDatabase(_:)``).
+  ///
+  /// - Important: Loop thread only.
+  public var databaseOnLoop: String {
+    loop.assertInLoopThread()
+    return driver.value?.database ?? config.database
+  }
+
   // MARK: - The channel
 
   /// The live channel and the config it was made with, or at once
@@ -187,6 +227,21 @@ public final class Connection: Sendable, Service {
     } catch {
       completion(.failure(.disconnected(reason: "the event loop has shut down")))
     }
+  }
+
+  /// Loop-thread form of ``waitForChannel(timeout:_:)``: delivers the channel at once when
+  /// connected, else when connected or at `deadline`.
+  ///
+  /// - Important: Loop thread only; `completion` runs on the loop thread.
+  public func waitForChannelOnLoop(
+    deadline: ContinuousClock.Instant,
+    _ completion: @escaping (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void
+  ) {
+    loop.assertInLoopThread()
+    guard let driver = driver.value else {
+      return completion(.failure(.notConnected(host: config.host, port: config.port)))
+    }
+    driver.waitForChannel(deadline: deadline, completion)
   }
 
   /// `async` form of ``waitForChannel(timeout:_:)``.

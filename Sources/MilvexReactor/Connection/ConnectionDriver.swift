@@ -27,6 +27,12 @@ final class ConnectionDriver {
   private var waiters: [ConnectionStateMachine.WaiterID: ChannelWaiter] = [:]
   private var nextWaiterID: UInt64 = 0
   private var attemptStartedAt: ContinuousClock.Instant?
+  /// The database calls default to (`dbname`); starts as the config's, changed by
+  /// ``useDatabase(_:)`` and kept across reconnects.
+  private(set) var database: String
+  /// The server's identifier from the current channel's handshake (nil before it, or if the
+  /// server does not implement `Connect`).
+  private var identifier: Int64?
 
   private let connects: Counter
   private let attempts: Counter
@@ -50,14 +56,9 @@ final class ConnectionDriver {
     // A connection's job is to notice a dead channel even while idle (Milvus permits PINGs
     // without streams); a server that objects sends too_many_pings and the interval doubles.
     channelConfiguration.keepaliveWithoutCalls = true
-    // Milvus reads `authorization` and `dbname` on every call.
-    var metadata = GRPCMetadata()
-    for key in ["authorization", "dbname"] {
-      if let value = config.authorizationMetadata[key] { metadata.add(key, value) }
-    }
-    channelConfiguration.defaultMetadata = metadata
     channelConfiguration.logger = logger
     self.channelConfiguration = channelConfiguration
+    self.database = config.database
     var logger = logger
     logger[metadataKey: "milvus"] = "\(config.host):\(config.port)"
     if let name { logger[metadataKey: "connection"] = "\(name)" }
@@ -116,6 +117,8 @@ final class ConnectionDriver {
       guard let current, current.generation == generation else {
         return .failure(.notConnected(host: config.host, port: config.port))
       }
+      var config = self.config
+      config.database = database
       return .success((current.channel, config))
     case .notConnected(let error):
       return .failure(error)
@@ -145,6 +148,8 @@ final class ConnectionDriver {
     logger.info("connecting", metadata: [
       "host": "\(config.host)", "port": "\(config.port)", "attempt": "\(attempt)",
     ])
+    identifier = nil
+    channelConfiguration.defaultMetadata = defaultMetadata()
     do {
       let channel = try GRPCChannel.connectOnLoop(configuration: channelConfiguration, loop: loop) {
         [weak self] event in
@@ -173,6 +178,26 @@ final class ConnectionDriver {
   }
 
   /// The channel is ready: run Milvus's Connect before the attempt counts as a success.
+  /// The metadata every call carries: `authorization` (if credentials are set), `dbname` (the
+  /// current database) and `identifier` (once the handshake returned one).
+  private func defaultMetadata() -> GRPCMetadata {
+    var metadata = GRPCMetadata()
+    if let authorization = config.authorizationMetadata["authorization"] {
+      metadata.add("authorization", authorization)
+    }
+    metadata.add("dbname", database)
+    if let identifier { metadata.add("identifier", "\(identifier)") }
+    return metadata
+  }
+
+  /// Makes `name` the database later calls default to, on the live channel now and on every
+  /// channel a reconnect makes.
+  func useDatabase(_ name: String) {
+    database = name
+    channelConfiguration.defaultMetadata = defaultMetadata()
+    current?.channel.setDefaultMetadataOnLoop(channelConfiguration.defaultMetadata)
+  }
+
   private func handshake(generation: UInt64) {
     guard let current, current.generation == generation else { return }
     let channel = current.channel
@@ -184,9 +209,8 @@ final class ConnectionDriver {
       switch MilvusHandshake.outcome(result) {
       case .proceed(let identifier):
         if let identifier {
-          var metadata = self.channelConfiguration.defaultMetadata
-          metadata.add("identifier", "\(identifier)")
-          channel.setDefaultMetadataOnLoop(metadata)
+          self.identifier = identifier
+          channel.setDefaultMetadataOnLoop(self.defaultMetadata())
         }
         self.attemptReady(generation: generation)
       case .fail(let reason):

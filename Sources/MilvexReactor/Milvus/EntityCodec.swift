@@ -1,0 +1,346 @@
+import Foundation
+
+/// Turns rows or columns into Milvus's column-oriented `FieldData`, checking every value
+/// against the schema first (so a wrong dimension, an unknown or missing field, a value of the
+/// wrong type, a too-long string never reaches the server), and turns `FieldData` back into rows.
+enum EntityCodec {
+  static let dynamicFieldName = "$meta"
+
+  enum Purpose { case insert, upsert }
+
+  /// The encoded columns and their row count.
+  static func encode(
+    _ entities: Entities, schema: CollectionSchema, collection: String, purpose: Purpose
+  ) throws(MilvexError) -> (fields: [Milvus_Proto_Schema_FieldData], rowCount: Int) {
+    // The fields the caller must (and may) provide: all but an auto-ID key on insert.
+    let writable = schema.fields.filter { !($0.isPrimaryKey && $0.autoID && purpose == .insert) }
+    let builders = writable.map { ColumnBuilder(field: $0, collection: collection) }
+    var dynamic: [String]? = schema.enableDynamicField ? [] : nil
+    let rowCount: Int
+
+    switch entities {
+    case .rows(let rows):
+      rowCount = rows.count
+      guard rowCount > 0 else { throw .invalidArgument(field: "rows", message: "must not be empty") }
+      let known = Set(writable.map(\.name))
+      for builder in builders { builder.reserve(rowCount) }
+      for (index, row) in rows.enumerated() {
+        for builderIndex in builders.indices {
+          let name = builders[builderIndex].field.name
+          guard let value = row[name] else {
+            throw .invalidArgument(field: "rows[\(index)]", message: "missing field '\(name)' of collection '\(collection)'")
+          }
+          try builders[builderIndex].append(value, path: "rows[\(index)].\(name)")
+        }
+        var extra: [String: FieldValue] = [:]
+        for (key, value) in row where !known.contains(key) {
+          try checkExtra(key: key, schema: schema, collection: collection, path: "rows[\(index)]")
+          extra[key] = value
+        }
+        if dynamic != nil {
+          var text = ""
+          JSONText.writeObject(extra, to: &text)
+          dynamic!.append(text)
+        }
+      }
+
+    case .columns(let columns):
+      rowCount = columns.values.first?.count ?? 0
+      guard rowCount > 0 else { throw .invalidArgument(field: "columns", message: "must not be empty") }
+      for (name, column) in columns where column.count != rowCount {
+        throw .invalidArgument(
+          field: "columns.\(name)", message: "has \(column.count) values, other columns have \(rowCount)")
+      }
+      for builderIndex in builders.indices {
+        let name = builders[builderIndex].field.name
+        guard let column = columns[name] else {
+          throw .invalidArgument(field: "columns", message: "missing field '\(name)' of collection '\(collection)'")
+        }
+        builders[builderIndex].reserve(rowCount)
+        for row in 0..<rowCount {
+          try builders[builderIndex].append(column[row], path: "columns.\(name)[\(row)]")
+        }
+      }
+      let known = Set(writable.map(\.name))
+      let extras = columns.filter { !known.contains($0.key) }
+      for key in extras.keys.sorted() {
+        try checkExtra(key: key, schema: schema, collection: collection, path: "columns")
+      }
+      if dynamic != nil {
+        dynamic!.reserveCapacity(rowCount)
+        for row in 0..<rowCount {
+          var text = ""
+          JSONText.writeObject(extras.mapValues { $0[row] }, to: &text)
+          dynamic!.append(text)
+        }
+      }
+    }
+
+    var fields = builders.map { $0.fieldData() }
+    if let dynamic {
+      var data = Milvus_Proto_Schema_FieldData()
+      data.type = .json
+      data.fieldName = dynamicFieldName
+      data.isDynamic = true
+      var json = Milvus_Proto_Schema_JSONArray()
+      json.data = dynamic.map { Data($0.utf8) }
+      var scalars = Milvus_Proto_Schema_ScalarField()
+      scalars.jsonData = json
+      data.scalars = scalars
+      fields.append(data)
+    }
+    return (fields, rowCount)
+  }
+
+  private static func checkExtra(
+    key: String, schema: CollectionSchema, collection: String, path: String
+  ) throws(MilvexError) {
+    if let field = schema.field(named: key), field.isPrimaryKey, field.autoID {
+      throw .invalidArgument(
+        field: "\(path).\(key)", message: "is the auto-ID primary key of collection '\(collection)'; the server assigns it")
+    }
+    guard schema.enableDynamicField else {
+      throw .invalidArgument(
+        field: "\(path).\(key)",
+        message: "unknown field '\(key)': collection '\(collection)' has no such field and no dynamic field")
+    }
+    guard !key.isEmpty, !key.hasPrefix("$") else {
+      throw .invalidArgument(field: "\(path).\(key)", message: "'\(key)' is not a valid dynamic field name")
+    }
+  }
+
+  // MARK: - Reading
+
+  /// Rows from the columns of a query result. Dynamic-field keys become row keys.
+  static func rows(
+    from fields: [Milvus_Proto_Schema_FieldData], count expected: Int? = nil
+  ) throws(MilvexError) -> [Row] {
+    var columns: [(name: String, isDynamic: Bool, values: [FieldValue])] = []
+    for field in fields {
+      columns.append((field.fieldName, field.isDynamic, try values(of: field)))
+    }
+    let count = expected ?? columns.map(\.values.count).max() ?? 0
+    var rows = [Row](repeating: [:], count: count)
+    for column in columns {
+      guard column.values.count == count else {
+        throw .protocolViolation(
+          "Milvus returned \(column.values.count) values for field '\(column.name)', expected \(count)")
+      }
+      for index in 0..<count {
+        let value = column.values[index]
+        if column.isDynamic || column.name == dynamicFieldName {
+          for (key, member) in value.objectValue ?? [:] where rows[index][key] == nil {
+            rows[index][key] = member
+          }
+        } else {
+          rows[index][column.name] = value
+        }
+      }
+    }
+    return rows
+  }
+
+  /// The values of one returned column.
+  static func values(of field: Milvus_Proto_Schema_FieldData) throws(MilvexError) -> [FieldValue] {
+    var values: [FieldValue]
+    switch field.field {
+    case .scalars(let scalars):
+      values = try self.values(of: scalars, type: field.type, name: field.fieldName)
+    case .vectors(let vectors):
+      guard case .floatVector(let floats) = vectors.data else {
+        throw .protocolViolation("field '\(field.fieldName)' has a vector type this client does not read")
+      }
+      let dimension = Int(vectors.dim)
+      guard dimension > 0, floats.data.count % dimension == 0 else {
+        throw .protocolViolation("field '\(field.fieldName)': \(floats.data.count) floats do not split into vectors of \(dimension)")
+      }
+      values = stride(from: 0, to: floats.data.count, by: dimension).map {
+        .floatVector(Array(floats.data[$0..<($0 + dimension)]))
+      }
+    case nil:
+      values = []
+    }
+    if !field.validData.isEmpty {
+      for (index, valid) in field.validData.enumerated() where !valid && index < values.count {
+        values[index] = .null
+      }
+    }
+    return values
+  }
+
+  private static func values(
+    of scalars: Milvus_Proto_Schema_ScalarField, type: Milvus_Proto_Schema_DataType, name: String
+  ) throws(MilvexError) -> [FieldValue] {
+    switch scalars.data {
+    case .boolData(let array): return array.data.map { .bool($0) }
+    case .intData(let array): return array.data.map { .int(Int64($0)) }
+    case .longData(let array): return array.data.map { .int($0) }
+    case .floatData(let array): return array.data.map { .float($0) }
+    case .doubleData(let array): return array.data.map { .double($0) }
+    case .stringData(let array): return array.data.map { .string($0) }
+    case .jsonData(let array):
+      var values: [FieldValue] = []
+      values.reserveCapacity(array.data.count)
+      for bytes in array.data { values.append(bytes.isEmpty ? .null : try JSONText.parse(bytes)) }
+      return values
+    case .arrayData(let array):
+      var values: [FieldValue] = []
+      for element in array.data {
+        values.append(.array(try self.values(of: element, type: array.elementType, name: name)))
+      }
+      return values
+    case .bytesData:
+      throw .protocolViolation("field '\(name)' has bytes data (type \(type)), which this client does not read")
+    case nil:
+      return []
+    }
+  }
+
+  static func ids(_ ids: Milvus_Proto_Schema_IDs) -> [PrimaryKey] {
+    switch ids.idField {
+    case .intID(let array): return array.data.map { .int($0) }
+    case .strID(let array): return array.data.map { .string($0) }
+    case nil: return []
+    }
+  }
+
+  static func idsProto(_ keys: [PrimaryKey]) -> Milvus_Proto_Schema_IDs {
+    var ids = Milvus_Proto_Schema_IDs()
+    if case .string = keys.first {
+      var array = Milvus_Proto_Schema_StringArray()
+      array.data = keys.map(\.description)
+      ids.strID = array
+    } else {
+      var array = Milvus_Proto_Schema_LongArray()
+      array.data = keys.compactMap { if case .int(let value) = $0 { value } else { nil } }
+      ids.intID = array
+    }
+    return ids
+  }
+}
+
+/// Collects one field's values, checking each against the field's type.
+private final class ColumnBuilder {
+  let field: FieldSchema
+  let collection: String
+  private var bools: [Bool] = []
+  private var ints: [Int32] = []
+  private var longs: [Int64] = []
+  private var floats: [Float] = []
+  private var doubles: [Double] = []
+  private var strings: [String] = []
+  private var jsons: [Data] = []
+  private var arrays: [Milvus_Proto_Schema_ScalarField] = []
+
+  init(field: FieldSchema, collection: String) {
+    self.field = field
+    self.collection = collection
+  }
+
+  func reserve(_ count: Int) {
+    switch field.type {
+    case .floatVector(let dimension): floats.reserveCapacity(count * dimension)
+    case .int64: longs.reserveCapacity(count)
+    case .varChar: strings.reserveCapacity(count)
+    default: break
+    }
+  }
+
+  func append(_ value: FieldValue, path: String) throws(MilvexError) {
+    try Self.append(value, type: field.type, path: path, into: self, fieldName: field.name, collection: collection)
+  }
+
+  private static func mismatch(_ value: FieldValue, _ type: DataType, _ path: String) -> MilvexError {
+    .invalidArgument(field: path, message: "expected \(type), got \(value.kindName)")
+  }
+
+  private static func append(
+    _ value: FieldValue, type: DataType, path: String, into builder: ColumnBuilder, fieldName: String,
+    collection: String
+  ) throws(MilvexError) {
+    switch type {
+    case .bool:
+      guard case .bool(let flag) = value else { throw mismatch(value, type, path) }
+      builder.bools.append(flag)
+    case .int8, .int16, .int32:
+      guard case .int(let number) = value else { throw mismatch(value, type, path) }
+      let range: ClosedRange<Int64> = switch type {
+      case .int8: -128...127
+      case .int16: -32_768...32_767
+      default: Int64(Int32.min)...Int64(Int32.max)
+      }
+      guard range.contains(number) else {
+        throw .invalidArgument(field: path, message: "\(number) is out of range for \(type)")
+      }
+      builder.ints.append(Int32(number))
+    case .int64:
+      guard case .int(let number) = value else { throw mismatch(value, type, path) }
+      builder.longs.append(number)
+    case .float:
+      guard let number = value.doubleValue else { throw mismatch(value, type, path) }
+      builder.floats.append(Float(number))
+    case .double:
+      guard let number = value.doubleValue else { throw mismatch(value, type, path) }
+      builder.doubles.append(number)
+    case .varChar(let maxLength):
+      guard case .string(let string) = value else { throw mismatch(value, type, path) }
+      guard string.utf8.count <= maxLength else {
+        throw .invalidArgument(field: path, message: "is \(string.utf8.count) bytes long; the maximum is \(maxLength)")
+      }
+      builder.strings.append(string)
+    case .json:
+      builder.jsons.append(Data(value.jsonText.utf8))
+    case .floatVector(let dimension):
+      guard let vector = value.floatVectorValue else { throw mismatch(value, type, path) }
+      guard vector.count == dimension else {
+        throw .invalidArgument(
+          field: path,
+          message: "has \(vector.count) dimensions; field '\(fieldName)' of collection '\(collection)' has \(dimension)")
+      }
+      builder.floats.append(contentsOf: vector)
+    case .array(let element, let capacity):
+      guard case .array(let elements) = value else { throw mismatch(value, type, path) }
+      guard elements.count <= capacity else {
+        throw .invalidArgument(field: path, message: "has \(elements.count) elements; the capacity is \(capacity)")
+      }
+      let inner = ColumnBuilder(field: FieldSchema(name: fieldName, type: element), collection: collection)
+      for (index, element) in elements.enumerated() { try inner.append(element, path: "\(path)[\(index)]") }
+      builder.arrays.append(inner.scalarField())
+    }
+  }
+
+  private func scalarField() -> Milvus_Proto_Schema_ScalarField {
+    var scalars = Milvus_Proto_Schema_ScalarField()
+    switch field.type {
+    case .bool: scalars.boolData = .with { $0.data = bools }
+    case .int8, .int16, .int32: scalars.intData = .with { $0.data = ints }
+    case .int64: scalars.longData = .with { $0.data = longs }
+    case .float: scalars.floatData = .with { $0.data = floats }
+    case .double: scalars.doubleData = .with { $0.data = doubles }
+    case .varChar: scalars.stringData = .with { $0.data = strings }
+    case .json: scalars.jsonData = .with { $0.data = jsons }
+    case .array(let element, _):
+      scalars.arrayData = .with {
+        $0.data = arrays
+        $0.elementType = element.proto
+      }
+    case .floatVector: break
+    }
+    return scalars
+  }
+
+  func fieldData() -> Milvus_Proto_Schema_FieldData {
+    var data = Milvus_Proto_Schema_FieldData()
+    data.type = field.type.proto
+    data.fieldName = field.name
+    if case .floatVector(let dimension) = field.type {
+      var vectors = Milvus_Proto_Schema_VectorField()
+      vectors.dim = Int64(dimension)
+      vectors.floatVector = .with { $0.data = floats }
+      data.vectors = vectors
+    } else {
+      data.scalars = scalarField()
+    }
+    return data
+  }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import SwiftProtobuf
+
+/// One Milvus operation, ready to be performed by a ``MilvusClient``: what to send, how to read
+/// the answer into `Output`, and whether it is a write. Made by the static functions in the
+/// extensions (`.createCollection(…)`, `.insert(…)`, `.search(…)`, …), so that every operation
+/// has both a callback and an `async` form through ``MilvusClient/perform(_:options:completion:)``
+/// and ``MilvusClient/perform(_:options:)``:
+///
+/// ```swift
+/// let names = try await client.perform(.listCollections())
+/// client.perform(.hasCollection("docs")) { result in print(result) }
+/// ```
+///
+/// Arguments that are wrong on their face (an empty name, a zero limit) are found when the call
+/// is made and reported by `perform` without any network call; arguments that need the
+/// collection's schema (vector dimensions, field names, types) are checked against it before
+/// the request is sent.
+public struct MilvusCall<Output: Sendable>: Sendable {
+  /// The MilvusService method (`Search`, `Insert`, …).
+  public let method: String
+  /// Insert, upsert and delete: retried only when the retry policy allows writes.
+  public let isWrite: Bool
+  /// The collection whose schema encoding needs (fetched once, then cached per database).
+  let schemaOf: String?
+  /// An argument error found when the call was made.
+  let invalid: MilvexError?
+  let encode: @Sendable (MilvusCallContext) throws -> [UInt8]
+  let decode: @Sendable ([UInt8], MilvusCallContext) throws -> Output
+  /// What a success means for the schema cache.
+  let effect: SchemaCacheEffect
+
+  var path: String { "/milvus.proto.milvus.MilvusService/\(method)" }
+}
+
+/// What encoding and decoding know about the call.
+struct MilvusCallContext {
+  /// The database the call runs in.
+  let database: String
+  /// The schema of ``MilvusCall/schemaOf``, when it names one.
+  let schema: CollectionSchema?
+}
+
+enum SchemaCacheEffect: Sendable {
+  case none
+  case remember(collection: String, schema: CollectionSchema)
+  case forget(collections: [String])
+  case forgetDatabase(String)
+}
+
+/// Responses that carry a Milvus `Status`.
+protocol MilvusResponse: SwiftProtobuf.Message {
+  var milvusStatus: Milvus_Proto_Common_Status { get }
+}
+
+extension Milvus_Proto_Common_Status: MilvusResponse { var milvusStatus: Self { self } }
+extension Milvus_Proto_Milvus_GetVersionResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_CheckHealthResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_ListDatabasesResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_DescribeDatabaseResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_BoolResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_DescribeCollectionResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_ShowCollectionsResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_GetLoadStateResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_GetCollectionStatisticsResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_FlushResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_ShowPartitionsResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_DescribeIndexResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_MutationResult: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_QueryResults: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_SearchResults: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_ListAliasesResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+
+extension MilvusCall {
+  /// A call sending `Request` and reading `Response`; a Milvus error status in the response
+  /// becomes ``MilvexError/milvus(code:reason:)``.
+  static func make<Request: SwiftProtobuf.Message, Response: MilvusResponse>(
+    _ method: String, response: Response.Type, isWrite: Bool = false, schemaOf: String? = nil,
+    invalid: MilvexError? = nil, effect: SchemaCacheEffect = .none,
+    request: @escaping @Sendable (MilvusCallContext) throws -> Request,
+    output: @escaping @Sendable (Response, MilvusCallContext) throws -> Output
+  ) -> MilvusCall {
+    MilvusCall(
+      method: method, isWrite: isWrite, schemaOf: schemaOf, invalid: invalid,
+      encode: { context in try request(context).serializedBytes() },
+      decode: { bytes, context in
+        let response: Response
+        do {
+          response = try Response(serializedBytes: bytes)
+        } catch {
+          throw MilvexError.protocolViolation("the \(method) response does not parse as \(Response.protoMessageName): \(error)")
+        }
+        try MilvusStatus.check(response.milvusStatus)
+        return try output(response, context)
+      },
+      effect: effect)
+  }
+
+}
+
+extension MilvusCall where Output: SwiftProtobuf.Message {
+  /// An escape hatch: any MilvusService method with protobuf request and response messages
+  /// generated from Milvus's protos (the response as is, its status not checked).
+  public static func raw<Request: SwiftProtobuf.Message>(
+    method: String, request: Request, isWrite: Bool = false
+  ) -> MilvusCall {
+    MilvusCall(
+      method: method, isWrite: isWrite, schemaOf: nil,
+      invalid: method.isEmpty || method.contains("/")
+        ? .invalidArgument(field: "method", message: "must be a MilvusService method name like 'GetVersion'") : nil,
+      encode: { _ in try request.serializedBytes() },
+      decode: { bytes, _ in
+        do { return try Output(serializedBytes: bytes) } catch {
+          throw MilvexError.protocolViolation("the \(method) response does not parse: \(error)")
+        }
+      },
+      effect: .none)
+  }
+}
+
+/// Milvus's error reporting: a `Status` inside a successful gRPC response.
+enum MilvusStatus {
+  /// Success has `code` 0 and the legacy `error_code` Success; anything else is an error,
+  /// reported with the current code (or the legacy one when only that is set) and the reason.
+  static func check(_ status: Milvus_Proto_Common_Status) throws(MilvexError) {
+    if status.code == 0 && status.errorCode == .success { return }
+    let code = status.code != 0 ? status.code : Int32(status.errorCode.rawValue)
+    let reason = status.reason.isEmpty ? status.detail : status.reason
+    throw .milvus(code: code, reason: reason.isEmpty ? "(no reason given)" : reason)
+  }
+}
+
+/// Argument checks shared by the operations.
+enum Check {
+  static func name(_ value: String, _ field: String) -> MilvexError? {
+    value.isEmpty ? .invalidArgument(field: field, message: "must not be empty") : nil
+  }
+
+  static func names(_ values: [String], _ field: String) -> MilvexError? {
+    if values.isEmpty { return .invalidArgument(field: field, message: "must not be empty") }
+    if let index = values.firstIndex(where: \.isEmpty) {
+      return .invalidArgument(field: "\(field)[\(index)]", message: "must not be empty")
+    }
+    return nil
+  }
+
+  /// The first error of several.
+  static func first(_ errors: MilvexError?...) -> MilvexError? {
+    errors.first { $0 != nil } ?? nil
+  }
+}
+
+extension Milvus_Proto_Common_KeyValuePair {
+  init(key: String, value: String) {
+    self.init()
+    self.key = key
+    self.value = value
+  }
+}
+
+extension [Milvus_Proto_Common_KeyValuePair] {
+  var dictionary: [String: String] {
+    Dictionary(map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+  }
+}

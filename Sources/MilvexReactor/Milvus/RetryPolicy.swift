@@ -1,0 +1,99 @@
+/// When a Milvus call is tried again. Separate from reconnection: the connection replaces a dead
+/// channel on its own; this decides whether one call, having failed, is sent again.
+///
+/// Only failures that may succeed later are retried: gRPC `UNAVAILABLE` (the server or the
+/// connection went away), Milvus's rate limit and service-unavailable codes, and not being
+/// connected. Each delay grows by `multiplier` from `baseDelay` up to `maxDelay`, spread by
+/// ±`jitter`, and is only taken if it ends before the call's deadline. Writes (insert, upsert,
+/// delete) are retried only when ``retryWrites`` is set, because a write the server applied
+/// before the failure would apply twice.
+///
+/// A pure value: ``decide(attempt:error:isWrite:remaining:random:)`` has no clock and no I/O.
+public struct RetryPolicy: Sendable, Hashable {
+  /// Attempts in total, including the first (1 = never retry).
+  public var maxAttempts: Int
+  public var baseDelay: Duration
+  public var maxDelay: Duration
+  public var multiplier: Double
+  /// The fraction (0 … 1) a delay is spread by, up or down.
+  public var jitter: Double
+  /// Whether insert, upsert and delete are retried too.
+  public var retryWrites: Bool
+
+  public init(
+    maxAttempts: Int = 5, baseDelay: Duration = .milliseconds(100), maxDelay: Duration = .seconds(3),
+    multiplier: Double = 2, jitter: Double = 0.1, retryWrites: Bool = false
+  ) {
+    self.maxAttempts = maxAttempts
+    self.baseDelay = baseDelay
+    self.maxDelay = maxDelay
+    self.multiplier = multiplier
+    self.jitter = jitter
+    self.retryWrites = retryWrites
+  }
+
+  /// One attempt, no retries.
+  public static let never = RetryPolicy(maxAttempts: 1)
+
+  /// Names the first setting out of range.
+  public func validate() throws(MilvexError) {
+    guard (1...100).contains(maxAttempts) else {
+      throw .invalidArgument(field: "retryPolicy.maxAttempts", message: "must be in 1...100, is \(maxAttempts)")
+    }
+    guard baseDelay > .zero else {
+      throw .invalidArgument(field: "retryPolicy.baseDelay", message: "must be positive, is \(baseDelay)")
+    }
+    guard maxDelay >= baseDelay else {
+      throw .invalidArgument(field: "retryPolicy.maxDelay", message: "must be at least baseDelay (\(baseDelay)), is \(maxDelay)")
+    }
+    guard multiplier >= 1, multiplier.isFinite else {
+      throw .invalidArgument(field: "retryPolicy.multiplier", message: "must be at least 1, is \(multiplier)")
+    }
+    guard (0...1).contains(jitter) else {
+      throw .invalidArgument(field: "retryPolicy.jitter", message: "must be in 0...1, is \(jitter)")
+    }
+  }
+
+  public enum Decision: Sendable, Hashable {
+    case retry(after: Duration)
+    case fail
+  }
+
+  /// Whether `error` is one a retry can cure (independent of attempts and deadline).
+  public static func isRetriable(_ error: MilvexError) -> Bool {
+    switch error {
+    case .grpcStatus(let status): return status.code == .unavailable
+    case .milvus: return error.isRetriable
+    case .notConnected: return true
+    case .connection(_, _, _, let retriable): return retriable
+    default: return false
+    }
+  }
+
+  /// The delay before attempt `attempt + 1` without jitter: `baseDelay × multiplier^(attempt-1)`,
+  /// capped at `maxDelay`.
+  public func delay(afterAttempt attempt: Int) -> Duration {
+    var delay = baseDelay
+    for _ in 1..<max(attempt, 1) {
+      delay = delay * multiplier
+      if delay >= maxDelay { return maxDelay }
+    }
+    return min(delay, maxDelay)
+  }
+
+  /// What to do after attempt number `attempt` (1-based) failed with `error`.
+  ///
+  /// - Parameters:
+  ///   - remaining: the time left before the call's deadline.
+  ///   - random: a number in 0 ..< 1 that places the delay within the jitter.
+  public func decide(
+    attempt: Int, error: MilvexError, isWrite: Bool, remaining: Duration, random: Double
+  ) -> Decision {
+    guard attempt < maxAttempts, Self.isRetriable(error), !isWrite || retryWrites else { return .fail }
+    let spread = 1 + jitter * (2 * random - 1)
+    let delay = delay(afterAttempt: attempt) * spread
+    // A retry that cannot start before the deadline would only fail with DEADLINE_EXCEEDED.
+    guard delay < remaining else { return .fail }
+    return .retry(after: delay)
+  }
+}
