@@ -56,7 +56,20 @@ SCENARIOS = (
     "garbage",
     "no-ping-ack",
     "close-mid-response",
+    "milvus-flaky",
 )
+
+# milvus-flaky: a Milvus-shaped server whose answers fail on purpose, to test
+# the client's retry policy.  Counters are per process (start one per test).
+#   Connect        -> UNIMPLEMENTED (an older server: the client goes on)
+#   GetVersion     -> calls 1 and 2: Milvus status code 8 (rate limit); then OK
+#   CheckHealth    -> calls 1 and 2: gRPC UNAVAILABLE; then healthy
+#   Delete         -> always gRPC UNAVAILABLE
+#   DescribeIndex  -> always Milvus status code 1100 (not retriable)
+#   ListDatabases  -> the counters, as db_names "Method=count"
+MILVUS_PREFIX = "/milvus.proto.milvus.MilvusService/"
+_milvus_calls = {}
+_milvus_calls_lock = threading.Lock()
 
 # Scenarios that answer like `echo` (including the /test.Echo/Delay and
 # /test.Echo/Never paths and the x-echo-metadata header).
@@ -579,6 +592,50 @@ class ConnectionHandler:
         elif s == "close-mid-response":
             self.respond(request, [grpc_prefix(1000) + bytes(500)], trailers=None, end_stream=False,
                          after=self.close_abruptly)
+        elif s == "milvus-flaky":
+            self.answer_milvus_flaky(request)
+
+    def answer_milvus_flaky(self, request):
+        from pymilvus.grpc_gen import common_pb2, milvus_pb2
+
+        method = request.path[len(MILVUS_PREFIX):] if request.path.startswith(MILVUS_PREFIX) else request.path
+        with _milvus_calls_lock:
+            _milvus_calls[method] = count = _milvus_calls.get(method, 0) + 1
+
+        def fail(code, message):
+            self.send_trailers_only(request, GRPC_HEADERS + [
+                (b"grpc-status", str(code).encode()), (b"grpc-message", grpc_percent_encode(message).encode())])
+
+        def answer(message):
+            self.respond(request, [grpc_frame(message.SerializeToString())], GRPC_OK)
+
+        if method == "Connect":
+            fail(12, "milvus-flaky: no Connect here")
+        elif method == "GetVersion":
+            response = milvus_pb2.GetVersionResponse(version=f"flaky-{count}")
+            if count <= 2:
+                response.status.code = 8
+                response.status.error_code = common_pb2.RateLimit
+                response.status.reason = "rate limit exceeded[rate=1]"
+            answer(response)
+        elif method == "CheckHealth":
+            if count <= 2:
+                fail(14, f"milvus-flaky: unavailable (call {count})")
+            else:
+                answer(milvus_pb2.CheckHealthResponse(isHealthy=True))
+        elif method == "Delete":
+            fail(14, f"milvus-flaky: unavailable (call {count})")
+        elif method == "DescribeIndex":
+            response = milvus_pb2.DescribeIndexResponse()
+            response.status.code = 1100
+            response.status.reason = "invalid parameter[index not found]"
+            answer(response)
+        elif method == "ListDatabases":
+            with _milvus_calls_lock:
+                names = [f"{name}={n}" for name, n in sorted(_milvus_calls.items())]
+            answer(milvus_pb2.ListDatabasesResponse(db_names=names))
+        else:
+            fail(12, f"milvus-flaky: {method} is not scripted")
 
     def release_held(self, request):
         if self.held.pop(request.stream_id, None) is not None:

@@ -253,12 +253,29 @@ private final class CallRun<Output: Sendable> {
     guard remaining > .zero else {
       return finish(.failure(.status(.deadlineExceeded, "the \(call.method) call's deadline passed before it could be sent")))
     }
-    // Wait-for-ready: a call made while (re)connecting waits for the channel within its deadline.
-    client.connection.waitForChannelOnLoop(deadline: deadline) { [self] result in
-      switch result {
-      case .failure(let error): failed(error)
-      case .success(let (channel, _)): withContext { self.send(on: channel) }
+    // Encode first (with the schema, fetched once if needed): a bad argument fails here,
+    // before any request of this call is sent, even while the connection is down.
+    prepare { [self] in
+      // Wait-for-ready: a call made while (re)connecting waits for the channel within its deadline.
+      client.connection.waitForChannelOnLoop(deadline: deadline) { [self] result in
+        switch result {
+        case .failure(let error): failed(error)
+        case .success(let (channel, _)): send(on: channel)
+        }
       }
+    }
+  }
+
+  /// Runs `body` once the request is encoded.
+  private func prepare(_ body: @escaping () -> Void) {
+    if request != nil { return body() }
+    withContext { [self] in
+      do {
+        request = try call.encode(context!)
+      } catch {
+        return finish(.failure(Self.milvexError(error, method: call.method)))
+      }
+      body()
     }
   }
 
@@ -288,21 +305,14 @@ private final class CallRun<Output: Sendable> {
   }
 
   private func send(on channel: GRPCChannel) {
-    guard let context else { return }
-    if request == nil {
-      do {
-        request = try call.encode(context)
-      } catch {
-        return finish(.failure(Self.milvexError(error, method: call.method)))
-      }
-    }
+    guard let context, let request else { return }
     var metadata = GRPCMetadata()
     if let databaseOverride { metadata.add("dbname", databaseOverride) }
     let remaining = deadline - .now
     guard remaining > .zero else {
       return finish(.failure(.status(.deadlineExceeded, "the \(call.method) call's deadline passed")))
     }
-    channel.unaryOnLoop(path: call.path, request: request!, metadata: metadata, timeout: remaining) { [self] result in
+    channel.unaryOnLoop(path: call.path, request: request, metadata: metadata, timeout: remaining) { [self] result in
       switch result {
       case .failure(let error):
         failed(error)
