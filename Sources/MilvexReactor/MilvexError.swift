@@ -53,8 +53,9 @@ public enum MilvexError: Error, Sendable, Hashable, CustomStringConvertible {
     case .grpcStatus(let status):
       return status.code == .unavailable
     case .milvus(let code, _):
-      // Milvus 2.x: 8 = RateLimit (legacy ErrorCode), 2 = ServiceUnavailable (new codes).
-      return code == 8 || code == 2
+      // Milvus 2.3+ codes: 8 = rate limit, 2 = service unavailable; 49 = the legacy
+      // ErrorCode.RateLimit (reported when a server sets only the legacy code).
+      return code == 8 || code == 2 || code == 49
     }
   }
 

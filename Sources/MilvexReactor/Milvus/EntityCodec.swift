@@ -45,11 +45,13 @@ enum EntityCodec {
       }
 
     case .columns(let columns):
-      rowCount = columns.values.first?.count ?? 0
+      // The first column by name sets the length, so the same input names the same culprit.
+      let names = columns.keys.sorted()
+      rowCount = names.first.flatMap { columns[$0]?.count } ?? 0
       guard rowCount > 0 else { throw .invalidArgument(field: "columns", message: "must not be empty") }
-      for (name, column) in columns where column.count != rowCount {
+      for name in names where columns[name]!.count != rowCount {
         throw .invalidArgument(
-          field: "columns.\(name)", message: "has \(column.count) values, other columns have \(rowCount)")
+          field: "columns.\(name)", message: "has \(columns[name]!.count) values; column '\(names[0])' has \(rowCount)")
       }
       for builderIndex in builders.indices {
         let name = builders[builderIndex].field.name

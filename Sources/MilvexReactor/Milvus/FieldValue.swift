@@ -185,12 +185,12 @@ public enum Entities: Sendable, Hashable {
   case rows([Row])
   case columns([String: FieldColumn])
 
-  /// How many entities (for columns: the length of the first column; lengths are checked on
-  /// encoding).
+  /// How many entities (for columns: the length of the first column by name; the lengths are
+  /// checked on encoding).
   public var count: Int {
     switch self {
     case .rows(let rows): return rows.count
-    case .columns(let columns): return columns.values.first?.count ?? 0
+    case .columns(let columns): return columns.keys.min().flatMap { columns[$0]?.count } ?? 0
     }
   }
 }

@@ -91,7 +91,10 @@ public struct RetryPolicy: Sendable, Hashable {
   ) -> Decision {
     guard attempt < maxAttempts, Self.isRetriable(error), !isWrite || retryWrites else { return .fail }
     let spread = 1 + jitter * (2 * random - 1)
-    let delay = delay(afterAttempt: attempt) * spread
+    // Whole microseconds: the same inputs give exactly the same delay.
+    let plain = delay(afterAttempt: attempt)
+    let microseconds = (Double(plain.components.seconds) * 1e6 + Double(plain.components.attoseconds) / 1e12) * spread
+    let delay = Duration.microseconds(Int64(microseconds.rounded()))
     // A retry that cannot start before the deadline would only fail with DEADLINE_EXCEEDED.
     guard delay < remaining else { return .fail }
     return .retry(after: delay)
