@@ -115,14 +115,18 @@ final class MilvusLite: @unchecked Sendable {
   let peer: PeerProcess
   let port: Int
   let dataDirectory: URL
+  /// Whether this instance removes the data directory (a restart shares its first run's).
+  private let ownsData: Bool
 
-  init(port: Int = freeLocalPort()) throws {
+  /// Starts a server; with `dataDirectory` of a stopped one, it restarts that server's data.
+  init(port: Int = freeLocalPort(), dataDirectory: URL? = nil) throws {
     self.port = port
-    dataDirectory = FileManager.default.temporaryDirectory
+    self.ownsData = dataDirectory == nil
+    self.dataDirectory = dataDirectory ?? FileManager.default.temporaryDirectory
       .appendingPathComponent("milvus-lite-\(UUID().uuidString)")
     peer = PeerProcess(
       name: "milvus-lite", executable: PeerProcess.venvBin.appendingPathComponent("milvus-lite"),
-      arguments: ["server", "--data-dir", dataDirectory.path, "--host", "127.0.0.1", "--port", "\(port)"])
+      arguments: ["server", "--data-dir", self.dataDirectory.path, "--host", "127.0.0.1", "--port", "\(port)"])
     try peer.process.run()
     // milvus-lite prints "MilvusLite gRPC server listening on HOST:PORT" once it accepts calls;
     // if it dies instead, reading hits EOF and this throws.
@@ -135,6 +139,6 @@ final class MilvusLite: @unchecked Sendable {
 
   deinit {
     stop()
-    try? FileManager.default.removeItem(at: dataDirectory)
+    if ownsData { try? FileManager.default.removeItem(at: dataDirectory) }
   }
 }
