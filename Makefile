@@ -7,9 +7,12 @@ TSAN_SCRATCH := .build-tsan
 deps:
 	@scripts/install-deps.sh
 
-## Runs the main example.
+## Runs the quick-start (connect, create, insert, search) against an embedded milvus-lite that
+## this target starts and stops, then the reconnect demo (which restarts its own milvus-lite).
 demo: deps
+	$(SWIFT) build --product milvex-quickstart
 	$(SWIFT) build --product milvex-demo
+	scripts/with-milvus-lite.sh $(SWIFT) run --skip-build milvex-quickstart
 	MILVUS_LITE=.venv/bin/milvus-lite $(SWIFT) run --skip-build milvex-demo
 
 ## Runs the whole suite, then again under ThreadSanitizer.

@@ -6,6 +6,7 @@ let package = Package(
   products: [
     .library(name: "MilvexReactor", targets: ["MilvexReactor"]),
     .executable(name: "milvex-demo", targets: ["Demo"]),
+    .executable(name: "milvex-quickstart", targets: ["QuickStart"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
@@ -36,6 +37,11 @@ let package = Package(
       name: "Demo",
       dependencies: ["MilvexReactor"],
       path: "Examples/Demo"
+    ),
+    .executableTarget(
+      name: "QuickStart",
+      dependencies: ["MilvexReactor"],
+      path: "Examples/QuickStart"
     ),
     .testTarget(
       name: "MilvexReactorTests",
