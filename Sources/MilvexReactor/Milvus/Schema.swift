@@ -247,7 +247,10 @@ public struct CollectionSchema: Sendable, Hashable {
     case .int64: return .int64
     case .float: return .float
     case .double: return .double
-    case .varChar, .string: return .varChar(maxLength: int("max_length"))
+    case .varChar, .string:
+      // Some servers (milvus-lite) leave out an array element's max_length; then only the
+      // server checks lengths.
+      return .varChar(maxLength: params["max_length"].flatMap { Int($0) } ?? 65_535)
     case .json: return .json
     case .floatVector: return .floatVector(dimension: int("dim"))
     case .array:
