@@ -1,0 +1,111 @@
+import Foundation
+@testable import MilvexReactor
+import XCTest
+
+/// Every call completes exactly once: under concurrency from many threads, while waiting for a
+/// connection that never comes, when the client is closed, and when the loop shuts down with a
+/// retry pending.
+final class MilvusClientBehaviourTests: XCTestCase {
+  func testConcurrentCallsFromManyThreadsEachCompleteOnce() async throws {
+    let fixture = try MilvusFixture()
+    let client = fixture.client
+    try await client.perform(.createCollection("many", schema: TestData.schema, consistencyLevel: .strong))
+    _ = try await client.perform(.insert(into: "many", .columns(TestData.columns(0..<200))))
+    try await client.perform(.createIndex(on: "many", IndexSpec(fieldName: "vec", metricType: .l2)))
+    try await client.perform(.createIndex(on: "many", IndexSpec(fieldName: "vec2", metricType: .ip)))
+    try await client.loadCollection("many")
+
+    let threads = 4
+    let perThread = 100
+    let answers = Locked<[Int: Int]>([:])  // probe → completions
+    let wrong = Locked<[String]>([])
+    let done = Latch()
+    let finished = Locked(0)
+    runThreads(threads) { thread in
+      for n in 0..<perThread {
+        let probe = (thread * perThread + n) % 200
+        client.perform(.search("many", vectors: [TestData.vector(probe)], annsField: "vec", limit: 1)) { result in
+          answers.withLock { $0[thread * perThread + n, default: 0] += 1 }
+          switch result {
+          case .success(let hits) where hits.first?.first?.id == .int(Int64(probe)): break
+          case .success(let hits): wrong.withLock { $0.append("probe \(probe): \(hits)") }
+          case .failure(let error): wrong.withLock { $0.append("probe \(probe): \(error)") }
+          }
+          if finished.withLock({ $0 += 1; return $0 }) == threads * perThread { done.open() }
+        }
+      }
+    }
+    done.waitOrFail("\(threads * perThread) searches", timeout: .seconds(120))
+    XCTAssertEqual(wrong.withLock { $0 }, [])
+    let counts = answers.withLock { $0 }
+    XCTAssertEqual(counts.count, threads * perThread)
+    XCTAssertEqual(Set(counts.values), [1], "each completion exactly once")
+    await fixture.stop()
+  }
+
+  func testACallWaitsForTheConnectionWithinItsDeadline() async throws {
+    let loop = try EventLoop(threadName: "no-server")
+    defer { loop.shutdown() }
+    let port = freeLocalPort()  // nothing listens here
+    let client = try MilvusClient.connect(
+      config: ConnectionConfig(host: "127.0.0.1", port: port, reconnectBaseDelay: .milliseconds(100)), on: loop)
+    let started = ContinuousClock.now
+    await assertMilvexError({
+      try await client.perform(.listCollections(), options: MilvusCallOptions(timeout: .milliseconds(400)))
+    }) { error in
+      if case .notConnected(_, let reported) = error { return reported == port }
+      return false
+    }
+    let elapsed = ContinuousClock.now - started
+    XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(390))
+    XCTAssertLessThan(elapsed, .seconds(3))
+
+    // A call still waiting when the client is closed fails with `disconnected`, once.
+    let failed = Latch()
+    let completions = Locked(0)
+    client.perform(.listCollections(), options: MilvusCallOptions(timeout: .seconds(30))) { result in
+      completions.withLock { $0 += 1 }
+      if case .failure(.disconnected) = result { failed.open() } else { XCTFail("\(result)") }
+    }
+    await client.close()
+    failed.waitOrFail("the waiting call to fail")
+    _ = try? await loop.submit { }  // anything else would have run by now
+    XCTAssertEqual(completions.withLock { $0 }, 1)
+  }
+
+  func testLoopShutdownCompletesACallWaitingToRetry() throws {
+    let server = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "milvus-flaky"])
+    defer { server.stop() }
+    let loop = try EventLoop(threadName: "retry-shutdown")
+    let slow = RetryPolicy(maxAttempts: 3, baseDelay: .seconds(20), maxDelay: .seconds(20))
+    let client = try MilvusClient.connect(
+      config: ConnectionConfig(host: "127.0.0.1", port: server.port), on: loop, retryPolicy: slow)
+    let answered = Latch()
+    let result = Locked<Result<String, MilvexError>?>(nil)
+    let waiting = Latch()
+    // The first GetVersion is rate limited; the retry waits 20 s.
+    client.perform(.serverVersion(), options: MilvusCallOptions(timeout: .seconds(60))) { outcome in
+      result.withLock { $0 = outcome }
+      answered.open()
+    }
+    // The flaky server counts the GetVersion once the first attempt is answered.
+    let deadline = ContinuousClock.now + .seconds(10)
+    while ContinuousClock.now < deadline {
+      let counted = Latch()
+      let names = Locked<[String]>([])
+      client.perform(.listDatabases()) { outcome in
+        names.withLock { $0 = (try? outcome.get()) ?? [] }
+        counted.open()
+      }
+      counted.waitOrFail("the counters")
+      if names.withLock({ $0 }).contains("GetVersion=1") { waiting.open(); break }
+    }
+    XCTAssertTrue(waiting.wait(timeout: .zero), "the first attempt was answered")
+    XCTAssertFalse(answered.wait(timeout: .milliseconds(50)), "still waiting to retry")
+    loop.shutdown()
+    answered.waitOrFail("the call to complete at loop shutdown", timeout: .seconds(5))
+    guard case .failure(.eventLoopShutDown) = result.withLock({ $0 }) else {
+      return XCTFail("\(String(describing: result.withLock { $0 }))")
+    }
+  }
+}
