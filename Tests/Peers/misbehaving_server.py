@@ -67,6 +67,7 @@ SCENARIOS = (
 #   Delete         -> always gRPC UNAVAILABLE
 #   DescribeIndex  -> always Milvus status code 1100 (not retriable)
 #   ListDatabases  -> the counters, as db_names "Method=count"
+#   Flush          -> never answered (for cancellation)
 MILVUS_PREFIX = "/milvus.proto.milvus.MilvusService/"
 _milvus_calls = {}
 _milvus_calls_lock = threading.Lock()
@@ -630,6 +631,8 @@ class ConnectionHandler:
             response.status.code = 1100
             response.status.reason = "invalid parameter[index not found]"
             answer(response)
+        elif method == "Flush":
+            self.log(f"stream {request.stream_id}: Flush, never answering")
         elif method == "ListDatabases":
             with _milvus_calls_lock:
                 names = [f"{name}={n}" for name, n in sorted(_milvus_calls.items())]

@@ -131,11 +131,25 @@ public final class GRPCChannel: Sendable {
     path: String, request: [UInt8], metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil,
     completion: @escaping (Result<[UInt8], MilvexError>) -> Void
   ) {
+    unaryOnLoop(path: path, request: request, metadata: metadata, timeout: timeout, handle: nil,
+                completion: completion)
+  }
+
+  /// ``unaryOnLoop(path:request:metadata:timeout:completion:)`` with a handle that can cancel
+  /// the call.
+  func unaryOnLoop(
+    path: String, request: [UInt8], metadata: GRPCMetadata, timeout: Duration?, handle: CallHandle?,
+    completion: @escaping (Result<[UInt8], MilvexError>) -> Void
+  ) {
     loop.assertInLoopThread()
     let call = makeCall(path: path, request: request, metadata: metadata, timeout: timeout,
                         startedAt: .now, completion: completion)
     guard let call else { return }
     if let connection = connection.value {
+      if let handle {
+        handle.token.value.call = call
+        handle.token.value.connection = connection
+      }
       connection.startCall(call)
     } else {
       completion(.failure(.status(.unavailable, "the channel has not started")))
@@ -250,12 +264,15 @@ public final class CallHandle: Sendable {
   ///
   /// - Important: Callable from any thread.
   public func cancel() {
-    try? loop.execute { [token] in
-      token.value.cancelRequested = true
-      if let call = token.value.call, let connection = token.value.connection {
-        connection.cancel(call)
-      }
-      token.value.call = nil
+    try? loop.execute { [self] in cancelOnLoop() }
+  }
+
+  /// Loop-thread form of ``cancel()``.
+  func cancelOnLoop() {
+    token.value.cancelRequested = true
+    if let call = token.value.call, let connection = token.value.connection {
+      connection.cancel(call)
     }
+    token.value.call = nil
   }
 }

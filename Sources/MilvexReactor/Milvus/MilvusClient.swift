@@ -97,18 +97,18 @@ public final class MilvusClient: Sendable {
 
   /// `async` form of ``perform(_:options:completion:)``.
   ///
-  /// - Important: Callable from any task. Cancelling the task stops retries (the attempt in
-  ///   flight still ends by its deadline).
+  /// - Important: Callable from any task. Cancelling the task ends the call at once with
+  ///   `CANCELLED`: the attempt in flight is reset, a pending retry is dropped.
   public func perform<Output>(
     _ call: MilvusCall<Output>, options: MilvusCallOptions = MilvusCallOptions()
   ) async throws(MilvexError) -> Output {
-    let cancelled = LockedState(false)
+    let cancellation = CallCancellation(loop: connection.loop)
     let result = await withTaskCancellationHandler {
       await withCheckedContinuation { (continuation: CheckedContinuation<Result<Output, MilvexError>, Never>) in
         let startedAt = ContinuousClock.now
         do {
           try connection.loop.execute { [self] in
-            performOnLoop(call, options: options, startedAt: startedAt, cancelled: cancelled) {
+            performOnLoop(call, options: options, startedAt: startedAt, cancellation: cancellation) {
               continuation.resume(returning: $0)
             }
           }
@@ -117,7 +117,7 @@ public final class MilvusClient: Sendable {
         }
       }
     } onCancel: {
-      cancelled.withLock { $0 = true }
+      cancellation.cancel()
     }
     return try result.get()
   }
@@ -135,7 +135,7 @@ public final class MilvusClient: Sendable {
 
   private func performOnLoop<Output>(
     _ call: MilvusCall<Output>, options: MilvusCallOptions, startedAt: ContinuousClock.Instant,
-    cancelled: LockedState<Bool>? = nil, completion: @escaping (Result<Output, MilvexError>) -> Void
+    cancellation: CallCancellation? = nil, completion: @escaping (Result<Output, MilvexError>) -> Void
   ) {
     connection.loop.assertInLoopThread()
     if let invalid = call.invalid { return completion(.failure(invalid)) }
@@ -151,7 +151,11 @@ public final class MilvusClient: Sendable {
     let run = CallRun(
       client: self, call: call, policy: policy, deadline: startedAt + timeout,
       database: options.database ?? connection.databaseOnLoop, databaseOverride: options.database,
-      cancelled: cancelled, completion: completion)
+      completion: completion)
+    if let cancellation {
+      guard !cancellation.state.value.requested else { return run.cancel() }
+      cancellation.state.value.cancel = { [weak run] in run?.cancel() }
+    }
     run.start()
   }
 
@@ -220,18 +224,19 @@ private final class CallRun<Output: Sendable> {
   let deadline: ContinuousClock.Instant
   let database: String
   let databaseOverride: String?
-  let cancelled: LockedState<Bool>?
   var completion: ((Result<Output, MilvexError>) -> Void)?
   var attempt = 0
   var context: MilvusCallContext?
   var request: [UInt8]?
   var retryTimer: LoopTimer?
+  /// Cancels the attempt in flight.
+  var inFlight: CallHandle?
 
   var loop: EventLoop { client.connection.loop }
 
   init(
     client: MilvusClient, call: MilvusCall<Output>, policy: RetryPolicy, deadline: ContinuousClock.Instant,
-    database: String, databaseOverride: String?, cancelled: LockedState<Bool>?,
+    database: String, databaseOverride: String?,
     completion: @escaping (Result<Output, MilvexError>) -> Void
   ) {
     self.client = client
@@ -240,15 +245,12 @@ private final class CallRun<Output: Sendable> {
     self.deadline = deadline
     self.database = database
     self.databaseOverride = databaseOverride
-    self.cancelled = cancelled
     self.completion = completion
   }
 
   func start() {
+    guard completion != nil else { return }
     attempt += 1
-    if cancelled?.withLock({ $0 }) == true {
-      return finish(.failure(.status(.cancelled, "the \(call.method) call was cancelled by the client")))
-    }
     let remaining = deadline - .now
     guard remaining > .zero else {
       return finish(.failure(.status(.deadlineExceeded, "the \(call.method) call's deadline passed before it could be sent")))
@@ -312,7 +314,12 @@ private final class CallRun<Output: Sendable> {
     guard remaining > .zero else {
       return finish(.failure(.status(.deadlineExceeded, "the \(call.method) call's deadline passed")))
     }
-    channel.unaryOnLoop(path: call.path, request: request, metadata: metadata, timeout: remaining) { [self] result in
+    let handle = CallHandle(loop: loop)
+    inFlight = handle
+    channel.unaryOnLoop(
+      path: call.path, request: request, metadata: metadata, timeout: remaining, handle: handle
+    ) { [self] result in
+      inFlight = nil
       switch result {
       case .failure(let error):
         failed(error)
@@ -333,7 +340,19 @@ private final class CallRun<Output: Sendable> {
     }
   }
 
+  /// Ends the call with `CANCELLED` now: resets the attempt in flight, drops a pending retry.
+  func cancel() {
+    guard completion != nil else { return }
+    retryTimer?.cancel()
+    retryTimer = nil
+    loop.removeShutdownHandler(of: self)
+    inFlight?.cancelOnLoop()
+    inFlight = nil
+    finish(.failure(.status(.cancelled, "the \(call.method) call was cancelled by the client")))
+  }
+
   private func failed(_ error: MilvexError) {
+    guard completion != nil else { return }
     let decision = policy.decide(
       attempt: attempt, error: error, isWrite: call.isWrite, remaining: deadline - .now,
       random: Double.random(in: 0..<1))
@@ -363,5 +382,29 @@ private final class CallRun<Output: Sendable> {
   static func milvexError(_ error: any Error, method: String) -> MilvexError {
     if let error = error as? MilvexError { return error }
     return .protocolViolation("\(method): \(error)")
+  }
+}
+
+/// Cancels an `async` perform from its task's cancellation handler (any thread).
+final class CallCancellation: Sendable {
+  struct State {
+    var requested = false
+    var cancel: (() -> Void)?
+  }
+
+  let loop: EventLoop
+  let state: LoopBound<State>
+
+  init(loop: EventLoop) {
+    self.loop = loop
+    state = LoopBound(State(), loop: loop)
+  }
+
+  func cancel() {
+    try? loop.execute { [state] in
+      state.value.requested = true
+      state.value.cancel?()
+      state.value.cancel = nil
+    }
   }
 }

@@ -108,4 +108,44 @@ final class MilvusClientBehaviourTests: XCTestCase {
       return XCTFail("\(String(describing: result.withLock { $0 }))")
     }
   }
+
+  func testCancellingTheTaskEndsTheCallAtOnce() async throws {
+    let server = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "milvus-flaky"])
+    defer { server.stop() }
+    let loop = try EventLoop(threadName: "cancel-test")
+    defer { loop.shutdown() }
+    let slow = RetryPolicy(maxAttempts: 3, baseDelay: .seconds(20), maxDelay: .seconds(20))
+    let client = try MilvusClient.connect(
+      config: ConnectionConfig(host: "127.0.0.1", port: server.port), on: loop, retryPolicy: slow)
+    _ = try await client.perform(.listDatabases())  // connected
+
+    // In flight: Flush is never answered.
+    let flushing = Task { try await client.perform(.flush(["c"]), options: MilvusCallOptions(timeout: .seconds(60))) }
+    // Waiting to retry: the first GetVersion is rate limited, the retry would wait 20 s.
+    let versioning = Task { try await client.perform(.serverVersion(), options: MilvusCallOptions(timeout: .seconds(60))) }
+    // Both have reached the server once its counters show them.
+    let deadline = ContinuousClock.now + .seconds(10)
+    var names: [String] = []
+    while ContinuousClock.now < deadline, !(names.contains("Flush=1") && names.contains("GetVersion=1")) {
+      names = try await client.perform(.listDatabases())
+    }
+    XCTAssertTrue(names.contains("Flush=1") && names.contains("GetVersion=1"), "\(names)")
+
+    let started = ContinuousClock.now
+    flushing.cancel()
+    versioning.cancel()
+    await assertMilvexError({ try await flushing.value }) {
+      if case .grpcStatus(let status) = $0 { return status.code == .cancelled }
+      return false
+    }
+    await assertMilvexError({ try await versioning.value }) {
+      if case .grpcStatus(let status) = $0 { return status.code == .cancelled }
+      return false
+    }
+    XCTAssertLessThan(ContinuousClock.now - started, .seconds(2))
+    // The connection is unharmed; GetVersion was not sent again.
+    let after = try await client.perform(.listDatabases())
+    XCTAssertTrue(after.contains("GetVersion=1"), "\(after)")
+    await client.close()
+  }
 }
