@@ -196,20 +196,18 @@ extension MilvusCall where Output == Void {
   // MARK: Partitions
 
   public static func createPartition(_ partition: String, in collection: String) -> MilvusCall {
-    status("CreatePartition", invalid: Check.first(Check.name(collection, "collection"), Check.name(partition, "partition"))) { _ in
-      Milvus_Proto_Milvus_CreatePartitionRequest.with {
-        $0.collectionName = collection
-        $0.partitionName = partition
-      }
-    }
+    partitionCall("CreatePartition", Milvus_Proto_Milvus_CreatePartitionRequest.self, partition, collection)
   }
 
   public static func dropPartition(_ partition: String, in collection: String) -> MilvusCall {
-    status("DropPartition", invalid: Check.first(Check.name(collection, "collection"), Check.name(partition, "partition"))) { _ in
-      Milvus_Proto_Milvus_DropPartitionRequest.with {
-        $0.collectionName = collection
-        $0.partitionName = partition
-      }
+    partitionCall("DropPartition", Milvus_Proto_Milvus_DropPartitionRequest.self, partition, collection)
+  }
+
+  private static func partitionCall<Request: PartitionRequest>(
+    _ method: String, _ type: Request.Type, _ partition: String, _ collection: String
+  ) -> MilvusCall {
+    status(method, invalid: Check.first(Check.name(collection, "collection"), Check.name(partition, "partition"))) { _ in
+      Request.named(partition, in: collection)
     }
   }
 
@@ -341,10 +339,7 @@ extension MilvusCall where Output == Bool {
   public static func hasPartition(_ partition: String, in collection: String) -> MilvusCall {
     make("HasPartition", response: Milvus_Proto_Milvus_BoolResponse.self,
          invalid: Check.first(Check.name(collection, "collection"), Check.name(partition, "partition"))) { _ in
-      Milvus_Proto_Milvus_HasPartitionRequest.with {
-        $0.collectionName = collection
-        $0.partitionName = partition
-      }
+      Milvus_Proto_Milvus_HasPartitionRequest.named(partition, in: collection)
     } output: { response, _ in response.value }
   }
 }
@@ -440,3 +435,22 @@ extension MilvusCall where Output == [IndexDescription] {
     }
   }
 }
+
+/// The requests that name one partition of one collection.
+protocol PartitionRequest: SwiftProtobuf.Message {
+  var collectionName: String { get set }
+  var partitionName: String { get set }
+}
+
+extension PartitionRequest {
+  static func named(_ partition: String, in collection: String) -> Self {
+    var request = Self()
+    request.collectionName = collection
+    request.partitionName = partition
+    return request
+  }
+}
+
+extension Milvus_Proto_Milvus_CreatePartitionRequest: PartitionRequest {}
+extension Milvus_Proto_Milvus_DropPartitionRequest: PartitionRequest {}
+extension Milvus_Proto_Milvus_HasPartitionRequest: PartitionRequest {}

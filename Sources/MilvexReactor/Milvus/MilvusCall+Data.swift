@@ -155,14 +155,7 @@ extension MilvusCall where Output == MutationResult {
   /// strings within their maximum length, no unknown keys unless the collection has a dynamic
   /// field. A write: retried only if the retry policy allows writes.
   public static func insert(into collection: String, _ entities: Entities, partition: String = "") -> MilvusCall {
-    write("Insert", collection: collection, entities: entities, purpose: .insert) { fields, rows in
-      try Milvus_Proto_Milvus_InsertRequest.with {
-        $0.collectionName = collection
-        $0.partitionName = partition
-        $0.fieldsData = fields
-        $0.numRows = try UInt32(rows: rows)
-      }
-    }
+    write("Insert", Milvus_Proto_Milvus_InsertRequest.self, collection, entities, partition, purpose: .insert)
   }
 
   /// Inserts rows; see ``insert(into:_:partition:)``.
@@ -173,14 +166,7 @@ extension MilvusCall where Output == MutationResult {
   /// Inserts, or replaces the entities with the same primary keys (which must be given, also
   /// for auto-ID collections).
   public static func upsert(into collection: String, _ entities: Entities, partition: String = "") -> MilvusCall {
-    write("Upsert", collection: collection, entities: entities, purpose: .upsert) { fields, rows in
-      try Milvus_Proto_Milvus_UpsertRequest.with {
-        $0.collectionName = collection
-        $0.partitionName = partition
-        $0.fieldsData = fields
-        $0.numRows = try UInt32(rows: rows)
-      }
-    }
+    write("Upsert", Milvus_Proto_Milvus_UpsertRequest.self, collection, entities, partition, purpose: .upsert)
   }
 
   /// Upserts rows; see ``upsert(into:_:partition:)``.
@@ -188,9 +174,9 @@ extension MilvusCall where Output == MutationResult {
     upsert(into: collection, .rows(rows), partition: partition)
   }
 
-  private static func write<Request: SwiftProtobuf.Message>(
-    _ method: String, collection: String, entities: Entities, purpose: EntityCodec.Purpose,
-    request: @escaping @Sendable ([Milvus_Proto_Schema_FieldData], Int) throws -> Request
+  private static func write<Request: EntityWriteRequest>(
+    _ method: String, _ type: Request.Type, _ collection: String, _ entities: Entities, _ partition: String,
+    purpose: EntityCodec.Purpose
   ) -> MilvusCall {
     make(method, response: Milvus_Proto_Milvus_MutationResult.self, isWrite: true, schemaOf: collection,
          invalid: Check.first(Check.name(collection, "collection"),
@@ -198,7 +184,12 @@ extension MilvusCall where Output == MutationResult {
     ) { context in
       let (fields, rows) = try EntityCodec.encode(
         entities, schema: context.schema!, collection: collection, purpose: purpose)
-      return try request(fields, rows)
+      var request = Request()
+      request.collectionName = collection
+      request.partitionName = partition
+      request.fieldsData = fields
+      request.numRows = try UInt32(rows: rows)
+      return request
     } output: { response, _ in MutationResult(response) }
   }
 
@@ -255,8 +246,7 @@ extension MilvusCall where Output == [Row] {
         if let limit { params.append(.init(key: "limit", value: "\(limit)")) }
         if offset > 0 { params.append(.init(key: "offset", value: "\(offset)")) }
         $0.queryParams = params
-        $0.consistencyLevel = consistencyLevel?.proto ?? .bounded
-        $0.useDefaultConsistency = consistencyLevel == nil
+        $0.setConsistency(consistencyLevel)
       }
     } output: { response, _ in try EntityCodec.rows(from: response.fieldsData) }
   }
@@ -279,8 +269,7 @@ extension MilvusCall where Output == [Row] {
         $0.expr = expression
         $0.outputFields = outputFields.isEmpty ? ["*"] : outputFields
         $0.partitionNames = partitions
-        $0.consistencyLevel = consistencyLevel?.proto ?? .bounded
-        $0.useDefaultConsistency = consistencyLevel == nil
+        $0.setConsistency(consistencyLevel)
       }
     } output: { response, _ in try EntityCodec.rows(from: response.fieldsData) }
   }
@@ -316,8 +305,7 @@ extension MilvusCall where Output == [[SearchHit]] {
         extra: [("round_decimal", "-1"), ("offset", "\(offset)")])
       request.outputFields = outputFields
       request.partitionNames = partitions
-      request.consistencyLevel = consistencyLevel?.proto ?? .bounded
-      request.useDefaultConsistency = consistencyLevel == nil
+      request.setConsistency(consistencyLevel)
       return request
     } output: { response, _ in try SearchDecoding.hits(response.results) }
   }
@@ -358,8 +346,7 @@ extension MilvusCall where Output == [[SearchHit]] {
         .map { .init(key: $0.0, value: $0.1) }
       request.outputFields = outputFields
       request.partitionNames = partitions
-      request.consistencyLevel = consistencyLevel?.proto ?? .bounded
-      request.useDefaultConsistency = consistencyLevel == nil
+      request.setConsistency(consistencyLevel)
       return request
     } output: { response, _ in try SearchDecoding.hits(response.results) }
   }
@@ -448,3 +435,31 @@ enum SearchDecoding {
     return queries
   }
 }
+
+/// Insert and upsert requests: the same fields under the same names.
+protocol EntityWriteRequest: SwiftProtobuf.Message {
+  var collectionName: String { get set }
+  var partitionName: String { get set }
+  var fieldsData: [Milvus_Proto_Schema_FieldData] { get set }
+  var numRows: UInt32 { get set }
+}
+
+extension Milvus_Proto_Milvus_InsertRequest: EntityWriteRequest {}
+extension Milvus_Proto_Milvus_UpsertRequest: EntityWriteRequest {}
+
+/// Query and search requests: read at a consistency level, or at the collection's default.
+protocol ReadRequest {
+  var consistencyLevel: Milvus_Proto_Common_ConsistencyLevel { get set }
+  var useDefaultConsistency: Bool { get set }
+}
+
+extension ReadRequest {
+  mutating func setConsistency(_ level: ConsistencyLevel?) {
+    consistencyLevel = level?.proto ?? .bounded
+    useDefaultConsistency = level == nil
+  }
+}
+
+extension Milvus_Proto_Milvus_QueryRequest: ReadRequest {}
+extension Milvus_Proto_Milvus_SearchRequest: ReadRequest {}
+extension Milvus_Proto_Milvus_HybridSearchRequest: ReadRequest {}

@@ -34,6 +34,9 @@ public indirect enum DataType: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
+  /// The types without parameters.
+  static let parameterless: [DataType] = [.bool, .int8, .int16, .int32, .int64, .float, .double, .json]
+
   var isVector: Bool {
     if case .floatVector = self { return true }
     return false
@@ -239,19 +242,12 @@ public struct CollectionSchema: Sendable, Hashable {
     field: String
   ) throws(MilvexError) -> DataType {
     func int(_ key: String) -> Int { params[key].flatMap { Int($0) } ?? 0 }
+    if let scalar = DataType.parameterless.first(where: { $0.proto == type }) { return scalar }
     switch type {
-    case .bool: return .bool
-    case .int8: return .int8
-    case .int16: return .int16
-    case .int32: return .int32
-    case .int64: return .int64
-    case .float: return .float
-    case .double: return .double
     case .varChar, .string:
       // Some servers (milvus-lite) leave out an array element's max_length; then only the
       // server checks lengths.
       return .varChar(maxLength: params["max_length"].flatMap { Int($0) } ?? 65_535)
-    case .json: return .json
     case .floatVector: return .floatVector(dimension: int("dim"))
     case .array:
       let elementType = try dataType(element, element: .none, params: params, field: field)
@@ -263,24 +259,33 @@ public struct CollectionSchema: Sendable, Hashable {
   }
 }
 
+/// A name Milvus knows, as a type of its own: any string may be used, the common ones are
+/// static members.
+public protocol MilvusName: RawRepresentable<String>, Sendable, Hashable, ExpressibleByStringLiteral,
+  CustomStringConvertible
+{
+  init(rawValue: String)
+}
+
+extension MilvusName {
+  public init(stringLiteral value: String) { self.init(rawValue: value) }
+  public var description: String { rawValue }
+}
+
 /// How vectors are compared. Any name Milvus knows may be used (`"HAMMING"`, …).
-public struct MetricType: RawRepresentable, Sendable, Hashable, ExpressibleByStringLiteral, CustomStringConvertible {
+public struct MetricType: MilvusName {
   public let rawValue: String
   public init(rawValue: String) { self.rawValue = rawValue }
-  public init(stringLiteral value: String) { rawValue = value }
-  public var description: String { rawValue }
 
   public static let l2: MetricType = "L2"
   public static let ip: MetricType = "IP"
   public static let cosine: MetricType = "COSINE"
 }
 
-/// An index type. Any name Milvus knows may be used.
-public struct IndexType: RawRepresentable, Sendable, Hashable, ExpressibleByStringLiteral, CustomStringConvertible {
+/// An index type. Any name Milvus knows may be used (`"DISKANN"`, …).
+public struct IndexType: MilvusName {
   public let rawValue: String
   public init(rawValue: String) { self.rawValue = rawValue }
-  public init(stringLiteral value: String) { rawValue = value }
-  public var description: String { rawValue }
 
   public static let autoIndex: IndexType = "AUTOINDEX"
   public static let flat: IndexType = "FLAT"
