@@ -2,7 +2,7 @@
 SWIFT ?= swift
 TSAN_SCRATCH := .build-tsan
 
-.PHONY: deps demo test check-protos test-unit test-tsan bench bench-channel format
+.PHONY: deps demo test check-protos test-unit test-tsan bench bench-channel bench-client format
 
 deps:
 	@scripts/install-deps.sh
@@ -43,6 +43,13 @@ bench-channel:
 	cd Benchmarks && $(SWIFT) build -c release
 	Benchmarks/run-channel-bench.py --milvex-client Benchmarks/.build/release/MilvexChannelBench \
 	  --milvex-async-client Benchmarks/.build/release/MilvexAsyncChannelBench
+
+## What the typed Milvus layer costs: per call on top of the channel, and local encoding.
+bench-client:
+	@scripts/install-deps.sh --bench
+	$(MAKE) -C Benchmarks/cpp-server
+	cd Benchmarks && $(SWIFT) build -c release --product MilvexClientBench
+	taskset -c 0 Benchmarks/.build/release/MilvexClientBench --server Benchmarks/.build-cpp/generic_server --server-cpu 1
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Examples Benchmarks/Sources

@@ -17,6 +17,7 @@ let package = Package(
     .package(url: "https://github.com/grpc/grpc-swift-2.git", exact: "2.4.3"),
     .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", exact: "2.9.2"),
     .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
   ],
   targets: [
     .executableTarget(
@@ -47,6 +48,16 @@ let package = Package(
       name: "MilvexChannelBench",
       dependencies: [.product(name: "MilvexReactor", package: rootPackage)],
       path: "Sources/MilvexChannelBench"
+    ),
+    // The typed Milvus layer's cost: per call on top of the channel, and local encoding.
+    .executableTarget(
+      name: "MilvexClientBench",
+      dependencies: [
+        "ChannelBenchSupport",
+        .product(name: "MilvexReactor", package: rootPackage),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      path: "Sources/MilvexClientBench"
     ),
     // MilvexReactor's channel through its async API, measured by the same loop as grpc-swift-2.
     .executableTarget(

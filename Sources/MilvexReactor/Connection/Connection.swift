@@ -222,7 +222,7 @@ public final class Connection: Sendable, Service {
         guard let driver = driver.value else {
           return completion(.failure(.notConnected(host: config.host, port: config.port)))
         }
-        driver.waitForChannel(deadline: deadline, completion)
+        driver.waitForChannel(deadline: deadline) { [driver] in completion($0.map { ($0, driver.currentConfig) }) }
       }
     } catch {
       completion(.failure(.disconnected(reason: "the event loop has shut down")))
@@ -236,6 +236,15 @@ public final class Connection: Sendable, Service {
   public func waitForChannelOnLoop(
     deadline: ContinuousClock.Instant,
     _ completion: @escaping (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void
+  ) {
+    waitForLiveChannelOnLoop(deadline: deadline) { [driver] in
+      completion($0.map { ($0, driver.value?.currentConfig ?? self.config) })
+    }
+  }
+
+  /// ``waitForChannelOnLoop(deadline:_:)`` without the config (the per-call path).
+  func waitForLiveChannelOnLoop(
+    deadline: ContinuousClock.Instant, _ completion: @escaping (Result<GRPCChannel, MilvexError>) -> Void
   ) {
     loop.assertInLoopThread()
     guard let driver = driver.value else {

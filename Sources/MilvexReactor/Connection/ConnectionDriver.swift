@@ -7,7 +7,7 @@ import Metrics
 ///
 /// - Important: Loop-confined. Every callback it invokes runs on the loop thread.
 final class ConnectionDriver {
-  typealias ChannelWaiter = (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void
+  typealias ChannelWaiter = (Result<GRPCChannel, MilvexError>) -> Void
 
   let loop: EventLoop
   let config: ConnectionConfig
@@ -112,17 +112,27 @@ final class ConnectionDriver {
 
   /// The live channel and config, or the error a caller acts on.
   func channelNow() -> Result<(GRPCChannel, ConnectionConfig), MilvexError> {
+    liveChannel().map { ($0, currentConfig) }
+  }
+
+  /// The live channel, or the error a caller acts on (no config copy: the per-call path).
+  func liveChannel() -> Result<GRPCChannel, MilvexError> {
     switch machine.channel {
     case .connected(let generation):
       guard let current, current.generation == generation else {
         return .failure(.notConnected(host: config.host, port: config.port))
       }
-      var config = self.config
-      config.database = database
-      return .success((current.channel, config))
+      return .success(current.channel)
     case .notConnected(let error):
       return .failure(error)
     }
+  }
+
+  /// The config with the current database.
+  var currentConfig: ConnectionConfig {
+    var config = self.config
+    config.database = database
+    return config
   }
 
   /// Delivers the channel once connected, or fails at `deadline` / on disconnect.
@@ -131,7 +141,7 @@ final class ConnectionDriver {
     let id = ConnectionStateMachine.WaiterID(nextWaiterID)
     switch machine.waitForReady(id: id, deadline: deadline, now: .now) {
     case .resume:
-      waiter(channelNow())
+      waiter(liveChannel())
     case .fail(let error):
       waiter(.failure(error))
     case .wait:
@@ -232,7 +242,7 @@ final class ConnectionDriver {
       let elapsed = attemptStartedAt.map { ContinuousClock.now - $0 } ?? .zero
       logger.info("connected", metadata: ["host": "\(config.host)", "port": "\(config.port)", "after": "\(elapsed)"])
       publish(transition)
-      let answer = channelNow()
+      let answer = liveChannel()
       for id in resumeWaiters { waiters.removeValue(forKey: id)?(answer) }
       armWaiterTimer()
     }

@@ -17,24 +17,52 @@ import SwiftProtobuf
 /// collection's schema (vector dimensions, field names, types) are checked against it before
 /// the request is sent.
 public struct MilvusCall<Output: Sendable>: Sendable {
+  /// Everything but the output type, for the client's non-generic per-call machinery.
+  @usableFromInline let erased: ErasedCall
+  /// Reads the response bytes into `Output`.
+  @usableFromInline let decode: @Sendable ([UInt8], MilvusCallContext) throws -> Output
+
   /// The MilvusService method (`Search`, `Insert`, …).
-  public let method: String
+  public var method: String { erased.method }
   /// Insert, upsert and delete: retried only when the retry policy allows writes.
-  public let isWrite: Bool
+  public var isWrite: Bool { erased.isWrite }
+
+  var schemaOf: String? { erased.schemaOf }
+  var invalid: MilvexError? { erased.invalid }
+  var encode: @Sendable (MilvusCallContext) throws -> [UInt8] { erased.encode }
+  var effect: SchemaCacheEffect { erased.effect }
+  var path: String { erased.path }
+
+  init(
+    method: String, isWrite: Bool, schemaOf: String?, invalid: MilvexError?,
+    encode: @escaping @Sendable (MilvusCallContext) throws -> [UInt8],
+    decode: @escaping @Sendable ([UInt8], MilvusCallContext) throws -> Output, effect: SchemaCacheEffect
+  ) {
+    erased = ErasedCall(
+      method: method, path: "/milvus.proto.milvus.MilvusService/\(method)", isWrite: isWrite, schemaOf: schemaOf,
+      invalid: invalid, encode: encode, effect: effect)
+    self.decode = decode
+  }
+}
+
+/// What the client's per-call machinery needs of a ``MilvusCall``, without its output type.
+@usableFromInline
+struct ErasedCall: Sendable {
+  let method: String
+  let path: String
+  let isWrite: Bool
   /// The collection whose schema encoding needs (fetched once, then cached per database).
   let schemaOf: String?
   /// An argument error found when the call was made.
   let invalid: MilvexError?
   let encode: @Sendable (MilvusCallContext) throws -> [UInt8]
-  let decode: @Sendable ([UInt8], MilvusCallContext) throws -> Output
   /// What a success means for the schema cache.
   let effect: SchemaCacheEffect
-
-  var path: String { "/milvus.proto.milvus.MilvusService/\(method)" }
 }
 
 /// What encoding and decoding know about the call.
-struct MilvusCallContext {
+@usableFromInline
+struct MilvusCallContext: Sendable {
   /// The database the call runs in.
   let database: String
   /// The schema of ``MilvusCall/schemaOf``, when it names one.
@@ -161,5 +189,23 @@ extension Milvus_Proto_Common_KeyValuePair {
 extension [Milvus_Proto_Common_KeyValuePair] {
   var dictionary: [String: String] {
     Dictionary(map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+  }
+}
+
+// MARK: - For benchmarks
+
+extension MilvusCall {
+  /// The request bytes this call would send, given the collection's schema (for calls that
+  /// need one): the local encoding cost, measured without a server.
+  @_spi(Benchmarks)
+  public func encodedRequest(schema: CollectionSchema?, database: String = "default") throws -> [UInt8] {
+    if let invalid { throw invalid }
+    return try encode(MilvusCallContext(database: database, schema: schema))
+  }
+
+  /// Reads response bytes as this call would (the local decoding cost).
+  @_spi(Benchmarks)
+  public func decodedResponse(_ bytes: [UInt8], database: String = "default") throws -> Output {
+    try decode(bytes, MilvusCallContext(database: database, schema: nil))
   }
 }

@@ -85,36 +85,31 @@ public final class MilvusClient: Sendable {
     _ call: MilvusCall<Output>, options: MilvusCallOptions = MilvusCallOptions(),
     completion: @escaping @Sendable (Result<Output, MilvexError>) -> Void
   ) {
-    let startedAt = ContinuousClock.now
-    do {
-      try connection.loop.execute { [self] in
-        performOnLoop(call, options: options, startedAt: startedAt, completion: completion)
-      }
-    } catch {
-      completion(.failure(error))
-    }
+    let decode = call.decode
+    submit(call.erased, options: options, cancellation: nil, deliver: { bytes, context in
+      let output = try decode(bytes, context)
+      return { completion(.success(output)) }
+    }, fail: { completion(.failure($0)) })
   }
 
   /// `async` form of ``perform(_:options:completion:)``.
   ///
   /// - Important: Callable from any task. Cancelling the task ends the call at once with
   ///   `CANCELLED`: the attempt in flight is reset, a pending retry is dropped.
+  @inlinable
   public func perform<Output>(
     _ call: MilvusCall<Output>, options: MilvusCallOptions = MilvusCallOptions()
   ) async throws(MilvexError) -> Output {
+    // Inlinable, so that the generic parts (the continuation, the decode closure) are
+    // specialized in the caller; everything per call inside the library is not generic.
     let cancellation = CallCancellation(loop: connection.loop)
+    let decode = call.decode
     let result = await withTaskCancellationHandler {
       await withCheckedContinuation { (continuation: CheckedContinuation<Result<Output, MilvexError>, Never>) in
-        let startedAt = ContinuousClock.now
-        do {
-          try connection.loop.execute { [self] in
-            performOnLoop(call, options: options, startedAt: startedAt, cancellation: cancellation) {
-              continuation.resume(returning: $0)
-            }
-          }
-        } catch {
-          continuation.resume(returning: .failure(.eventLoopShutDown(operation: call.method)))
-        }
+        submit(call.erased, options: options, cancellation: cancellation, deliver: { bytes, context in
+          let output = try decode(bytes, context)
+          return { continuation.resume(returning: .success(output)) }
+        }, fail: { continuation.resume(returning: .failure($0)) })
       }
     } onCancel: {
       cancellation.cancel()
@@ -130,28 +125,56 @@ public final class MilvusClient: Sendable {
     _ call: MilvusCall<Output>, options: MilvusCallOptions = MilvusCallOptions(),
     completion: @escaping (Result<Output, MilvexError>) -> Void
   ) {
-    performOnLoop(call, options: options, startedAt: .now, completion: completion)
+    let decode = call.decode
+    startOnLoop(call.erased, options: options, startedAt: .now, cancellation: nil, deliver: { bytes, context in
+      let output = try decode(bytes, context)
+      return { completion(.success(output)) }
+    }, fail: { completion(.failure($0)) })
   }
 
-  private func performOnLoop<Output>(
-    _ call: MilvusCall<Output>, options: MilvusCallOptions, startedAt: ContinuousClock.Instant,
-    cancellation: CallCancellation? = nil, completion: @escaping (Result<Output, MilvexError>) -> Void
+  /// Decodes a response; returns the typed success to deliver (or throws).
+  @usableFromInline
+  typealias Deliver = ([UInt8], MilvusCallContext) throws -> () -> Void
+  @usableFromInline
+  typealias SendableDeliver = @Sendable ([UInt8], MilvusCallContext) throws -> () -> Void
+
+  /// Hands the call to the loop thread.
+  @usableFromInline
+  func submit(
+    _ call: ErasedCall, options: MilvusCallOptions, cancellation: CallCancellation?,
+    deliver: @escaping SendableDeliver, fail: @escaping @Sendable (MilvexError) -> Void
+  ) {
+    let startedAt = ContinuousClock.now
+    do {
+      try connection.loop.execute { [self] in
+        startOnLoop(call, options: options, startedAt: startedAt, cancellation: cancellation, deliver: deliver, fail: fail)
+      }
+    } catch {
+      fail(error)
+    }
+  }
+
+  private func startOnLoop(
+    _ call: ErasedCall, options: MilvusCallOptions, startedAt: ContinuousClock.Instant,
+    cancellation: CallCancellation?, deliver: @escaping Deliver, fail: @escaping (MilvexError) -> Void
   ) {
     connection.loop.assertInLoopThread()
-    if let invalid = call.invalid { return completion(.failure(invalid)) }
+    if let invalid = call.invalid { return fail(invalid) }
     if let database = options.database, database.isEmpty {
-      return completion(.failure(.invalidArgument(field: "options.database", message: "must not be empty")))
+      return fail(.invalidArgument(field: "options.database", message: "must not be empty"))
     }
     let policy = options.retryPolicy ?? retryPolicy
-    do { try policy.validate() } catch { return completion(.failure(error)) }
+    if options.retryPolicy != nil {
+      do { try policy.validate() } catch { return fail(error) }
+    }
     let timeout = options.timeout ?? connection.config.timeout
     guard timeout > .zero else {
-      return completion(.failure(.invalidArgument(field: "options.timeout", message: "must be positive, is \(timeout)")))
+      return fail(.invalidArgument(field: "options.timeout", message: "must be positive, is \(timeout)"))
     }
     let run = CallRun(
       client: self, call: call, policy: policy, deadline: startedAt + timeout,
       database: options.database ?? connection.databaseOnLoop, databaseOverride: options.database,
-      completion: completion)
+      deliver: deliver, fail: fail)
     if let cancellation {
       guard !cancellation.state.value.requested else { return run.cancel() }
       cancellation.state.value.cancel = { [weak run] in run?.cancel() }
@@ -217,14 +240,16 @@ public final class MilvusClient: Sendable {
 /// One performance of a call: waits for the channel, fetches the schema if needed, encodes
 /// once, sends, decodes, and retries by the policy until success, a final error or the
 /// deadline. Loop-confined.
-private final class CallRun<Output: Sendable> {
+private final class CallRun {
   let client: MilvusClient
-  let call: MilvusCall<Output>
+  let call: ErasedCall
   let policy: RetryPolicy
   let deadline: ContinuousClock.Instant
   let database: String
   let databaseOverride: String?
-  var completion: ((Result<Output, MilvexError>) -> Void)?
+  /// Decodes a response; returns the typed success to deliver, or throws. Nil once finished.
+  var deliver: (([UInt8], MilvusCallContext) throws -> () -> Void)?
+  var fail: (MilvexError) -> Void
   var attempt = 0
   var context: MilvusCallContext?
   var request: [UInt8]?
@@ -235,9 +260,10 @@ private final class CallRun<Output: Sendable> {
   var loop: EventLoop { client.connection.loop }
 
   init(
-    client: MilvusClient, call: MilvusCall<Output>, policy: RetryPolicy, deadline: ContinuousClock.Instant,
+    client: MilvusClient, call: ErasedCall, policy: RetryPolicy, deadline: ContinuousClock.Instant,
     database: String, databaseOverride: String?,
-    completion: @escaping (Result<Output, MilvexError>) -> Void
+    deliver: @escaping ([UInt8], MilvusCallContext) throws -> () -> Void,
+    fail: @escaping (MilvexError) -> Void
   ) {
     self.client = client
     self.call = call
@@ -245,24 +271,27 @@ private final class CallRun<Output: Sendable> {
     self.deadline = deadline
     self.database = database
     self.databaseOverride = databaseOverride
-    self.completion = completion
+    self.deliver = deliver
+    self.fail = fail
   }
 
+  private var finished: Bool { deliver == nil }
+
   func start() {
-    guard completion != nil else { return }
+    guard !finished else { return }
     attempt += 1
     let remaining = deadline - .now
     guard remaining > .zero else {
-      return finish(.failure(.status(.deadlineExceeded, "the \(call.method) call's deadline passed before it could be sent")))
+      return finish(failure: .status(.deadlineExceeded, "the \(call.method) call's deadline passed before it could be sent"))
     }
     // Encode first (with the schema, fetched once if needed): a bad argument fails here,
     // before any request of this call is sent, even while the connection is down.
     prepare { [self] in
       // Wait-for-ready: a call made while (re)connecting waits for the channel within its deadline.
-      client.connection.waitForChannelOnLoop(deadline: deadline) { [self] result in
+      client.connection.waitForLiveChannelOnLoop(deadline: deadline) { [self] result in
         switch result {
         case .failure(let error): failed(error)
-        case .success(let (channel, _)): send(on: channel)
+        case .success(let channel): send(on: channel)
         }
       }
     }
@@ -275,7 +304,7 @@ private final class CallRun<Output: Sendable> {
       do {
         request = try call.encode(context!)
       } catch {
-        return finish(.failure(Self.milvexError(error, method: call.method)))
+        return finish(failure: Self.milvexError(error, method: call.method))
       }
       body()
     }
@@ -312,7 +341,7 @@ private final class CallRun<Output: Sendable> {
     if let databaseOverride { metadata.add("dbname", databaseOverride) }
     let remaining = deadline - .now
     guard remaining > .zero else {
-      return finish(.failure(.status(.deadlineExceeded, "the \(call.method) call's deadline passed")))
+      return finish(failure: .status(.deadlineExceeded, "the \(call.method) call's deadline passed"))
     }
     let handle = CallHandle(loop: loop)
     inFlight = handle
@@ -324,10 +353,12 @@ private final class CallRun<Output: Sendable> {
       case .failure(let error):
         failed(error)
       case .success(let bytes):
+        guard let deliver else { return }
         do {
-          let output = try call.decode(bytes, context)
+          let succeed = try deliver(bytes, context)
+          self.deliver = nil
           client.apply(call.effect, database: database)
-          finish(.success(output))
+          succeed()
         } catch {
           let error = Self.milvexError(error, method: call.method)
           if case .milvus = error, let collection = call.schemaOf {
@@ -342,25 +373,25 @@ private final class CallRun<Output: Sendable> {
 
   /// Ends the call with `CANCELLED` now: resets the attempt in flight, drops a pending retry.
   func cancel() {
-    guard completion != nil else { return }
+    guard !finished else { return }
     retryTimer?.cancel()
     retryTimer = nil
     loop.removeShutdownHandler(of: self)
     inFlight?.cancelOnLoop()
     inFlight = nil
-    finish(.failure(.status(.cancelled, "the \(call.method) call was cancelled by the client")))
+    finish(failure: .status(.cancelled, "the \(call.method) call was cancelled by the client"))
   }
 
   private func failed(_ error: MilvexError) {
-    guard completion != nil else { return }
+    guard !finished else { return }
     let decision = policy.decide(
       attempt: attempt, error: error, isWrite: call.isWrite, remaining: deadline - .now,
       random: Double.random(in: 0..<1))
-    guard case .retry(let delay) = decision else { return finish(.failure(error)) }
+    guard case .retry(let delay) = decision else { return finish(failure: error) }
     do {
       loop.onShutdown(of: self) { [self] in
         retryTimer?.cancel()
-        finish(.failure(.eventLoopShutDown(operation: "\(call.method) retry")))
+        finish(failure: .eventLoopShutDown(operation: "\(call.method) retry"))
       }
       retryTimer = try loop.scheduleTimer(after: delay) { [self] in
         loop.removeShutdownHandler(of: self)
@@ -369,14 +400,15 @@ private final class CallRun<Output: Sendable> {
       }
     } catch {
       loop.removeShutdownHandler(of: self)
-      finish(.failure(error))
+      finish(failure: error)
     }
   }
 
-  private func finish(_ result: Result<Output, MilvexError>) {
-    guard let completion else { return }
-    self.completion = nil
-    completion(result)
+  /// Ends the call with `error` (once; later ends are ignored).
+  private func finish(failure error: MilvexError) {
+    guard !finished else { return }
+    deliver = nil
+    fail(error)
   }
 
   static func milvexError(_ error: any Error, method: String) -> MilvexError {
@@ -386,6 +418,7 @@ private final class CallRun<Output: Sendable> {
 }
 
 /// Cancels an `async` perform from its task's cancellation handler (any thread).
+@usableFromInline
 final class CallCancellation: Sendable {
   struct State {
     var requested = false
@@ -395,11 +428,13 @@ final class CallCancellation: Sendable {
   let loop: EventLoop
   let state: LoopBound<State>
 
+  @usableFromInline
   init(loop: EventLoop) {
     self.loop = loop
     state = LoopBound(State(), loop: loop)
   }
 
+  @usableFromInline
   func cancel() {
     try? loop.execute { [state] in
       state.value.requested = true
