@@ -68,6 +68,8 @@ SCENARIOS = (
 #   DescribeIndex  -> always Milvus status code 1100 (not retriable)
 #   ListDatabases  -> the counters, as db_names "Method=count"
 #   Flush          -> never answered (for cancellation)
+#   DescribeCollection -> call 1: gRPC UNAVAILABLE; then a schema (int64 key "id",
+#                     2-dim float vector "vec")
 MILVUS_PREFIX = "/milvus.proto.milvus.MilvusService/"
 _milvus_calls = {}
 _milvus_calls_lock = threading.Lock()
@@ -631,6 +633,16 @@ class ConnectionHandler:
             response.status.code = 1100
             response.status.reason = "invalid parameter[index not found]"
             answer(response)
+        elif method == "DescribeCollection":
+            if count == 1:
+                fail(14, "milvus-flaky: unavailable (call 1)")
+            else:
+                from pymilvus.grpc_gen import schema_pb2
+                response = milvus_pb2.DescribeCollectionResponse(collection_name="c")
+                response.schema.fields.add(name="id", data_type=schema_pb2.Int64, is_primary_key=True)
+                vec = response.schema.fields.add(name="vec", data_type=schema_pb2.FloatVector)
+                vec.type_params.add(key="dim", value="2")
+                answer(response)
         elif method == "Flush":
             self.log(f"stream {request.stream_id}: Flush, never answering")
         elif method == "ListDatabases":

@@ -256,6 +256,8 @@ private final class CallRun {
   var retryTimer: LoopTimer?
   /// Cancels the attempt in flight.
   var inFlight: CallHandle?
+  /// Whether the request was handed to a channel at least once.
+  var requestSent = false
 
   var loop: EventLoop { client.connection.loop }
 
@@ -321,8 +323,11 @@ private final class CallRun {
       context = MilvusCallContext(database: database, schema: schema)
       return body()
     }
-    let options = MilvusCallOptions(
-      timeout: deadline - .now, database: databaseOverride, retryPolicy: .never)
+    let remaining = deadline - .now
+    guard remaining > .zero else {
+      return failed(.status(.deadlineExceeded, "the \(call.method) call's deadline passed while reading the schema"))
+    }
+    let options = MilvusCallOptions(timeout: remaining, database: databaseOverride, retryPolicy: .never)
     client.performOnLoop(.describeCollection(collection), options: options) { [self] result in
       switch result {
       case .success(let description):
@@ -344,6 +349,7 @@ private final class CallRun {
       return finish(failure: .status(.deadlineExceeded, "the \(call.method) call's deadline passed"))
     }
     let handle = CallHandle(loop: loop)
+    requestSent = true
     inFlight = handle
     channel.unaryOnLoop(
       path: call.path, request: request, metadata: metadata, timeout: remaining, handle: handle
@@ -385,7 +391,9 @@ private final class CallRun {
   private func failed(_ error: MilvexError) {
     guard !finished else { return }
     let decision = policy.decide(
-      attempt: attempt, error: error, isWrite: call.isWrite, remaining: deadline - .now,
+      // A write whose request never left (the schema lookup or the wait for the channel failed)
+      // cannot have applied: it is retried like a read.
+      attempt: attempt, error: error, isWrite: call.isWrite && requestSent, remaining: deadline - .now,
       random: Double.random(in: 0..<1))
     guard case .retry(let delay) = decision else { return finish(failure: error) }
     do {

@@ -6,7 +6,8 @@
 /// connected. Each delay grows by `multiplier` from `baseDelay` up to `maxDelay`, spread by
 /// ±`jitter`, and is only taken if it ends before the call's deadline. Writes (insert, upsert,
 /// delete) are retried only when ``retryWrites`` is set, because a write the server applied
-/// before the failure would apply twice.
+/// before the failure would apply twice; the client counts a write whose request was never sent
+/// (its schema lookup failed) as a read.
 ///
 /// A pure value: ``decide(attempt:error:isWrite:remaining:random:)`` has no clock and no I/O.
 public struct RetryPolicy: Sendable, Hashable {

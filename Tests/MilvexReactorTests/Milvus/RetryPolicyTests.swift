@@ -135,4 +135,19 @@ final class RetryPolicyTests: XCTestCase {
     XCTAssertEqual(after["Delete"], 6, "100 ms fits in 250 ms, 100 + 200 ms does not")
     await client.close()
   }
+
+  /// A write whose request never left cannot have applied: its schema lookup is retried even
+  /// though writes are not, and the write itself is sent once.
+  func testAWriteIsRetriedUntilItsRequestIsSent() async throws {
+    let (server, loop, client) = try flakyClient()
+    defer { server.stop(); loop.shutdown() }
+    await assertMilvexError({ try await client.perform(.delete(from: "c", ids: [1, 2])) }) {
+      if case .grpcStatus(let status) = $0 { return status.code == .unavailable }
+      return false
+    }
+    let counts = try await counts(client)
+    XCTAssertEqual(counts["DescribeCollection"], 2, "the failed schema lookup was retried")
+    XCTAssertEqual(counts["Delete"], 1, "the sent write was not")
+    await client.close()
+  }
 }
