@@ -200,6 +200,16 @@ public final class MilvusClient: Sendable {
     }
   }
 
+  /// Forgets every cached collection schema; the next call that needs one reads it again.
+  /// Call it after another process dropped and re-created a collection with a different schema
+  /// (until then, arguments are checked against the schema this client last saw; a Milvus error
+  /// on a call also forgets that collection's entry).
+  ///
+  /// - Important: Callable from any thread; takes effect before any call submitted after it.
+  public func forgetCachedSchemas() {
+    try? connection.loop.execute { [schemas] in schemas.value.removeAll() }
+  }
+
   // MARK: - Conveniences
 
   /// Makes `database` the current one for later calls (kept across reconnects), after checking

@@ -148,4 +148,28 @@ final class MilvusClientBehaviourTests: XCTestCase {
     XCTAssertTrue(after.contains("GetVersion=1"), "\(after)")
     await client.close()
   }
+
+  /// Another process re-creates a collection with another schema: this client checks against
+  /// the schema it saw until told to forget it.
+  func testStaleSchemaUntilForgotten() async throws {
+    let fixture = try MilvusFixture()
+    let client = fixture.client
+    let other = try MilvusClient(connection: Connection.start(
+      config: ConnectionConfig(host: "127.0.0.1", port: fixture.server.port), on: fixture.loop))
+    let wide = CollectionSchema(fields: [.primaryKey("id"), .vector("v", dimension: 8)])
+    let narrow = CollectionSchema(fields: [.primaryKey("id"), .vector("v", dimension: 4)])
+    try await client.perform(.createCollection("remade", schema: wide))
+    try await other.perform(.dropCollection("remade"))
+    try await other.perform(.createCollection("remade", schema: narrow))
+
+    let row: Row = ["id": 1, "v": [0.1, 0.2, 0.3, 0.4]]
+    await assertMilvexError({ try await client.perform(.insert(into: "remade", rows: [row])) }) {
+      $0.invalidField == "rows[0].v"
+    }
+    client.forgetCachedSchemas()
+    let inserted = try await client.perform(.insert(into: "remade", rows: [row]))
+    XCTAssertEqual(inserted.insertCount, 1)
+    await other.close()
+    await fixture.stop()
+  }
 }
