@@ -79,17 +79,22 @@ public final class MilvusClient: Sendable {
 
   /// Performs `call` and delivers its result exactly once.
   ///
+  /// - Returns: a handle that cancels the call (`CANCELLED` at once; the attempt in flight is
+  ///   reset, a pending retry dropped).
   /// - Important: Callable from any thread. `completion` runs on the loop thread, or at once on
   ///   the calling thread if the loop has shut down.
+  @discardableResult
   public func perform<Output>(
     _ call: MilvusCall<Output>, options: MilvusCallOptions = MilvusCallOptions(),
     completion: @escaping @Sendable (Result<Output, MilvexError>) -> Void
-  ) {
+  ) -> MilvusCallHandle {
+    let cancellation = CallCancellation(loop: connection.loop)
     let decode = call.decode
-    submit(call.erased, options: options, cancellation: nil, deliver: { bytes, context in
+    submit(call.erased, options: options, cancellation: cancellation, deliver: { bytes, context in
       let output = try decode(bytes, context)
       return { completion(.success(output)) }
     }, fail: { completion(.failure($0)) })
+    return MilvusCallHandle(cancellation: cancellation)
   }
 
   /// `async` form of ``perform(_:options:completion:)``.
@@ -494,7 +499,20 @@ private final class CallRun {
   }
 }
 
-/// Cancels an `async` perform from its task's cancellation handler (any thread).
+/// Cancels a call made with ``MilvusClient/perform(_:options:completion:)``.
+public struct MilvusCallHandle: Sendable {
+  let cancellation: CallCancellation
+
+  /// Ends the call with `CANCELLED` (unless it has completed): the attempt in flight is reset,
+  /// a pending retry dropped. Idempotent.
+  ///
+  /// - Important: Callable from any thread.
+  public func cancel() {
+    cancellation.cancel()
+  }
+}
+
+/// Cancels a perform from any thread: from a task's cancellation handler or a handle.
 @usableFromInline
 final class CallCancellation: Sendable {
   struct State {

@@ -143,6 +143,25 @@ final class MilvusClientBehaviourTests: XCTestCase {
       return false
     }
     XCTAssertLessThan(ContinuousClock.now - started, .seconds(2))
+
+    // The callback form's handle does the same, and the completion still runs once.
+    let completions = Locked<[Result<Void, MilvexError>]>([])
+    let ended = Latch()
+    let handle = client.perform(.flush(["c"]), options: MilvusCallOptions(timeout: .seconds(60))) { result in
+      completions.withLock { $0.append(result) }
+      ended.open()
+    }
+    let sentBy = ContinuousClock.now + .seconds(10)
+    while ContinuousClock.now < sentBy, !(try await client.perform(.listDatabases())).contains("Flush=2") {}
+    handle.cancel()
+    handle.cancel()
+    ended.waitOrFail("the cancelled callback")
+    _ = try await client.perform(.listDatabases())
+    XCTAssertEqual(completions.withLock { $0.count }, 1)
+    guard case .failure(.grpcStatus(let status)) = completions.withLock({ $0[0] }), status.code == .cancelled else {
+      return XCTFail("\(completions.withLock { $0 })")
+    }
+
     // The connection is unharmed; GetVersion was not sent again.
     let after = try await client.perform(.listDatabases())
     XCTAssertTrue(after.contains("GetVersion=1"), "\(after)")
