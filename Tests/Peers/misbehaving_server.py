@@ -69,7 +69,9 @@ SCENARIOS = (
 #   ListDatabases  -> the counters, as db_names "Method=count"
 #   Flush          -> never answered (for cancellation)
 #   DescribeCollection -> call 1: gRPC UNAVAILABLE; then a schema (int64 key "id",
-#                     2-dim float vector "vec")
+#                     2-dim float vector "vec") with update_timestamp 100 (call 2), then 200
+#   Insert         -> schema_timestamp other than 200: legacy error_code SchemaMismatch;
+#                     else success with the ids of the "id" column
 MILVUS_PREFIX = "/milvus.proto.milvus.MilvusService/"
 _milvus_calls = {}
 _milvus_calls_lock = threading.Lock()
@@ -642,7 +644,20 @@ class ConnectionHandler:
                 response.schema.fields.add(name="id", data_type=schema_pb2.Int64, is_primary_key=True)
                 vec = response.schema.fields.add(name="vec", data_type=schema_pb2.FloatVector)
                 vec.type_params.add(key="dim", value="2")
+                response.update_timestamp = 100 if count == 2 else 200
                 answer(response)
+        elif method == "Insert":
+            insert = milvus_pb2.InsertRequest.FromString(self.first_message(request))
+            response = milvus_pb2.MutationResult()
+            if insert.schema_timestamp != 200:
+                response.status.error_code = common_pb2.SchemaMismatch
+                response.status.code = 2
+                response.status.reason = f"collection schema mismatch (sent {insert.schema_timestamp}, is 200)"
+            else:
+                ids = next(f for f in insert.fields_data if f.field_name == "id").scalars.long_data.data
+                response.IDs.int_id.data.extend(ids)
+                response.insert_cnt = insert.num_rows
+            answer(response)
         elif method == "Flush":
             self.log(f"stream {request.stream_id}: Flush, never answering")
         elif method == "ListDatabases":

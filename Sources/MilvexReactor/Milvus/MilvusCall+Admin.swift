@@ -27,6 +27,8 @@ public struct CollectionDescription: Sendable, Hashable {
   public var shardCount: Int
   public var createdTimestamp: UInt64
   public var properties: [String: String]
+  /// When the schema last changed (server time; 0 if the server does not say).
+  public var updateTimestamp: UInt64
 }
 
 public struct CollectionStatistics: Sendable, Hashable {
@@ -371,7 +373,7 @@ extension MilvusCall where Output == CollectionDescription {
         schema: try CollectionSchema(proto: response.schema), aliases: response.aliases,
         consistencyLevel: ConsistencyLevel(proto: response.consistencyLevel),
         shardCount: Int(response.shardsNum), createdTimestamp: response.createdTimestamp,
-        properties: response.properties.dictionary)
+        properties: response.properties.dictionary, updateTimestamp: response.updateTimestamp)
     }
   }
 }

@@ -189,6 +189,7 @@ extension MilvusCall where Output == MutationResult {
       request.partitionName = partition
       request.fieldsData = fields
       request.numRows = try UInt32(rows: rows)
+      request.schemaTimestamp = context.schemaTimestamp
       return request
     } output: { response, _ in MutationResult(response) }
   }
@@ -442,6 +443,7 @@ protocol EntityWriteRequest: SwiftProtobuf.Message {
   var partitionName: String { get set }
   var fieldsData: [Milvus_Proto_Schema_FieldData] { get set }
   var numRows: UInt32 { get set }
+  var schemaTimestamp: UInt64 { get set }
 }
 
 extension Milvus_Proto_Milvus_InsertRequest: EntityWriteRequest {}

@@ -34,7 +34,7 @@ public final class MilvusClient: Sendable {
   public let retryPolicy: RetryPolicy
   /// Schemas by database and collection name, filled by create/describe and by the first call
   /// that needs one; forgotten on drop, rename, alias changes and Milvus errors.
-  private let schemas: LoopBound<[SchemaKey: CollectionSchema]>
+  private let schemas: LoopBound<[SchemaKey: (schema: CollectionSchema, timestamp: UInt64)]>
   private let logger: Logger
 
   struct SchemaKey: Hashable {
@@ -189,15 +189,15 @@ public final class MilvusClient: Sendable {
 
   // MARK: - Schema cache (loop thread)
 
-  func cachedSchema(database: String, collection: String) -> CollectionSchema? {
+  func cachedSchema(database: String, collection: String) -> (schema: CollectionSchema, timestamp: UInt64)? {
     schemas.value[SchemaKey(database: database, collection: collection)]
   }
 
   func apply(_ effect: SchemaCacheEffect, database: String) {
     switch effect {
     case .none: break
-    case .remember(let collection, let schema):
-      schemas.value[SchemaKey(database: database, collection: collection)] = schema
+    case .remember(let collection, let schema, let timestamp):
+      schemas.value[SchemaKey(database: database, collection: collection)] = (schema, timestamp)
     case .forget(let collections):
       for collection in collections { schemas.value[SchemaKey(database: database, collection: collection)] = nil }
     case .forgetDatabase(let name):
@@ -332,6 +332,8 @@ private final class CallRun {
   var inFlight: CallHandle?
   /// Whether the request was handed to a channel at least once.
   var requestSent = false
+  /// Whether the schema was read again after a `SchemaMismatch` (done at most once).
+  var refreshedSchema = false
 
   var loop: EventLoop { client.connection.loop }
 
@@ -393,8 +395,8 @@ private final class CallRun {
       context = MilvusCallContext(database: database, schema: nil)
       return body()
     }
-    if let schema = client.cachedSchema(database: database, collection: collection) {
-      context = MilvusCallContext(database: database, schema: schema)
+    if let cached = client.cachedSchema(database: database, collection: collection) {
+      context = MilvusCallContext(database: database, schema: cached.schema, schemaTimestamp: cached.timestamp)
       return body()
     }
     let remaining = deadline - .now
@@ -405,8 +407,11 @@ private final class CallRun {
     client.performOnLoop(.describeCollection(collection), options: options) { [self] result in
       switch result {
       case .success(let description):
-        client.apply(.remember(collection: collection, schema: description.schema), database: database)
-        context = MilvusCallContext(database: database, schema: description.schema)
+        client.apply(
+          .remember(collection: collection, schema: description.schema, timestamp: description.updateTimestamp),
+          database: database)
+        context = MilvusCallContext(
+          database: database, schema: description.schema, schemaTimestamp: description.updateTimestamp)
         body()
       case .failure(let error):
         failed(error)
@@ -439,6 +444,14 @@ private final class CallRun {
           self.deliver = nil
           client.apply(call.effect, database: database)
           succeed()
+        } catch let mismatch as SchemaMismatch {
+          // Rejected, not applied: read the schema again and resend, once.
+          client.apply(.forget(collections: call.schemaOf.map { [$0] } ?? []), database: database)
+          guard !refreshedSchema, call.schemaOf != nil else { return failed(mismatch.error) }
+          refreshedSchema = true
+          self.context = nil
+          self.request = nil
+          prepare { [self] in send(on: channel) }
         } catch {
           let error = Self.milvexError(error, method: call.method)
           if case .milvus = error, let collection = call.schemaOf {
@@ -495,6 +508,7 @@ private final class CallRun {
 
   static func milvexError(_ error: any Error, method: String) -> MilvexError {
     if let error = error as? MilvexError { return error }
+    if let mismatch = error as? SchemaMismatch { return mismatch.error }
     return .protocolViolation("\(method): \(error)")
   }
 }

@@ -150,4 +150,23 @@ final class RetryPolicyTests: XCTestCase {
     XCTAssertEqual(counts["Delete"], 1, "the sent write was not")
     await client.close()
   }
+
+  /// The server says the write named an old schema: the client reads the schema again and
+  /// resends once, with the new schema timestamp.
+  func testSchemaMismatchRereadsTheSchemaAndResendsOnce() async throws {
+    let (server, loop, client) = try flakyClient()
+    defer { server.stop(); loop.shutdown() }
+    let inserted = try await client.perform(.insert(into: "c", rows: [["id": 7, "vec": [0.1, 0.2]]]))
+    XCTAssertEqual(inserted.ids, [7])
+    XCTAssertEqual(inserted.insertCount, 1)
+    var seen = try await counts(client)
+    // Describe 1 UNAVAILABLE (retried: nothing sent), 2 (timestamp 100), 3 after the mismatch.
+    XCTAssertEqual(seen["DescribeCollection"], 3)
+    XCTAssertEqual(seen["Insert"], 2)
+    _ = try await client.perform(.insert(into: "c", rows: [["id": 8, "vec": [0.3, 0.4]]]))
+    seen = try await counts(client)
+    XCTAssertEqual(seen["DescribeCollection"], 3, "the refreshed schema is cached")
+    XCTAssertEqual(seen["Insert"], 3)
+    await client.close()
+  }
 }
