@@ -48,6 +48,7 @@ let package = Package(
       dependencies: [
         "MilvexReactor", "CLibEV",
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "MetricsTestKit", package: "swift-metrics"),
       ]
     ),
   ],

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import ServiceLifecycle
 
 
@@ -47,6 +48,9 @@ public final class Connection: Sendable, Service {
   ///   - name: registers the connection under this name until it is disconnected.
   ///   - onStateChange: told every transition (also available as ``transitions``).
   ///   - random: the jitter's random source (tests pin it).
+  ///   - metrics: where the connection's counters and timers go (`MetricsSystem.factory` if nil):
+  ///     `milvex_connection_attempts_total`, `…_attempt_failures_total`, `…_connected_total`,
+  ///     `…_disconnects_total` and the timer `milvex_connection_retry_delay`.
   /// - Important: Callable from any thread; `onStateChange` runs on the loop thread.
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for a bad config or a name in
   ///   use; ``MilvexError/eventLoopShutDown(operation:)`` if the loop has shut down.
@@ -54,6 +58,7 @@ public final class Connection: Sendable, Service {
     config: ConnectionConfig, on loop: EventLoop, name: String? = nil,
     logger: Logger = Logger(label: "milvex.connection"),
     random: any BackoffRandomSource = SystemBackoffRandomSource(),
+    metrics: (any MetricsFactory)? = nil,
     onStateChange: (@Sendable (StateTransition) -> Void)? = nil
   ) throws(MilvexError) -> Connection {
     do {
@@ -82,7 +87,8 @@ public final class Connection: Sendable, Service {
       }
     }
     do {
-      try loop.execute { connection.startOnLoop(logger: logger, random: random) }
+      let metrics = metrics ?? MetricsSystem.factory
+      try loop.execute { connection.startOnLoop(logger: logger, random: random, metrics: metrics) }
     } catch {
       connection.unregisterName()
       throw error
@@ -90,9 +96,9 @@ public final class Connection: Sendable, Service {
     return connection
   }
 
-  private func startOnLoop(logger: Logger, random: any BackoffRandomSource) {
+  private func startOnLoop(logger: Logger, random: any BackoffRandomSource, metrics: any MetricsFactory) {
     let driver = ConnectionDriver(
-      loop: loop, config: config, name: name, logger: logger, random: random,
+      loop: loop, config: config, name: name, logger: logger, random: random, metrics: metrics,
       publish: { [weak self] transition in self?.publish(transition) },
       onTerminated: { [weak self] in self?.unregisterName() })
     self.driver.value = driver

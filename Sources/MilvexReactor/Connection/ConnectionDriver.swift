@@ -38,10 +38,11 @@ final class ConnectionDriver {
   private let attempts: Counter
   private let failures: Counter
   private let reconnectDelays: Metrics.Timer
+  private let disconnects: Counter
 
   init(
     loop: EventLoop, config: ConnectionConfig, name: String?, logger: Logger,
-    random: any BackoffRandomSource, publish: @escaping (StateTransition) -> Void,
+    random: any BackoffRandomSource, metrics: any MetricsFactory, publish: @escaping (StateTransition) -> Void,
     onTerminated: @escaping () -> Void
   ) {
     self.loop = loop
@@ -66,10 +67,11 @@ final class ConnectionDriver {
     self.publish = publish
     self.onTerminated = onTerminated
     let dimensions = [("host", config.host), ("port", "\(config.port)")]
-    connects = Counter(label: "milvex_connection_connected_total", dimensions: dimensions)
-    attempts = Counter(label: "milvex_connection_attempts_total", dimensions: dimensions)
-    failures = Counter(label: "milvex_connection_attempt_failures_total", dimensions: dimensions)
-    reconnectDelays = Metrics.Timer(label: "milvex_connection_retry_delay", dimensions: dimensions)
+    connects = Counter(label: "milvex_connection_connected_total", dimensions: dimensions, factory: metrics)
+    attempts = Counter(label: "milvex_connection_attempts_total", dimensions: dimensions, factory: metrics)
+    failures = Counter(label: "milvex_connection_attempt_failures_total", dimensions: dimensions, factory: metrics)
+    reconnectDelays = Metrics.Timer(label: "milvex_connection_retry_delay", dimensions: dimensions, factory: metrics)
+    disconnects = Counter(label: "milvex_connection_disconnects_total", dimensions: dimensions, factory: metrics)
   }
 
   var state: ConnectivityState { machine.connectivityState }
@@ -104,7 +106,7 @@ final class ConnectionDriver {
     let rest = waiters
     waiters.removeAll()
     for waiter in rest.values { waiter(.failure(shutDown.error)) }
-    Counter(label: "milvex_connection_disconnects_total", dimensions: [("reason", "application")]).increment()
+    disconnects.increment()
     logger.info("disconnected", metadata: ["reason": "\(reason)"])
     publish(shutDown.transition)
     onTerminated()

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 
 /// Per-call settings for ``MilvusClient/perform(_:options:)``.
 public struct MilvusCallOptions: Sendable, Hashable {
@@ -35,7 +36,9 @@ public final class MilvusClient: Sendable {
   /// Schemas by database and collection name, filled by create/describe and by the first call
   /// that needs one; forgotten on drop, rename, alias changes and Milvus errors.
   private let schemas: LoopBound<[SchemaKey: (schema: CollectionSchema, timestamp: UInt64)]>
-  private let logger: Logger
+  let logger: Logger
+  /// Per-method call counts, outcomes, retries and durations (see ``MilvusCallMetrics``).
+  let metrics: LoopBound<MilvusCallMetrics>
 
   struct SchemaKey: Hashable {
     let database: String
@@ -45,14 +48,23 @@ public final class MilvusClient: Sendable {
   /// A client over an existing connection (which it does not own: ``close()`` disconnects it
   /// anyway, as the usual owner).
   ///
+  /// - Parameters:
+  ///   - logger: retries are logged at debug level (method, attempt, delay, error).
+  ///   - metrics: where `milvex_milvus_calls_total`, `milvex_milvus_retries_total` and
+  ///     `milvex_milvus_call_duration` go (per method; see Docs/milvus-api.md);
+  ///     `MetricsSystem.factory` if nil.
   /// - Important: Callable from any thread.
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for a bad retry policy.
-  public init(connection: Connection, retryPolicy: RetryPolicy = RetryPolicy(), logger: Logger? = nil) throws(MilvexError) {
+  public init(
+    connection: Connection, retryPolicy: RetryPolicy = RetryPolicy(), logger: Logger? = nil,
+    metrics: (any MetricsFactory)? = nil
+  ) throws(MilvexError) {
     try retryPolicy.validate()
     self.connection = connection
     self.retryPolicy = retryPolicy
     self.schemas = LoopBound([:], loop: connection.loop)
     self.logger = logger ?? Logger(label: "MilvexReactor.MilvusClient")
+    self.metrics = LoopBound(MilvusCallMetrics(factory: metrics ?? MetricsSystem.factory), loop: connection.loop)
   }
 
   /// Starts a ``Connection`` and a client over it. Returns at once (the connection keeps
@@ -61,11 +73,13 @@ public final class MilvusClient: Sendable {
   /// - Important: Callable from any thread.
   public static func connect(
     config: ConnectionConfig, on loop: EventLoop, name: String? = nil, retryPolicy: RetryPolicy = RetryPolicy(),
-    logger: Logger? = nil
+    logger: Logger? = nil, metrics: (any MetricsFactory)? = nil
   ) throws(MilvexError) -> MilvusClient {
     try retryPolicy.validate()
-    let connection = try Connection.start(config: config, on: loop, name: name, logger: logger ?? Logger(label: "MilvexReactor.Connection"))
-    return try MilvusClient(connection: connection, retryPolicy: retryPolicy, logger: logger)
+    let connection = try Connection.start(
+      config: config, on: loop, name: name, logger: logger ?? Logger(label: "MilvexReactor.Connection"),
+      metrics: metrics)
+    return try MilvusClient(connection: connection, retryPolicy: retryPolicy, logger: logger, metrics: metrics)
   }
 
   /// Disconnects the connection; calls in flight fail with ``MilvexError/disconnected(reason:)``.
@@ -164,20 +178,24 @@ public final class MilvusClient: Sendable {
     cancellation: CallCancellation?, deliver: @escaping Deliver, fail: @escaping (MilvexError) -> Void
   ) {
     connection.loop.assertInLoopThread()
-    if let invalid = call.invalid { return fail(invalid) }
+    func reject(_ error: MilvexError) {
+      metrics.value.finished(method: call.method, error: error, after: .now - startedAt)
+      fail(error)
+    }
+    if let invalid = call.invalid { return reject(invalid) }
     if let database = options.database, database.isEmpty {
-      return fail(.invalidArgument(field: "options.database", message: "must not be empty"))
+      return reject(.invalidArgument(field: "options.database", message: "must not be empty"))
     }
     let policy = options.retryPolicy ?? retryPolicy
     if options.retryPolicy != nil {
-      do { try policy.validate() } catch { return fail(error) }
+      do { try policy.validate() } catch { return reject(error) }
     }
     let timeout = options.timeout ?? connection.config.timeout
     guard timeout > .zero else {
-      return fail(.invalidArgument(field: "options.timeout", message: "must be positive, is \(timeout)"))
+      return reject(.invalidArgument(field: "options.timeout", message: "must be positive, is \(timeout)"))
     }
     let run = CallRun(
-      client: self, call: call, policy: policy, deadline: startedAt + timeout,
+      client: self, call: call, policy: policy, startedAt: startedAt, deadline: startedAt + timeout,
       database: options.database ?? connection.databaseOnLoop, databaseOverride: options.database,
       deliver: deliver, fail: fail)
     if let cancellation {
@@ -318,6 +336,7 @@ private final class CallRun {
   let client: MilvusClient
   let call: ErasedCall
   let policy: RetryPolicy
+  let startedAt: ContinuousClock.Instant
   let deadline: ContinuousClock.Instant
   let database: String
   let databaseOverride: String?
@@ -338,14 +357,15 @@ private final class CallRun {
   var loop: EventLoop { client.connection.loop }
 
   init(
-    client: MilvusClient, call: ErasedCall, policy: RetryPolicy, deadline: ContinuousClock.Instant,
-    database: String, databaseOverride: String?,
+    client: MilvusClient, call: ErasedCall, policy: RetryPolicy, startedAt: ContinuousClock.Instant,
+    deadline: ContinuousClock.Instant, database: String, databaseOverride: String?,
     deliver: @escaping ([UInt8], MilvusCallContext) throws -> () -> Void,
     fail: @escaping (MilvexError) -> Void
   ) {
     self.client = client
     self.call = call
     self.policy = policy
+    self.startedAt = startedAt
     self.deadline = deadline
     self.database = database
     self.databaseOverride = databaseOverride
@@ -443,6 +463,7 @@ private final class CallRun {
           let succeed = try deliver(bytes, context)
           self.deliver = nil
           client.apply(call.effect, database: database)
+          client.metrics.value.finished(method: call.method, error: nil, after: .now - startedAt)
           succeed()
         } catch let mismatch as SchemaMismatch {
           // Rejected, not applied: read the schema again and resend, once.
@@ -483,6 +504,10 @@ private final class CallRun {
       attempt: attempt, error: error, isWrite: call.isWrite && requestSent, remaining: deadline - .now,
       random: Double.random(in: 0..<1))
     guard case .retry(let delay) = decision else { return finish(failure: error) }
+    client.metrics.value.retrying(method: call.method)
+    client.logger.debug("retrying", metadata: [
+      "method": "\(call.method)", "attempt": "\(attempt + 1)", "after": "\(delay)", "error": "\(error)",
+    ])
     do {
       loop.onShutdown(of: self) { [self] in
         retryTimer?.cancel()
@@ -503,6 +528,7 @@ private final class CallRun {
   private func finish(failure error: MilvexError) {
     guard !finished else { return }
     deliver = nil
+    client.metrics.value.finished(method: call.method, error: error, after: .now - startedAt)
     fail(error)
   }
 
