@@ -16,6 +16,9 @@ import SwiftProtobuf
 /// is made and reported by `perform` without any network call; arguments that need the
 /// collection's schema (vector dimensions, field names, types) are checked against it before
 /// the request is sent.
+///
+/// - Important: Making a call is pure (no I/O, no shared state): any thread may make one, and a
+///   call may be performed any number of times, by any client.
 public struct MilvusCall<Output: Sendable>: Sendable {
   /// Everything but the output type, for the client's non-generic per-call machinery.
   @usableFromInline let erased: ErasedCall

@@ -109,7 +109,8 @@ public struct FieldSchema: Sendable, Hashable {
   }
 }
 
-/// A collection's fields, with one primary key and at least one vector field.
+/// A collection's fields, with one primary key and at least one vector field. A value type:
+/// build and validate it on any thread.
 public struct CollectionSchema: Sendable, Hashable {
   public var fields: [FieldSchema]
   /// Lets rows carry keys that are not fields (stored in the hidden `$meta` JSON field).
