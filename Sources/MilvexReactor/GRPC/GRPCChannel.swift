@@ -186,7 +186,7 @@ public final class GRPCChannel: Sendable {
     path: String, request: [UInt8], metadata: GRPCMetadata, timeout: Duration?,
     startedAt: ContinuousClock.Instant, completion: @escaping (Result<[UInt8], MilvexError>) -> Void
   ) -> UnaryCall? {
-    guard path.hasPrefix("/"), path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+    guard path.hasPrefix("/"), GRPCMetadata.all(path.utf8, { $0 > 0x20 && $0 < 0x7F }) else {
       completion(.failure(.invalidArgument(field: "path", message: "must look like /package.Service/Method (got \"\(path)\")")))
       return nil
     }

@@ -53,8 +53,9 @@ public struct GRPCMetadata: Sendable, Hashable {
   func encode(into block: inout HeaderBlock, except overrides: GRPCMetadata? = nil) -> MilvexError? {
     for (key, value) in entries {
       if let overrides, overrides.contains(key: key) { continue }
-      let field = "metadata[\(key)]"
-      guard !key.isEmpty, key.utf8.allSatisfy(Self.isKeyByte) else {
+      // Only an error names the field: no string is built for a valid entry (the per-call path).
+      var field: String { "metadata[\(key)]" }
+      guard !key.isEmpty, Self.all(key.utf8, Self.isKeyByte) else {
         return .invalidArgument(field: field, message: "keys must be non-empty lower-case ASCII (0-9 a-z - _ .)")
       }
       guard !Self.reserved.contains(key), !key.hasPrefix("grpc-") else {
@@ -70,13 +71,20 @@ public struct GRPCMetadata: Sendable, Hashable {
         guard !key.hasSuffix("-bin") else {
           return .invalidArgument(field: field, message: "keys ending in -bin carry binary values; use add(_:binary:)")
         }
-        guard text.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) else {
+        guard Self.all(text.utf8, { $0 >= 0x20 && $0 <= 0x7E }) else {
           return .invalidArgument(field: field, message: "text values must be printable ASCII")
         }
         block.add(key, text)
       }
     }
     return nil
+  }
+
+  /// `allSatisfy` as a plain loop over the UTF-8 bytes (inlined; the generic one is not).
+  @inline(__always)
+  static func all(_ bytes: String.UTF8View, _ test: (UInt8) -> Bool) -> Bool {
+    for byte in bytes where !test(byte) { return false }
+    return true
   }
 
   private static func isKeyByte(_ byte: UInt8) -> Bool {
