@@ -42,8 +42,14 @@ final class GRPCConnection: HTTP2SessionDelegate {
   private var logger: Logger { configuration.logger }
 
   private var state = State.connecting
-  /// Sent with every call; starts as the configuration's, the owner may extend it.
-  lazy var defaultMetadata: GRPCMetadata = configuration.defaultMetadata
+  /// Sent with every call; starts as the configuration's, the owner may replace it.
+  var defaultMetadata: GRPCMetadata {
+    get { defaultHeaders.metadata }
+    set { defaultHeaders = (newValue, newValue.checked()) }
+  }
+  /// The defaults and their entries checked once (not per call).
+  private lazy var defaultHeaders: (metadata: GRPCMetadata, checked: GRPCMetadata.Checked) =
+    (configuration.defaultMetadata, configuration.defaultMetadata.checked())
   private var attempt: ConnectAttempt?
   private var fd: Int32 = -1
   private var watcher: IOWatcher?
@@ -210,7 +216,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
     }
     // The call's own entries, then the defaults it does not override (no merged copy per call).
     if let error = call.metadata.encode(into: &headers)
-      ?? defaultMetadata.encode(into: &headers, except: call.metadata)
+      ?? defaultHeaders.checked.encode(into: &headers, except: call.metadata)
     {
       return complete(call, .failure(error))
     }

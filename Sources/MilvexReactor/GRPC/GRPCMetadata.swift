@@ -53,31 +53,61 @@ public struct GRPCMetadata: Sendable, Hashable {
   func encode(into block: inout HeaderBlock, except overrides: GRPCMetadata? = nil) -> MilvexError? {
     for (key, value) in entries {
       if let overrides, overrides.contains(key: key) { continue }
-      // Only an error names the field: no string is built for a valid entry (the per-call path).
-      var field: String { "metadata[\(key)]" }
-      guard !key.isEmpty, Self.all(key.utf8, Self.isKeyByte) else {
-        return .invalidArgument(field: field, message: "keys must be non-empty lower-case ASCII (0-9 a-z - _ .)")
-      }
-      guard !Self.reserved.contains(key), !key.hasPrefix("grpc-") else {
-        return .invalidArgument(field: field, message: "this key is reserved for the gRPC protocol")
-      }
-      switch value {
-      case .binary(let bytes):
-        guard key.hasSuffix("-bin") else {
-          return .invalidArgument(field: field, message: "binary values need a key ending in -bin")
-        }
-        block.add(key, GRPCWireFormat.base64Encode(bytes))
-      case .text(let text):
-        guard !key.hasSuffix("-bin") else {
-          return .invalidArgument(field: field, message: "keys ending in -bin carry binary values; use add(_:binary:)")
-        }
-        guard Self.all(text.utf8, { $0 >= 0x20 && $0 <= 0x7E }) else {
-          return .invalidArgument(field: field, message: "text values must be printable ASCII")
-        }
-        block.add(key, text)
+      switch Self.headerValue(key: key, value: value) {
+      case .success(let text): block.add(key, text)
+      case .failure(let error): return error
       }
     }
     return nil
+  }
+
+  /// Every entry checked and encoded once, for metadata sent with many calls: ``Checked``
+  /// adds them per call without checking again.
+  func checked() -> Checked {
+    Checked(entries: entries.map { ($0.key, Self.headerValue(key: $0.key, value: $0.value)) })
+  }
+
+  /// Entries already checked and encoded; adding them does the same as ``encode(into:except:)``
+  /// (an invalid entry not overridden fails the call) without checking each call.
+  struct Checked {
+    fileprivate var entries: [(key: String, value: Result<String, MilvexError>)]
+
+    func encode(into block: inout HeaderBlock, except overrides: GRPCMetadata) -> MilvexError? {
+      for (key, value) in entries where overrides.isEmpty || !overrides.contains(key: key) {
+        switch value {
+        case .success(let text): block.add(key, text)
+        case .failure(let error): return error
+        }
+      }
+      return nil
+    }
+  }
+
+  /// The header value of one entry (base64 for binary values), or the error naming it.
+  private static func headerValue(key: String, value: Value) -> Result<String, MilvexError> {
+    // Only an error names the field: no string is built for a valid entry (the per-call path).
+    var field: String { "metadata[\(key)]" }
+    guard !key.isEmpty, all(key.utf8, isKeyByte) else {
+      return .failure(.invalidArgument(field: field, message: "keys must be non-empty lower-case ASCII (0-9 a-z - _ .)"))
+    }
+    guard !reserved.contains(key), !key.hasPrefix("grpc-") else {
+      return .failure(.invalidArgument(field: field, message: "this key is reserved for the gRPC protocol"))
+    }
+    switch value {
+    case .binary(let bytes):
+      guard key.hasSuffix("-bin") else {
+        return .failure(.invalidArgument(field: field, message: "binary values need a key ending in -bin"))
+      }
+      return .success(GRPCWireFormat.base64Encode(bytes))
+    case .text(let text):
+      guard !key.hasSuffix("-bin") else {
+        return .failure(.invalidArgument(field: field, message: "keys ending in -bin carry binary values; use add(_:binary:)"))
+      }
+      guard all(text.utf8, { $0 >= 0x20 && $0 <= 0x7E }) else {
+        return .failure(.invalidArgument(field: field, message: "text values must be printable ASCII"))
+      }
+      return .success(text)
+    }
   }
 
   /// `allSatisfy` as a plain loop over the UTF-8 bytes (inlined; the generic one is not).
