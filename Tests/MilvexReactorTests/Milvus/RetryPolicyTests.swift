@@ -124,15 +124,18 @@ final class RetryPolicyTests: XCTestCase {
     after = try await counts(client)
     XCTAssertEqual(after["DescribeIndex"], 1, "a final Milvus error is not retried")
 
-    // Retries stop at the deadline: 5 attempts would need 1.5 s of delays.
+    // Retries stop at the deadline: with 400 ms doubling (no jitter) and 1 s in all, the first
+    // delay fits (about 1,000 ms left) and the second does not (800 ms, about 600 left); wide
+    // margins, so a slow machine gives the same count.
     let started = ContinuousClock.now
+    let slow = RetryPolicy(baseDelay: .milliseconds(400), jitter: 0, retryWrites: true)
     await assertMilvexError({
       try await client.perform(.delete(from: "c", filter: "id > 0"),
-                               options: MilvusCallOptions(timeout: .milliseconds(250), retryPolicy: RetryPolicy(retryWrites: true)))
+                               options: MilvusCallOptions(timeout: .seconds(1), retryPolicy: slow))
     }) { $0.isRetriable }
-    XCTAssertLessThan(ContinuousClock.now - started, .milliseconds(250))
+    XCTAssertLessThan(ContinuousClock.now - started, .seconds(1), "it gave up before the deadline")
     after = try await counts(client)
-    XCTAssertEqual(after["Delete"], 6, "100 ms fits in 250 ms, 100 + 200 ms does not")
+    XCTAssertEqual(after["Delete"], 6, "400 ms fits in 1 s, 400 + 800 ms does not")
     await client.close()
   }
 
