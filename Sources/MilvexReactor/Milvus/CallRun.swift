@@ -96,6 +96,7 @@ final class CallRun {
     }
     let options = MilvusCallOptions(timeout: remaining, database: databaseOverride, retryPolicy: .never)
     client.performOnLoop(.describeCollection(collection), options: options) { [self] result in
+      guard !finished else { return }
       switch result {
       case .success(let description):
         client.apply(
@@ -111,7 +112,8 @@ final class CallRun {
   }
 
   private func send(on channel: GRPCChannel) {
-    guard let context, let request else { return }
+    // A call cancelled while it waited for its schema or channel sends nothing.
+    guard !finished, let context, let request else { return }
     var metadata = GRPCMetadata()
     if let databaseOverride { metadata.add("dbname", databaseOverride) }
     let remaining = deadline - .now

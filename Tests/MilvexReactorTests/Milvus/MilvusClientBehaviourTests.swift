@@ -191,4 +191,34 @@ final class MilvusClientBehaviourTests: XCTestCase {
     await other.close()
     await fixture.stop()
   }
+
+  /// A call cancelled while it waits for the connection completes at once, and sends nothing
+  /// once the connection comes.
+  func testACallCancelledWhileWaitingIsNeverSent() async throws {
+    let loop = try EventLoop(threadName: "cancel-waiting")
+    defer { loop.shutdown() }
+    let port = freeLocalPort()
+    let client = try MilvusClient.connect(
+      config: ConnectionConfig(host: "127.0.0.1", port: port, reconnectBaseDelay: .milliseconds(100),
+                               reconnectMaxDelay: .milliseconds(200), allowTestingTimings: true),
+      on: loop)
+    let ended = Latch()
+    let result = Locked<Result<[String], MilvexError>?>(nil)
+    let handle = client.perform(.listCollections(), options: MilvusCallOptions(timeout: .seconds(30))) { outcome in
+      result.withLock { $0 = outcome }
+      ended.open()
+    }
+    handle.cancel()
+    ended.waitOrFail("the cancelled call", timeout: .seconds(5))
+    guard case .failure(.grpcStatus(let status)) = result.withLock({ $0 }), status.code == .cancelled else {
+      return XCTFail("\(String(describing: result.withLock { $0 }))")
+    }
+    // Now the server comes; the connection connects and would resume the waiting call.
+    let server = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "milvus-flaky", "--port", "\(port)"])
+    defer { server.stop() }
+    let names = try await client.perform(.listDatabases(), options: MilvusCallOptions(timeout: .seconds(10)))
+    XCTAssertFalse(names.contains { $0.hasPrefix("ShowCollections") }, "the cancelled call was sent: \(names)")
+    await client.close()
+  }
 }
