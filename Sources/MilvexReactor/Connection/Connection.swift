@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import Metrics
 import ServiceLifecycle
@@ -276,17 +277,21 @@ public final class Connection: Sendable, Service {
   ///   ``MilvexError/eventLoopShutDown(operation:)`` if it has shut down.
   public func isConnected(timeout: Duration = .seconds(5)) async throws(MilvexError) -> Bool {
     let answer = OneShot<Result<Bool, MilvexError>>()
-    let timer = Task {
-      try await Task.sleep(for: timeout)
+    // The watchdog cannot be a loop timer: it is there for a loop that does not answer.
+    let watchdog = DispatchWorkItem {
       answer.resume(.failure(.status(.deadlineExceeded, "the event loop did not answer within \(timeout)")))
     }
+    let (seconds, attoseconds) = timeout.components
+    DispatchQueue.global().asyncAfter(
+      deadline: .now() + .nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)),
+      execute: watchdog)
     do throws(MilvexError) {
       try loop.execute { [self] in answer.resume(.success(driver.value?.state == .connected)) }
     } catch {
       answer.resume(.failure(error))
     }
     let result = await withCheckedContinuation { answer.set($0) }
-    timer.cancel()
+    watchdog.cancel()
     return try result.get()
   }
 
