@@ -84,7 +84,25 @@ final class MilvusWorkflowTests: XCTestCase {
       XCTAssertEqual(hits.first?.fields["tags"], [.int(Int64(probe)), .int(Int64(probe + 1))])
       XCTAssertEqual(hits.map(\.distance), hits.map(\.distance).sorted(), "nearest first")
     }
-    // The only vector field of a filter… and a filter.
+    // The metric reaches the server: named as the index's (L2) it changes nothing; named IP,
+    // milvus-lite scores by it (a full Milvus refuses a metric other than the index's).
+    let defaultMetric = try await client.perform(.search(
+      "items", vectors: [TestData.vector(17)], annsField: "vec", limit: 5, consistencyLevel: strong))
+    let l2 = try await client.perform(.search(
+      "items", vectors: [TestData.vector(17)], annsField: "vec", limit: 5, metricType: .l2, consistencyLevel: strong))
+    XCTAssertEqual(l2, defaultMetric)
+    let ip: Result<[[SearchHit]], MilvexError>
+    do throws(MilvexError) {
+      ip = .success(try await client.perform(.search(
+        "items", vectors: [TestData.vector(17)], annsField: "vec", limit: 5, metricType: .ip, consistencyLevel: strong)))
+    } catch {
+      ip = .failure(error)
+    }
+    switch ip {
+    case .success(let hits): XCTAssertNotEqual(hits[0].map(\.distance), l2[0].map(\.distance))
+    case .failure(let error): XCTAssertNotNil(error.milvusCode, "refused by Milvus, or something else: \(error)")
+    }
+    // A filter.
     let filtered = try await client.perform(.search(
       "items", vectors: [TestData.vector(17)], annsField: "vec", limit: 10, filter: "id >= 5000 and flag == true",
       outputFields: ["flag"], consistencyLevel: strong))
