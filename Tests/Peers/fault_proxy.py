@@ -35,25 +35,13 @@ import threading
 import time
 import traceback
 
+from peer_log import make_log
+
 # Stop reading from a side while this much is still waiting to be written to
 # the other, so a slow reader bounds our memory.
 BUFFER_LIMIT = 1024 * 1024
 
-_log_lock = threading.Lock()
-
-
-def _timestamp():
-    now = time.time()
-    return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
-
-
-def log(message):
-    with _log_lock:
-        try:
-            sys.stderr.write(f"{_timestamp()} [fault_proxy] {message}\n")
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
+log = make_log(lambda: "fault_proxy")
 
 
 def abort_socket(sock):

@@ -39,6 +39,8 @@ from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
+from peer_log import make_log
+
 SCENARIOS = (
     "echo",
     "max-streams-10",
@@ -95,22 +97,10 @@ OUTBOUND_HIGH_WATER = 256 * 1024
 GRPC_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 GRPC_OK = [(b"grpc-status", b"0")]
 
-_log_lock = threading.Lock()
 _scenario_name = "?"
 
 
-def _timestamp():
-    now = time.time()
-    return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
-
-
-def log(message):
-    with _log_lock:
-        try:
-            sys.stderr.write(f"{_timestamp()} [misbehaving_server {_scenario_name}] {message}\n")
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass  # stderr gone: the parent stopped listening, nothing to do
+log = make_log(lambda: f"misbehaving_server {_scenario_name}")
 
 
 def grpc_frame(message, compressed=False):

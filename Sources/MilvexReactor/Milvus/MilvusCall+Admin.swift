@@ -3,79 +3,6 @@ import SwiftProtobuf
 
 // The server, databases, collections, partitions, indexes and aliases.
 
-/// The server's health.
-public struct MilvusHealth: Sendable, Hashable {
-  public var isHealthy: Bool
-  /// Why it is not healthy.
-  public var reasons: [String]
-}
-
-public struct DatabaseDescription: Sendable, Hashable {
-  public var name: String
-  public var id: Int64
-  public var createdTimestamp: UInt64
-  public var properties: [String: String]
-}
-
-public struct CollectionDescription: Sendable, Hashable {
-  public var name: String
-  public var id: Int64
-  public var database: String
-  public var schema: CollectionSchema
-  public var aliases: [String]
-  public var consistencyLevel: ConsistencyLevel
-  public var shardCount: Int
-  public var createdTimestamp: UInt64
-  public var properties: [String: String]
-  /// When the schema last changed (server time; 0 if the server does not say).
-  public var updateTimestamp: UInt64
-}
-
-public struct CollectionStatistics: Sendable, Hashable {
-  public var rowCount: Int
-  /// Every statistic the server reported.
-  public var all: [String: String]
-}
-
-/// An index to create on a field.
-public struct IndexSpec: Sendable, Hashable {
-  public var fieldName: String
-  public var indexType: IndexType
-  /// Required for vector fields.
-  public var metricType: MetricType?
-  /// Build parameters (`M`, `efConstruction`, `nlist`, …).
-  public var params: [String: FieldValue]
-  /// Defaults to the field name.
-  public var indexName: String?
-
-  public init(
-    fieldName: String, indexType: IndexType = .autoIndex, metricType: MetricType? = nil,
-    params: [String: FieldValue] = [:], indexName: String? = nil
-  ) {
-    self.fieldName = fieldName
-    self.indexType = indexType
-    self.metricType = metricType
-    self.params = params
-    self.indexName = indexName
-  }
-}
-
-public struct IndexDescription: Sendable, Hashable {
-  public enum State: Sendable, Hashable { case none, unissued, inProgress, finished, failed, retry }
-
-  public var indexName: String
-  public var fieldName: String
-  public var indexType: IndexType?
-  public var metricType: MetricType?
-  /// Every parameter, as the server reports them (`index_type`, `metric_type`, `params`, …).
-  public var params: [String: String]
-  public var state: State
-  public var failReason: String
-  public var indexedRows: Int64
-  public var totalRows: Int64
-  public var pendingRows: Int64
-}
-
 extension MilvusCall where Output == String {
   /// The server's version (`GetVersion`).
   public static func serverVersion() -> MilvusCall {
@@ -437,22 +364,3 @@ extension MilvusCall where Output == [IndexDescription] {
     }
   }
 }
-
-/// The requests that name one partition of one collection.
-protocol PartitionRequest: SwiftProtobuf.Message {
-  var collectionName: String { get set }
-  var partitionName: String { get set }
-}
-
-extension PartitionRequest {
-  static func named(_ partition: String, in collection: String) -> Self {
-    var request = Self()
-    request.collectionName = collection
-    request.partitionName = partition
-    return request
-  }
-}
-
-extension Milvus_Proto_Milvus_CreatePartitionRequest: PartitionRequest {}
-extension Milvus_Proto_Milvus_DropPartitionRequest: PartitionRequest {}
-extension Milvus_Proto_Milvus_HasPartitionRequest: PartitionRequest {}

@@ -82,29 +82,6 @@ enum SchemaCacheEffect: Sendable {
   case forgetDatabase(String)
 }
 
-/// Responses that carry a Milvus `Status`.
-protocol MilvusResponse: SwiftProtobuf.Message {
-  var milvusStatus: Milvus_Proto_Common_Status { get }
-}
-
-extension Milvus_Proto_Common_Status: MilvusResponse { var milvusStatus: Self { self } }
-extension Milvus_Proto_Milvus_GetVersionResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_CheckHealthResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_ListDatabasesResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_DescribeDatabaseResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_BoolResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_DescribeCollectionResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_ShowCollectionsResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_GetLoadStateResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_GetCollectionStatisticsResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_FlushResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_ShowPartitionsResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_DescribeIndexResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_MutationResult: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_QueryResults: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_SearchResults: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_ListAliasesResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-
 extension MilvusCall {
   /// A call sending `Request` and reading `Response`; a Milvus error status in the response
   /// becomes ``MilvexError/milvus(code:reason:)``.
@@ -152,28 +129,6 @@ extension MilvusCall where Output: SwiftProtobuf.Message {
   }
 }
 
-/// Milvus's error reporting: a `Status` inside a successful gRPC response.
-enum MilvusStatus {
-  /// Success has `code` 0 and the legacy `error_code` Success; anything else is an error,
-  /// reported with the current code (or the legacy one when only that is set) and the reason.
-  /// `SchemaMismatch` (the write named an older schema) is thrown as ``SchemaMismatch`` so that
-  /// the client can read the schema again and resend once.
-  static func check(_ status: Milvus_Proto_Common_Status) throws {
-    if status.code == 0 && status.errorCode == .success { return }
-    let code = status.code != 0 ? status.code : Int32(status.errorCode.rawValue)
-    let reason = status.reason.isEmpty ? status.detail : status.reason
-    let error = MilvexError.milvus(code: code, reason: reason.isEmpty ? "(no reason given)" : reason)
-    if status.errorCode == .schemaMismatch { throw SchemaMismatch(error: error) }
-    throw error
-  }
-}
-
-/// The server rejected a write because its schema changed since the client read it.
-struct SchemaMismatch: Error {
-  /// What to report if reading the schema again does not help.
-  let error: MilvexError
-}
-
 /// Argument checks shared by the operations.
 enum Check {
   static func name(_ value: String, _ field: String) -> MilvexError? {
@@ -191,20 +146,6 @@ enum Check {
   /// The first error of several.
   static func first(_ errors: MilvexError?...) -> MilvexError? {
     errors.first { $0 != nil } ?? nil
-  }
-}
-
-extension Milvus_Proto_Common_KeyValuePair {
-  init(key: String, value: String) {
-    self.init()
-    self.key = key
-    self.value = value
-  }
-}
-
-extension [Milvus_Proto_Common_KeyValuePair] {
-  var dictionary: [String: String] {
-    Dictionary(map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
   }
 }
 

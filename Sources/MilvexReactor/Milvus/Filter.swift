@@ -1,0 +1,40 @@
+/// Filter expressions the client writes, and checks of field names against the schema.
+enum Filter {
+  /// `pk in [1, 2]` or `pk in ["a", "b"]`, the keys checked against the key's type.
+  static func primaryKeyIn(
+    _ ids: [PrimaryKey], schema: CollectionSchema, collection: String
+  ) throws(MilvexError) -> String {
+    guard let key = schema.primaryKey else {
+      throw .protocolViolation("collection '\(collection)' has no primary key in its schema")
+    }
+    var literals: [String] = []
+    literals.reserveCapacity(ids.count)
+    for (index, id) in ids.enumerated() {
+      switch (id, key.type) {
+      case (.int(let value), .int64): literals.append("\(value)")
+      case (.string(let value), .varChar):
+        var text = ""
+        JSONText.write(.string(value), to: &text)
+        literals.append(text)
+      default:
+        throw .invalidArgument(
+          field: "ids[\(index)]", message: "\(id) does not match primary key '\(key.name)' of type \(key.type)")
+      }
+    }
+    return "\(key.name) in [\(literals.joined(separator: ","))]"
+  }
+
+  /// Output fields must be schema fields, `*`, `count(*)`, or (with a dynamic field) any key.
+  static func checkOutputFields(
+    _ names: [String], schema: CollectionSchema, collection: String
+  ) throws(MilvexError) {
+    for (index, name) in names.enumerated() {
+      if name.isEmpty { throw .invalidArgument(field: "outputFields[\(index)]", message: "must not be empty") }
+      if name == "*" || name == "count(*)" || name == EntityCodec.dynamicFieldName { continue }
+      if schema.field(named: name) == nil && !schema.enableDynamicField {
+        throw .invalidArgument(
+          field: "outputFields[\(index)]", message: "unknown field '\(name)': collection '\(collection)' has no such field")
+      }
+    }
+  }
+}
