@@ -5,7 +5,7 @@
 public protocol BackoffRandomSource: Sendable {
   /// Returns a value uniformly distributed in `0..<1`.
   ///
-  /// A value outside `0...1` is clamped into it by ``Backoff``.
+  /// A value outside `0...1` is clamped into it by ``Backoff``; NaN counts as 0.5 (no jitter).
   mutating func nextUnitValue() -> Double
 }
 
@@ -92,7 +92,9 @@ public struct Backoff: Sendable {
     let nominal = nominalDelay(retry: attempt)
     if attempt < Int.max { attempt += 1 }
     guard jitter > 0 else { return nominal }
-    let unit = min(max(random.nextUnitValue(), 0), 1)
+    let drawn = random.nextUnitValue()
+    // `min`/`max` pass NaN through, and a NaN delay would trap in the Int64 conversion below.
+    let unit = drawn.isNaN ? 0.5 : min(max(drawn, 0), 1)
     let factor = 1 - jitter + 2 * jitter * unit
     let jittered = nanoseconds(nominal) * factor
     if jittered >= nanoseconds(maxDelay) { return maxDelay }

@@ -37,6 +37,22 @@ extension ConnectionConfig {
       allCases.flatMap { [$0.rawValue] + ($0.alias.map { [$0] } ?? []) }
         .joined(separator: ", ")
     }
+
+    /// Whether an unknown key may be repeated in a message: a short identifier (a misspelt
+    /// option) may, anything else could be a secret pasted into the wrong place.
+    static func isNameable(_ key: String) -> Bool {
+      (1...40).contains(key.utf8.count)
+        && key.utf8.allSatisfy { byte in
+          switch byte {
+          case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"),
+            UInt8(ascii: "."):
+            return true
+          default:
+            return false
+          }
+        }
+    }
   }
 
   /// Creates a validated configuration from a dictionary of options, as a configuration file
@@ -57,12 +73,25 @@ extension ConnectionConfig {
   ///
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` naming the key for an unknown
   ///   key, a key given twice (camelCase and snake_case), a value of the wrong type, or a
-  ///   value out of range.
+  ///   value out of range. An unknown key that is not a short identifier is not repeated (it
+  ///   may be a secret): the field is then `options`.
   public init(options: [String: any Sendable]) throws {
+    try self.init(options: options, echoingValues: true)
+  }
+
+  /// ``init(options:)``, optionally without repeating values or unknown keys in messages
+  /// (see `init(..., echoingValues:)`).
+  init(options: [String: any Sendable], echoingValues: Bool) throws {
     var values: [Option: (key: String, value: any Sendable)] = [:]
     // Sorted, so that the error for several bad keys is always the same one.
     for (key, value) in options.sorted(by: { $0.key < $1.key }) {
       guard let option = Option(key: key) else {
+        guard echoingValues, Option.isNameable(key) else {
+          throw MilvexError.invalidArgument(
+            field: "options",
+            message: "has an unknown key (not shown, as it may be a secret); the known options "
+              + "are \(Option.knownKeys)")
+        }
         throw MilvexError.invalidArgument(
           field: key, message: "unknown option; the known options are \(Option.knownKeys)")
       }
@@ -73,7 +102,7 @@ extension ConnectionConfig {
       }
       values[option] = (key, value)
     }
-    let reader = OptionReader(values: values)
+    let reader = OptionReader(values: values, echoesValues: echoingValues)
     try self.init(
       host: reader.string(.host) ?? "localhost",
       port: reader.integer(.port),
@@ -90,7 +119,8 @@ extension ConnectionConfig {
       reconnectJitter: reader.number(.reconnectJitter) ?? 0.1,
       keepaliveTime: reader.milliseconds(.keepaliveTime) ?? .seconds(10),
       keepaliveTimeout: reader.milliseconds(.keepaliveTimeout) ?? .seconds(10),
-      allowTestingTimings: reader.bool(.allowTestingTimings) ?? false)
+      allowTestingTimings: reader.bool(.allowTestingTimings) ?? false,
+      echoingValues: echoingValues)
   }
 }
 
@@ -98,6 +128,8 @@ extension ConnectionConfig {
 /// absent option.
 private struct OptionReader {
   let values: [ConnectionConfig.Option: (key: String, value: any Sendable)]
+  /// Whether a message may repeat a wrong value (never for secrets).
+  let echoesValues: Bool
 
   func string(_ option: ConnectionConfig.Option) throws -> String? {
     guard let (key, value) = values[option] else { return nil }
@@ -164,6 +196,10 @@ private struct OptionReader {
   private func wrongType(
     _ key: String, _ option: ConnectionConfig.Option, _ expected: String, _ value: any Sendable
   ) -> MilvexError {
+    guard echoesValues else {
+      return .invalidArgument(
+        field: key, message: "must be \(expected) (the value given is not shown)")
+    }
     let given = option.isSecret ? "a value of type \(type(of: value))" : "'\(value)'"
     return .invalidArgument(field: key, message: "must be \(expected), got \(given)")
   }

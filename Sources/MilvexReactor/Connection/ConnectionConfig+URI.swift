@@ -23,12 +23,15 @@ extension ConnectionConfig {
   ///   example `?timeout=5000&connectTimeout=2000&token=...`; keys and values are
   ///   percent-decoded, and `+` stays a plus sign (tokens are often base64).
   ///
-  /// Error messages never repeat the URI or a part of it, because it may carry a password.
+  /// Error messages never repeat the URI or a part of it (not even a value out of range or an
+  /// unknown query key), because a password with an unescaped `?` or `@` spills into the
+  /// other parts.
   ///
   /// - Throws: ``MilvexError/invalidArgument(field:message:)``: field `uri` for a missing or
-  ///   unsupported scheme or a fragment; `host` for a missing host; `port` for a port that is
-  ///   not a number in 1–65535; `database` for a path of more than one segment; the option's
-  ///   key for a bad query option; and whatever ``init(options:)`` throws.
+  ///   unsupported scheme, a fragment or an unknown query option (named by its position);
+  ///   `host` for a missing host; `port` for a port that is not a number in 1–65535;
+  ///   `database` for a path of more than one segment; the option's key for a bad query
+  ///   option; and whatever ``init(options:)`` throws, without the values.
   public init(uri: String) throws {
     var options: [String: any Sendable] = [:]
     var rest = Substring(uri)
@@ -93,7 +96,7 @@ extension ConnectionConfig {
     options[Option.host.rawValue] = host
     if let port { options[Option.port.rawValue] = port }
 
-    try self.init(options: options)
+    try self.init(options: options, echoingValues: false)
   }
 
   private static func parseHostAndPort(_ authority: Substring) throws -> (String, Int?) {
@@ -129,7 +132,7 @@ extension ConnectionConfig {
         field: "host", message: "is missing; the URI must name a host, as in milvus://localhost")
     }
     guard let portText else { return (String(host), nil) }
-    // Not echoed: a password with a raw '?' or '#' could end up here.
+    // Not echoed (here or by `validate`): a password with a raw '?' could end up here.
     guard !portText.isEmpty, portText.allSatisfy(\.isASCII), portText.allSatisfy(\.isNumber),
       let port = Int(portText)
     else {
@@ -143,16 +146,22 @@ extension ConnectionConfig {
     _ query: Substring, into options: inout [String: any Sendable]
   ) throws {
     var seen: Set<String> = []
-    for item in query.split(separator: "&", omittingEmptySubsequences: true) {
+    let items = query.split(separator: "&", omittingEmptySubsequences: true)
+    for (index, item) in items.enumerated() {
       guard let equals = item.firstIndex(of: "=") else {
         throw MilvexError.invalidArgument(
           field: "uri", message: "has a query item without '=': give option=value")
       }
       let key = try percentDecoded(item[..<equals], field: "uri")
-      let option = Option(key: key)
-      let value = try percentDecoded(
-        item[item.index(after: equals)...], field: option?.rawValue ?? key)
-      if let option, optionsOutsideQuery.contains(option) {
+      // Not named: the key may be the tail of a password with an unescaped '?'.
+      guard let option = Option(key: key) else {
+        throw MilvexError.invalidArgument(
+          field: "uri",
+          message: "has an unknown option in query item \(index + 1) of \(items.count) (not "
+            + "shown, as it may be part of a secret); the known options are \(Option.knownKeys)")
+      }
+      let value = try percentDecoded(item[item.index(after: equals)...], field: key)
+      if optionsOutsideQuery.contains(option) {
         throw MilvexError.invalidArgument(
           field: key,
           message: "must be given by the URI's scheme, user information, host, port or path, "

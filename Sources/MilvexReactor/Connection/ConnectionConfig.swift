@@ -13,19 +13,21 @@
 /// | database | `default` | non-empty |
 /// | user, password | none | both or neither |
 /// | token | none | takes precedence over user and password |
-/// | timeout | 30 s | ≥ 1000 ms |
-/// | connectTimeout | 10 s | ≥ 100 ms |
+/// | timeout | 30 s | 1000 ms – 30 days |
+/// | connectTimeout | 10 s | 100 ms – 30 days |
 /// | ssl | false | |
 /// | reconnectBaseDelay | 1 s | 100–60000 ms, ≤ reconnectMaxDelay |
 /// | reconnectMaxDelay | 60 s | 1000–300000 ms |
 /// | reconnectMultiplier | 2.0 | 1.0–10.0 |
 /// | reconnectJitter | 0.1 | 0.0–1.0 |
-/// | keepaliveTime | 10 s | ≥ 10000 ms |
-/// | keepaliveTimeout | 10 s | ≥ 1000 ms |
+/// | keepaliveTime | 10 s | 10000 ms – 30 days |
+/// | keepaliveTimeout | 10 s | 1000 ms – 30 days |
 ///
 /// A value out of range is an error naming the field and the allowed range; nothing is
-/// silently clamped. The fields are mutable: call ``validate()`` after changing them (starting
-/// a connection validates again).
+/// silently clamped. The 30-day ceiling keeps every deadline and timer representable in
+/// nanoseconds (and in gRPC's `grpc-timeout` header), so no value can overflow later. The
+/// fields are mutable: call ``validate()`` after changing them (starting a connection
+/// validates again).
 ///
 /// ``description`` and the mirror (`dump`) show `<redacted>` for the token and the password;
 /// error messages never contain them either.
@@ -103,6 +105,27 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     keepaliveTimeout: Duration = .seconds(10),
     allowTestingTimings: Bool = false
   ) throws {
+    try self.init(
+      host: host, port: port, database: database, user: user, password: password, token: token,
+      timeout: timeout, connectTimeout: connectTimeout, ssl: ssl,
+      reconnectBaseDelay: reconnectBaseDelay, reconnectMaxDelay: reconnectMaxDelay,
+      reconnectMultiplier: reconnectMultiplier, reconnectJitter: reconnectJitter,
+      keepaliveTime: keepaliveTime, keepaliveTimeout: keepaliveTimeout,
+      allowTestingTimings: allowTestingTimings, echoingValues: true)
+  }
+
+  /// The initializer behind the public ones.
+  ///
+  /// - Parameter echoingValues: Whether error messages may repeat the values given (`got 5 ms`).
+  ///   `false` for a URI: a password with an unescaped `?` or `@` spills into its other parts,
+  ///   so no part of a URI may appear in a message.
+  init(
+    host: String, port: Int?, database: String, user: String?, password: String?,
+    token: String?, timeout: Duration, connectTimeout: Duration, ssl: Bool,
+    reconnectBaseDelay: Duration, reconnectMaxDelay: Duration, reconnectMultiplier: Double,
+    reconnectJitter: Double, keepaliveTime: Duration, keepaliveTimeout: Duration,
+    allowTestingTimings: Bool, echoingValues: Bool
+  ) throws {
     var host = host
     var ssl = ssl
     if let stripped = Self.strippingPrefix("https://", from: host) {
@@ -130,7 +153,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     self.keepaliveTime = keepaliveTime
     self.keepaliveTimeout = keepaliveTimeout
     self.allowTestingTimings = allowTestingTimings
-    try validate()
+    try validate(echoingValues: echoingValues)
   }
 
   private static func strippingPrefix(_ prefix: String, from host: String) -> String? {
@@ -146,12 +169,32 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   ///   out of range; the message names the allowed range and, except for secrets, the value
   ///   given.
   public func validate() throws {
-    try validateEndpoint()
-    try validateCredentials()
-    try validateTimings()
+    try validate(echoingValues: true)
   }
 
-  private func validateEndpoint() throws {
+  /// The longest timeout, keepalive time or keepalive timeout: far beyond any sensible
+  /// setting, and far below what overflows a nanosecond count or a `grpc-timeout` header.
+  static let longestTiming: Duration = .seconds(30 * 24 * 3600)
+
+  /// ``validate()``, optionally without repeating the values in the messages (see
+  /// `init(..., echoingValues:)`).
+  func validate(echoingValues: Bool) throws {
+    let given = GivenValue(shown: echoingValues)
+    try validateEndpoint(given)
+    try validateCredentials()
+    try validateTimings(given)
+  }
+
+  /// Writes `, got <value>` after a range, or nothing when values must not be repeated.
+  private struct GivenValue {
+    let shown: Bool
+
+    func callAsFunction(_ value: @autoclosure () -> String) -> String {
+      shown ? ", got \(value())" : ""
+    }
+  }
+
+  private func validateEndpoint(_ given: GivenValue) throws {
     if host.isEmpty {
       throw invalid("host", "must not be empty")
     }
@@ -165,7 +208,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
       throw invalid("host", "must not contain a port; give the port in the port option")
     }
     guard (1...65535).contains(port) else {
-      throw invalid("port", "must be between 1 and 65535, got \(port)")
+      throw invalid("port", "must be between 1 and 65535" + given("\(port)"))
     }
     if database.isEmpty {
       throw invalid("database", "must not be empty")
@@ -189,53 +232,59 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     }
   }
 
-  private func validateTimings() throws {
+  private func validateTimings(_ given: GivenValue) throws {
     let shortest: Duration = allowTestingTimings ? .milliseconds(1) : .milliseconds(100)
     let shortestMax: Duration = allowTestingTimings ? .milliseconds(1) : .milliseconds(1000)
     let shortestKeepalive: Duration = allowTestingTimings ? .milliseconds(50) : .seconds(10)
     let shortestKeepaliveTimeout: Duration =
       allowTestingTimings ? .milliseconds(50) : .seconds(1)
-    try check("timeout", timeout, atLeast: .seconds(1))
-    try check("connectTimeout", connectTimeout, atLeast: .milliseconds(100))
-    try check("reconnectBaseDelay", reconnectBaseDelay, in: shortest, .seconds(60))
-    try check("reconnectMaxDelay", reconnectMaxDelay, in: shortestMax, .seconds(300))
+    try check("timeout", timeout, atLeast: .seconds(1), given)
+    try check("connectTimeout", connectTimeout, atLeast: .milliseconds(100), given)
+    try check("reconnectBaseDelay", reconnectBaseDelay, in: shortest, .seconds(60), given)
+    try check("reconnectMaxDelay", reconnectMaxDelay, in: shortestMax, .seconds(300), given)
     if reconnectBaseDelay > reconnectMaxDelay {
       throw invalid(
         "reconnectBaseDelay",
-        "must not exceed reconnectMaxDelay (\(Self.milliseconds(reconnectMaxDelay))), got "
-          + Self.milliseconds(reconnectBaseDelay))
+        "must not exceed reconnectMaxDelay"
+          + (given.shown ? " (\(Self.milliseconds(reconnectMaxDelay)))" : "")
+          + given(Self.milliseconds(reconnectBaseDelay)))
     }
     // `contains` is false for NaN, so NaN is rejected too.
     if !(1.0...10.0).contains(reconnectMultiplier) {
       throw invalid(
-        "reconnectMultiplier", "must be between 1.0 and 10.0, got \(reconnectMultiplier)")
+        "reconnectMultiplier", "must be between 1.0 and 10.0" + given("\(reconnectMultiplier)"))
     }
     if !(0.0...1.0).contains(reconnectJitter) {
-      throw invalid("reconnectJitter", "must be between 0.0 and 1.0, got \(reconnectJitter)")
+      throw invalid(
+        "reconnectJitter", "must be between 0.0 and 1.0" + given("\(reconnectJitter)"))
     }
-    try check("keepaliveTime", keepaliveTime, atLeast: shortestKeepalive)
-    try check("keepaliveTimeout", keepaliveTimeout, atLeast: shortestKeepaliveTimeout)
+    try check("keepaliveTime", keepaliveTime, atLeast: shortestKeepalive, given)
+    try check("keepaliveTimeout", keepaliveTimeout, atLeast: shortestKeepaliveTimeout, given)
   }
 
   private var testingNote: String { allowTestingTimings ? " (with allowTestingTimings)" : "" }
 
-  private func check(_ field: String, _ value: Duration, atLeast minimum: Duration) throws {
-    guard value >= minimum else {
+  /// Checks a timing that has a minimum and the common ceiling, ``longestTiming``.
+  private func check(
+    _ field: String, _ value: Duration, atLeast minimum: Duration, _ given: GivenValue
+  ) throws {
+    guard value >= minimum, value <= Self.longestTiming else {
       throw invalid(
         field,
-        "must be at least \(Self.milliseconds(minimum))\(testingNote), got "
-          + Self.milliseconds(value))
+        "must be at least \(Self.milliseconds(minimum))\(testingNote) and at most 30 days "
+          + "(\(Self.milliseconds(Self.longestTiming)))" + given(Self.milliseconds(value)))
     }
   }
 
   private func check(
-    _ field: String, _ value: Duration, in minimum: Duration, _ maximum: Duration
+    _ field: String, _ value: Duration, in minimum: Duration, _ maximum: Duration,
+    _ given: GivenValue
   ) throws {
     guard value >= minimum, value <= maximum else {
       throw invalid(
         field,
         "must be between \(Self.milliseconds(minimum)) and \(Self.milliseconds(maximum))"
-          + "\(testingNote), got \(Self.milliseconds(value))")
+          + testingNote + given(Self.milliseconds(value)))
     }
   }
 
@@ -243,8 +292,14 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     .invalidArgument(field: field, message: message)
   }
 
-  /// `1500 ms`, or `0.25 ms` for a sub-millisecond duration.
+  /// `1500 ms`, or `0.25 ms` for a sub-millisecond duration; any duration, however large.
   static func milliseconds(_ duration: Duration) -> String {
+    // Beyond this, `components` (Int64 seconds) or `seconds * 1000` would overflow and trap:
+    // such a duration is written approximately, as a Double.
+    let exactLimit = Duration.seconds(Int64.max / 1000)
+    guard duration > .zero - exactLimit, duration < exactLimit else {
+      return "\(duration / .milliseconds(1)) ms"
+    }
     let (seconds, attoseconds) = duration.components
     let attosecondsPerMillisecond: Int64 = 1_000_000_000_000_000
     if attoseconds % attosecondsPerMillisecond == 0 {
