@@ -69,6 +69,12 @@ let package = Package(
       ],
       path: "Sources/MilvexAsyncChannelBench"
     ),
+    // The fault soak (make soak): calls through a fault-injecting proxy, counted per call.
+    .executableTarget(
+      name: "MilvexSoak",
+      dependencies: [.product(name: "MilvexReactor", package: rootPackage)],
+      path: "Sources/MilvexSoak"
+    ),
   ],
   swiftLanguageModes: [.v6]
 )
