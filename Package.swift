@@ -15,6 +15,8 @@ let package = Package(
     // The runtime of the generated Milvus messages; scripts/generate-protos.sh builds
     // protoc-gen-swift from the same tag, so change both together.
     .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+    // HeapModule: the connection's wait-for-ready deadlines (thousands while a server is down).
+    .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
   ],
   targets: [
     .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2"),
@@ -31,6 +33,7 @@ let package = Package(
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "HeapModule", package: "swift-collections"),
       ]
     ),
     .executableTarget(

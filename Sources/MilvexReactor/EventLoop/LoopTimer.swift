@@ -52,7 +52,9 @@ public final class LoopTimer: LoopWatcher {
   }
 
   private func fire() {
-    if !repeats {
+    // libev has already stopped a timer whose `repeat` is zero (a one-shot, or a rearm with a
+    // zero delay); the loop must then drop its reference too.
+    if !repeats || watcher.pointee.repeat <= 0 {
       ev_timer_stop(loop.rawLoop, watcher)
       loop.unregister(self)
     }
@@ -79,7 +81,8 @@ public final class LoopTimer: LoopWatcher {
   }
 
   /// Restarts the countdown: the timer fires ``interval`` from now (once, or then every
-  /// interval if repeating), whether it was scheduled, already fired or stopped.
+  /// interval if repeating), whether it was scheduled, already fired or stopped. A zero
+  /// interval fires in the next loop iteration, once (a zero interval cannot repeat).
   /// Does nothing after ``cancel()`` or after the loop shut down.
   ///
   /// - Important: Loop thread only.
@@ -87,17 +90,27 @@ public final class LoopTimer: LoopWatcher {
     loop.assertInLoopThread()
     guard callback != nil, loop.acceptsWatchers else { return }
     ev_now_update(loop.rawLoop)
-    ev_timer_again(loop.rawLoop, watcher)
+    let seconds = evSeconds(interval)
+    if seconds > 0 {
+      watcher.pointee.repeat = seconds
+      ev_timer_again(loop.rawLoop, watcher)
+    } else {
+      // `ev_timer_again` *stops* a timer whose repeat is 0 (man 3 ev), which would leave a
+      // deadline that is due now unserved for good. Start it as a timer due at once instead.
+      ev_timer_stop(loop.rawLoop, watcher)
+      clibev_timer_set(watcher, 0, 0)
+      ev_timer_start(loop.rawLoop, watcher)
+    }
     loop.register(self)
   }
 
-  /// Sets a new interval and restarts the countdown from now (see ``rearm()``).
+  /// Sets a new interval and restarts the countdown from now (see ``rearm()``). A zero or
+  /// negative delay means "as soon as possible": the timer fires in the next loop iteration.
   ///
   /// - Important: Loop thread only.
   public func rearm(after delay: Duration) {
     loop.assertInLoopThread()
-    interval = delay
-    watcher.pointee.repeat = evSeconds(delay)
+    interval = max(.zero, delay)
     rearm()
   }
 

@@ -114,4 +114,91 @@ final class TimerTests: XCTestCase {
       XCTAssertEqual(field, "delay")
     }
   }
+
+  // MARK: - Re-arming edges (issue 10: a zero re-arm used to stop the timer for good)
+
+  /// `ev_timer_again` stops a timer whose repeat is zero; `rearm(after: .zero)` must fire it.
+  func testRearmWithZeroDelayFiresInTheNextIteration() throws {
+    let fired = LoopConfined<[String]>([])
+    let done = Latch()
+    try onLoop(loop) { [loop] in
+      let loop = loop!
+      // Scheduled far away, then re-armed to "now": it fires at once, once.
+      let pending = try! loop.scheduleTimer(after: .seconds(60)) { fired.value.append("pending") }
+      pending.rearm(after: .zero)
+      // Already fired, then re-armed to zero from outside its callback.
+      let once = LoopConfined<LoopTimer?>(nil)
+      once.value = try! loop.scheduleTimer(after: .milliseconds(5)) {
+        fired.value.append("once")
+        if fired.value.filter({ $0 == "once" }).count == 1 {
+          _ = try! loop.scheduleTimer(after: .milliseconds(5)) { once.value?.rearm(after: .zero) }
+        }
+      }
+      // A negative delay means "as soon as possible" too.
+      let negative = try! loop.scheduleTimer(after: .seconds(60)) { fired.value.append("negative") }
+      negative.rearm(after: .milliseconds(-5))
+      _ = try! loop.scheduleTimer(after: .milliseconds(200)) {
+        _ = (pending, negative)  // alive until the check
+        done.open()
+      }
+    }
+    done.waitOrFail("the check timer")
+    XCTAssertEqual(fired.value.filter { $0 == "pending" }.count, 1, "\(fired.value)")
+    XCTAssertEqual(fired.value.filter { $0 == "negative" }.count, 1, "\(fired.value)")
+    XCTAssertEqual(fired.value.filter { $0 == "once" }.count, 2, "fired, then re-armed to zero fired again: \(fired.value)")
+  }
+
+  /// A timer re-armed from its own callback fires again; with a zero delay, in the next
+  /// iteration (the connection's waiter timer does exactly this when a deadline is due).
+  func testRearmFromItsOwnCallback() throws {
+    let firings = LoopConfined(0)
+    let zeroFirings = LoopConfined(0)
+    let done = Latch()
+    try onLoop(loop) { [loop] in
+      let loop = loop!
+      let timer = LoopConfined<LoopTimer?>(nil)
+      timer.value = try! loop.scheduleTimer(after: .milliseconds(5)) {
+        firings.value += 1
+        if firings.value < 3 { timer.value?.rearm(after: .milliseconds(5)) }
+      }
+      let zero = LoopConfined<LoopTimer?>(nil)
+      zero.value = try! loop.scheduleTimer(after: .zero) {
+        zeroFirings.value += 1
+        if zeroFirings.value < 5 { zero.value?.rearm(after: .zero) }
+      }
+      _ = try! loop.scheduleTimer(after: .milliseconds(200)) { done.open() }
+    }
+    done.waitOrFail("the check timer")
+    XCTAssertEqual(firings.value, 3)
+    XCTAssertEqual(zeroFirings.value, 5)
+  }
+
+  /// Stopped or cancelled, then re-armed; a repeating timer re-armed to zero fires once and
+  /// stops (a zero interval cannot repeat); the loop lets go of every timer that stopped.
+  func testStopCancelAndRepeatingEdges() throws {
+    let fired = LoopConfined<[String]>([])
+    let watchersAfter = LoopConfined(-1)
+    let done = Latch()
+    try onLoop(loop) { [loop] in
+      let loop = loop!
+      let stopped = try! loop.scheduleTimer(after: .milliseconds(5)) { fired.value.append("stopped") }
+      stopped.stop()
+      stopped.rearm(after: .zero)
+      let cancelled = try! loop.scheduleTimer(after: .milliseconds(5)) { fired.value.append("cancelled") }
+      cancelled.cancel()
+      cancelled.rearm(after: .zero)
+      XCTAssertFalse(cancelled.isScheduled)
+      let repeating = try! loop.scheduleTimer(after: .seconds(60), repeating: true) { fired.value.append("repeating") }
+      repeating.rearm(after: .zero)
+      _ = try! loop.scheduleTimer(after: .milliseconds(200)) {
+        XCTAssertFalse(repeating.isScheduled)
+        _ = (stopped, cancelled)
+        watchersAfter.value = loop.activeWatcherCount
+        done.open()
+      }
+    }
+    done.waitOrFail("the check timer")
+    XCTAssertEqual(fired.value.sorted(), ["repeating", "stopped"])
+    XCTAssertEqual(watchersAfter.value, 0, "no fired or stopped timer is still held by the loop")
+  }
 }
