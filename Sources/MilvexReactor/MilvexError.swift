@@ -16,8 +16,10 @@ public enum MilvexError: Error, Sendable, Hashable, CustomStringConvertible {
   case connection(reason: String, host: String, port: Int, retriable: Bool)
 
   /// The connection to `host:port` is not connected right now (it is connecting or
-  /// reconnecting). Retriable: it keeps trying.
-  case notConnected(host: String, port: Int)
+  /// reconnecting). Retriable: it keeps trying. `lastFailure` says why the latest attempt
+  /// failed (refused, timed out, the handshake failed, …) or why the channel was lost; nil
+  /// before anything failed.
+  case notConnected(host: String, port: Int, lastFailure: String? = nil)
 
   /// The connection or channel was closed by its owner (`disconnect`/`close`); calls on it
   /// will never succeed.
@@ -68,8 +70,9 @@ public enum MilvexError: Error, Sendable, Hashable, CustomStringConvertible {
     case .connection(let reason, let host, let port, let retriable):
       return "connection to \(host):\(port) failed: \(reason)"
         + (retriable ? " (will be retried)" : "")
-    case .notConnected(let host, let port):
+    case .notConnected(let host, let port, let lastFailure):
       return "not connected to \(host):\(port) yet; the connection is (re)connecting"
+        + (lastFailure.map { " (last error: \($0))" } ?? "")
     case .disconnected(let reason):
       return "disconnected: \(reason)"
     case .grpcStatus(let status):

@@ -47,6 +47,8 @@ SCENARIOS = (
     "no-settings",
     "goaway-mid-call",
     "goaway-calm",
+    "calm-pings",
+    "connect-denied",
     "reset-stream",
     "trailers-only-error",
     "http-503",
@@ -80,7 +82,19 @@ _milvus_calls_lock = threading.Lock()
 
 # Scenarios that answer like `echo` (including the /test.Echo/Delay and
 # /test.Echo/Never paths and the x-echo-metadata header).
-ECHO_LIKE = ("echo", "max-streams-10", "goaway-mid-call", "no-ping-ack")
+ECHO_LIKE = ("echo", "max-streams-10", "goaway-mid-call", "no-ping-ack", "calm-pings")
+
+# calm-pings: echoes; prints `PING <connection number> <monotonic seconds>` to stdout for
+# every PING it receives, and on the 2nd PING of connection 1 sends GOAWAY ENHANCE_YOUR_CALM
+# "too_many_pings" but keeps that connection open for 1.5 s more (so that a client's
+# replacement connection overlaps it), then closes it.  Later connections are left alone.
+_stdout_lock = threading.Lock()
+
+
+def announce(line):
+    with _stdout_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 DELAY_PATH = "/test.Echo/Delay"
 NEVER_PATH = "/test.Echo/Never"
@@ -218,6 +232,8 @@ class ConnectionHandler:
         self.sock = sock
         self.scenario = scenario
         self.name = f"conn#{conn_no}"
+        self.conn_no = conn_no
+        self.pings_received = 0
         self.out = bytearray()
         self.timers = []
         self.timer_seq = itertools.count()
@@ -471,6 +487,16 @@ class ConnectionHandler:
         elif isinstance(event, h2.events.PingReceived):
             acked = "acked" if self.conn.ack_pings else "NOT acked"
             self.log(f"PING received {event.ping_data.hex()} ({acked})")
+            self.pings_received += 1
+            if self.scenario == "calm-pings":
+                announce(f"PING {self.conn_no} {time.monotonic():.6f}")
+                if self.conn_no == 1 and self.pings_received == 2:
+                    self.conn.send_goaway_and_keep_serving(
+                        ErrorCodes.ENHANCE_YOUR_CALM, last_stream_id=max(self.requests, default=0),
+                        additional_data=b"too_many_pings")
+                    self.goaway_last_stream_id = max(self.requests, default=0)
+                    self.log("2nd PING: sent GOAWAY ENHANCE_YOUR_CALM too_many_pings; closing in 1.5 s")
+                    self.call_later(1.5, self.close_gracefully)
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.log(f"GOAWAY from client: {self.error_name(event.error_code)} "
                      f"last_stream_id={event.last_stream_id} data={event.additional_data!r}")
@@ -589,6 +615,13 @@ class ConnectionHandler:
                          after=self.close_abruptly)
         elif s == "milvus-flaky":
             self.answer_milvus_flaky(request)
+        elif s == "connect-denied":
+            # Milvus's answer to a wrong password: the Connect handshake fails with a status.
+            from pymilvus.grpc_gen import milvus_pb2
+            response = milvus_pb2.ConnectResponse()
+            response.status.code = 1800
+            response.status.reason = "auth check failure, please check username and password are correct"
+            self.respond(request, [grpc_frame(response.SerializeToString())], GRPC_OK)
 
     def answer_milvus_flaky(self, request):
         from pymilvus.grpc_gen import common_pb2, milvus_pb2

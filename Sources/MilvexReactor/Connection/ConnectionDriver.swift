@@ -24,9 +24,13 @@ final class ConnectionDriver {
   private var draining: [UInt64: GRPCChannel] = [:]
   private var retryTimer: LoopTimer?
   private var waiterTimer: LoopTimer?
+  /// The deadline the waiter timer is armed for.
+  private var waiterTimerDeadline: ContinuousClock.Instant?
   private var waiters: [ConnectionStateMachine.WaiterID: ChannelWaiter] = [:]
   private var nextWaiterID: UInt64 = 0
   private var attemptStartedAt: ContinuousClock.Instant?
+  /// The channel whose too_many_pings last doubled the keepalive time.
+  private var keepaliveSlowedDownFor: UInt64?
   /// The database calls default to (`dbname`); starts as the config's, changed by
   /// ``useDatabase(_:)`` and kept across reconnects.
   private(set) var database: String
@@ -122,7 +126,7 @@ final class ConnectionDriver {
     switch machine.channel {
     case .connected(let generation):
       guard let current, current.generation == generation else {
-        return .failure(.notConnected(host: config.host, port: config.port))
+        return .failure(.notConnected(host: config.host, port: config.port, lastFailure: machine.lastFailureReason))
       }
       return .success(current.channel)
     case .notConnected(let error):
@@ -177,16 +181,24 @@ final class ConnectionDriver {
     switch event {
     case .ready:
       handshake(generation: generation)
-    case .closing(let error):
+    case .closing(let error, let tooManyPings):
+      // Before `lost`: the replacement channel starts right there and must ping less already.
+      if tooManyPings { slowDownKeepalive(askedBy: generation) }
       lost(generation: generation, reason: Self.reason(error), keepDraining: true)
     case .closed(let error, let tooManyPings):
-      if tooManyPings {
-        channelConfiguration = channelConfiguration.afterTooManyPings()
-        logger.warning("server asked for fewer keepalive pings; keepaliveTime is now \(channelConfiguration.keepaliveTime)")
-      }
+      if tooManyPings { slowDownKeepalive(askedBy: generation) }
       draining[generation] = nil
       lost(generation: generation, reason: Self.reason(error), keepDraining: false)
     }
+  }
+
+  /// Doubles the keepalive time for every later channel (grpc `doc/keepalive.md`), once per
+  /// channel that asked: its GOAWAY (`closing`) and its close (`closed`) both say so.
+  private func slowDownKeepalive(askedBy generation: UInt64) {
+    guard keepaliveSlowedDownFor != generation else { return }
+    keepaliveSlowedDownFor = generation
+    channelConfiguration = channelConfiguration.afterTooManyPings()
+    logger.warning("server asked for fewer keepalive pings; keepaliveTime is now \(channelConfiguration.keepaliveTime)")
   }
 
   /// The channel is ready: run Milvus's Connect before the attempt counts as a success.
@@ -278,6 +290,10 @@ final class ConnectionDriver {
     case .scheduleRetry(let delay, let attempt):
       failures.increment()
       current = nil
+      // A failed attempt changes no state but is news: observers see every one, with why.
+      let state = machine.connectivityState
+      publish(StateTransition(
+        from: state, to: state, reason: "attempt \(attempt - 1) failed: \(reason); next attempt in \(delay)"))
       reconnectDelays.recordNanoseconds(Int64(delay.components.seconds) * 1_000_000_000
                                           + Int64(delay.components.attoseconds / 1_000_000_000))
       logger.warning("connect attempt failed", metadata: [
@@ -301,11 +317,16 @@ final class ConnectionDriver {
     }
   }
 
+  /// Keeps the one waiter timer due at the earliest waiter deadline (a due one fires in the
+  /// next loop iteration: ``LoopTimer/rearm(after:)`` with zero).
   private func armWaiterTimer() {
     guard let deadline = machine.nextWaiterDeadline else {
       waiterTimer?.stop()
+      waiterTimerDeadline = nil
       return
     }
+    if deadline == waiterTimerDeadline, waiterTimer?.isScheduled == true { return }
+    waiterTimerDeadline = deadline
     let delay = max(.zero, deadline - .now)
     if let waiterTimer {
       waiterTimer.rearm(after: delay)

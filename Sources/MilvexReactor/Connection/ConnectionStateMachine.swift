@@ -27,13 +27,18 @@ public enum ConnectivityState: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// One change of a connection's ``ConnectivityState``, as observers receive it.
+///
+/// A failed connect attempt is reported too, as a transition whose ``from`` equals its ``to``
+/// (`connecting → connecting: attempt 2 failed: … Connection refused; next attempt in …`), so
+/// an observer sees why the connection is not up yet without reading the log.
 public struct StateTransition: Sendable, Hashable, CustomStringConvertible {
   /// The state before the change.
   public var from: ConnectivityState
   /// The state after the change.
   public var to: ConnectivityState
-  /// Why it changed, in words for a log: `attempt 3 succeeded`, `keepalive timeout`,
-  /// `GOAWAY`, `server closed the connection`, `disconnected by the application`.
+  /// Why it changed, in words for a log: `attempt 3 succeeded`, `attempt 2 failed: …`,
+  /// `keepalive timeout`, `GOAWAY`, `server closed the connection`,
+  /// `disconnected by the application`.
   public var reason: String
 
   public init(from: ConnectivityState, to: ConnectivityState, reason: String) {
@@ -129,11 +134,13 @@ struct ConnectionStateMachine {
       self.waiters = idle.waiters
     }
 
-    init(from connected: Connected, generation: UInt64) {
+    init(from connected: Connected, generation: UInt64, lostBecause reason: String) {
       self.generation = generation
       self.attempt = 1
       self.phase = .attemptInFlight
       self.waiters = Waiters()
+      // Until an attempt fails, the loss of the channel is the latest failure.
+      self.lastFailureReason = reason
     }
   }
 
@@ -180,7 +187,10 @@ struct ConnectionStateMachine {
     return lastGeneration
   }
 
-  private var notConnectedError: MilvexError { .notConnected(host: host, port: port) }
+  /// What callers get while (re)connecting: retriable, with the latest failure's words.
+  private var notConnectedError: MilvexError {
+    .notConnected(host: host, port: port, lastFailure: lastFailureReason)
+  }
 
   // MARK: - Queries (answerable in every state)
 
@@ -220,8 +230,9 @@ struct ConnectionStateMachine {
     }
   }
 
-  /// Why the latest attempt of the current (re)connecting phase failed, for logs and error
-  /// messages; `nil` when connected, disconnected or nothing failed yet.
+  /// Why the latest attempt of the current (re)connecting phase failed (or, before any
+  /// attempt failed, why the channel was lost), for logs and error messages; `nil` when
+  /// connected, disconnected or nothing failed yet.
   var lastFailureReason: String? {
     switch state {
     case .connecting(let attempting), .reconnecting(let attempting):
@@ -403,7 +414,7 @@ struct ConnectionStateMachine {
     switch state {
     case .connected(let connected):
       guard connected.generation == generation else { return .none }
-      let attempting = Attempting(from: connected, generation: nextGeneration())
+      let attempting = Attempting(from: connected, generation: nextGeneration(), lostBecause: reason)
       state = .reconnecting(attempting)
       return .reconnect(
         closing: generation, generation: attempting.generation,

@@ -47,12 +47,20 @@ public struct GRPCChannelConfiguration: Sendable {
   }
 
   /// The same configuration with the keepalive time doubled: what the next connection uses
-  /// after the server said `too_many_pings` (GOAWAY ENHANCE_YOUR_CALM).
+  /// after the server said `too_many_pings` (GOAWAY ENHANCE_YOUR_CALM). The doubling stops at
+  /// ``maximumKeepaliveTimeAfterTooManyPings`` (a server that keeps complaining cannot push
+  /// the interval past any bound, nor overflow it).
   public func afterTooManyPings() -> GRPCChannelConfiguration {
     var copy = self
-    copy.keepaliveTime = keepaliveTime * 2
+    let cap = Self.maximumKeepaliveTimeAfterTooManyPings
+    if keepaliveTime < cap {
+      copy.keepaliveTime = keepaliveTime <= cap / 2 ? keepaliveTime * 2 : cap
+    }
     return copy
   }
+
+  /// How far too_many_pings can double the keepalive time: 24 hours.
+  public static let maximumKeepaliveTimeAfterTooManyPings: Duration = .seconds(86_400)
 
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` naming the first bad field.
   public func validate() throws(MilvexError) {

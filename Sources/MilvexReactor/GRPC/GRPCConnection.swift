@@ -11,8 +11,10 @@ public enum ChannelEvent: Sendable, Equatable {
   /// The HTTP/2 handshake completed (the server's SETTINGS arrived): calls can run.
   case ready
   /// The server is going away (GOAWAY): calls already started may finish, no new call starts
-  /// here. The owner should open a replacement channel.
-  case closing(MilvexError)
+  /// here. The owner should open a replacement channel. `tooManyPings` is true when the
+  /// server asked for fewer keepalive PINGs (GOAWAY ENHANCE_YOUR_CALM "too_many_pings"): the
+  /// replacement must already use ``GRPCChannelConfiguration/afterTooManyPings()``.
+  case closing(MilvexError, tooManyPings: Bool)
   /// The channel is closed for good. `tooManyPings` is true when the server asked for fewer
   /// keepalive PINGs (GOAWAY ENHANCE_YOUR_CALM "too_many_pings"): use
   /// ``GRPCChannelConfiguration/afterTooManyPings()`` for the next connection.
@@ -321,7 +323,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
     state = .goingAway
     // Calls not started yet will never start here.
     failWaitingCalls(.status(.unavailable, "the server is going away (GOAWAY) before the call started"))
-    onEvent(.closing(reason))
+    onEvent(.closing(reason, tooManyPings: tooManyPings))
   }
 
   func http2PingAcknowledged() {

@@ -87,9 +87,7 @@ struct UnaryResponse {
                                resetStream: !endStream))
       }
       if let contentType, !isGRPCContentType(contentType) {
-        return finish(.failure(.protocolViolation(
-          "the server answered with content-type '\(contentType)', not application/grpc"),
-          resetStream: !endStream))
+        return finish(.failure(.violation(.contentType(contentType)), resetStream: !endStream))
       }
       if endStream {  // trailers-only
         return finishWithTrailers()
@@ -99,7 +97,7 @@ struct UnaryResponse {
       return nil
     case .receivingMessage:
       guard endStream else {
-        return finish(.failure(.protocolViolation("the server sent a second HEADERS block that does not end the stream"),
+        return finish(.failure(.violation(.framing("the server sent a second HEADERS block that does not end the stream")),
                                resetStream: true))
       }
       return finishWithTrailers()
@@ -109,14 +107,14 @@ struct UnaryResponse {
   mutating func data(_ bytes: UnsafeRawBufferPointer) -> Outcome? {
     guard phase == .receivingMessage else {
       if phase == .awaitingHeaders {
-        return finish(.failure(.protocolViolation("the server sent DATA before response headers"), resetStream: true))
+        return finish(.failure(.violation(.framing("the server sent DATA before response headers")), resetStream: true))
       }
       return nil
     }
     var remaining = bytes[...]
     while !remaining.isEmpty {
       if messageComplete {
-        return finish(.failure(.protocolViolation("more than one message in a unary response"), resetStream: true))
+        return finish(.failure(.violation(.moreThanOneMessage), resetStream: true))
       }
       if expectedLength == nil {
         let take = min(5 - prefix.count, remaining.count)
@@ -124,9 +122,7 @@ struct UnaryResponse {
         remaining = remaining.dropFirst(take)
         guard prefix.count == 5 else { break }
         if prefix[0] != 0 {
-          let reason = grpcEncoding.map { "a message compressed with '\($0)', which this client did not ask for" }
-            ?? "a compressed message although no grpc-encoding was negotiated"
-          return finish(.failure(.protocolViolation("the server sent \(reason)"), resetStream: true))
+          return finish(.failure(.violation(.unexpectedCompression(encoding: grpcEncoding)), resetStream: true))
         }
         let length = Int(prefix[1]) << 24 | Int(prefix[2]) << 16 | Int(prefix[3]) << 8 | Int(prefix[4])
         if length > maxMessageSize {
@@ -169,8 +165,7 @@ struct UnaryResponse {
 
   private mutating func finishWithTrailers() -> Outcome {
     guard let statusText = grpcStatus, let rawCode = Int(statusText) else {
-      return finish(.failure(.status(.internalError, "the server's trailers carry no valid grpc-status"),
-                             resetStream: false))
+      return finish(.failure(.violation(.invalidStatus(grpcStatus)), resetStream: false))
     }
     let code = GRPCStatusCode(rawValue: rawCode) ?? .unknown
     if code != .ok {
@@ -179,18 +174,15 @@ struct UnaryResponse {
       return finish(.failure(.grpcStatus(GRPCStatus(code: code, message: text, details: details)),
                              resetStream: false))
     }
-    if expectedLength != nil && !messageComplete {
-      return finish(.failure(.protocolViolation(
-        "truncated message: the prefix announced \(expectedLength!) bytes, \(message.count) arrived"),
-        resetStream: false))
+    if let expectedLength, !messageComplete {
+      return finish(.failure(.violation(.truncatedMessage(announced: expectedLength, received: message.count)),
+                             resetStream: false))
     }
     if !prefix.isEmpty && expectedLength == nil {
-      return finish(.failure(.protocolViolation("truncated message prefix (\(prefix.count) of 5 bytes)"),
-                             resetStream: false))
+      return finish(.failure(.violation(.truncatedPrefix(received: prefix.count)), resetStream: false))
     }
     guard messageComplete else {
-      return finish(.failure(.protocolViolation("the server ended a unary call with OK but sent no message"),
-                             resetStream: false))
+      return finish(.failure(.violation(.noMessage), resetStream: false))
     }
     return finish(.success(message))
   }

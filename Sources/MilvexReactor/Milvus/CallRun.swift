@@ -147,7 +147,7 @@ final class CallRun {
           self.request = nil
           prepare { [self] in send(on: channel) }
         } catch {
-          let error = Self.milvexError(error, method: call.method)
+          let error = Self.decodingError(error, method: call.method)
           if case .milvus = error, let collection = call.schemaOf {
             // The collection may have changed (dropped, recreated); read its schema again next time.
             client.apply(.forget(collections: [collection]), database: database)
@@ -201,8 +201,32 @@ final class CallRun {
   private func finish(failure error: MilvexError) {
     guard !finished else { return }
     deliver = nil
+    let error = Self.callError(error, method: call.method)
     client.metrics.value.finished(method: call.method, error: error, after: .now - startedAt)
     fail(error)
+  }
+
+  /// What the caller sees: a call that found no channel within its deadline fails with
+  /// `UNAVAILABLE` and the last connect error, as gRPC clients do ("failed to connect …; last
+  /// error: …"); the typed cause keeps host, port and reason.
+  static func callError(_ error: MilvexError, method: String) -> MilvexError {
+    guard case .notConnected(let host, let port, let lastFailure) = error else { return error }
+    let message = "the \(method) call found no connection to \(host):\(port) within its deadline"
+      + (lastFailure.map { "; last error: \($0)" } ?? "")
+    return .grpcStatus(GRPCStatus(
+      code: .unavailable, message: message,
+      cause: .notConnected(host: host, port: port, lastFailure: lastFailure)))
+  }
+
+  /// A response that cannot be read fails the call with `INTERNAL` ("error parsing response",
+  /// grpc `doc/statuscodes.md`); Milvus's own error statuses pass through.
+  static func decodingError(_ error: any Error, method: String) -> MilvexError {
+    switch milvexError(error, method: method) {
+    case .protocolViolation(let what):
+      return .violation(.unparsableMessage("the \(method) response: \(what)"))
+    case let other:
+      return other
+    }
   }
 
   static func milvexError(_ error: any Error, method: String) -> MilvexError {

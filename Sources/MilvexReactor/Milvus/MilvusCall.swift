@@ -99,7 +99,7 @@ extension MilvusCall {
         do {
           response = try Response(serializedBytes: bytes)
         } catch {
-          throw MilvexError.protocolViolation("the \(method) response does not parse as \(Response.protoMessageName): \(error)")
+          throw MilvexError.violation(.unparsableMessage("the \(method) response is not a \(Response.protoMessageName): \(error)"))
         }
         try MilvusStatus.check(response.milvusStatus)
         return try output(response, context)
@@ -122,7 +122,7 @@ extension MilvusCall where Output: SwiftProtobuf.Message {
       encode: { _ in try request.serializedBytes() },
       decode: { bytes, _ in
         do { return try Output(serializedBytes: bytes) } catch {
-          throw MilvexError.protocolViolation("the \(method) response does not parse: \(error)")
+          throw MilvexError.violation(.unparsableMessage("the \(method) response: \(error)"))
         }
       },
       effect: .none)

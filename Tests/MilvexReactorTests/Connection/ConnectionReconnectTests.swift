@@ -62,11 +62,12 @@ final class ConnectionReconnectTests: XCTestCase {
     let reconnectingAfter = ContinuousClock.now - killedAt
     XCTAssertNotNil(left, "left connected")
     XCTAssertLessThan(reconnectingAfter, .milliseconds(100) + .milliseconds(400), "reconnecting soon after the kill")
-    guard case .failure(.notConnected(let host, let port)) = await result(of: connection) else {
+    guard case .failure(.notConnected(let host, let port, let lastFailure)) = await result(of: connection) else {
       return XCTFail("get-channel while reconnecting must say not connected")
     }
     XCTAssertEqual(host, "127.0.0.1")
     XCTAssertEqual(port, server.port)
+    XCTAssertNotNil(lastFailure, "why the channel was lost (or the latest attempt failed)")
 
     // A call on the dead channel fails retriably.
     do {

@@ -92,13 +92,16 @@ final class MisbehavingServerTests: XCTestCase {
     if let text { XCTAssertTrue(status.message.contains(text), "'\(status.message)' lacks '\(text)'", file: file, line: line) }
   }
 
-  private func expectProtocolViolation(
-    _ result: Result<[UInt8], MilvexError>, containing text: String, file: StaticString = #filePath, line: UInt = #line
+  /// A violation fails the call with the status code of grpc's `doc/statuscodes.md`, its words
+  /// in the message and the typed cause.
+  private func expectViolation(
+    _ result: Result<[UInt8], MilvexError>, _ code: GRPCStatusCode, containing text: String,
+    where matches: (GRPCProtocolViolation) -> Bool, file: StaticString = #filePath, line: UInt = #line
   ) {
-    guard case .failure(.protocolViolation(let message)) = result else {
-      return XCTFail("expected a protocol violation, got \(result)", file: file, line: line)
-    }
-    XCTAssertTrue(message.contains(text), "'\(message)' lacks '\(text)'", file: file, line: line)
+    expectStatus(result, code, containing: text, file: file, line: line)
+    guard case .failure(.grpcStatus(let status)) = result, case .protocolViolation(let cause)? = status.cause,
+      matches(cause)
+    else { return XCTFail("expected a typed protocol-violation cause, got \(result)", file: file, line: line) }
   }
 
   private func waitForEvent(
@@ -204,10 +207,18 @@ final class MisbehavingServerTests: XCTestCase {
   }
 
   func testProtocolErrorsInResponses() async throws {
-    expectProtocolViolation(await Self.call(try channel("wrong-content-type")), containing: "text/html")
-    expectProtocolViolation(await Self.call(try channel("compressed-flag")), containing: "compressed")
-    expectProtocolViolation(await Self.call(try channel("two-messages")), containing: "more than one message")
-    expectProtocolViolation(await Self.call(try channel("truncated-message")), containing: "truncated")
+    expectViolation(await Self.call(try channel("wrong-content-type")), .unknown, containing: "text/html") {
+      $0 == .contentType("text/html")
+    }
+    expectViolation(await Self.call(try channel("compressed-flag")), .internalError, containing: "compressed") {
+      $0 == .unexpectedCompression(encoding: nil)
+    }
+    expectViolation(await Self.call(try channel("two-messages")), .unimplemented, containing: "more than one message") {
+      $0 == .moreThanOneMessage
+    }
+    expectViolation(await Self.call(try channel("truncated-message")), .internalError, containing: "truncated") {
+      if case .truncatedMessage(announced: 100, _) = $0 { return true } else { return false }
+    }
   }
 
   func testHugeMessageIsRejectedAtTheLimitWithBoundedMemory() async throws {

@@ -1,21 +1,21 @@
 @testable import MilvexReactor
 import XCTest
 
+private func feed(_ response: inout UnaryResponse, _ headers: [(String, String)], endStream: Bool) -> UnaryResponse.Outcome? {
+  for (name, value) in headers {
+    Array(name.utf8).withUnsafeBytes { n in Array(value.utf8).withUnsafeBytes { v in response.header(name: n, value: v) } }
+  }
+  return response.headersComplete(endStream: endStream)
+}
+
+private func data(_ response: inout UnaryResponse, _ bytes: [UInt8]) -> UnaryResponse.Outcome? {
+  bytes.withUnsafeBytes { response.data($0) }
+}
+
+private let okHeaders = [(":status", "200"), ("content-type", "application/grpc")]
+
 /// The response state machine, driven with header fields and bytes; no I/O.
 final class UnaryResponseTests: XCTestCase {
-  private func feed(_ response: inout UnaryResponse, _ headers: [(String, String)], endStream: Bool) -> UnaryResponse.Outcome? {
-    for (name, value) in headers {
-      Array(name.utf8).withUnsafeBytes { n in Array(value.utf8).withUnsafeBytes { v in response.header(name: n, value: v) } }
-    }
-    return response.headersComplete(endStream: endStream)
-  }
-
-  private func data(_ response: inout UnaryResponse, _ bytes: [UInt8]) -> UnaryResponse.Outcome? {
-    bytes.withUnsafeBytes { response.data($0) }
-  }
-
-  private let okHeaders = [(":status", "200"), ("content-type", "application/grpc")]
-
   func testMessageSplitAcrossFramesThenOKTrailers() {
     var response = UnaryResponse(maxMessageSize: 100)
     XCTAssertNil(feed(&response, okHeaders, endStream: false))
@@ -45,28 +45,59 @@ final class UnaryResponseTests: XCTestCase {
     XCTAssertTrue(status.message.contains("503"))
   }
 
-  func testProtocolErrorsNameWhatWentWrong() {
-    func failure(_ steps: (inout UnaryResponse) -> UnaryResponse.Outcome?) -> String {
+  /// Each violation fails with the status code grpc's `doc/statuscodes.md` gives it, its words
+  /// in the message and itself as the typed cause.
+  func testProtocolViolationsMapToStatusCodesWithATypedCause() {
+    func failure(_ steps: (inout UnaryResponse) -> UnaryResponse.Outcome?) -> GRPCStatus? {
       var response = UnaryResponse(maxMessageSize: 100)
-      guard case .failure(let error, _)? = steps(&response) else { return "no failure" }
-      return "\(error)"
+      guard case .failure(.grpcStatus(let status), _)? = steps(&response) else { return nil }
+      return status
     }
-    XCTAssertTrue(failure { feed(&$0, [(":status", "200"), ("content-type", "text/html")], endStream: false) }
-      .contains("content-type 'text/html'"))
-    XCTAssertTrue(failure { r in _ = feed(&r, okHeaders, endStream: false); return data(&r, [1, 0, 0, 0, 1, 9]) }
-      .contains("compressed"))
-    XCTAssertTrue(failure { r in _ = feed(&r, okHeaders, endStream: false); return data(&r, [0, 0, 0, 0, 1, 9, 0, 0, 0, 0, 1, 9]) }
-      .contains("more than one message"))
-    XCTAssertTrue(failure { r in
-      _ = feed(&r, okHeaders, endStream: false); _ = data(&r, [0, 0, 0, 0, 10, 1, 2])
-      return feed(&r, [("grpc-status", "0")], endStream: true)
-    }.contains("truncated message"))
-    XCTAssertTrue(failure { r in _ = feed(&r, okHeaders, endStream: false); return data(&r, [0, 0, 0, 1, 0]) }
-      .contains("exceeds maxReceiveMessageSize (100 bytes)"))
-    XCTAssertTrue(failure { r in _ = feed(&r, okHeaders, endStream: false); return feed(&r, [], endStream: true) }
-      .contains("no valid grpc-status"))
-    XCTAssertTrue(failure { r in _ = feed(&r, okHeaders, endStream: false); return feed(&r, [("grpc-status", "0")], endStream: true) }
-      .contains("sent no message"))
+    let cases: [(String, GRPCStatusCode, GRPCProtocolViolation, String, (inout UnaryResponse) -> UnaryResponse.Outcome?)] = [
+      ("HTML answer", .unknown, .contentType("text/html"), "content-type 'text/html'",
+       { feed(&$0, [(":status", "200"), ("content-type", "text/html")], endStream: false) }),
+      ("compressed", .internalError, .unexpectedCompression(encoding: nil), "compressed",
+       { r in _ = feed(&r, okHeaders, endStream: false); return data(&r, [1, 0, 0, 0, 1, 9]) }),
+      ("compressed with a named encoding", .internalError, .unexpectedCompression(encoding: "gzip"), "'gzip'",
+       { r in _ = feed(&r, okHeaders + [("grpc-encoding", "gzip")], endStream: false); return data(&r, [1, 0, 0, 0, 1, 9]) }),
+      ("two messages", .unimplemented, .moreThanOneMessage, "more than one message",
+       { r in _ = feed(&r, okHeaders, endStream: false); return data(&r, [0, 0, 0, 0, 1, 9, 0, 0, 0, 0, 1, 9]) }),
+      ("truncated", .internalError, .truncatedMessage(announced: 10, received: 2), "truncated message",
+       { r in
+         _ = feed(&r, okHeaders, endStream: false); _ = data(&r, [0, 0, 0, 0, 10, 1, 2])
+         return feed(&r, [("grpc-status", "0")], endStream: true)
+       }),
+      ("truncated prefix", .internalError, .truncatedPrefix(received: 3), "3 of 5 bytes",
+       { r in
+         _ = feed(&r, okHeaders, endStream: false); _ = data(&r, [0, 0, 0])
+         return feed(&r, [("grpc-status", "0")], endStream: true)
+       }),
+      ("no grpc-status", .unknown, .invalidStatus(nil), "no grpc-status",
+       { r in _ = feed(&r, okHeaders, endStream: false); return feed(&r, [], endStream: true) }),
+      ("grpc-status not a number", .unknown, .invalidStatus("ok"), "'ok'",
+       { r in _ = feed(&r, okHeaders, endStream: false); return feed(&r, [("grpc-status", "ok")], endStream: true) }),
+      ("trailers-only OK without a message", .unimplemented, .noMessage, "sent no message",
+       { feed(&$0, okHeaders + [("grpc-status", "0")], endStream: true) }),
+      ("OK without a message", .unimplemented, .noMessage, "sent no message",
+       { r in _ = feed(&r, okHeaders, endStream: false); return feed(&r, [("grpc-status", "0")], endStream: true) }),
+      ("DATA before headers", .internalError, .framing("the server sent DATA before response headers"), "DATA before",
+       { data(&$0, [0, 0, 0, 0, 0]) }),
+    ]
+    for (name, code, cause, words, steps) in cases {
+      guard let status = failure(steps) else {
+        XCTFail("\(name): no status")
+        continue
+      }
+      XCTAssertEqual(status.code, code, name)
+      XCTAssertEqual(status.cause, .protocolViolation(cause), name)
+      XCTAssertTrue(status.message.contains(words), "\(name): '\(status.message)' lacks '\(words)'")
+      XCTAssertFalse(MilvexError.grpcStatus(status).isRetriable, name)
+    }
+    // A size limit is not a violation: RESOURCE_EXHAUSTED, no protocol cause.
+    let tooBig = failure { r in _ = feed(&r, okHeaders, endStream: false); return data(&r, [0, 0, 0, 1, 0]) }
+    XCTAssertEqual(tooBig?.code, .resourceExhausted)
+    XCTAssertNil(tooBig?.cause)
+    XCTAssertTrue(tooBig?.message.contains("exceeds maxReceiveMessageSize (100 bytes)") == true)
   }
 
   func testOversizedMessageAsksForAStreamResetBeforeBuffering() {

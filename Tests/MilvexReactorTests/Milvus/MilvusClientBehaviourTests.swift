@@ -53,8 +53,11 @@ final class MilvusClientBehaviourTests: XCTestCase {
     await assertMilvexError({
       try await client.perform(.listCollections(), options: MilvusCallOptions(timeout: .milliseconds(400)))
     }) { error in
-      if case .notConnected(_, let reported) = error { return reported == port }
-      return false
+      // UNAVAILABLE with the last connect error, as gRPC clients report it; the cause is typed.
+      guard case .grpcStatus(let status) = error, status.code == .unavailable,
+        case .notConnected(_, let reported, let lastFailure)? = status.cause
+      else { return false }
+      return reported == port && status.message.contains("refused") && lastFailure?.contains("refused") == true
     }
     let elapsed = ContinuousClock.now - started
     XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(390))
