@@ -281,10 +281,8 @@ public final class Connection: Sendable, Service {
     let watchdog = DispatchWorkItem {
       answer.resume(.failure(.status(.deadlineExceeded, "the event loop did not answer within \(timeout)")))
     }
-    let (seconds, attoseconds) = timeout.components
     DispatchQueue.global().asyncAfter(
-      deadline: .now() + .nanoseconds(Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)),
-      execute: watchdog)
+      deadline: .now() + .nanoseconds(Int(max(0, timeout.saturatingNanoseconds))), execute: watchdog)
     do throws(MilvexError) {
       try loop.execute { [self] in answer.resume(.success(driver.value?.state == .connected)) }
     } catch {

@@ -294,8 +294,7 @@ final class ConnectionDriver {
       let state = machine.connectivityState
       publish(StateTransition(
         from: state, to: state, reason: "attempt \(attempt - 1) failed: \(reason); next attempt in \(delay)"))
-      reconnectDelays.recordNanoseconds(Int64(delay.components.seconds) * 1_000_000_000
-                                          + Int64(delay.components.attoseconds / 1_000_000_000))
+      reconnectDelays.recordNanoseconds(delay.saturatingNanoseconds)
       logger.warning("connect attempt failed", metadata: [
         "reason": "\(reason)", "next_attempt": "\(attempt)", "retry_in": "\(delay)",
       ])

@@ -55,9 +55,11 @@ public final class Latch: @unchecked Sendable {
   public func wait(timeout: Duration) -> Bool {
     var deadline = timespec()
     clock_gettime(CLOCK_REALTIME, &deadline)
-    let (seconds, attoseconds) = timeout.components
-    var nanoseconds = Int(deadline.tv_nsec) + Int(attoseconds / 1_000_000_000)
-    deadline.tv_sec += Int(seconds) + nanoseconds / 1_000_000_000
+    // Saturating: a timeout of centuries waits "forever", it does not overflow `tv_sec`.
+    let wait = max(0, timeout.saturatingNanoseconds)
+    var nanoseconds = Int(deadline.tv_nsec) + Int(wait % 1_000_000_000)
+    let (seconds, overflow) = deadline.tv_sec.addingReportingOverflow(Int(wait / 1_000_000_000) + nanoseconds / 1_000_000_000)
+    deadline.tv_sec = overflow ? .max : seconds
     nanoseconds %= 1_000_000_000
     deadline.tv_nsec = nanoseconds
     pthread_mutex_lock(mutex)

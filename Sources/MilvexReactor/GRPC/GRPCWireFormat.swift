@@ -4,14 +4,16 @@ enum GRPCWireFormat {
   /// `grpc-timeout`: at most 8 digits and a unit (n, u, m, S, M, H), rounded up so that the
   /// server never sees a shorter deadline than the client's.
   static func timeoutHeader(_ duration: Duration) -> String {
-    let (seconds, attoseconds) = duration.components
-    let nanoseconds = max(0, seconds) * 1_000_000_000 + max(0, attoseconds) / 1_000_000_000
+    let nanoseconds = max(0, duration.saturatingNanoseconds)
+    // Saturated (centuries): the longest timeout the header can say.
+    if nanoseconds == .max { return "99999999H" }
     let units: [(Int64, Character)] = [
       (1, "n"), (1_000, "u"), (1_000_000, "m"), (1_000_000_000, "S"), (60_000_000_000, "M"),
       (3_600_000_000_000, "H"),
     ]
     for (scale, unit) in units {
-      let value = (nanoseconds + scale - 1) / scale
+      // Rounded up, without `nanoseconds + scale - 1` (which overflows near Int64.max).
+      let value = nanoseconds / scale + (nanoseconds % scale == 0 ? 0 : 1)
       if value < 100_000_000 { return "\(value)\(unit)" }
     }
     return "99999999H"

@@ -67,7 +67,6 @@ final class MilvusCallMetrics {
   }
 
   private static func nanoseconds(_ duration: Duration) -> Int64 {
-    let (seconds, attoseconds) = duration.components
-    return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    duration.saturatingNanoseconds
   }
 }

@@ -33,6 +33,9 @@ public struct RetryPolicy: Sendable, Hashable {
     self.retryWrites = retryWrites
   }
 
+  /// The longest delay between attempts a policy may ask for.
+  public static let longestDelay: Duration = .seconds(3600)
+
   /// One attempt, no retries.
   public static let never = RetryPolicy(maxAttempts: 1)
 
@@ -44,8 +47,10 @@ public struct RetryPolicy: Sendable, Hashable {
     guard baseDelay > .zero else {
       throw .invalidArgument(field: "retryPolicy.baseDelay", message: "must be positive, is \(baseDelay)")
     }
-    guard maxDelay >= baseDelay else {
-      throw .invalidArgument(field: "retryPolicy.maxDelay", message: "must be at least baseDelay (\(baseDelay)), is \(maxDelay)")
+    guard maxDelay >= baseDelay, maxDelay <= Self.longestDelay else {
+      throw .invalidArgument(
+        field: "retryPolicy.maxDelay",
+        message: "must be in baseDelay (\(baseDelay)) ... \(Self.longestDelay), is \(maxDelay)")
     }
     guard multiplier >= 1, multiplier.isFinite else {
       throw .invalidArgument(field: "retryPolicy.multiplier", message: "must be at least 1, is \(multiplier)")
@@ -73,13 +78,23 @@ public struct RetryPolicy: Sendable, Hashable {
 
   /// The delay before attempt `attempt + 1` without jitter: `baseDelay × multiplier^(attempt-1)`,
   /// capped at `maxDelay`.
+  ///
+  /// Computed in floating-point seconds, so that no setting (even one ``validate()`` would
+  /// refuse) can overflow a `Duration`.
   public func delay(afterAttempt attempt: Int) -> Duration {
-    var delay = baseDelay
-    for _ in 1..<max(attempt, 1) {
-      delay = delay * multiplier
-      if delay >= maxDelay { return maxDelay }
+    guard baseDelay < maxDelay else { return max(.zero, min(baseDelay, maxDelay)) }
+    let limit = maxDelay.seconds
+    let growth = multiplier.isFinite ? max(multiplier, 1) : 1
+    var seconds = max(0, baseDelay.seconds)
+    // Past 2,000 steps any growth > 1 has long reached the limit; growth 1 never does.
+    for _ in 1..<min(max(attempt, 1), 2_000) {
+      seconds *= growth
+      if seconds >= limit { return maxDelay }
     }
-    return min(delay, maxDelay)
+    if seconds >= limit { return maxDelay }
+    // Whole nanoseconds, so that 100 ms × 2 × 2 is exactly 400 ms.
+    let nanoseconds = (seconds * 1e9).rounded()
+    return nanoseconds < 9e18 ? .nanoseconds(Int64(nanoseconds)) : .seconds(seconds)
   }
 
   /// What to do after attempt number `attempt` (1-based) failed with `error`.
@@ -91,11 +106,13 @@ public struct RetryPolicy: Sendable, Hashable {
     attempt: Int, error: MilvexError, isWrite: Bool, remaining: Duration, random: Double
   ) -> Decision {
     guard attempt < maxAttempts, Self.isRetriable(error), !isWrite || retryWrites else { return .fail }
-    let spread = 1 + jitter * (2 * random - 1)
+    // Out-of-range inputs (a NaN draw, an unvalidated jitter) are clamped, never trapped on.
+    let unit = random.isFinite ? min(max(random, 0), 1) : 0.5
+    let spread = 1 + (jitter.isFinite ? min(max(jitter, 0), 1) : 0) * (2 * unit - 1)
     // Whole microseconds: the same inputs give exactly the same delay.
-    let plain = delay(afterAttempt: attempt)
-    let microseconds = (Double(plain.components.seconds) * 1e6 + Double(plain.components.attoseconds) / 1e12) * spread
-    let delay = Duration.microseconds(Int64(microseconds.rounded()))
+    let microseconds = (delay(afterAttempt: attempt).seconds * 1e6 * spread).rounded()
+    guard microseconds < 9e18 else { return .fail }  // beyond any deadline (and Int64)
+    let delay = Duration.microseconds(Int64(microseconds))
     // A retry that cannot start before the deadline would only fail with DEADLINE_EXCEEDED.
     guard delay < remaining else { return .fail }
     return .retry(after: delay)
