@@ -51,5 +51,16 @@ bench-client:
 	cd Benchmarks && $(SWIFT) build -c release --product MilvexClientBench
 	taskset -c 0 Benchmarks/.build/release/MilvexClientBench --server Benchmarks/.build-cpp/generic_server --server-cpu 1
 
+## The fault soak (Benchmarks/README.md): SOAK_SECONDS (default 600) of calls through a proxy
+## that breaks the network, with server kills; fails on a lost, duplicated or late call.
+## SOAK_SEED repeats a run's fault plan. Not part of `make test`.
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak:
+	@scripts/install-deps.sh --bench
+	$(MAKE) -C Benchmarks/cpp-server
+	cd Benchmarks && $(SWIFT) build -c release --product MilvexSoak
+	Benchmarks/.build/release/MilvexSoak --seconds $(SOAK_SECONDS) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
+
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Examples Benchmarks/Sources

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import MilvexReactor
+import Synchronization
 
 /// What every call does, in either form: wait for the channel within the call's deadline, then
 /// make the unary call with the time left, and record the one outcome in the ledger.
@@ -87,6 +88,8 @@ struct CallPacer {
   let interval: Duration
   let stopAt: ContinuousClock.Instant
   private var next: ContinuousClock.Instant
+  /// Calls not issued because the driver was more than 100 ms behind.
+  private(set) var skipped = 0
 
   init(callsPerSecond: Double, start: ContinuousClock.Instant, stopAt: ContinuousClock.Instant) {
     interval = .nanoseconds(Int64(1e9 / callsPerSecond))
@@ -96,7 +99,10 @@ struct CallPacer {
 
   /// When to issue the next call, or nil when the run is over.
   mutating func nextIssue(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-    if next < now - .milliseconds(100) { next = now }
+    if next < now - .milliseconds(100) {
+      skipped += Int((now - next) / interval)
+      next = now
+    }
     let at = next
     next += interval
     return at < stopAt ? at : nil
@@ -105,13 +111,16 @@ struct CallPacer {
 
 /// Runs the callback drivers on their own threads and the `async` drivers as tasks, and
 /// returns once every driver has issued its last call (not once the calls completed).
+///
+/// - Returns: The calls skipped because a driver fell behind (see ``CallPacer``).
 func runDrivers(
   call: SoakCall, callbackThreads: Int, asyncTasks: Int, callsPerSecond: Double,
   start: ContinuousClock.Instant, stopAt: ContinuousClock.Instant
-) {
+) -> Int {
   let drivers = callbackThreads + asyncTasks
   let perDriver = callsPerSecond / Double(drivers)
   let finished = DispatchGroup()
+  let skipped = SkippedCalls()
   for index in 0..<callbackThreads {
     finished.enter()
     let thread = Thread {
@@ -121,6 +130,7 @@ func runDrivers(
         if wait > .zero { Thread.sleep(forTimeInterval: seconds(wait)) }
         call.startWithCallbacks()
       }
+      skipped.add(pacer.skipped)
       finished.leave()
     }
     thread.name = "soak-callback-\(index)"
@@ -134,10 +144,18 @@ func runDrivers(
         try? await Task.sleep(until: at, clock: .continuous)
         Task { await call.runAsync() }
       }
+      skipped.add(pacer.skipped)
       finished.leave()
     }
   }
   finished.wait()
+  return skipped.count.withLock { $0 }
+}
+
+/// The drivers' skipped calls, added up as each driver finishes.
+final class SkippedCalls: Sendable {
+  let count = Mutex(0)
+  func add(_ skipped: Int) { count.withLock { $0 += skipped } }
 }
 
 func seconds(_ duration: Duration) -> Double {

@@ -25,6 +25,9 @@ struct FaultPlan {
   }
 
   static let warmUp: Duration = .seconds(10)
+  /// When the resources are sampled for the baseline: after most of the warm-up, before any
+  /// fault (a server restart briefly opens descriptors of its own).
+  static let baselineSample: Duration = .seconds(8)
   static let quietTail: Duration = .seconds(10)
   static let gap: ClosedRange<Double> = 8...25  // seconds between one fault's end and the next
   static let addedLatencyMilliseconds = (low: 50, high: 300)

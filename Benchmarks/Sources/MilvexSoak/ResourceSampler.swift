@@ -50,6 +50,8 @@ final class ResourceSampler: Sendable {
       at: ledger.offset(of: .now), residentKiB: Self.residentKiB(),
       openDescriptors: Self.openDescriptors(), callsInFlight: ledger.outstanding)
     samples.withLock { $0.append(sample) }
+    log("t \(fixed(Double(sample.at) / 1e9, 1)) s: VmRSS \(sample.residentKiB) KiB, \(sample.openDescriptors) fds, "
+      + "\(sample.callsInFlight) calls in flight")
   }
 
   var all: [Sample] { samples.withLock { $0 } }

@@ -17,6 +17,8 @@ struct SoakReport {
   let samples: [ResourceSampler.Sample]
   /// When the calls stopped, from the soak's start.
   let runEnd: Int64
+  /// Calls not issued because a driver fell behind (the machine was busy).
+  let skipped: Int
 
   private var deadlineNanoseconds: Int64 { Int64(options.deadlineMilliseconds) * 1_000_000 }
 
@@ -27,7 +29,8 @@ struct SoakReport {
     let forms = CallLedger.Form.allCases.map { form in
       (0..<issued).lazy.filter { entries.form[$0] == form.rawValue }.count
     }
-    emit("calls issued: \(issued) (callback \(forms[0]), async \(forms[1]))")
+    emit("calls issued: \(issued) (callback \(forms[0]), async \(forms[1])); "
+      + "skipped because a driver fell > 100 ms behind: \(skipped)")
 
     // Outcomes of the first completion, per form.
     emit("outcomes:")
@@ -63,22 +66,31 @@ struct SoakReport {
 
   private func printLatency(issued: Int) -> [String] {
     var latencies: [Int64] = []
+    var okLatencies: [Int64] = []
     latencies.reserveCapacity(issued)
+    okLatencies.reserveCapacity(issued)
     var late: [Int] = []
     let lateAfter = deadlineNanoseconds + Self.latenessNanoseconds
+    let ok = entries.labelIndex["OK"]
     for id in 0..<issued where entries.completedAt[id] >= 0 {
       let latency = entries.completedAt[id] - entries.issuedAt[id]
       latencies.append(latency)
+      if entries.outcome[id] == ok { okLatencies.append(latency) }
       if latency > lateAfter { late.append(id) }
     }
     latencies.sort()
-    func percentile(_ p: Double) -> String {
-      guard !latencies.isEmpty else { return "-" }
-      let rank = min(latencies.count - 1, max(0, Int((p * Double(latencies.count)).rounded(.up)) - 1))
-      return milliseconds(latencies[rank])
+    okLatencies.sort()
+    func percentiles(_ sorted: [Int64]) -> String {
+      func percentile(_ p: Double) -> String {
+        guard !sorted.isEmpty else { return "-" }
+        let rank = min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))
+        return milliseconds(sorted[rank])
+      }
+      return "p50 \(percentile(0.50)), p99 \(percentile(0.99)), p99.9 \(percentile(0.999)), "
+        + "max \(sorted.last.map(milliseconds) ?? "-")"
     }
-    emit("latency (issue to first completion, all outcomes): p50 \(percentile(0.50)), "
-      + "p99 \(percentile(0.99)), p99.9 \(percentile(0.999)), max \(latencies.last.map(milliseconds) ?? "-")")
+    emit("latency, issue to first completion: all calls \(percentiles(latencies))")
+    emit("                                    OK calls  \(percentiles(okLatencies))")
     let worst = (latencies.last ?? 0) - deadlineNanoseconds
     emit("late (completed > deadline + \(Self.latenessNanoseconds / 1_000_000) ms): "
       + "\(late.count); worst: \(worst > 0 ? milliseconds(worst) + " past the deadline" : "none past the deadline")")
@@ -134,19 +146,23 @@ struct SoakReport {
   }
 
   private func printResources() -> [String] {
-    emit("resources (VmRSS and /proc/self/fd; baseline: the sample after the warm-up):")
-    emit(row(["t s", "VmRSS MiB", "fds", "in flight"], widths: [8, 10, 6, 10]))
-    for sample in samples {
-      emit(row([fixed(Double(sample.at) / 1e9, 1), fixed(Double(sample.residentKiB) / 1024, 1),
-                "\(sample.openDescriptors)", "\(sample.callsInFlight)"], widths: [8, 10, 6, 10]))
-    }
-    let warmUp = Int64(FaultPlan.warmUp.components.seconds) * 1_000_000_000
-    guard let baseline = samples.first(where: { $0.at >= warmUp }) ?? samples.first, let last = samples.last else {
+    emit("resources (VmRSS and /proc/self/fd; baseline: the sample before the first fault):")
+    let baselineAt = Int64(FaultPlan.baselineSample.components.seconds) * 1_000_000_000
+    guard let baseline = samples.firstIndex(where: { $0.at >= baselineAt }) ?? samples.indices.first,
+      let last = samples.last
+    else {
       return ["no resource samples"]
     }
-    let residentGrowth = Double(last.residentKiB - baseline.residentKiB) / 1024
-    let descriptorGrowth = last.openDescriptors - baseline.openDescriptors
-    emit("growth from t = \(fixed(Double(baseline.at) / 1e9, 1)) s to the end: VmRSS \(signed(residentGrowth)) MiB "
+    emit(row(["t s", "VmRSS MiB", "fds", "in flight", ""], widths: [8, 10, 6, 10, -1]))
+    for (index, sample) in samples.enumerated() {
+      let note = index == baseline ? "baseline" : index == samples.count - 1 ? "end, after the drain" : ""
+      emit(row([fixed(Double(sample.at) / 1e9, 1), fixed(Double(sample.residentKiB) / 1024, 1),
+                "\(sample.openDescriptors)", "\(sample.callsInFlight)", note], widths: [8, 10, 6, 10, -1]))
+    }
+    let first = samples[baseline]
+    let residentGrowth = Double(last.residentKiB - first.residentKiB) / 1024
+    let descriptorGrowth = last.openDescriptors - first.openDescriptors
+    emit("growth from t = \(fixed(Double(first.at) / 1e9, 1)) s to the end: VmRSS \(signed(residentGrowth)) MiB "
       + "(bound \(options.residentGrowthMiB)), fds \(descriptorGrowth >= 0 ? "+" : "")\(descriptorGrowth) "
       + "(bound \(options.descriptorGrowth))")
     var failures: [String] = []

@@ -62,7 +62,11 @@ func main() throws -> Int32 {
   log("echo server on port \(server.port), proxy on port \(proxy.port)")
 
   let loop = try EventLoop(threadName: "soak-loop")
-  let connection = try Connection.start(config: try soakConfig(port: proxy.port), on: loop)
+  let config = try soakConfig(port: proxy.port)
+  print("connection: connectTimeout \(config.connectTimeout), reconnect \(config.reconnectBaseDelay) to "
+    + "\(config.reconnectMaxDelay) (×\(config.reconnectMultiplier), jitter \(config.reconnectJitter)), "
+    + "keepalive \(config.keepaliveTime) + timeout \(config.keepaliveTimeout)")
+  let connection = try Connection.start(config: config, on: loop)
   try waitUntilConnected(connection, timeout: .seconds(10))
 
   // Calls per second × seconds, plus one per driver for rounding.
@@ -70,7 +74,7 @@ func main() throws -> Int32 {
   let ledger = CallLedger(capacity: capacity)
   let start = ledger.start
   let sampler = ResourceSampler(ledger: ledger)
-  sampler.start(baselineAfter: FaultPlan.warmUp, every: .seconds(options.sampleSeconds))
+  sampler.start(baselineAfter: FaultPlan.baselineSample, every: .seconds(options.sampleSeconds))
 
   let runner = FaultRunner(plan: plan, server: server, serverPath: options.server, proxy: proxy, ledger: ledger)
   let faultOutcome = FaultOutcome()
@@ -86,7 +90,7 @@ func main() throws -> Int32 {
   }.start()
 
   let call = SoakCall(connection: connection, ledger: ledger, deadline: deadline)
-  runDrivers(
+  let skipped = runDrivers(
     call: call, callbackThreads: options.callbackThreads, asyncTasks: options.asyncTasks,
     callsPerSecond: Double(options.rate), start: start, stopAt: start + runLength)
   let runEnd = ledger.offset(of: .now)
@@ -117,7 +121,7 @@ func main() throws -> Int32 {
 
   let report = SoakReport(
     options: options, seed: seed, entries: entries, duplicatedAtExit: duplicatedAtExit, faults: applied,
-    samples: sampler.all, runEnd: runEnd)
+    samples: sampler.all, runEnd: runEnd, skipped: skipped)
   let failures = report.print()
   print("seed \(seed)")
   if failures.isEmpty {
