@@ -41,6 +41,8 @@ final class FaultOutcome: Sendable {
 }
 
 func main() throws -> Int32 {
+  // A peer that died must fail the command written to it, not end the soak.
+  signal(SIGPIPE, SIG_IGN)
   let options = try SoakOptions(CommandLine.arguments)
   let seed = options.seed ?? UInt64.random(in: 0...UInt64.max)
   let runLength = Duration.seconds(options.seconds)
