@@ -191,7 +191,13 @@ public struct CollectionSchema: Sendable, Hashable {
       // Some servers (milvus-lite) leave out an array element's max_length; then only the
       // server checks lengths.
       return .varChar(maxLength: params["max_length"].flatMap { Int($0) } ?? 65_535)
-    case .floatVector: return .floatVector(dimension: int("dim"))
+    case .floatVector:
+      // A dimension the server cannot mean would fail every insert and search in odd ways.
+      guard let dimension = params["dim"].flatMap({ Int($0) }), dimension > 0 else {
+        throw .protocolViolation(
+          "Milvus described float vector field '\(field)' without a positive dimension (dim: \(params["dim"].map { "'\($0.prefix(40))'" } ?? "missing"))")
+      }
+      return .floatVector(dimension: dimension)
     case .array:
       let elementType = try dataType(element, element: .none, params: params, field: field)
       return .array(of: elementType, capacity: int("max_capacity"))

@@ -241,7 +241,11 @@ private final class ColumnBuilder {
 
   func reserve(_ count: Int) {
     switch field.type {
-    case .floatVector(let dimension): floats.reserveCapacity(count * dimension)
+    case .floatVector(let dimension):
+      // The dimension may come from a server; a huge one must fail on the first row (wrong
+      // dimension), not here on an overflow or an impossible allocation.
+      let (total, overflow) = count.multipliedReportingOverflow(by: dimension)
+      if !overflow, dimension <= 32_768 { floats.reserveCapacity(total) }
     case .int64: longs.reserveCapacity(count)
     case .varChar: strings.reserveCapacity(count)
     default: break
