@@ -16,14 +16,27 @@ import ServiceLifecycle
 /// let connection = try Connection.start(config: ConnectionConfig(host: "127.0.0.1"), on: loop)
 /// let (channel, config) = try await connection.waitForChannel(timeout: .seconds(5))
 /// ```
+///
+/// Releasing the last reference to a running connection disconnects it.
 public final class Connection: Sendable, Service {
   public let loop: EventLoop
   /// The configuration the connection was started with.
   public let config: ConnectionConfig
   /// The name it is registered under, if any.
   public let name: String?
-  private let driver: LoopBound<ConnectionDriver?>
+  /// The loop-side half. Nothing the driver holds points back at this handle (no `weak self`):
+  /// the driver reports to `observers`, and its last act replaces it here with `.finished`, so a
+  /// disconnected handle that the application keeps holds no driver, channel or timer.
+  private let phase: LoopBound<Phase>
   private let observers: LockedState<Observers>
+
+  private enum Phase {
+    /// `start` returned; the loop has not created the driver yet.
+    case starting
+    case running(ConnectionDriver)
+    /// Disconnected: the driver is released; its last answer and database are kept.
+    case finished(error: MilvexError, database: String)
+  }
 
   private struct Observers {
     var state: ConnectivityState = .connecting
@@ -36,8 +49,19 @@ public final class Connection: Sendable, Service {
     self.loop = loop
     self.config = config
     self.name = name
-    self.driver = LoopBound(nil, loop: loop)
+    self.phase = LoopBound(.starting, loop: loop)
     self.observers = LockedState(Observers())
+  }
+
+  deinit {
+    // The running driver's closures hold `phase`, which holds the driver: disconnecting ends
+    // that cycle. If the loop no longer accepts work, its shutdown disconnects the driver.
+    let phase = self.phase
+    try? loop.execute {
+      if case .running(let driver) = phase.value {
+        driver.disconnect(reason: "the Connection was released by its owner")
+      }
+    }
   }
 
   // MARK: - Start, look up, disconnect
@@ -98,13 +122,51 @@ public final class Connection: Sendable, Service {
   }
 
   private func startOnLoop(logger: Logger, random: any BackoffRandomSource, metrics: any MetricsFactory) {
+    let (phase, observers, name) = (self.phase, self.observers, self.name)
     let driver = ConnectionDriver(
       loop: loop, config: config, name: name, logger: logger, random: random, metrics: metrics,
-      publish: { [weak self] transition in self?.publish(transition) },
-      onTerminated: { [weak self] in self?.unregisterName() })
-    self.driver.value = driver
+      publish: { transition in Self.publish(transition, to: observers) },
+      onTerminated: {
+        Self.finish(phase)
+        Self.unregister(name: name, observers: observers)
+      })
+    phase.value = .running(driver)
     driver.start()
   }
+
+  /// Replaces the driver, which has just disconnected, with what it answers from now on.
+  private static func finish(_ phase: LoopBound<Phase>) {
+    guard case .running(let driver) = phase.value else { return }
+    let error: MilvexError
+    switch driver.liveChannel() {
+    case .failure(let answer): error = answer
+    case .success: error = .disconnected(reason: "disconnected")  // not reached: it disconnected
+    }
+    phase.value = .finished(error: error, database: driver.database)
+  }
+
+  /// The running driver, if any.
+  ///
+  /// - Important: Loop thread only.
+  private var driver: ConnectionDriver? {
+    guard case .running(let driver) = phase.value else { return nil }
+    return driver
+  }
+
+  /// Why no driver answers: not started yet, or disconnected.
+  ///
+  /// - Important: Loop thread only.
+  private var noDriverError: MilvexError {
+    guard case .finished(let error, _) = phase.value else {
+      return .notConnected(host: config.host, port: config.port)
+    }
+    return error
+  }
+
+  /// Test hook: the running driver.
+  ///
+  /// - Important: Loop thread only.
+  var driverOnLoop: ConnectionDriver? { driver }
 
   /// The running connection registered under `name`, if any.
   ///
@@ -120,7 +182,7 @@ public final class Connection: Sendable, Service {
   /// - Important: Callable from any thread.
   public func disconnect(reason: String = "disconnected by the application") {
     do {
-      try loop.execute { [self] in driver.value?.disconnect(reason: reason) }
+      try loop.execute { [self] in driver?.disconnect(reason: reason) }
     } catch {
       // The loop is gone: its shutdown already disconnected us.
       unregisterName()
@@ -131,14 +193,20 @@ public final class Connection: Sendable, Service {
   ///
   /// - Important: Callable from any task.
   public func disconnect() async {
-    _ = try? await loop.submit { [self] in driver.value?.disconnect(reason: "disconnected by the application") }
+    _ = try? await loop.submit { [self] in driver?.disconnect(reason: "disconnected by the application") }
     unregisterName()
   }
 
   private func unregisterName() {
+    Self.unregister(name: name, observers: observers)
+  }
+
+  /// Frees `name` if the connection owning `observers` holds it (`observers` identifies the
+  /// connection without a reference to it).
+  private static func unregister(name: String?, observers: LockedState<Observers>) {
     guard let name else { return }
     ConnectionRegistry.shared.withLock { names in
-      if names[name] === self { names[name] = nil }
+      if names[name]?.observers === observers { names[name] = nil }
     }
   }
 
@@ -157,7 +225,7 @@ public final class Connection: Sendable, Service {
       throw .invalidArgument(field: "database", message: "must not be empty")
     }
     do {
-      try loop.execute { [self] in driver.value?.useDatabase(database) }
+      try loop.execute { [self] in useDatabaseIfRunning(database) }
     } catch {
       throw .eventLoopShutDown(operation: "useDatabase")
     }
@@ -171,7 +239,15 @@ public final class Connection: Sendable, Service {
     guard !database.isEmpty else {
       throw .invalidArgument(field: "database", message: "must not be empty")
     }
-    driver.value?.useDatabase(database)
+    useDatabaseIfRunning(database)
+  }
+
+  private func useDatabaseIfRunning(_ database: String) {
+    switch phase.value {
+    case .starting: break
+    case .running(let driver): driver.useDatabase(database)
+    case .finished(let error, _): phase.value = .finished(error: error, database: database)
+    }
   }
 
   /// The database calls default to now (the config's until ``useDatabase(_:)``).
@@ -179,7 +255,20 @@ public final class Connection: Sendable, Service {
   /// - Important: Loop thread only.
   public var databaseOnLoop: String {
     loop.assertInLoopThread()
-    return driver.value?.database ?? config.database
+    switch phase.value {
+    case .starting: return config.database
+    case .running(let driver): return driver.database
+    case .finished(_, let database): return database
+    }
+  }
+
+  /// The config with the database calls default to now.
+  ///
+  /// - Important: Loop thread only.
+  private var currentConfigOnLoop: ConnectionConfig {
+    var config = self.config
+    config.database = databaseOnLoop
+    return config
   }
 
   // MARK: - The channel
@@ -210,7 +299,7 @@ public final class Connection: Sendable, Service {
   ///
   /// - Important: Loop thread only.
   public func channelOnLoop() -> Result<(GRPCChannel, ConnectionConfig), MilvexError> {
-    guard let driver = driver.value else { return .failure(.notConnected(host: config.host, port: config.port)) }
+    guard let driver else { return .failure(noDriverError) }
     return driver.channelNow()
   }
 
@@ -226,9 +315,7 @@ public final class Connection: Sendable, Service {
     let deadline = ContinuousClock.now + timeout
     do {
       try loop.execute { [self] in
-        guard let driver = driver.value else {
-          return completion(.failure(.notConnected(host: config.host, port: config.port)))
-        }
+        guard let driver else { return completion(.failure(noDriverError)) }
         driver.waitForChannel(deadline: deadline) { [driver] in completion($0.map { ($0, driver.currentConfig) }) }
       }
     } catch {
@@ -244,8 +331,8 @@ public final class Connection: Sendable, Service {
     deadline: ContinuousClock.Instant,
     _ completion: @escaping (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void
   ) {
-    waitForLiveChannelOnLoop(deadline: deadline) { [driver] in
-      completion($0.map { ($0, driver.value?.currentConfig ?? self.config) })
+    waitForLiveChannelOnLoop(deadline: deadline) { [self] in
+      completion($0.map { ($0, currentConfigOnLoop) })
     }
   }
 
@@ -254,9 +341,7 @@ public final class Connection: Sendable, Service {
     deadline: ContinuousClock.Instant, _ completion: @escaping (Result<GRPCChannel, MilvexError>) -> Void
   ) {
     loop.assertInLoopThread()
-    guard let driver = driver.value else {
-      return completion(.failure(.notConnected(host: config.host, port: config.port)))
-    }
+    guard let driver else { return completion(.failure(noDriverError)) }
     driver.waitForChannel(deadline: deadline, completion)
   }
 
@@ -284,7 +369,7 @@ public final class Connection: Sendable, Service {
     DispatchQueue.global().asyncAfter(
       deadline: .now() + .nanoseconds(Int(max(0, timeout.saturatingNanoseconds))), execute: watchdog)
     do throws(MilvexError) {
-      try loop.execute { [self] in answer.resume(.success(driver.value?.state == .connected)) }
+      try loop.execute { [self] in answer.resume(.success(driver?.state == .connected)) }
     } catch {
       answer.resume(.failure(error))
     }
@@ -299,7 +384,7 @@ public final class Connection: Sendable, Service {
   ///   on the calling thread with `false` if the loop has shut down.
   public func isConnected(_ completion: @escaping @Sendable (Bool) -> Void) {
     do {
-      try loop.execute { [self] in completion(driver.value?.state == .connected) }
+      try loop.execute { [self] in completion(driver?.state == .connected) }
     } catch {
       completion(false)
     }
@@ -321,8 +406,9 @@ public final class Connection: Sendable, Service {
       observers.nextStreamID += 1
       let id = observers.nextStreamID
       observers.streams[id] = continuation
-      continuation.onTermination = { [weak self] _ in
-        _ = self?.observers.withLock { $0.streams.removeValue(forKey: id) }
+      // Strong: the stream is removed (and this closure released) when it terminates.
+      continuation.onTermination = { [observers = self.observers] _ in
+        _ = observers.withLock { $0.streams.removeValue(forKey: id) }
       }
       return false
     }
@@ -334,13 +420,22 @@ public final class Connection: Sendable, Service {
   ///
   /// - Important: Callable from any thread; `callback` runs on the loop thread.
   public func onStateChange(_ callback: @escaping @Sendable (StateTransition) -> Void) {
-    observers.withLock { $0.callbacks.append(callback) }
+    observers.withLock { observers in
+      guard observers.state != .disconnected else { return }  // nothing will follow
+      observers.callbacks.append(callback)
+    }
   }
 
-  private func publish(_ transition: StateTransition) {
+  /// Tells every observer; after the terminal transition they are released.
+  private static func publish(_ transition: StateTransition, to observers: LockedState<Observers>) {
     let (callbacks, streams) = observers.withLock { observers in
       observers.state = transition.to
-      return (observers.callbacks, Array(observers.streams.values))
+      let told = (observers.callbacks, Array(observers.streams.values))
+      if transition.to == .disconnected {
+        observers.callbacks = []
+        observers.streams = [:]
+      }
+      return told
     }
     for callback in callbacks { callback(transition) }
     for stream in streams {

@@ -420,6 +420,7 @@ public final class EventLoop: @unchecked Sendable {
       shutdownHandlers[key] = nil
       handler()
     }
+    shutdownHandlers = [:]  // frees the table's storage, not only its entries
     // Work run by the final drain may have started watchers; stop them all now.
     let watchers = activeWatchers.values
     activeWatchers.removeAll()
@@ -429,7 +430,11 @@ public final class EventLoop: @unchecked Sendable {
     ev_prepare_stop(rawLoop, beforePollWatcher)
     beforePollWork = []
     beforePollSpare = []
-    queue.withLock { $0.wakeWatcherStopped = true }
+    queue.withLock { state in
+      state.wakeWatcherStopped = true
+      // Empty since the final drain, but it may be the spare buffer a burst grew.
+      state.pending = []
+    }
     if mode == .embedded { ev_ref(rawLoop) }
     ev_async_stop(rawLoop, wakeWatcher)
     spareBatch = []
