@@ -186,4 +186,36 @@ final class WaitDeadlineTests: XCTestCase {
       XCTAssertTrue(lastFailure?.contains("refused") == true, "\(String(describing: lastFailure))")
     }
   }
+
+  /// 8 threads of typed calls (deadlines 100–800 ms, around the 300 ms backoff) while the
+  /// server is down: each fails on time, exactly once.
+  func testTypedCallsFromEightThreads() throws {
+    let config = try ConnectionConfig(
+      host: "127.0.0.1", port: freeLocalPort(), reconnectBaseDelay: .milliseconds(300),
+      reconnectMaxDelay: .milliseconds(300), reconnectJitter: 0, allowTestingTimings: true)
+    var logger = Logger(label: "deadline-test")
+    logger.logLevel = .error
+    let client = try MilvusClient.connect(config: config, on: loop, logger: logger)
+    connection = client.connection
+    let lateness = Locked<[Duration]>([])
+    let done = DispatchGroup()
+    runThreads(8) { _ in
+      var random = SystemRandomNumberGenerator()
+      for _ in 0..<10 {
+        let timeout = Duration.milliseconds(Int64.random(in: 100...800, using: &random))
+        done.enter()
+        let deadline = ContinuousClock.now + timeout
+        client.perform(.serverVersion(), options: MilvusCallOptions(timeout: timeout)) { result in
+          if case .success = result { XCTFail("nothing listens there") }
+          lateness.withLock { $0.append(ContinuousClock.now - deadline) }
+          done.leave()
+        }
+        Thread.sleep(forTimeInterval: Double.random(in: 0...0.05, using: &random))
+      }
+    }
+    XCTAssertEqual(done.wait(timeout: .now() + 5), .success, "every call ended")
+    let all = lateness.withLock { $0 }
+    XCTAssertEqual(all.count, 80, "each call completed exactly once")
+    XCTAssertLessThanOrEqual(all.max() ?? .zero, Self.slack, "\(all.sorted().suffix(3))")
+  }
 }
