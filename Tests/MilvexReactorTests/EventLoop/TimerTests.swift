@@ -139,6 +139,7 @@ final class TimerTests: XCTestCase {
       negative.rearm(after: .milliseconds(-5))
       _ = try! loop.scheduleTimer(after: .milliseconds(200)) {
         _ = (pending, negative)  // alive until the check
+        once.value = nil  // its callback holds `once`: let the timer go
         done.open()
       }
     }
@@ -166,7 +167,10 @@ final class TimerTests: XCTestCase {
         zeroFirings.value += 1
         if zeroFirings.value < 5 { zero.value?.rearm(after: .zero) }
       }
-      _ = try! loop.scheduleTimer(after: .milliseconds(200)) { done.open() }
+      _ = try! loop.scheduleTimer(after: .milliseconds(200)) {
+        (timer.value, zero.value) = (nil, nil)  // their callbacks hold the boxes: let them go
+        done.open()
+      }
     }
     done.waitOrFail("the check timer")
     XCTAssertEqual(firings.value, 3)

@@ -21,6 +21,7 @@ final class MilvusLiteChannelTests: XCTestCase {
     channel?.close()
     loop?.shutdown()
     server?.stop()
+    channel = nil  // XCTest keeps every test case until exit (Docs/reliability.md, AddressSanitizer)
   }
 
   func testGetVersionAndCheckHealthAsRawBytes() async throws {
