@@ -166,6 +166,15 @@ struct SoakReport {
       + "(bound \(options.residentGrowthMiB)), fds \(descriptorGrowth >= 0 ? "+" : "")\(descriptorGrowth) "
       + "(bound \(options.descriptorGrowth))")
     var failures: [String] = []
+    if let middle = samples.first(where: { $0.at >= runEnd / 2 }) {
+      let secondHalf = Double(last.residentKiB - middle.residentKiB) / 1024
+      emit("VmRSS growth over the second half (from t = \(fixed(Double(middle.at) / 1e9, 1)) s): "
+        + "\(signed(secondHalf)) MiB (bound \(options.residentSecondHalfGrowthMiB))")
+      if secondHalf > Double(options.residentSecondHalfGrowthMiB) {
+        failures.append("VmRSS grew by \(fixed(secondHalf, 1)) MiB over the second half "
+          + "(bound \(options.residentSecondHalfGrowthMiB))")
+      }
+    }
     if residentGrowth > Double(options.residentGrowthMiB) {
       failures.append("VmRSS grew by \(fixed(residentGrowth, 1)) MiB (bound \(options.residentGrowthMiB))")
     }
