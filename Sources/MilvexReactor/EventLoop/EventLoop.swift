@@ -430,10 +430,12 @@ public final class EventLoop: @unchecked Sendable {
     ev_prepare_stop(rawLoop, beforePollWatcher)
     beforePollWork = []
     beforePollSpare = []
+    // `pending` is empty since the final drain, but it may hold the spare buffer a burst grew;
+    // it is released here, outside the lock.
+    var spentBuffer: [Work] = []
     queue.withLock { state in
       state.wakeWatcherStopped = true
-      // Empty since the final drain, but it may be the spare buffer a burst grew.
-      state.pending = []
+      swap(&state.pending, &spentBuffer)
     }
     if mode == .embedded { ev_ref(rawLoop) }
     ev_async_stop(rawLoop, wakeWatcher)
