@@ -74,3 +74,10 @@ soak:
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Examples Benchmarks/Sources
+
+## Fuzzes the config parser, the gRPC response parser and the Milvus result decoding for
+## FUZZ_SECONDS (default 60) seconds each (Docs/reliability.md, "Fuzzing"). `make test` replays
+## the committed corpora without instrumentation.
+.PHONY: fuzz
+fuzz:
+	scripts/fuzz.sh
