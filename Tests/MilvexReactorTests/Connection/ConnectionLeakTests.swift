@@ -1,6 +1,7 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// What a connection leaves behind: after it disconnected (by the application, by the loop's
 /// shutdown, or by its last reference going away) no driver, channel or observer outlives it,
@@ -15,7 +16,9 @@ final class ConnectionLeakTests: XCTestCase {
 
   func testSynchronousDisconnectThenShutdownReleasesEveryDriver() throws {
     let loop = try EventLoop(threadName: "leak-test")
-    var connections = try (0..<Self.count).map { _ in try Connection.start(config: refusedConfig(), on: loop) }
+    var connections = try (0..<Self.count).map { _ in
+      try Connection.start(config: refusedConfig(), on: loop)
+    }
     let drivers = try liveDrivers(of: connections, on: loop)
     let handles = WeakReferences(connections)
 
@@ -29,7 +32,8 @@ final class ConnectionLeakTests: XCTestCase {
   }
 
   func testAwaitedDisconnectReleasesEveryDriverOfConnectedConnections() async throws {
-    let server = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "echo"])
+    let server = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "echo"])
     defer { server.stop() }
     let loop = try EventLoop(threadName: "leak-test")
     defer { loop.shutdown() }
@@ -56,7 +60,9 @@ final class ConnectionLeakTests: XCTestCase {
 
   func testLoopShutdownWithoutDisconnectReleasesEveryDriver() throws {
     let loop = try EventLoop(threadName: "leak-test")
-    let connections = try (0..<Self.count).map { _ in try Connection.start(config: refusedConfig(), on: loop) }
+    let connections = try (0..<Self.count).map { _ in
+      try Connection.start(config: refusedConfig(), on: loop)
+    }
     let drivers = try liveDrivers(of: connections, on: loop)
 
     loop.shutdown()
@@ -71,7 +77,9 @@ final class ConnectionLeakTests: XCTestCase {
     let transitions = EventRecorder<StateTransition>()
     let drivers: WeakReferences<ConnectionDriver>
     do {
-      let connection = try Connection.start(config: refusedConfig(), on: loop) { transitions.record($0) }
+      let connection = try Connection.start(config: refusedConfig(), on: loop) {
+        transitions.record($0)
+      }
       drivers = try liveDrivers(of: [connection], on: loop)
     }
     let last = await transitions.first(within: .seconds(10)) { $0.to == .disconnected }
@@ -105,13 +113,16 @@ final class ConnectionLeakTests: XCTestCase {
   func testADisconnectedConnectionStillAnswersDisconnected() async throws {
     let loop = try EventLoop(threadName: "leak-test")
     defer { loop.shutdown() }
-    let connection = try Connection.start(config: refusedConfig(), on: loop, name: "leak-test-answers")
+    let connection = try Connection.start(
+      config: refusedConfig(), on: loop, name: "leak-test-answers")
     try connection.useDatabase("after")
     await connection.disconnect()
 
     XCTAssertNil(Connection.named("leak-test-answers"))
-    for result in [await outcome { try await connection.channel().config },
-                   await outcome { try await connection.waitForChannel(timeout: .seconds(1)).config }] {
+    for result in [
+      await outcome { try await connection.channel().config },
+      await outcome { try await connection.waitForChannel(timeout: .seconds(1)).config },
+    ] {
       guard case .failure(MilvexError.disconnected(let reason)) = result else {
         return XCTFail("expected disconnected, got \(result)")
       }
@@ -126,7 +137,9 @@ final class ConnectionLeakTests: XCTestCase {
   // MARK: - Helpers
 
   /// Weak references to every connection's driver, taken on the loop once each has started.
-  private func liveDrivers(of connections: [Connection], on loop: EventLoop) throws -> WeakReferences<ConnectionDriver> {
+  private func liveDrivers(of connections: [Connection], on loop: EventLoop) throws
+    -> WeakReferences<ConnectionDriver>
+  {
     let drivers = WeakReferences<ConnectionDriver>([])
     try onLoop(loop) {
       for connection in connections {

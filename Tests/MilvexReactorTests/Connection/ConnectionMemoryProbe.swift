@@ -4,7 +4,7 @@ import MilvexReactor
 import XCTest
 
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #endif
 
 /// Resident memory around many short-lived connections (Docs/reliability.md,
@@ -15,7 +15,8 @@ final class ConnectionMemoryProbe: XCTestCase {
     guard ProcessInfo.processInfo.environment["MILVEX_MEMORY_PROBE"] == "1" else {
       throw XCTSkip("set MILVEX_MEMORY_PROBE=1 to measure")
     }
-    let cycles = Int(ProcessInfo.processInfo.environment["MILVEX_MEMORY_PROBE_CYCLES"] ?? "") ?? 5_000
+    let cycles =
+      Int(ProcessInfo.processInfo.environment["MILVEX_MEMORY_PROBE_CYCLES"] ?? "") ?? 5_000
     let loop = try EventLoop(threadName: "memory-probe")
     let config = try ConnectionConfig(host: "127.0.0.1", port: freeLocalPort())
     let quiet = Logger(label: "probe") { _ in SwiftLogNoOpLogHandler() }
@@ -58,7 +59,9 @@ private struct MemorySample: CustomStringConvertible {
   /// glibc's `malloc_stats()` totals ("Total (incl. mmap)"), read from what it prints to stderr
   /// (the Glibc module does not expose `mallinfo2`).
   private static func mallocTotals() -> (systemBytes: Int, inUseBytes: Int) {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("malloc-stats-\(getpid())").path
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "malloc-stats-\(getpid())"
+    ).path
     let file = open(path, O_CREAT | O_TRUNC | O_RDWR, 0o600)
     guard file >= 0 else { return (0, 0) }
     defer { close(file); unlink(path) }
@@ -80,14 +83,17 @@ private struct MemorySample: CustomStringConvertible {
   }
 
   private static func residentBytes() -> Int {
-    guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else {
+      return 0
+    }
     let pages = statm.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
   }
 
   var description: String {
     func mib(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
-    return "resident \(mib(residentBytes)), heap in use \(mib(heapInUseBytes)), heap held \(mib(heapHeldBytes))"
+    return
+      "resident \(mib(residentBytes)), heap in use \(mib(heapInUseBytes)), heap held \(mib(heapHeldBytes))"
   }
 }
 
