@@ -76,6 +76,8 @@ public final class EventLoop: @unchecked Sendable {
   private var beforePollWork: [() -> Void] = []
   private var beforePollSpare: [() -> Void] = []
   private var loopDestroyed = false
+  /// See ``sharedReadBuffer``; allocated on first use.
+  private var readBufferStorage: UnsafeMutableRawBufferPointer?
 
   private init(mode: Mode, rawLoop: OpaquePointer, loopThread: pthread_t) {
     self.mode = mode
@@ -175,6 +177,7 @@ public final class EventLoop: @unchecked Sendable {
     }
     wakeWatcher.deallocate()
     beforePollWatcher.deallocate()
+    readBufferStorage?.deallocate()
     if case .dedicatedThread = mode, !queue.withLock({ $0.joinClaimed }) {
       // Shut down from its own thread and never joined: let the system reclaim the thread.
       pthread_detach(loopThread)
@@ -322,6 +325,16 @@ public final class EventLoop: @unchecked Sendable {
   /// Drops the loop's reference once libev no longer holds a pointer to the watcher.
   func unregister(_ watcher: any LoopWatcher) {
     activeWatchers[ObjectIdentifier(watcher)] = nil
+  }
+
+  /// The one 64 KiB buffer every byte stream of this loop reads into: reads happen one at a
+  /// time on the loop thread and each is consumed before the next, so an idle connection needs
+  /// no read buffer of its own. Loop thread only.
+  var sharedReadBuffer: UnsafeMutableRawBufferPointer {
+    if let readBufferStorage { return readBufferStorage }
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    readBufferStorage = buffer
+    return buffer
   }
 
   /// Whether the loop accepts new watchers (false once shutdown has run). Loop thread only.

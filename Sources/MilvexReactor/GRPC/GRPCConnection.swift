@@ -1,11 +1,5 @@
 import Logging
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// What a channel tells its owner about its life. Delivered on the loop thread.
 public enum ChannelEvent: Sendable, Equatable {
   /// The HTTP/2 handshake completed (the server's SETTINGS arrived): calls can run.
@@ -53,8 +47,8 @@ final class GRPCConnection: HTTP2SessionDelegate {
   private lazy var defaultHeaders: (metadata: GRPCMetadata, checked: GRPCMetadata.Checked) =
     (configuration.defaultMetadata, configuration.defaultMetadata.checked())
   private var attempt: ConnectAttempt?
-  private var fd: Int32 = -1
-  private var watcher: IOWatcher?
+  /// The bytes to and from the server (Transport owns the socket).
+  private var stream: (any ByteStream)?
   private var session: HTTP2Session?
   private var connectTimer: LoopTimer?
   private var keepaliveTimer: LoopTimer?
@@ -63,7 +57,6 @@ final class GRPCConnection: HTTP2SessionDelegate {
   private var closeReason: MilvexError?
   private var sawSettings = false
 
-  private var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
   /// The request header fields that are the same for every call, laid out once.
   private lazy var requestPseudoHeaders: HeaderBlock = {
     var headers = HeaderBlock()
@@ -79,8 +72,6 @@ final class GRPCConnection: HTTP2SessionDelegate {
     headers.add("user-agent", configuration.userAgent)
     return headers
   }()
-  private var outbound: [UInt8] = []
-  private var outboundOffset = 0
   private var flushScheduled = false
 
   /// Started calls by stream id.
@@ -99,9 +90,8 @@ final class GRPCConnection: HTTP2SessionDelegate {
   }
 
   deinit {
-    // Normally closed before; never leak the descriptor.
-    watcher?.close()
-    if fd >= 0 { Glibc.close(fd) }
+    // Normally closed before; the stream closes its descriptor either way.
+    stream?.close()
   }
 
   // MARK: - Connecting
@@ -126,15 +116,14 @@ final class GRPCConnection: HTTP2SessionDelegate {
   }
 
   private func socketConnected(_ socket: ConnectedSocket) {
-    fd = socket.fileDescriptor
+    let stream = TCPStream(loop: loop, fileDescriptor: socket.fileDescriptor)
+    self.stream = stream
     do {
       let settings = HTTP2Session.Settings(
         initialStreamWindow: Int32(configuration.initialStreamWindow),
         initialConnectionWindow: Int32(configuration.initialConnectionWindow))
       session = try HTTP2Session(delegate: self, settings: settings)
-      watcher = try loop.watch(fileDescriptor: fd, interest: .read) { [weak self] events in
-        self?.socketReady(events)
-      }
+      try stream.start { [weak self] event in self?.streamEvent(event) }
     } catch {
       return close(error)
     }
@@ -369,49 +358,38 @@ final class GRPCConnection: HTTP2SessionDelegate {
     }
   }
 
-  // MARK: - Socket I/O
+  // MARK: - Bytes from and to the server
 
-  private func socketReady(_ events: IOWatcher.Interest) {
-    if events.contains(.read) { readAvailable() }
-    if events.contains(.write), state != .closed { writeOutbound() }
+  private func streamEvent(_ event: ByteStreamEvent) {
+    switch event {
+    case .received(let bytes):
+      received(bytes)
+    case .drained:
+      flush()
+    case .closed(let reason):
+      close(.connection(reason: reason.description, host: configuration.host, port: configuration.port,
+                        retriable: true))
+    }
   }
 
-  private func readAvailable() {
-    var rounds = 0
-    while state != .closed, rounds < 16 {
-      rounds += 1
-      let count = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-      if count > 0 {
-        keepalive?.readObserved(at: .now)
-        if !sawSettings, let error = nonHTTP2Answer(count: count) { return close(error) }
-        let error: MilvexError? = readBuffer.withUnsafeBytes { bytes in
-          inSessionCallback = true
-          defer { inSessionCallback = false }
-          return session?.receive(UnsafeRawBufferPointer(rebasing: bytes.prefix(count)))
-        }
-        runDeliveries()
-        if let error { return close(error) }
-        if count < readBuffer.count { break }
-      } else if count == 0 {
-        return close(.connection(reason: "the server closed the connection", host: configuration.host,
-                                 port: configuration.port, retriable: true))
-      } else {
-        let code = errno
-        if code == EAGAIN || code == EWOULDBLOCK { break }
-        if code == EINTR { continue }
-        return close(.connection(reason: "read failed: \(errnoDescription(code))", host: configuration.host,
-                                 port: configuration.port, retriable: true))
-      }
-    }
+  private func received(_ bytes: UnsafeRawBufferPointer) {
+    guard state != .closed else { return }
+    keepalive?.readObserved(at: .now)
+    if !sawSettings, let error = nonHTTP2Answer(bytes) { return close(error) }
+    inSessionCallback = true
+    let error = session?.receive(bytes)
+    inSessionCallback = false
+    runDeliveries()
+    if let error { return close(error) }
     startWaitingCalls()
     scheduleFlush()
     closeIfDrained()
   }
 
   /// A server that answers in HTTP/1 (or anything else) instead of HTTP/2 gets a clear error.
-  private func nonHTTP2Answer(count: Int) -> MilvexError? {
-    guard count >= 5, readBuffer[0..<5].elementsEqual("HTTP/".utf8) else { return nil }
-    let line = readBuffer[0..<min(count, 64)].prefix { $0 != 13 && $0 != 10 }
+  private func nonHTTP2Answer(_ bytes: UnsafeRawBufferPointer) -> MilvexError? {
+    guard bytes.count >= 5, bytes[0..<5].elementsEqual("HTTP/".utf8) else { return nil }
+    let line = bytes[0..<min(bytes.count, 64)].prefix { $0 != 13 && $0 != 10 }
     return .protocolViolation(
       "\(configuration.host):\(configuration.port) answered in HTTP/1 (\"\(String(decoding: line, as: UTF8.self))\"), "
         + "not HTTP/2; is this a gRPC port?")
@@ -427,54 +405,18 @@ final class GRPCConnection: HTTP2SessionDelegate {
     }
   }
 
-  /// Moves nghttp2's pending frames to the socket; write interest stays on only while bytes
-  /// are left over.
+  /// Moves nghttp2's pending frames to the stream in one `send` (one `write`); what the socket
+  /// does not take yet leaves when it can (the stream reports `.drained`, which flushes again).
   private func flush() {
-    guard state != .closed, let session else { return }
+    guard state != .closed, let session, let stream else { return }
+    var error: MilvexError?
     inSessionCallback = true
-    let error = session.drainOutput(into: &outbound)
+    stream.send { output in error = session.drainOutput(into: &output) }
     inSessionCallback = false
     runDeliveries()
     if let error { return close(error) }
-    writeOutbound()
-  }
-
-  private func writeOutbound() {
-    while outboundOffset < outbound.count {
-      let written = outbound.withUnsafeBytes { bytes in
-        write(fd, bytes.baseAddress! + outboundOffset, bytes.count - outboundOffset)
-      }
-      if written > 0 {
-        outboundOffset += written
-        continue
-      }
-      let code = errno
-      if written < 0 && code == EINTR { continue }
-      if written < 0 && (code == EAGAIN || code == EWOULDBLOCK) {
-        watcher?.addInterest(.write)
-        return
-      }
-      return close(.connection(reason: "write failed: \(errnoDescription(code))", host: configuration.host,
-                               port: configuration.port, retriable: true))
-    }
-    outbound.removeAll(keepingCapacity: outbound.capacity <= 1 << 20)
-    outboundOffset = 0
-    watcher?.removeInterest(.write)
-    // nghttp2 may have more (it stops at flow-control or output limits).
-    if let session, !session.isFinished, state != .closed {
-      var more: [UInt8] = []
-      inSessionCallback = true
-      let error = session.drainOutput(into: &more)
-      inSessionCallback = false
-      runDeliveries()
-      if let error { return close(error) }
-      if !more.isEmpty {
-        outbound = more
-        writeOutbound()
-        return
-      }
-    }
-    closeIfDrained()
+    // A final GOAWAY must leave before the socket closes.
+    if !stream.hasPendingOutput { closeIfDrained() }
   }
 
   /// Closes once the session is over (GOAWAY with every stream done, or a protocol error).
@@ -504,14 +446,9 @@ final class GRPCConnection: HTTP2SessionDelegate {
     keepaliveTimer?.cancel()
     keepaliveTimer = nil
     keepalive = nil
-    watcher?.close()
-    watcher = nil
-    if fd >= 0 {
-      Glibc.close(fd)
-      fd = -1
-    }
+    stream?.close()
+    stream = nil
     session = nil
-    outbound = []
     let callError: MilvexError
     switch error {
     case .disconnected, .eventLoopShutDown:
