@@ -9,7 +9,6 @@ struct SoakReport {
   static let faultWindowTail: Int64 = 2_000_000_000
 
   let options: SoakOptions
-  let seed: UInt64
   let entries: CallLedger.Entries
   /// Calls completed more than once, counted again after the connection was closed.
   let duplicatedAtExit: Int

@@ -122,7 +122,7 @@ func main() throws -> Int32 {
   proxy.stop()
 
   let report = SoakReport(
-    options: options, seed: seed, entries: entries, duplicatedAtExit: duplicatedAtExit, faults: applied,
+    options: options, entries: entries, duplicatedAtExit: duplicatedAtExit, faults: applied,
     samples: sampler.all, runEnd: runEnd, skipped: skipped)
   let failures = report.print()
   print("seed \(seed)")
