@@ -82,7 +82,9 @@ enum ConfigFuzzing {
   // MARK: - Typed initializer and backoff
 
   static func typedInitializerAndBackoff(_ input: inout FuzzInput) {
-    let hosts = ["localhost", "https://cloud.example", "http://h", "[::1]", "::1", "", "a b", "h:1"]
+    let hosts = [
+      "localhost", "https://cloud.example", "http://h", "[::1]", "::1", "", "a b", "h:1",
+    ]
     do {
       let config = try ConnectionConfig(
         host: input.bool() ? input.pick(hosts) : unmarked(input.string()),
@@ -165,7 +167,8 @@ enum ConfigFuzzing {
     let description = config.description
     if description.contains(secretMarker) {
       precondition(
-        visible.contains { $0.contains(secretMarker) }, "description shows a secret: \(description)")
+        visible.contains { $0.contains(secretMarker) }, "description shows a secret: \(description)"
+      )
     }
     _ = config.authorizationMetadata
   }

@@ -97,7 +97,9 @@ enum MilvusResultFuzzing {
     return response
   }
 
-  private static func describeResponse(_ input: inout FuzzInput) -> Milvus_Proto_Milvus_DescribeCollectionResponse {
+  private static func describeResponse(_ input: inout FuzzInput)
+    -> Milvus_Proto_Milvus_DescribeCollectionResponse
+  {
     var response = Milvus_Proto_Milvus_DescribeCollectionResponse()
     response.status = status(&input)
     var schema = Milvus_Proto_Schema_CollectionSchema()
@@ -124,9 +126,11 @@ enum MilvusResultFuzzing {
     response.schema = schema
     response.collectionName = input.pick(["", "c", "other"])
     response.shardsNum = Int32(truncatingIfNeeded: input.edgyInt64())
-    response.consistencyLevel = Milvus_Proto_Common_ConsistencyLevel(rawValue: input.choice(6)) ?? .strong
+    response.consistencyLevel =
+      Milvus_Proto_Common_ConsistencyLevel(rawValue: input.choice(6)) ?? .strong
     response.properties = (0..<input.choice(3)).map { _ in
-      Milvus_Proto_Common_KeyValuePair(key: input.pick(["a", "b", "a"]), value: input.pick(["1", ""]))
+      Milvus_Proto_Common_KeyValuePair(
+        key: input.pick(["a", "b", "a"]), value: input.pick(["1", ""]))
     }
     return response
   }
@@ -162,7 +166,9 @@ enum MilvusResultFuzzing {
   }
 
   /// A column of about `count` values of a chosen kind, whatever its declared type says.
-  private static func fieldData(_ input: inout FuzzInput, count: Int) -> Milvus_Proto_Schema_FieldData {
+  private static func fieldData(_ input: inout FuzzInput, count: Int)
+    -> Milvus_Proto_Schema_FieldData
+  {
     var field = Milvus_Proto_Schema_FieldData()
     field.fieldName = input.pick(["id", "title", "v", "$meta", "tags", ""])
     field.isDynamic = input.choice(4) == 0
@@ -173,11 +179,14 @@ enum MilvusResultFuzzing {
       var vectors = Milvus_Proto_Schema_VectorField()
       let dimension = input.pick([1, 2, 3, 4, 0, -1, Int64.max, Int64.min, 1 << 32])
       vectors.dim = dimension
-      let floats = input.choice(4) == 0 ? input.choice(16) : values * Int(clamping: min(max(dimension, 0), 8))
+      let floats =
+        input.choice(4) == 0 ? input.choice(16) : values * Int(clamping: min(max(dimension, 0), 8))
       if input.choice(6) == 0 {
         vectors.binaryVector = Data(input.bytes(floats))
       } else {
-        vectors.floatVector = .with { array in array.data = (0..<floats).map { _ in input.float() } }
+        vectors.floatVector = .with { array in
+          array.data = (0..<floats).map { _ in input.float() }
+        }
       }
       field.vectors = vectors
     case 1:
@@ -191,7 +200,9 @@ enum MilvusResultFuzzing {
     return field
   }
 
-  private static func scalarField(_ input: inout FuzzInput, count: Int, depth: Int) -> Milvus_Proto_Schema_ScalarField {
+  private static func scalarField(_ input: inout FuzzInput, count: Int, depth: Int)
+    -> Milvus_Proto_Schema_ScalarField
+  {
     var scalars = Milvus_Proto_Schema_ScalarField()
     switch input.choice(10) {
     case 0: scalars.boolData = .with { array in array.data = (0..<count).map { _ in input.bool() } }
@@ -199,17 +210,28 @@ enum MilvusResultFuzzing {
       scalars.intData = .with { array in
         array.data = (0..<count).map { _ in Int32(truncatingIfNeeded: input.edgyInt64()) }
       }
-    case 2: scalars.longData = .with { array in array.data = (0..<count).map { _ in input.edgyInt64() } }
-    case 3: scalars.floatData = .with { array in array.data = (0..<count).map { _ in input.float() } }
-    case 4: scalars.doubleData = .with { array in array.data = (0..<count).map { _ in input.edgyDouble() } }
-    case 5: scalars.stringData = .with { array in array.data = (0..<count).map { _ in input.string() } }
+    case 2:
+      scalars.longData = .with { array in array.data = (0..<count).map { _ in input.edgyInt64() } }
+    case 3:
+      scalars.floatData = .with { array in array.data = (0..<count).map { _ in input.float() } }
+    case 4:
+      scalars.doubleData = .with { array in
+        array.data = (0..<count).map { _ in input.edgyDouble() }
+      }
+    case 5:
+      scalars.stringData = .with { array in array.data = (0..<count).map { _ in input.string() } }
     case 6: scalars.jsonData = .with { array in array.data = (0..<count).map { _ in json(&input) } }
     case 7 where depth < 3:
       scalars.arrayData = .with { array in
         array.elementType = dataType(&input)
-        array.data = (0..<count).map { _ in scalarField(&input, count: input.choice(4), depth: depth + 1) }
+        array.data = (0..<count).map { _ in
+          scalarField(&input, count: input.choice(4), depth: depth + 1)
+        }
       }
-    case 8: scalars.bytesData = .with { array in array.data = (0..<count).map { _ in Data(input.lengthPrefixedBytes()) } }
+    case 8:
+      scalars.bytesData = .with { array in
+        array.data = (0..<count).map { _ in Data(input.lengthPrefixedBytes()) }
+      }
     default: break
     }
     return scalars
@@ -220,7 +242,8 @@ enum MilvusResultFuzzing {
   private static func json(_ input: inout FuzzInput) -> Data {
     let snippets = [
       "", "{}", "[]", "null", "true", "1", "-1", "1.5", "1e400", "-1e400", "\"s\"", "\"\\ud800\"",
-      "9223372036854775807", "9223372036854775808", "-9223372036854775809", "{\"a\":1,\"b\":[1,2,{\"c\":null}]}",
+      "9223372036854775807", "9223372036854775808", "-9223372036854775809",
+      "{\"a\":1,\"b\":[1,2,{\"c\":null}]}",
       "{\"a\":1,\"a\":2}", "{\"a\":", "[1,", "\u{FF}", "{\"$meta\":{\"x\":1}}", "NaN", "[1e-400]",
     ]
     switch input.choice(4) {
@@ -228,7 +251,8 @@ enum MilvusResultFuzzing {
       let depth = Int(input.byte()) * 4
       let open = input.bool() ? "[" : "{\"k\":"
       let close = open == "[" ? "]" : "}"
-      return Data((String(repeating: open, count: depth) + "0" + String(repeating: close, count: depth)).utf8)
+      return Data(
+        (String(repeating: open, count: depth) + "0" + String(repeating: close, count: depth)).utf8)
     case 1:
       return Data(input.lengthPrefixedBytes())
     default:

@@ -29,8 +29,10 @@ struct ResponseScript {
     while !input.isExhausted, events.count < 64 {
       switch input.choice(7) {
       case 0:
-        let name = input.choice(4) == 0 ? input.lengthPrefixedBytes() : Array(input.pick(Self.names).utf8)
-        let value = input.choice(4) == 0 ? input.lengthPrefixedBytes() : Array(input.pick(Self.values).utf8)
+        let name =
+          input.choice(4) == 0 ? input.lengthPrefixedBytes() : Array(input.pick(Self.names).utf8)
+        let value =
+          input.choice(4) == 0 ? input.lengthPrefixedBytes() : Array(input.pick(Self.values).utf8)
         events.append(.header(name: name, value: value))
       case 1:
         events.append(.headersComplete(endStream: input.bool()))
@@ -41,14 +43,17 @@ struct ResponseScript {
       case 4:
         let codes: [UInt32] = [0, 1, 2, 7, 8, 11]
         let selector = input.choice(codes.count + 1)
-        events.append(.streamClosed(errorCode: selector < codes.count ? codes[selector] : input.uint32()))
+        events.append(
+          .streamClosed(errorCode: selector < codes.count ? codes[selector] : input.uint32()))
       case 5:
         // A typical response header block, so the fuzzer reaches the message states at once.
         events.append(.header(name: Array(":status".utf8), value: Array("200".utf8)))
-        events.append(.header(name: Array("content-type".utf8), value: Array("application/grpc".utf8)))
+        events.append(
+          .header(name: Array("content-type".utf8), value: Array("application/grpc".utf8)))
         events.append(.headersComplete(endStream: false))
       default:
-        events.append(.header(name: Array("grpc-status".utf8), value: Array(input.pick(["0", "13"]).utf8)))
+        events.append(
+          .header(name: Array("grpc-status".utf8), value: Array(input.pick(["0", "13"]).utf8)))
         events.append(.headersComplete(endStream: true))
       }
     }
@@ -61,8 +66,10 @@ struct ResponseScript {
     let flag: UInt8 = input.choice(8) == 0 ? 1 : 0
     let delta = input.choice(4) == 0 ? Int(input.byte()) - 128 : 0
     let announced = UInt32(truncatingIfNeeded: max(0, payload.count + delta))
-    return [flag, UInt8(announced >> 24), UInt8(announced >> 16 & 0xFF), UInt8(announced >> 8 & 0xFF),
-            UInt8(announced & 0xFF)] + payload
+    return [
+      flag, UInt8(announced >> 24), UInt8(announced >> 16 & 0xFF), UInt8(announced >> 8 & 0xFF),
+      UInt8(announced & 0xFF),
+    ] + payload
   }
 
   /// Plays the script as read, with consecutive DATA chunks merged, and with every DATA group
@@ -98,7 +105,8 @@ struct ResponseScript {
       for event in group {
         let outcome = Self.apply(event, to: &response)
         if let outcome {
-          precondition(result == nil, "a second outcome: \(outcome) after \(String(describing: result))")
+          precondition(
+            result == nil, "a second outcome: \(outcome) after \(String(describing: result))")
           if case .success(let message) = outcome {
             precondition(message.count <= maxMessageSize, "a message beyond maxMessageSize")
           }
@@ -115,10 +123,14 @@ struct ResponseScript {
     let outcome: UnaryResponse.Outcome
   }
 
-  private static func apply(_ event: Event, to response: inout UnaryResponse) -> UnaryResponse.Outcome? {
+  private static func apply(_ event: Event, to response: inout UnaryResponse) -> UnaryResponse
+    .Outcome?
+  {
     switch event {
     case .header(let name, let value):
-      name.withUnsafeBytes { name in value.withUnsafeBytes { response.header(name: name, value: $0) } }
+      name.withUnsafeBytes { name in
+        value.withUnsafeBytes { response.header(name: name, value: $0) }
+      }
       return nil
     case .headersComplete(let endStream):
       return response.headersComplete(endStream: endStream)

@@ -1,5 +1,6 @@
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// Extreme numbers and secrets in the wrong place: every one is an `invalidArgument` naming the
 /// field and its range, never a trap and never an echo of a secret (issue 10, defect 2).
@@ -54,7 +55,10 @@ final class ConnectionConfigOverflowTests: XCTestCase {
       ("timeout", { try ConnectionConfig(timeout: $0) }),
       ("connectTimeout", { try ConnectionConfig(connectTimeout: $0) }),
       ("reconnectBaseDelay", { try ConnectionConfig(reconnectBaseDelay: $0) }),
-      ("reconnectMaxDelay", { try ConnectionConfig(reconnectBaseDelay: .milliseconds(100), reconnectMaxDelay: $0) }),
+      (
+        "reconnectMaxDelay",
+        { try ConnectionConfig(reconnectBaseDelay: .milliseconds(100), reconnectMaxDelay: $0) }
+      ),
       ("keepaliveTime", { try ConnectionConfig(keepaliveTime: $0) }),
       ("keepaliveTimeout", { try ConnectionConfig(keepaliveTimeout: $0) }),
     ]
@@ -99,7 +103,8 @@ final class ConnectionConfigOverflowTests: XCTestCase {
         } catch MilvexError.invalidArgument(let field, let message) {
           let option = ConnectionConfig.Option(key: key)!
           XCTAssertTrue(
-            field == key || field == option.rawValue, "\(key) = \(value): field \(field), \(message)")
+            field == key || field == option.rawValue,
+            "\(key) = \(value): field \(field), \(message)")
           XCTAssertTrue(message.contains("must"), "\(key) = \(value): \(message)")
         } catch {
           XCTFail("\(key) = \(value): \(error)")

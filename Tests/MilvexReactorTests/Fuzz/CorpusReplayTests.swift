@@ -1,6 +1,7 @@
 import Foundation
-@_spi(Fuzzing) @testable import MilvexReactor
 import XCTest
+
+@_spi(Fuzzing) @testable import MilvexReactor
 
 /// Replays every committed fuzz input (the corpora of `Fuzz/Corpus/` and the fixed crashes of
 /// `Fuzz/Crashes/`) through the same entry points as the libFuzzer drivers of `make fuzz`, as

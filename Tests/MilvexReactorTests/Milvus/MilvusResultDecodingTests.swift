@@ -1,6 +1,7 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// Server answers that used to trap the client (found by review and `make fuzz`): each is now a
 /// `protocolViolation` naming what is wrong, or an argument error on the caller's side.
@@ -14,14 +15,16 @@ final class MilvusResultDecodingTests: XCTestCase {
   }
 
   private func assertViolation(
-    _ phrases: [String], file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void
+    _ phrases: [String], file: StaticString = #filePath, line: UInt = #line,
+    _ body: () throws -> Void
   ) {
     do {
       try body()
       XCTFail("expected a protocol violation, got success", file: file, line: line)
     } catch MilvexError.protocolViolation(let message) {
       for phrase in phrases {
-        XCTAssertTrue(message.contains(phrase), "'\(message)' lacks '\(phrase)'", file: file, line: line)
+        XCTAssertTrue(
+          message.contains(phrase), "'\(message)' lacks '\(phrase)'", file: file, line: line)
       }
     } catch {
       XCTFail("expected a protocol violation, got \(error)", file: file, line: line)
@@ -56,7 +59,8 @@ final class MilvusResultDecodingTests: XCTestCase {
       _ = try SearchDecoding.hits(searchResults(ids: [1, 2, 3], topks: [1, 1]))
     }
     XCTAssertEqual(
-      try SearchDecoding.hits(searchResults(ids: [1, 2, 3], topks: [0, 3, 0])).map(\.count), [0, 3, 0])
+      try SearchDecoding.hits(searchResults(ids: [1, 2, 3], topks: [0, 3, 0])).map(\.count),
+      [0, 3, 0])
   }
 
   private func describeAnswer(dimension: String?) throws -> [UInt8] {
@@ -88,16 +92,22 @@ final class MilvusResultDecodingTests: XCTestCase {
     }
     let missing = try describeAnswer(dimension: nil)
     assertViolation(["dim: missing"]) { _ = try describe(missing) }
-    XCTAssertEqual(try describe(describeAnswer(dimension: "4")).schema.field(named: "v")?.type, .floatVector(dimension: 4))
+    XCTAssertEqual(
+      try describe(describeAnswer(dimension: "4")).schema.field(named: "v")?.type,
+      .floatVector(dimension: 4))
   }
 
   /// A described dimension of 2^62 made the insert's reservation (rows × dimension) overflow.
   func testAHugeDescribedDimensionFailsTheInsertWithWords() throws {
     let schema = try describe(describeAnswer(dimension: "4611686018427387904")).schema
     XCTAssertThrowsError(
-      try EntityCodec.encode(.rows([["id": 1, "v": [1, 2]], ["id": 2, "v": [3, 4]]]), schema: schema, collection: "c", purpose: .insert)
+      try EntityCodec.encode(
+        .rows([["id": 1, "v": [1, 2]], ["id": 2, "v": [3, 4]]]), schema: schema, collection: "c",
+        purpose: .insert)
     ) { error in
-      guard case .invalidArgument(let field, let message) = error as? MilvexError else { return XCTFail("\(error)") }
+      guard case .invalidArgument(let field, let message) = error as? MilvexError else {
+        return XCTFail("\(error)")
+      }
       XCTAssertEqual(field, "rows[0].v")
       XCTAssertTrue(message.contains("has 2 dimensions"), message)
     }
