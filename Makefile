@@ -2,7 +2,7 @@
 SWIFT ?= swift
 TSAN_SCRATCH := .build-tsan
 
-.PHONY: deps demo test check-protos test-unit test-tsan bench bench-channel bench-client format
+.PHONY: deps demo test check-protos test-unit test-tsan bench bench-channel bench-client bench-memory format
 
 deps:
 	@scripts/install-deps.sh
@@ -29,7 +29,8 @@ test-unit:
 # SWIFT_BACKTRACE=enable=no: the Swift backtracer and TSan clash on fork.
 test-tsan:
 	SWIFT_BACKTRACE=enable=no $(SWIFT) build --build-tests --sanitize=thread --scratch-path $(TSAN_SCRATCH)
-	SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --skip-build --sanitize=thread --scratch-path $(TSAN_SCRATCH)
+	SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1 MILVEX_SANITIZER=thread \
+	  $(SWIFT) test --skip-build --sanitize=thread --scratch-path $(TSAN_SCRATCH)
 
 ## Runs the whole suite under AddressSanitizer with leak detection; fails on any error or leak.
 ## The suppressions cover only XCTest's and Foundation's own leaks and pointers LeakSanitizer
@@ -37,7 +38,7 @@ test-tsan:
 .PHONY: test-asan
 test-asan:
 	SWIFT_BACKTRACE=enable=no $(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
-	SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
+	SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 MILVEX_SANITIZER=address \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
 	  $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan
 
@@ -53,6 +54,11 @@ bench-channel:
 	cd Benchmarks && $(SWIFT) build -c release
 	Benchmarks/run-channel-bench.py --milvex-client Benchmarks/.build/release/MilvexChannelBench \
 	  --milvex-async-client Benchmarks/.build/release/MilvexAsyncChannelBench
+
+## Resident memory around 5,000 short-lived connections (MEMORY_PROBE_CYCLES to change).
+bench-memory:
+	cd Benchmarks && $(SWIFT) build -c release --product MilvexMemoryProbe
+	Benchmarks/.build/release/MilvexMemoryProbe
 
 ## What the typed Milvus layer costs: per call on top of the channel, and local encoding.
 bench-client:

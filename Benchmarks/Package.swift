@@ -18,6 +18,7 @@ let package = Package(
     .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", exact: "2.9.2"),
     .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
     .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+    .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
   ],
   targets: [
     .executableTarget(
@@ -58,6 +59,15 @@ let package = Package(
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
       path: "Sources/MilvexClientBench"
+    ),
+    // Resident memory around thousands of short-lived connections (make bench-memory).
+    .executableTarget(
+      name: "MilvexMemoryProbe",
+      dependencies: [
+        .product(name: "MilvexReactor", package: rootPackage),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      path: "Sources/MilvexMemoryProbe"
     ),
     // MilvexReactor's channel through its async API, measured by the same loop as grpc-swift-2.
     .executableTarget(
