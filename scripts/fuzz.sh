@@ -55,6 +55,7 @@ for target in "${targets[@]}"; do
   log="$scratch/$target.log"
   mkdir -p "$corpus" "$crashes" "$fresh"
   before=$(find "$corpus" -type f | wc -l)
+  crashes_before=$(find "$crashes" -type f | wc -l)
   echo "== $target: ${seconds} s on $before corpus files"
   status=0
   "$bin/$target" "$fresh" "$corpus" -max_total_time="$seconds" -print_final_stats=1 \
@@ -80,8 +81,8 @@ for target in "${targets[@]}"; do
   executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   coverage=$(grep -oE "cov: [0-9]+ ft: [0-9]+" "$log" | tail -1 || true)
-  crash_count=$(find "$crashes" -type f | wc -l)
-  summary+=("$(printf '%-18s %12s execs %8s exec/s  %-20s corpus %4d -> %4d  crash files %d  exit %d' \
+  crash_count=$(($(find "$crashes" -type f | wc -l) - crashes_before))
+  summary+=("$(printf '%-18s %12s execs %8s exec/s  %-20s corpus %4d -> %4d  new crashes %d  exit %d' \
     "$target" "${executions:-?}" "${speed:-?}" "${coverage:-cov: ? ft: ?}" "$before" "$after" \
     "$crash_count" "$status")")
 done
