@@ -2,7 +2,7 @@
 SWIFT ?= swift
 TSAN_SCRATCH := .build-tsan
 
-.PHONY: deps demo test check-protos test-unit test-tsan bench bench-channel bench-client bench-memory format
+.PHONY: deps demo test check-protos test-unit test-tsan bench bench-channel bench-client bench-memory bench-idle format
 
 deps:
 	@scripts/install-deps.sh
@@ -54,6 +54,17 @@ bench-channel:
 	cd Benchmarks && $(SWIFT) build -c release
 	Benchmarks/run-channel-bench.py --milvex-client Benchmarks/.build/release/MilvexChannelBench \
 	  --milvex-async-client Benchmarks/.build/release/MilvexAsyncChannelBench
+
+## Resident memory and idle CPU per connection: IDLE_CONNECTIONS (10,000) idle connections to the
+## C++ echo server for IDLE_SECONDS (10).
+IDLE_CONNECTIONS ?= 10000
+IDLE_SECONDS ?= 10
+bench-idle:
+	@scripts/install-deps.sh --bench
+	$(MAKE) -C Benchmarks/cpp-server
+	cd Benchmarks && $(SWIFT) build -c release --product MilvexIdleConnections
+	Benchmarks/.build/release/MilvexIdleConnections --connections $(IDLE_CONNECTIONS) \
+	  --idle-seconds $(IDLE_SECONDS) --server Benchmarks/.build-cpp/generic_server
 
 ## Resident memory around 5,000 short-lived connections (MEMORY_PROBE_CYCLES to change).
 bench-memory:

@@ -60,6 +60,15 @@ let package = Package(
       ],
       path: "Sources/MilvexClientBench"
     ),
+    // Resident memory and idle CPU per connection, against the C++ echo server (make bench-idle).
+    .executableTarget(
+      name: "MilvexIdleConnections",
+      dependencies: [
+        .product(name: "MilvexReactor", package: rootPackage),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      path: "Sources/MilvexIdleConnections"
+    ),
     // Resident memory around thousands of short-lived connections (make bench-memory).
     .executableTarget(
       name: "MilvexMemoryProbe",
