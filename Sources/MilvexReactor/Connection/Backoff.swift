@@ -63,26 +63,27 @@ public struct Backoff: Sendable {
   ///   - multiplier: Growth per retry, a finite number ≥ 1.
   ///   - jitter: Relative spread in `0...1`; 0 gives exact, predictable delays.
   ///   - random: Where the jitter comes from.
-  /// - Precondition: The arguments are in the ranges above (``ConnectionConfig/validate()``
-  ///   turns user input into errors before it gets here).
+  ///
+  /// Arguments outside these ranges are brought to the nearest allowed value (a NaN multiplier
+  /// to 1, a NaN jitter to 0) rather than trapping: a library never crashes on its caller's
+  /// numbers. ``ConnectionConfig/validate()`` reports out-of-range user input as errors before
+  /// a connection builds its backoff, so connections never rely on this.
   public init(
     baseDelay: Duration, maxDelay: Duration, multiplier: Double, jitter: Double,
     random: any BackoffRandomSource = SystemBackoffRandomSource()
   ) {
-    precondition(baseDelay > .zero, "Backoff: baseDelay must be greater than zero")
-    precondition(
-      maxDelay >= baseDelay && maxDelay >= Self.minimumDelay,
-      "Backoff: maxDelay must be at least baseDelay and at least 1 ms")
-    // Keeps every delay representable as Int64 nanoseconds.
-    precondition(maxDelay <= .seconds(1 << 32), "Backoff: maxDelay is unreasonably large")
-    precondition(multiplier.isFinite && multiplier >= 1, "Backoff: multiplier must be >= 1")
-    precondition((0.0...1.0).contains(jitter), "Backoff: jitter must be in 0...1")
-    self.baseDelay = baseDelay
-    self.maxDelay = maxDelay
-    self.multiplier = multiplier
-    self.jitter = jitter
+    // Every delay stays representable as Int64 nanoseconds.
+    let longest = Self.longestDelay
+    let base = min(max(baseDelay, Self.minimumDelay), longest)
+    self.baseDelay = base
+    self.maxDelay = min(max(maxDelay, base), longest)
+    self.multiplier = multiplier.isFinite ? max(multiplier, 1) : 1
+    self.jitter = jitter.isNaN ? 0 : min(max(jitter, 0), 1)
     self.random = random
   }
+
+  /// The longest delay a backoff hands out (2^32 s, about 136 years).
+  public static let longestDelay: Duration = .seconds(1 << 32)
 
   /// Returns the delay before the next retry and counts the retry.
   ///

@@ -131,7 +131,9 @@ struct UnaryResponse {
             resetStream: true))
         }
         expectedLength = length
-        message.reserveCapacity(length)
+        // Not the whole announced length: 5 bytes from a server must not make the client hold
+        // maxReceiveMessageSize before any of the message arrived; the array grows as it does.
+        message.reserveCapacity(min(length, 64 * 1024))
         if length == 0 { messageComplete = true }
         continue
       }

@@ -52,6 +52,18 @@ final class ExtremeValueTests: XCTestCase {
     ])
   }
 
+  func testBackoffClampsWhatItCannotUse() {
+    var odd = Backoff(baseDelay: .seconds(Int64.min), maxDelay: .seconds(Int64.max), multiplier: .nan, jitter: .nan)
+    XCTAssertEqual(odd.baseDelay, Backoff.minimumDelay)
+    XCTAssertEqual(odd.maxDelay, Backoff.longestDelay)
+    XCTAssertEqual(odd.multiplier, 1)
+    XCTAssertEqual(odd.jitter, 0)
+    XCTAssertEqual(odd.next(), Backoff.minimumDelay)
+    var inverted = Backoff(baseDelay: .seconds(5), maxDelay: .seconds(1), multiplier: 1e300, jitter: 7)
+    XCTAssertEqual(inverted.maxDelay, .seconds(5), "never below the base delay")
+    for _ in 0..<100 { XCTAssertLessThanOrEqual(inverted.next(), .seconds(5)) }
+  }
+
   func testTooManyPingsDoublingIsCapped() {
     var configuration = GRPCChannelConfiguration(host: "h", port: 1)
     configuration.keepaliveTime = .seconds(10)
