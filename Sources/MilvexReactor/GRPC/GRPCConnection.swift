@@ -52,6 +52,9 @@ final class GRPCConnection: HTTP2SessionDelegate {
   private var session: HTTP2Session?
   private var connectTimer: LoopTimer?
   private var keepaliveTimer: LoopTimer?
+  /// The calls' deadlines, and the one timer that serves them.
+  private var deadlines = CallDeadlines()
+  private var deadlineTimer: LoopTimer?
   private var keepalive: Keepalive?
   private var tooManyPings = false
   private var closeReason: MilvexError?
@@ -166,10 +169,35 @@ final class GRPCConnection: HTTP2SessionDelegate {
         submit(call)
       }
     }
-    call.armDeadline(loop: loop) { [weak self, weak call] in
-      guard let self, let call else { return }
-      self.abort(call, .status(.deadlineExceeded, "deadline of \(call.timeout.map { "\($0)" } ?? "") exceeded"))
+    if let deadline = call.deadline, !call.isCompleted {
+      call.deadlineTracked = true
+      if deadlines.add(call, deadline: deadline) { armDeadlineTimer() }
     }
+  }
+
+  /// Keeps the one deadline timer due at the earliest deadline of a waiting call.
+  private func armDeadlineTimer() {
+    guard let earliest = deadlines.earliest else {
+      deadlineTimer?.stop()
+      return
+    }
+    let delay = earliest - .now
+    if let deadlineTimer {
+      deadlineTimer.rearm(after: delay)
+    } else {
+      deadlineTimer = try? loop.scheduleTimer(after: max(.zero, delay)) { [weak self] in
+        self?.deadlinesPassed()
+      }
+    }
+  }
+
+  /// Fails the calls whose deadline has come (DEADLINE_EXCEEDED, stream reset).
+  private func deadlinesPassed() {
+    for call in deadlines.removeExpired(now: .now) {
+      abort(call, .status(.deadlineExceeded, "deadline of \(call.timeout.map { "\($0)" } ?? "") exceeded"),
+            deadlineAlreadyRemoved: true)
+    }
+    armDeadlineTimer()
   }
 
   /// Cancels `call` if it has not completed: it fails with CANCELLED and its stream is reset.
@@ -222,8 +250,9 @@ final class GRPCConnection: HTTP2SessionDelegate {
   }
 
   /// Fails `call` with `error` (deadline, cancel), resetting its stream if it has one.
-  private func abort(_ call: UnaryCall, _ error: MilvexError) {
+  private func abort(_ call: UnaryCall, _ error: MilvexError, deadlineAlreadyRemoved: Bool = false) {
     guard !call.isCompleted else { return }
+    if deadlineAlreadyRemoved { call.deadlineTracked = false }
     if let streamID = call.streamID, streams[streamID] === call {
       streams[streamID] = nil
       session?.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
@@ -238,6 +267,10 @@ final class GRPCConnection: HTTP2SessionDelegate {
   /// until nghttp2 returns, so that it may start new calls safely.
   private func complete(_ call: UnaryCall, _ result: Result<[UInt8], MilvexError>) {
     guard call.markCompleted() else { return }
+    if call.deadlineTracked {
+      call.deadlineTracked = false
+      deadlines.callCompleted()
+    }
     if inSessionCallback {
       deliveries.append((call, result))
     } else {
@@ -445,6 +478,9 @@ final class GRPCConnection: HTTP2SessionDelegate {
     connectTimer = nil
     keepaliveTimer?.cancel()
     keepaliveTimer = nil
+    deadlineTimer?.cancel()
+    deadlineTimer = nil
+    deadlines.removeAll()
     keepalive = nil
     stream?.close()
     stream = nil

@@ -10,13 +10,14 @@ final class UnaryCall {
   var response: UnaryResponse
   var streamID: Int32?
 
-  private let message: [UInt8]
+  private var message: [UInt8]
   private let prefix: (UInt8, UInt8, UInt8, UInt8, UInt8)
   /// Bytes of prefix + message already handed to nghttp2.
   private var bodyOffset = 0
   private var completion: GRPCConnection.Completion?
-  private var deadlineTimer: LoopTimer?
   private(set) var isCompleted = false
+  /// Whether the connection's ``CallDeadlines`` counts this call as waiting.
+  var deadlineTracked = false
 
   init(path: String, message: [UInt8], metadata: GRPCMetadata, timeout: Duration?,
        startedAt: ContinuousClock.Instant, maxReceiveMessageSize: Int,
@@ -35,12 +36,6 @@ final class UnaryCall {
   /// Time left before the deadline (never negative), or nil without a deadline.
   func remainingTime() -> Duration? {
     deadline.map { max(.zero, $0 - .now) }
-  }
-
-  /// Starts the deadline timer (if the call has a deadline and is not completed).
-  func armDeadline(loop: EventLoop, onExpiry: @escaping () -> Void) {
-    guard !isCompleted, deadlineTimer == nil, let remaining = remainingTime() else { return }
-    deadlineTimer = try? loop.scheduleTimer(after: remaining, onExpiry)
   }
 
   /// Writes the next request bytes (5-byte gRPC prefix, then the message) into `buffer`.
@@ -76,8 +71,8 @@ final class UnaryCall {
   func markCompleted() -> Bool {
     guard !isCompleted else { return false }
     isCompleted = true
-    deadlineTimer?.cancel()
-    deadlineTimer = nil
+    // The connection's deadline heap may hold the call a while longer: keep nothing big.
+    message = []
     return true
   }
 

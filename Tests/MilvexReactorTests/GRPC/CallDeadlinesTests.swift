@@ -1,0 +1,61 @@
+@testable import MilvexReactor
+import XCTest
+
+/// The connection's one-timer deadline bookkeeping, driven with a manual clock.
+final class CallDeadlinesTests: XCTestCase {
+  private var clock = ManualClock()
+
+  private func call(_ name: String) -> UnaryCall {
+    UnaryCall(path: name, message: [1, 2, 3], metadata: GRPCMetadata(), timeout: nil, startedAt: clock.now,
+              maxReceiveMessageSize: 100) { _ in }
+  }
+
+  func testExpiresEarliestFirstEqualDeadlinesInArrivalOrderAndSkipsCompletedCalls() {
+    var deadlines = CallDeadlines()
+    let (a, b, c, d) = (call("a"), call("b"), call("c"), call("d"))
+    XCTAssertTrue(deadlines.add(a, deadline: clock.now + .milliseconds(30)), "first: the earliest changes")
+    XCTAssertTrue(deadlines.add(b, deadline: clock.now + .milliseconds(10)), "earlier: changes")
+    XCTAssertFalse(deadlines.add(c, deadline: clock.now + .milliseconds(30)), "later: the timer stays")
+    XCTAssertFalse(deadlines.add(d, deadline: clock.now + .milliseconds(10)), "equal: the timer stays")
+    XCTAssertEqual(deadlines.earliest, clock.now + .milliseconds(10))
+
+    clock.advance(by: .milliseconds(9))
+    XCTAssertEqual(deadlines.removeExpired(now: clock.now).map(\.path), [], "nothing due yet")
+    clock.advance(by: .milliseconds(1))
+    XCTAssertEqual(deadlines.removeExpired(now: clock.now).map(\.path), ["b", "d"])
+
+    // `a` completes on its own: it is skipped, and the earliest is `c`'s.
+    _ = a.markCompleted()
+    deadlines.callCompleted()
+    XCTAssertEqual(deadlines.pendingCount, 1)
+    clock.advance(by: .seconds(1))
+    XCTAssertEqual(deadlines.removeExpired(now: clock.now).map(\.path), ["c"])
+    XCTAssertNil(deadlines.earliest)
+    XCTAssertEqual(deadlines.pendingCount, 0)
+  }
+
+  /// Completed calls do not pile up: the heap stays within twice the waiting calls plus 64.
+  func testCompletedCallsAreCompactedAway() {
+    var deadlines = CallDeadlines()
+    let longLived = call("long")
+    _ = deadlines.add(longLived, deadline: clock.now + .seconds(1))
+    for index in 0..<10_000 {
+      let quick = call("quick-\(index)")
+      _ = deadlines.add(quick, deadline: clock.now + .seconds(30))
+      _ = quick.markCompleted()
+      deadlines.callCompleted()
+      XCTAssertLessThanOrEqual(deadlines.storedCount, 2 * deadlines.pendingCount + 65)
+    }
+    XCTAssertEqual(deadlines.pendingCount, 1)
+    XCTAssertEqual(deadlines.earliest, clock.now + .seconds(1))
+  }
+
+  func testRemoveAllForgetsEverything() {
+    var deadlines = CallDeadlines()
+    _ = deadlines.add(call("a"), deadline: clock.now)
+    deadlines.removeAll()
+    XCTAssertNil(deadlines.earliest)
+    XCTAssertEqual(deadlines.pendingCount, 0)
+    XCTAssertEqual(deadlines.removeExpired(now: clock.now + .seconds(1)).count, 0)
+  }
+}
