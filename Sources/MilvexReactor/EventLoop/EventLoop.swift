@@ -69,12 +69,15 @@ public final class EventLoop: @unchecked Sendable {
 
   // Loop-confined state.
   private var spareBatch: [Work] = []
-  private var activeWatchers: [ObjectIdentifier: any LoopWatcher] = [:]
+  // The loop thread's own bookkeeping, touched per call: `@exclusivity(unchecked)` saves the
+  // dynamic checks; no access to these overlaps another (the work lists are swapped out before
+  // they run).
+  @exclusivity(unchecked) private var activeWatchers: [ObjectIdentifier: any LoopWatcher] = [:]
   private var shutdownPerformed = false
   private var shutdownHandlers: [ObjectIdentifier: () -> Void] = [:]
   private let beforePollWatcher: UnsafeMutablePointer<ev_prepare>
-  private var beforePollWork: [() -> Void] = []
-  private var beforePollSpare: [() -> Void] = []
+  @exclusivity(unchecked) private var beforePollWork: [() -> Void] = []
+  @exclusivity(unchecked) private var beforePollSpare: [() -> Void] = []
   private var loopDestroyed = false
   /// See ``sharedReadBuffer``; allocated on first use.
   private var readBufferStorage: UnsafeMutableRawBufferPointer?

@@ -1,21 +1,23 @@
 /// One unary call on a ``GRPCConnection``: the request to send, the response being parsed,
 /// its deadline, and the completion that must run exactly once.
 ///
-/// - Important: Loop-confined. The completion runs on the loop thread.
+/// - Important: Loop-confined. The completion runs on the loop thread. Its mutable state is
+///   `@exclusivity(unchecked)` for the reason given on ``GRPCConnection``: touched per call on
+///   the loop thread only, never while another access to it is open.
 final class UnaryCall {
   let path: String
   let metadata: GRPCMetadata
   let timeout: Duration?
   let deadline: ContinuousClock.Instant?
-  var response: UnaryResponse
-  var streamID: Int32?
+  @exclusivity(unchecked) var response: UnaryResponse
+  @exclusivity(unchecked) var streamID: Int32?
 
   private var message: [UInt8]
   private let prefix: (UInt8, UInt8, UInt8, UInt8, UInt8)
   /// Bytes of prefix + message already handed to nghttp2.
-  private var bodyOffset = 0
+  @exclusivity(unchecked) private var bodyOffset = 0
   private var completion: GRPCConnection.Completion?
-  private(set) var isCompleted = false
+  @exclusivity(unchecked) private(set) var isCompleted = false
   /// Whether the connection's ``CallDeadlines`` counts this call as waiting.
   var deadlineTracked = false
 

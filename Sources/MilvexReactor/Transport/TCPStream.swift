@@ -12,14 +12,16 @@ import Musl
 /// write the rest waits for writability, and the buffer gives its memory back once drained if
 /// it grew large.
 ///
-/// - Important: Loop-confined.
+/// - Important: Loop-confined. The output buffer is `@exclusivity(unchecked)` (it is written on
+///   every call): only `send` and the writer touch it, on the loop thread, and `produce` gets
+///   it `inout` without any other access open.
 final class TCPStream: ByteStream {
   private let loop: EventLoop
   private var fd: Int32
   private var watcher: IOWatcher?
   private var onEvent: ((ByteStreamEvent) -> Void)?
-  private var output: [UInt8] = []
-  private var outputOffset = 0
+  @exclusivity(unchecked) private var output: [UInt8] = []
+  @exclusivity(unchecked) private var outputOffset = 0
 
   /// Takes ownership of `fileDescriptor`, a connected non-blocking stream socket.
   init(loop: EventLoop, fileDescriptor: Int32) {
