@@ -84,7 +84,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
   @exclusivity(unchecked) private var flushScheduled = false
 
   /// Started calls by stream id.
-  @exclusivity(unchecked) private var streams: [Int32: UnaryCall] = [:]
+  @exclusivity(unchecked) private var streams = StreamTable()
   /// Calls waiting for the connection to be ready or for a stream slot, in order.
   @exclusivity(unchecked) private var waiting: [UnaryCall] = []
   @exclusivity(unchecked) private var waitingHead = 0
@@ -248,7 +248,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
     switch session.submitRequest(headers: headers) {
     case .success(let streamID):
       call.streamID = streamID
-      streams[streamID] = call
+      streams.insert(call, id: streamID)
       scheduleFlush()
     case .failure(let error):
       complete(call, .failure(error))
@@ -260,7 +260,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
     guard !call.isCompleted else { return }
     if deadlineAlreadyRemoved { call.deadlineTracked = false }
     if let streamID = call.streamID, streams[streamID] === call {
-      streams[streamID] = nil
+      streams.remove(streamID)
       session?.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
       scheduleFlush()
     }
@@ -314,7 +314,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
   }
 
   func http2StreamClosed(streamID: Int32, errorCode: UInt32) {
-    guard let call = streams.removeValue(forKey: streamID) else { return }
+    guard let call = streams.remove(streamID) else { return }
     if let outcome = call.response.streamClosed(errorCode: errorCode) {
       handle(call, outcome, streamStillOpen: false)
     }
@@ -329,7 +329,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
     case .failure(let error, let resetStream):
       if resetStream, streamStillOpen, let streamID = call.streamID {
         session?.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
-        streams[streamID] = nil
+        streams.remove(streamID)
       }
       complete(call, .failure(error))
     }
@@ -498,7 +498,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
     default:
       callError = .status(.unavailable, "the connection closed: \(error)")
     }
-    let started = streams.values.sorted { $0.streamID ?? 0 < $1.streamID ?? 0 }
+    let started = streams.calls
     streams.removeAll()
     for call in started { complete(call, .failure(callError)) }
     failWaitingCalls(callError)
