@@ -237,7 +237,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
     headers.add(":path", call.path)
     headers.append(requestFixedHeaders)
     if let remaining = call.remainingTime() {
-      headers.add("grpc-timeout", GRPCWireFormat.timeoutHeader(remaining))
+      headers.add("grpc-timeout") { GRPCWireFormat.appendTimeout(remaining, to: &$0) }
     }
     // The call's own entries, then the defaults it does not override (no merged copy per call).
     if let error = call.metadata.encode(into: &headers)

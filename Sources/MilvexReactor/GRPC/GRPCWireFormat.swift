@@ -4,20 +4,46 @@ enum GRPCWireFormat {
   /// `grpc-timeout`: at most 8 digits and a unit (n, u, m, S, M, H), rounded up so that the
   /// server never sees a shorter deadline than the client's.
   static func timeoutHeader(_ duration: Duration) -> String {
-    let nanoseconds = max(0, duration.saturatingNanoseconds)
-    // Saturated (centuries): the longest timeout the header can say.
-    if nanoseconds == .max { return "99999999H" }
-    let units: [(Int64, Character)] = [
-      (1, "n"), (1_000, "u"), (1_000_000, "m"), (1_000_000_000, "S"), (60_000_000_000, "M"),
-      (3_600_000_000_000, "H"),
-    ]
-    for (scale, unit) in units {
-      // Rounded up, without `nanoseconds + scale - 1` (which overflows near Int64.max).
-      let value = nanoseconds / scale + (nanoseconds % scale == 0 ? 0 : 1)
-      if value < 100_000_000 { return "\(value)\(unit)" }
-    }
-    return "99999999H"
+    var bytes: [UInt8] = []
+    appendTimeout(duration, to: &bytes)
+    return String(decoding: bytes, as: UTF8.self)
   }
+
+  /// ``timeoutHeader(_:)`` written straight into `bytes` (the per-call path builds no String).
+  static func appendTimeout(_ duration: Duration, to bytes: inout [UInt8]) {
+    let nanoseconds = max(0, duration.saturatingNanoseconds)
+    var value: Int64 = 99_999_999
+    var unit = UInt8(ascii: "H")
+    // Saturated (centuries): the longest timeout the header can say.
+    if nanoseconds != .max {
+      for (scale, symbol) in timeoutUnits {
+        // Rounded up, without `nanoseconds + scale - 1` (which overflows near Int64.max).
+        let scaled = nanoseconds / scale + (nanoseconds % scale == 0 ? 0 : 1)
+        if scaled < 100_000_000 {
+          (value, unit) = (scaled, symbol)
+          break
+        }
+      }
+    }
+    // At most 8 digits, most significant first.
+    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0)
+    var count = 0
+    withUnsafeMutableBytes(of: &digits) { buffer in
+      repeat {
+        buffer[count] = UInt8(ascii: "0") + UInt8(value % 10)
+        value /= 10
+        count += 1
+      } while value > 0
+      for index in stride(from: count - 1, through: 0, by: -1) { bytes.append(buffer[index]) }
+    }
+    bytes.append(unit)
+  }
+
+  private static let timeoutUnits: [(Int64, UInt8)] = [
+    (1, UInt8(ascii: "n")), (1_000, UInt8(ascii: "u")), (1_000_000, UInt8(ascii: "m")),
+    (1_000_000_000, UInt8(ascii: "S")), (60_000_000_000, UInt8(ascii: "M")),
+    (3_600_000_000_000, UInt8(ascii: "H")),
+  ]
 
   /// Percent-decodes `grpc-message`; invalid escapes are kept as they are (the spec asks
   /// clients not to fail on them).

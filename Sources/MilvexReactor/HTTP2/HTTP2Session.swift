@@ -250,6 +250,15 @@ struct HeaderBlock {
     fields.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
   }
 
+  /// Adds a field whose value `writeValue` appends as bytes (no String on the way).
+  mutating func add(_ name: String, writeValue: (inout [UInt8]) -> Void) {
+    let nameStart = bytes.count
+    bytes.append(contentsOf: name.utf8)
+    let valueStart = bytes.count
+    writeValue(&bytes)
+    fields.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
+  }
+
   /// Adds every field of `other`, after the fields already here.
   mutating func append(_ other: HeaderBlock) {
     let offset = bytes.count
@@ -266,13 +275,16 @@ struct HeaderBlock {
       // nghttp2_nv's pointers are not const, but nghttp2 copies the fields without NO_COPY
       // flags and never writes through them.
       let base = UnsafeMutablePointer(mutating: buffer.baseAddress!)
-      let pairs = fields.map { field in
-        nghttp2_nv(
-          name: base + field.nameStart, value: base + field.valueStart,
-          namelen: field.nameLength, valuelen: field.valueLength,
-          flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+      // On the stack for the usual handful of fields: no array allocation per request.
+      return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(fields.count, 1)) { pairs in
+        for (index, field) in fields.enumerated() {
+          (pairs.baseAddress! + index).initialize(to: nghttp2_nv(
+            name: base + field.nameStart, value: base + field.valueStart,
+            namelen: field.nameLength, valuelen: field.valueLength,
+            flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+        }
+        return body(pairs.baseAddress!, fields.count)
       }
-      return pairs.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
     }
   }
 }
