@@ -26,8 +26,9 @@ public enum ChannelEvent: Sendable, Equatable {
 /// checks cost about 3,000 instructions per call here (issue 11), and they guard against an
 /// overlapping access *on one thread*, which loop confinement does not rule out by itself. It
 /// is ruled out by construction: completions run only after the access that found the call
-/// has ended (deferred with `deliveries` during nghttp2 callbacks), and `UnaryResponse` is pure.
-final class GRPCConnection: HTTP2SessionDelegate {
+/// has ended (the HTTP/2 session returns events, handled after nghttp2 has returned), and
+/// `UnaryResponse` is pure.
+final class GRPCConnection {
   typealias Completion = (Result<[UInt8], MilvexError>) -> Void
 
   private enum State {
@@ -84,13 +85,10 @@ final class GRPCConnection: HTTP2SessionDelegate {
   @exclusivity(unchecked) private var flushScheduled = false
 
   /// Started calls by stream id.
-  @exclusivity(unchecked) private var streams = StreamTable()
+  @exclusivity(unchecked) private var streams = StreamTable<UnaryCall>()
   /// Calls waiting for the connection to be ready or for a stream slot, in order.
   @exclusivity(unchecked) private var waiting: [UnaryCall] = []
   @exclusivity(unchecked) private var waitingHead = 0
-  /// Completions collected while nghttp2 is inside a callback, run right after it returns.
-  @exclusivity(unchecked) private var deliveries: [(UnaryCall, Result<[UInt8], MilvexError>)] = []
-  @exclusivity(unchecked) private var inSessionCallback = false
 
   init(loop: EventLoop, configuration: GRPCChannelConfiguration, onEvent: @escaping (ChannelEvent) -> Void) {
     self.loop = loop
@@ -131,7 +129,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
       let settings = HTTP2Session.Settings(
         initialStreamWindow: Int32(configuration.initialStreamWindow),
         initialConnectionWindow: Int32(configuration.initialConnectionWindow))
-      session = try HTTP2Session(delegate: self, settings: settings)
+      session = try HTTP2Session(settings: settings)
       try stream.start { [weak self] event in self?.streamEvent(event) }
     } catch {
       return close(error)
@@ -140,7 +138,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
     scheduleFlush()
   }
 
-  func http2SettingsReceived() {
+  private func settingsReceived() {
     sawSettings = true
     guard state == .handshaking else { return }
     state = .ready
@@ -245,7 +243,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
     {
       return complete(call, .failure(error))
     }
-    switch session.submitRequest(headers: headers) {
+    switch session.submitRequest(headers: headers, body: call) {
     case .success(let streamID):
       call.streamID = streamID
       streams.insert(call, id: streamID)
@@ -269,54 +267,45 @@ final class GRPCConnection: HTTP2SessionDelegate {
     closeIfDrained()
   }
 
-  /// Completes `call` exactly once; inside nghttp2 callbacks the user callback is deferred
-  /// until nghttp2 returns, so that it may start new calls safely.
+  /// Completes `call` exactly once. Never called from inside nghttp2 (the session returns
+  /// events), so the completion may start, cancel or close anything.
   private func complete(_ call: UnaryCall, _ result: Result<[UInt8], MilvexError>) {
     guard call.markCompleted() else { return }
     if call.deadlineTracked {
       call.deadlineTracked = false
       deadlines.callCompleted()
     }
-    if inSessionCallback {
-      deliveries.append((call, result))
-    } else {
-      call.deliver(result)
-    }
-  }
-
-  private func runDeliveries() {
-    while !deliveries.isEmpty {
-      let batch = deliveries
-      deliveries.removeAll()
-      for (call, result) in batch { call.deliver(result) }
-    }
+    call.deliver(result)
   }
 
   // MARK: - HTTP/2 events
 
-  func http2Header(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-    streams[streamID]?.response.header(name: name, value: value)
-  }
-
-  func http2HeadersComplete(streamID: Int32, endStream: Bool) {
-    guard let call = streams[streamID] else { return }
-    handle(call, call.response.headersComplete(endStream: endStream))
-  }
-
-  func http2Data(streamID: Int32, bytes: UnsafeRawBufferPointer) {
-    guard let call = streams[streamID] else { return }
-    handle(call, call.response.data(bytes))
-  }
-
-  func http2DataEnded(streamID: Int32) {
-    // A unary response ends with trailers; END_STREAM on DATA means no trailers will come,
-    // which `http2StreamClosed` reports.
-  }
-
-  func http2StreamClosed(streamID: Int32, errorCode: UInt32) {
-    guard let call = streams.remove(streamID) else { return }
-    if let outcome = call.response.streamClosed(errorCode: errorCode) {
-      handle(call, outcome, streamStillOpen: false)
+  /// Acts on what the session reported, in order; stops if a completion closed the connection.
+  private func handle(_ events: [HTTP2Event], from session: HTTP2Session) {
+    for event in events {
+      guard state != .closed else { return }
+      switch event {
+      case .headers(let streamID, let fields, let endStream):
+        guard let call = streams[streamID] else { continue }
+        for index in fields {
+          session.withHeaderField(index) { name, value in call.response.header(name: name, value: value) }
+        }
+        handle(call, call.response.headersComplete(endStream: endStream))
+      case .data(let streamID, let bytes):
+        guard let call = streams[streamID] else { continue }
+        handle(call, call.response.data(bytes))
+      case .streamClosed(let streamID, let errorCode):
+        guard let call = streams.remove(streamID) else { continue }
+        if let outcome = call.response.streamClosed(errorCode: errorCode) {
+          handle(call, outcome, streamStillOpen: false)
+        }
+      case .settings:
+        settingsReceived()
+      case .pingAcknowledged:
+        pingAcknowledged()
+      case .goAway(let lastStreamID, let errorCode, let debugData):
+        goAway(lastStreamID: lastStreamID, errorCode: errorCode, debugData: debugData)
+      }
     }
   }
 
@@ -335,7 +324,7 @@ final class GRPCConnection: HTTP2SessionDelegate {
     }
   }
 
-  func http2GoAway(lastStreamID: Int32, errorCode: UInt32, debugData: [UInt8]) {
+  private func goAway(lastStreamID: Int32, errorCode: UInt32, debugData: [UInt8]) {
     let debug = String(decoding: debugData, as: UTF8.self)
     if errorCode == HTTP2ErrorCode.enhanceYourCalm && debug == "too_many_pings" {
       tooManyPings = true
@@ -354,16 +343,11 @@ final class GRPCConnection: HTTP2SessionDelegate {
     onEvent(.closing(reason, tooManyPings: tooManyPings))
   }
 
-  func http2PingAcknowledged() {
+  private func pingAcknowledged() {
     guard var keepalive else { return }
     let action = keepalive.pingAcknowledged(at: .now)
     self.keepalive = keepalive
     perform(action)
-  }
-
-  func http2RequestBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, ended: Bool) {
-    guard let call = streams[streamID] else { return (0, true) }
-    return call.readBody(into: buffer)
   }
 
   // MARK: - Keepalive
@@ -415,11 +399,11 @@ final class GRPCConnection: HTTP2SessionDelegate {
     guard state != .closed else { return }
     keepalive?.readObserved(at: .now)
     if !sawSettings, let error = nonHTTP2Answer(bytes) { return close(error) }
-    inSessionCallback = true
-    let error = session?.receive(bytes)
-    inSessionCallback = false
-    runDeliveries()
-    if let error { return close(error) }
+    guard let session else { return }
+    let outcome = session.receive(bytes)
+    handle(outcome.events, from: session)
+    if let error = outcome.error { return close(error) }
+    guard state != .closed else { return }
     startWaitingCalls()
     scheduleFlush()
     closeIfDrained()
@@ -448,12 +432,11 @@ final class GRPCConnection: HTTP2SessionDelegate {
   /// does not take yet leaves when it can (the stream reports `.drained`, which flushes again).
   private func flush() {
     guard state != .closed, let session, let stream else { return }
-    var error: MilvexError?
-    inSessionCallback = true
-    stream.send { output in error = session.drainOutput(into: &output) }
-    inSessionCallback = false
-    runDeliveries()
-    if let error { return close(error) }
+    var outcome = HTTP2Session.Outcome(events: [])
+    stream.send { output in outcome = session.drainOutput(into: &output) }
+    handle(outcome.events, from: session)
+    if let error = outcome.error { return close(error) }
+    guard state != .closed else { return }
     // A final GOAWAY must leave before the socket closes.
     if !stream.hasPendingOutput { closeIfDrained() }
   }
@@ -498,11 +481,10 @@ final class GRPCConnection: HTTP2SessionDelegate {
     default:
       callError = .status(.unavailable, "the connection closed: \(error)")
     }
-    let started = streams.calls
+    let started = streams.elements
     streams.removeAll()
     for call in started { complete(call, .failure(callError)) }
     failWaitingCalls(callError)
-    runDeliveries()
     if wasReady {
       logger.debug("closed", metadata: ["reason": "\(error)"])
     }

@@ -4,7 +4,7 @@
 /// - Important: Loop-confined. The completion runs on the loop thread. Its mutable state is
 ///   `@exclusivity(unchecked)` for the reason given on ``GRPCConnection``: touched per call on
 ///   the loop thread only, never while another access to it is open.
-final class UnaryCall {
+final class UnaryCall: HTTP2RequestBody {
   let path: String
   let metadata: GRPCMetadata
   let timeout: Duration?
@@ -40,8 +40,11 @@ final class UnaryCall {
     deadline.map { max(.zero, $0 - .now) }
   }
 
-  /// Writes the next request bytes (5-byte gRPC prefix, then the message) into `buffer`.
-  func readBody(into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, ended: Bool) {
+  /// Writes the next request bytes (5-byte gRPC prefix, then the message) into `buffer`: the
+  /// HTTP/2 session holds the call as its stream's body and reads it as flow control allows.
+  func read(into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, ended: Bool) {
+    // Completed (deadline, cancel): its stream is being reset, and its bytes are gone.
+    if isCompleted { return (0, true) }
     var written = 0
     while bodyOffset < 5, written < buffer.count {
       let byte: UInt8

@@ -1,32 +1,37 @@
 import CNGHTTP2
 
-/// What an ``HTTP2Session`` reports about the peer's frames. All calls happen on the loop
-/// thread, from inside ``HTTP2Session/receive(_:)``.
-protocol HTTP2SessionDelegate: AnyObject {
-  /// The server's SETTINGS arrived (the first one completes the handshake).
-  func http2SettingsReceived()
-  /// One header field of a HEADERS block on `streamID`.
-  func http2Header(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
-  /// A HEADERS block on `streamID` is complete; `endStream` marks trailers (or trailers-only).
-  func http2HeadersComplete(streamID: Int32, endStream: Bool)
-  /// DATA payload bytes on `streamID`; valid only during the call.
-  func http2Data(streamID: Int32, bytes: UnsafeRawBufferPointer)
-  /// The peer ended `streamID` (END_STREAM on a DATA frame).
-  func http2DataEnded(streamID: Int32)
+/// What the peer's frames meant, in order, as ``HTTP2Session/receive(_:)`` and
+/// ``HTTP2Session/drainOutput(into:)`` return them (python-hyper h2's model: events are
+/// returned, never pushed, so nothing above runs inside nghttp2).
+enum HTTP2Event {
+  /// A complete HEADERS block on `streamID`; its fields are `fields` of
+  /// ``HTTP2Session/withHeaderField(_:_:)``. `endStream` marks trailers (or trailers-only).
+  case headers(streamID: Int32, fields: Range<Int>, endStream: Bool)
+  /// DATA payload on `streamID`. It points into the bytes given to `receive`, so it is valid
+  /// while they are (the caller handles the events before it reads again).
+  case data(streamID: Int32, bytes: UnsafeRawBufferPointer)
   /// `streamID` is closed; `errorCode` is 0 for a normal end, else the RST_STREAM/GOAWAY code.
-  func http2StreamClosed(streamID: Int32, errorCode: UInt32)
-  /// The peer sent GOAWAY.
-  func http2GoAway(lastStreamID: Int32, errorCode: UInt32, debugData: [UInt8])
-  /// The peer acknowledged our PING.
-  func http2PingAcknowledged()
-  /// Fills `buffer` with request body bytes for `streamID`; returns the count and whether
-  /// the body ended.
-  func http2RequestBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, ended: Bool)
+  case streamClosed(streamID: Int32, errorCode: UInt32)
+  /// The server's SETTINGS arrived (the first one completes the handshake).
+  case settings
+  /// The server acknowledged our PING.
+  case pingAcknowledged
+  /// The server sent GOAWAY.
+  case goAway(lastStreamID: Int32, errorCode: UInt32, debugData: [UInt8])
 }
 
-/// The client side of one HTTP/2 connection, driven by bytes in and bytes out: nghttp2 in its
+/// A request body the session reads from as flow control allows; it holds the body for its
+/// stream until the stream closes.
+protocol HTTP2RequestBody: AnyObject {
+  /// Fills `buffer` with the next bytes; returns the count and whether the body ended.
+  func read(into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, ended: Bool)
+}
+
+/// The client side of one HTTP/2 connection, sans I/O: bytes in, events out
+/// (``receive(_:)``), frames out pulled by the caller (``drainOutput(into:)``), nghttp2 in its
 /// I/O-agnostic mode (`nghttp2_session_mem_recv` / `nghttp2_session_mem_send`). It never
-/// touches a socket; ``GRPCConnection`` reads and writes for it.
+/// touches a socket and calls nothing above it: nghttp2's callbacks only record events, header
+/// fields (copied once into a reusable buffer) and request bodies (held per stream here).
 ///
 /// HPACK, flow control (with automatic WINDOW_UPDATE), SETTINGS and PING acknowledgement are
 /// nghttp2's. RFC 9113 governs; nghttp2 turns every peer protocol error into a GOAWAY and
@@ -41,12 +46,19 @@ final class HTTP2Session {
   }
 
   private var session: OpaquePointer?
-  private unowned let delegate: any HTTP2SessionDelegate
   /// The last error nghttp2 reported (for the close reason).
   private(set) var lastError: String?
+  /// Events recorded by nghttp2's callbacks during the current `receive` or `drainOutput`.
+  @exclusivity(unchecked) private var events: [HTTP2Event] = []
+  /// The header fields of this batch of events: their bytes, and where each name and value is.
+  @exclusivity(unchecked) private var headerBytes: [UInt8] = []
+  @exclusivity(unchecked) private var headerFields: [(name: Range<Int>, value: Range<Int>)] = []
+  /// Where the fields of the HEADERS block being received start.
+  private var blockStart = 0
+  /// The body of each open stream, until it closes.
+  @exclusivity(unchecked) private var bodies = StreamTable<any HTTP2RequestBody>()
 
-  init(delegate: any HTTP2SessionDelegate, settings: Settings) throws(MilvexError) {
-    self.delegate = delegate
+  init(settings: Settings) throws(MilvexError) {
     var callbacks: OpaquePointer?
     guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
       throw .protocolViolation("nghttp2 could not allocate its callbacks")
@@ -83,29 +95,53 @@ final class HTTP2Session {
     if let session { nghttp2_session_del(session) }
   }
 
-  /// Feeds bytes read from the socket. Returns an error for a fatal protocol failure; for a
-  /// peer protocol error nghttp2 queues a GOAWAY and ``isFinished`` turns true.
-  func receive(_ bytes: UnsafeRawBufferPointer) -> MilvexError? {
-    guard let session, let base = bytes.baseAddress else { return nil }
-    let rc = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
-    if rc < 0 {
-      return .protocolViolation("HTTP/2 error: \(HTTP2Session.describe(Int32(rc)))")
-    }
-    return nil
+  /// What a call into the session produced: the events, in order, and a fatal error (for a
+  /// peer protocol error nghttp2 instead queues a GOAWAY and ``isFinished`` turns true).
+  struct Outcome {
+    var events: [HTTP2Event]
+    var error: MilvexError?
   }
 
-  /// Appends every frame nghttp2 wants to send to `output`.
-  func drainOutput(into output: inout [UInt8]) -> MilvexError? {
-    guard let session else { return nil }
+  /// Feeds bytes read from the socket and returns what they meant. The events' header fields
+  /// and DATA pointers are valid until the next call into the session.
+  func receive(_ bytes: UnsafeRawBufferPointer) -> Outcome {
+    startBatch()
+    guard let session, let base = bytes.baseAddress else { return Outcome(events: []) }
+    let rc = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+    let error: MilvexError? = rc < 0 ? .protocolViolation("HTTP/2 error: \(HTTP2Session.describe(Int32(rc)))") : nil
+    return Outcome(events: events, error: error)
+  }
+
+  /// Appends every frame nghttp2 wants to send to `output`. Sending can close streams (after
+  /// a RST_STREAM, say): those come back as events.
+  func drainOutput(into output: inout [UInt8]) -> Outcome {
+    // Only the events: header fields of the last `receive` stay valid for its events.
+    events.removeAll(keepingCapacity: true)
+    guard let session else { return Outcome(events: []) }
     while true {
       var chunk: UnsafePointer<UInt8>?
       let count = nghttp2_session_mem_send(session, &chunk)
       if count < 0 {
-        return .protocolViolation("HTTP/2 error: \(HTTP2Session.describe(Int32(count)))")
+        return Outcome(events: events, error: .protocolViolation("HTTP/2 error: \(HTTP2Session.describe(Int32(count)))"))
       }
-      guard count > 0, let chunk else { return nil }
+      guard count > 0, let chunk else { return Outcome(events: events) }
       output.append(contentsOf: UnsafeBufferPointer(start: chunk, count: count))
     }
+  }
+
+  /// Runs `body` with header field `index` of the latest batch (see ``HTTP2Event/headers``).
+  func withHeaderField<R>(_ index: Int, _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> R) -> R {
+    let field = headerFields[index]
+    return headerBytes.withUnsafeBytes { bytes in
+      body(UnsafeRawBufferPointer(rebasing: bytes[field.name]), UnsafeRawBufferPointer(rebasing: bytes[field.value]))
+    }
+  }
+
+  private func startBatch() {
+    events.removeAll(keepingCapacity: true)
+    headerBytes.removeAll(keepingCapacity: true)
+    headerFields.removeAll(keepingCapacity: true)
+    blockStart = 0
   }
 
   /// True once nghttp2 wants neither to read nor to write: the connection is over.
@@ -120,15 +156,18 @@ final class HTTP2Session {
     return nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
   }
 
-  /// Submits a request whose body is read through the delegate. Returns the stream id.
-  func submitRequest(headers: HeaderBlock) -> Result<Int32, MilvexError> {
+  /// Submits a request; the session holds `body` and reads it as flow control allows, until
+  /// the stream closes. Returns the stream id.
+  func submitRequest(headers: HeaderBlock, body: any HTTP2RequestBody) -> Result<Int32, MilvexError> {
     guard let session else { return .failure(.protocolViolation("the HTTP/2 session is closed")) }
     var provider = nghttp2_data_provider()
-    provider.read_callback = { session, streamID, buffer, length, flags, _, userData in
-      guard let userData, let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
-      let this = Unmanaged<HTTP2Session>.fromOpaque(userData).takeUnretainedValue()
-      let (count, ended) = this.delegate.http2RequestBody(
-        streamID: streamID, into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
+    provider.read_callback = { _, streamID, buffer, length, flags, _, userData in
+      guard let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
+      guard let body = sessionFrom(userData).bodies[streamID] else {
+        flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+        return 0
+      }
+      let (count, ended) = body.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
       if ended { flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue) }
       return count
     }
@@ -138,6 +177,7 @@ final class HTTP2Session {
     if streamID < 0 {
       return .failure(.protocolViolation("could not start an HTTP/2 stream: \(HTTP2Session.describe(streamID))"))
     }
+    bodies.insert(body, id: streamID)
     return .success(streamID)
   }
 
@@ -165,12 +205,19 @@ final class HTTP2Session {
 
 
   private static func install(_ callbacks: OpaquePointer) {
-    nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
-      guard let frame, let name, let value else { return 0 }
-      sessionFrom(userData).delegate.http2Header(
-        streamID: frame.pointee.hd.stream_id,
-        name: UnsafeRawBufferPointer(start: name, count: nameLength),
-        value: UnsafeRawBufferPointer(start: value, count: valueLength))
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, _, userData in
+      let this = sessionFrom(userData)
+      this.blockStart = this.headerFields.count
+      return 0
+    }
+    nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, _, name, nameLength, value, valueLength, _, userData in
+      guard let name, let value else { return 0 }
+      let this = sessionFrom(userData)
+      let nameStart = this.headerBytes.count
+      this.headerBytes.append(contentsOf: UnsafeBufferPointer(start: name, count: nameLength))
+      let valueStart = this.headerBytes.count
+      this.headerBytes.append(contentsOf: UnsafeBufferPointer(start: value, count: valueLength))
+      this.headerFields.append((nameStart..<valueStart, valueStart..<this.headerBytes.count))
       return 0
     }
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
@@ -180,32 +227,36 @@ final class HTTP2Session {
       let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
       switch UInt32(header.type) {
       case NGHTTP2_HEADERS.rawValue:
-        this.delegate.http2HeadersComplete(streamID: header.stream_id, endStream: endStream)
-      case NGHTTP2_DATA.rawValue:
-        if endStream { this.delegate.http2DataEnded(streamID: header.stream_id) }
+        this.events.append(.headers(
+          streamID: header.stream_id, fields: this.blockStart..<this.headerFields.count, endStream: endStream))
+        this.blockStart = this.headerFields.count
       case NGHTTP2_SETTINGS.rawValue:
-        if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { this.delegate.http2SettingsReceived() }
+        if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { this.events.append(.settings) }
       case NGHTTP2_PING.rawValue:
-        if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { this.delegate.http2PingAcknowledged() }
+        if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { this.events.append(.pingAcknowledged) }
       case NGHTTP2_GOAWAY.rawValue:
         let goaway = frame.pointee.goaway
         var debug: [UInt8] = []
         if let data = goaway.opaque_data, goaway.opaque_data_len > 0 {
           debug = Array(UnsafeBufferPointer(start: data, count: goaway.opaque_data_len))
         }
-        this.delegate.http2GoAway(lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code, debugData: debug)
+        this.events.append(.goAway(lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code, debugData: debug))
       default:
+        // END_STREAM on DATA needs no event: a unary response ends with trailers, and a
+        // stream that ends without them is reported by its close.
         break
       }
       return 0
     }
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
       guard let data else { return 0 }
-      sessionFrom(userData).delegate.http2Data(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length))
+      sessionFrom(userData).events.append(.data(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length)))
       return 0
     }
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-      sessionFrom(userData).delegate.http2StreamClosed(streamID: streamID, errorCode: errorCode)
+      let this = sessionFrom(userData)
+      this.bodies.remove(streamID)
+      this.events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
       return 0
     }
     nghttp2_session_callbacks_set_error_callback2(callbacks) { _, _, message, length, userData in

@@ -12,7 +12,7 @@ final class StreamTableTests: XCTestCase {
   }
 
   func testInsertLookUpRemove() {
-    var table = StreamTable(capacity: 4)
+    var table = StreamTable<UnaryCall>(capacity: 4)
     let (one, three) = (call(1), call(3))
     table.insert(one, id: 1)
     table.insert(three, id: 3)
@@ -36,7 +36,7 @@ final class StreamTableTests: XCTestCase {
   /// Thousands of short streams reuse the slots; one long-lived stream lapped by newer ones
   /// makes the table grow instead of losing either.
   func testSlotsAreReusedAndALappedStreamMakesItGrow() {
-    var table = StreamTable(capacity: 4)
+    var table = StreamTable<UnaryCall>(capacity: 4)
     let longLived = call(1)
     table.insert(longLived, id: 1)
     var id: Int32 = 3
@@ -54,8 +54,8 @@ final class StreamTableTests: XCTestCase {
   }
 
   func testCallsInStreamOrder() {
-    var table = StreamTable(capacity: 8)
+    var table = StreamTable<UnaryCall>(capacity: 8)
     for id: Int32 in [7, 1, 5, 3] { table.insert(call(id), id: id) }
-    XCTAssertEqual(table.calls.map(\.streamID), [1, 3, 5, 7])
+    XCTAssertEqual(table.elements.map(\.streamID), [1, 3, 5, 7])
   }
 }

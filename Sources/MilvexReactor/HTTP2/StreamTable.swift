@@ -1,13 +1,13 @@
-/// The started calls of one connection by HTTP/2 stream id, without hashing (issue 11: the
-/// dictionary it replaces cost about 750 instructions per call in `Hasher`).
+/// Values by HTTP/2 stream id, without hashing (issue 11: the dictionary it replaces cost about
+/// 750 instructions per call in `Hasher`): a connection's calls, a session's request bodies.
 ///
 /// A client's streams are the odd ids 1, 3, 5, … in the order it opens them, and only a few are
 /// open at once, so `id / 2` modulo a power-of-two capacity is a slot no other open stream
 /// holds, unless a long-lived stream is lapped by `capacity` newer ones; then the table doubles.
 ///
 /// - Important: Loop-confined (a value the connection owns). Pure.
-struct StreamTable {
-  private var slots: [UnaryCall?]
+struct StreamTable<Element> {
+  private var slots: [(id: Int32, element: Element)?]
   private var mask: Int
   /// Open streams.
   private(set) var count = 0
@@ -26,34 +26,33 @@ struct StreamTable {
 
   private func slot(_ id: Int32) -> Int { Int(truncatingIfNeeded: id >> 1) & mask }
 
-  /// The call on stream `id`, if it is open.
-  subscript(id: Int32) -> UnaryCall? {
-    guard id > 0, let call = slots[slot(id)], call.streamID == id else { return nil }
-    return call
+  /// The value of stream `id`, if it is open.
+  subscript(id: Int32) -> Element? {
+    guard id > 0, let entry = slots[slot(id)], entry.id == id else { return nil }
+    return entry.element
   }
 
-  /// Records `call` as open on stream `id` (which `call.streamID` must already say).
-  mutating func insert(_ call: UnaryCall, id: Int32) {
-    precondition(call.streamID == id, "StreamTable: the call's streamID must be \(id)")
-    while let other = slots[slot(id)], other !== call {
+  /// Records `element` for stream `id` (replacing what `id` had).
+  mutating func insert(_ element: Element, id: Int32) {
+    while let other = slots[slot(id)], other.id != id {
       grow()
     }
     if slots[slot(id)] == nil { count += 1 }
-    slots[slot(id)] = call
+    slots[slot(id)] = (id, element)
   }
 
-  /// Removes and returns the call open on stream `id`.
+  /// Removes and returns the value of stream `id`.
   @discardableResult
-  mutating func remove(_ id: Int32) -> UnaryCall? {
-    guard let call = self[id] else { return nil }
+  mutating func remove(_ id: Int32) -> Element? {
+    guard let element = self[id] else { return nil }
     slots[slot(id)] = nil
     count -= 1
-    return call
+    return element
   }
 
-  /// The open calls, lowest stream id first.
-  var calls: [UnaryCall] {
-    slots.compactMap { $0 }.sorted { ($0.streamID ?? 0) < ($1.streamID ?? 0) }
+  /// The open streams' values, lowest stream id first.
+  var elements: [Element] {
+    slots.compactMap { $0 }.sorted { $0.id < $1.id }.map(\.element)
   }
 
   mutating func removeAll() {
@@ -66,12 +65,15 @@ struct StreamTable {
     let open = slots.compactMap { $0 }
     var size = slots.count * 2
     while true {
-      var placed = [UnaryCall?](repeating: nil, count: size)
+      var placed = [(id: Int32, element: Element)?](repeating: nil, count: size)
       var clash = false
-      for call in open {
-        let index = Int(truncatingIfNeeded: (call.streamID ?? 0) >> 1) & (size - 1)
-        if placed[index] != nil { clash = true; break }
-        placed[index] = call
+      for entry in open {
+        let index = Int(truncatingIfNeeded: entry.id >> 1) & (size - 1)
+        if placed[index] != nil {
+          clash = true
+          break
+        }
+        placed[index] = entry
       }
       if !clash {
         slots = placed
