@@ -87,8 +87,7 @@ final class GRPCConnection {
   /// Started calls by stream id.
   @exclusivity(unchecked) private var streams = StreamTable<UnaryCall>()
   /// Calls waiting for the connection to be ready or for a stream slot, in order.
-  @exclusivity(unchecked) private var waiting: [UnaryCall] = []
-  @exclusivity(unchecked) private var waitingHead = 0
+  @exclusivity(unchecked) private var waiting = AdmissionQueue<UnaryCall>()
 
   init(loop: EventLoop, configuration: GRPCChannelConfiguration, onEvent: @escaping (ChannelEvent) -> Void) {
     self.loop = loop
@@ -167,7 +166,7 @@ final class GRPCConnection {
     case .connecting, .handshaking:
       waiting.append(call)
     case .ready:
-      if waitingHead < waiting.count || !hasFreeStreamSlot {
+      if !waiting.isEmpty || !hasFreeStreamSlot {
         waiting.append(call)
       } else {
         submit(call)
@@ -214,17 +213,11 @@ final class GRPCConnection {
   }
 
   private func startWaitingCalls() {
-    while state == .ready, waitingHead < waiting.count, hasFreeStreamSlot {
-      let call = waiting[waitingHead]
-      waitingHead += 1
-      if !call.isCompleted { submit(call) }
-    }
-    if waitingHead == waiting.count {
-      waiting.removeAll(keepingCapacity: true)
-      waitingHead = 0
-    } else if waitingHead > 1024 && waitingHead * 2 > waiting.count {
-      waiting.removeFirst(waitingHead)
-      waitingHead = 0
+    while state == .ready, let session,
+      let call = waiting.next(
+        openStreams: streams.count, limit: session.remoteMaxConcurrentStreams, isAbandoned: \.isCompleted)
+    {
+      submit(call)
     }
   }
 
@@ -492,10 +485,7 @@ final class GRPCConnection {
   }
 
   private func failWaitingCalls(_ error: MilvexError) {
-    let pending = waiting[waitingHead...]
-    waiting = []
-    waitingHead = 0
-    for call in pending { complete(call, .failure(error)) }
+    for call in waiting.removeAll() { complete(call, .failure(error)) }
   }
 
   /// Whether the connection can run calls now.
