@@ -98,8 +98,10 @@ final class TCPStream: ByteStream {
   /// is reported only when output that had to wait has left (the owner is not inside `send`).
   private func writeOutput(reportDrained: Bool) {
     while hasPendingOutput {
+      // `send` with MSG_NOSIGNAL, not `write`: writing to a connection the peer has closed
+      // must fail with EPIPE, not raise SIGPIPE and end the application's process.
       let written = output.withUnsafeBytes { bytes in
-        write(fd, bytes.baseAddress! + outputOffset, bytes.count - outputOffset)
+        Glibc.send(fd, bytes.baseAddress! + outputOffset, bytes.count - outputOffset, Int32(MSG_NOSIGNAL))
       }
       if written > 0 {
         outputOffset += written
