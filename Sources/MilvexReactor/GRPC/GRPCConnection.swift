@@ -31,20 +31,14 @@ public enum ChannelEvent: Sendable, Equatable {
 final class GRPCConnection {
   typealias Completion = (Result<[UInt8], MilvexError>) -> Void
 
-  private enum State {
-    case connecting
-    case handshaking
-    case ready
-    case goingAway
-    case closed
-  }
 
   let loop: EventLoop
   let configuration: GRPCChannelConfiguration
   private let onEvent: (ChannelEvent) -> Void
   private var logger: Logger { configuration.logger }
 
-  @exclusivity(unchecked) private var state = State.connecting
+  /// Where the connection is in its life; every decision about it is the machine's.
+  @exclusivity(unchecked) private var lifecycle = GRPCConnectionLifecycle()
   /// Sent with every call; starts as the configuration's, the owner may replace it.
   var defaultMetadata: GRPCMetadata {
     get { defaultHeaders.metadata }
@@ -63,8 +57,6 @@ final class GRPCConnection {
   @exclusivity(unchecked) private var deadlines = CallDeadlines()
   private var deadlineTimer: LoopTimer?
   @exclusivity(unchecked) private var keepalive: Keepalive?
-  private var tooManyPings = false
-  private var closeReason: MilvexError?
   private var sawSettings = false
 
   /// The request header fields that are the same for every call, laid out once.
@@ -107,9 +99,9 @@ final class GRPCConnection {
     logger.debug("opening TCP + HTTP/2 connection", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
     connectTimer = try? loop.scheduleTimer(after: configuration.connectTimeout) { [weak self] in
       guard let self else { return }
-      let phase = self.state == .connecting ? "connecting" : "waiting for the server's HTTP/2 SETTINGS"
-      self.close(.connection(reason: "connect timeout after \(self.configuration.connectTimeout) while \(phase)",
-                             host: self.configuration.host, port: self.configuration.port, retriable: true))
+      self.close(.connection(
+        reason: "connect timeout after \(self.configuration.connectTimeout) while \(self.lifecycle.connectPhase)",
+        host: self.configuration.host, port: self.configuration.port, retriable: true))
     }
     attempt = ConnectAttempt(loop: loop, host: configuration.host, port: configuration.port) { [weak self] result in
       guard let self else { return }
@@ -123,6 +115,7 @@ final class GRPCConnection {
 
   private func socketConnected(_ socket: ConnectedSocket) {
     let stream = TCPStream(loop: loop, fileDescriptor: socket.fileDescriptor)
+    guard case .startSession = lifecycle.handle(.socketConnected) else { return stream.close() }
     self.stream = stream
     do {
       let settings = HTTP2Session.Settings(
@@ -133,20 +126,28 @@ final class GRPCConnection {
     } catch {
       return close(error)
     }
-    state = .handshaking
     scheduleFlush()
   }
 
-  private func settingsReceived() {
-    sawSettings = true
-    guard state == .handshaking else { return }
-    state = .ready
-    connectTimer?.cancel()
-    connectTimer = nil
-    startKeepalive()
-    logger.debug("ready", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
-    onEvent(.ready)
-    startWaitingCalls()
+  /// Does what the lifecycle machine decided.
+  private func perform(_ action: GRPCConnectionLifecycle.Action) {
+    switch action {
+    case .none, .startSession:
+      return
+    case .becomeReady:
+      connectTimer?.cancel()
+      connectTimer = nil
+      startKeepalive()
+      logger.debug("ready", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+      onEvent(.ready)
+      startWaitingCalls()
+    case .startDraining(let reason, let tooManyPings):
+      // Calls not started yet will never start here.
+      failWaitingCalls(.status(.unavailable, "the server is going away (GOAWAY) before the call started"))
+      onEvent(.closing(reason, tooManyPings: tooManyPings))
+    case .close(let error, let tooManyPings, let wasReady):
+      tearDown(error, tooManyPings: tooManyPings, wasReady: wasReady)
+    }
   }
 
   // MARK: - Calls
@@ -154,18 +155,12 @@ final class GRPCConnection {
   /// Starts `call`, or queues it until the connection is ready or a stream slot is free.
   func startCall(_ call: UnaryCall) {
     loop.assertInLoopThread()
-    switch state {
-    case .closed, .goingAway:
-      switch closeReason {
-      case .disconnected?, .eventLoopShutDown?:
-        return complete(call, .failure(closeReason!))
-      default:
-        let reason = closeReason.map { "\($0)" } ?? "the connection is closing"
-        return complete(call, .failure(.status(.unavailable, "no new call can start on this connection: \(reason)")))
-      }
-    case .connecting, .handshaking:
+    switch lifecycle.admission {
+    case .reject(let error):
+      return complete(call, .failure(error))
+    case .wait:
       waiting.append(call)
-    case .ready:
+    case .start:
       if !waiting.isEmpty || !hasFreeStreamSlot {
         waiting.append(call)
       } else {
@@ -213,7 +208,7 @@ final class GRPCConnection {
   }
 
   private func startWaitingCalls() {
-    while state == .ready, let session,
+    while lifecycle.state == .ready, let session,
       let call = waiting.next(
         openStreams: streams.count, limit: session.remoteMaxConcurrentStreams, isAbandoned: \.isCompleted)
     {
@@ -276,7 +271,7 @@ final class GRPCConnection {
   /// Acts on what the session reported, in order; stops if a completion closed the connection.
   private func handle(_ events: [HTTP2Event], from session: HTTP2Session) {
     for event in events {
-      guard state != .closed else { return }
+      guard lifecycle.state != .closed else { return }
       switch event {
       case .headers(let streamID, let fields, let endStream):
         guard let call = streams[streamID] else { continue }
@@ -293,7 +288,8 @@ final class GRPCConnection {
           handle(call, outcome, streamStillOpen: false)
         }
       case .settings:
-        settingsReceived()
+        sawSettings = true
+        perform(lifecycle.handle(.settingsReceived))
       case .pingAcknowledged:
         pingAcknowledged()
       case .goAway(let lastStreamID, let errorCode, let debugData):
@@ -319,8 +315,8 @@ final class GRPCConnection {
 
   private func goAway(lastStreamID: Int32, errorCode: UInt32, debugData: [UInt8]) {
     let debug = String(decoding: debugData, as: UTF8.self)
-    if errorCode == HTTP2ErrorCode.enhanceYourCalm && debug == "too_many_pings" {
-      tooManyPings = true
+    let tooManyPings = errorCode == HTTP2ErrorCode.enhanceYourCalm && debug == "too_many_pings"
+    if tooManyPings {
       logger.warning(
         "server sent GOAWAY too_many_pings; the next connection will use keepaliveTime \(configuration.keepaliveTime * 2)",
         metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
@@ -328,12 +324,7 @@ final class GRPCConnection {
     let reason = MilvexError.connection(
       reason: "the server sent GOAWAY (error code \(errorCode)\(debug.isEmpty ? "" : ", \"\(debug)\""), last stream \(lastStreamID))",
       host: configuration.host, port: configuration.port, retriable: true)
-    closeReason = closeReason ?? reason
-    guard state == .ready || state == .handshaking else { return }
-    state = .goingAway
-    // Calls not started yet will never start here.
-    failWaitingCalls(.status(.unavailable, "the server is going away (GOAWAY) before the call started"))
-    onEvent(.closing(reason, tooManyPings: tooManyPings))
+    perform(lifecycle.handle(.goAway(reason: reason, tooManyPings: tooManyPings)))
   }
 
   private func pingAcknowledged() {
@@ -389,14 +380,14 @@ final class GRPCConnection {
   }
 
   private func received(_ bytes: UnsafeRawBufferPointer) {
-    guard state != .closed else { return }
+    guard lifecycle.state != .closed else { return }
     keepalive?.readObserved(at: .now)
     if !sawSettings, let error = nonHTTP2Answer(bytes) { return close(error) }
     guard let session else { return }
     let outcome = session.receive(bytes)
     handle(outcome.events, from: session)
     if let error = outcome.error { return close(error) }
-    guard state != .closed else { return }
+    guard lifecycle.state != .closed else { return }
     startWaitingCalls()
     scheduleFlush()
     closeIfDrained()
@@ -412,7 +403,7 @@ final class GRPCConnection {
   }
 
   private func scheduleFlush() {
-    guard !flushScheduled, state != .closed, session != nil else { return }
+    guard !flushScheduled, lifecycle.state != .closed, session != nil else { return }
     flushScheduled = true
     loop.runBeforeNextPoll { [weak self] in
       guard let self else { return }
@@ -424,24 +415,21 @@ final class GRPCConnection {
   /// Moves nghttp2's pending frames to the stream in one `send` (one `write`); what the socket
   /// does not take yet leaves when it can (the stream reports `.drained`, which flushes again).
   private func flush() {
-    guard state != .closed, let session, let stream else { return }
+    guard lifecycle.state != .closed, let session, let stream else { return }
     var outcome = HTTP2Session.Outcome(events: [])
     stream.send { output in outcome = session.drainOutput(into: &output) }
     handle(outcome.events, from: session)
     if let error = outcome.error { return close(error) }
-    guard state != .closed else { return }
+    guard lifecycle.state != .closed else { return }
     // A final GOAWAY must leave before the socket closes.
     if !stream.hasPendingOutput { closeIfDrained() }
   }
 
   /// Closes once the session is over (GOAWAY with every stream done, or a protocol error).
   private func closeIfDrained() {
-    guard state != .closed, let session else { return }
-    if session.isFinished || (state == .goingAway && streams.isEmpty) {
-      let reason = closeReason ?? .protocolViolation(
-        "the HTTP/2 session ended: \(session.lastError ?? "the server violated the protocol")")
-      close(reason)
-    }
+    guard lifecycle.state != .closed, let session else { return }
+    perform(lifecycle.handle(.quiet(
+      sessionFinished: session.isFinished, openStreams: streams.count, sessionError: session.lastError)))
   }
 
   // MARK: - Closing
@@ -450,10 +438,10 @@ final class GRPCConnection {
   /// fails every started and waiting call with `error` (retriable `UNAVAILABLE` for a
   /// connection failure). Idempotent.
   func close(_ error: MilvexError) {
-    guard state != .closed else { return }
-    let wasReady = state == .ready || state == .goingAway
-    state = .closed
-    closeReason = closeReason ?? error
+    perform(lifecycle.handle(.failed(error)))
+  }
+
+  private func tearDown(_ error: MilvexError, tooManyPings: Bool, wasReady: Bool) {
     attempt?.cancel()
     attempt = nil
     connectTimer?.cancel()
@@ -489,7 +477,7 @@ final class GRPCConnection {
   }
 
   /// Whether the connection can run calls now.
-  var isReady: Bool { state == .ready }
-  var isClosed: Bool { state == .closed }
+  var isReady: Bool { lifecycle.state == .ready }
+  var isClosed: Bool { lifecycle.state == .closed }
   var openStreamCount: Int { streams.count }
 }
