@@ -56,6 +56,8 @@ final class GRPCConnection {
   /// The calls' deadlines, and the one timer that serves them.
   @exclusivity(unchecked) private var deadlines = CallDeadlines()
   private var deadlineTimer: LoopTimer?
+  /// When the deadline timer is due (it may be earlier than any deadline still waiting).
+  private var deadlineTimerDue: ContinuousClock.Instant?
   @exclusivity(unchecked) private var keepalive: Keepalive?
   private var sawSettings = false
 
@@ -173,12 +175,17 @@ final class GRPCConnection {
     }
   }
 
-  /// Keeps the one deadline timer due at the earliest deadline of a waiting call.
+  /// Keeps the one deadline timer due no later than the earliest deadline of a waiting call.
+  /// A timer due earlier is left alone (re-arming costs about 1,000 instructions, every call):
+  /// when it fires early it finds nothing due and re-arms for what is then the earliest.
   private func armDeadlineTimer() {
     guard let earliest = deadlines.earliest else {
       deadlineTimer?.stop()
+      deadlineTimerDue = nil
       return
     }
+    if let due = deadlineTimerDue, due <= earliest, deadlineTimer?.isScheduled == true { return }
+    deadlineTimerDue = earliest
     let delay = earliest - .now
     if let deadlineTimer {
       deadlineTimer.rearm(after: delay)
