@@ -30,16 +30,20 @@ struct UnaryResponse {
   private var phase = Phase.awaitingHeaders
   private let maxMessageSize: Int
 
-  // The header block being received.
+  // The header block being received: read straight off the bytes, so that the usual answer
+  // (200, application/grpc, grpc-status 0) allocates nothing; words are kept only for errors.
   private var httpStatus: Int?
-  private var contentType: String?
-  private var grpcStatus: String?
+  /// The content-type, kept only when it is not gRPC's.
+  private var foreignContentType: String?
+  private enum StatusField { case absent, code(Int), unreadable(String) }
+  private var grpcStatus = StatusField.absent
   private var grpcMessage: [UInt8]?
   private var grpcDetails: [UInt8]?
   private var grpcEncoding: String?
 
-  // The message.
-  private var prefix: [UInt8] = []
+  // The message: the 5-byte prefix (flag, big-endian length), then the bytes.
+  private var prefix: (UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0)
+  private var prefixCount = 0
   private var expectedLength: Int?
   private var message: [UInt8] = []
   private var messageComplete = false
@@ -54,11 +58,11 @@ struct UnaryResponse {
     guard phase != .done else { return }
     // Called for every header field of every response: compare bytes, not Strings.
     if Self.matches(name, ":status") {
-      httpStatus = Int(String(decoding: value, as: UTF8.self))
+      httpStatus = Self.decimal(value)
     } else if Self.matches(name, "content-type") {
-      contentType = String(decoding: value, as: UTF8.self)
+      foreignContentType = Self.isGRPCContentType(value) ? nil : String(decoding: value, as: UTF8.self)
     } else if Self.matches(name, "grpc-status") {
-      grpcStatus = String(decoding: value, as: UTF8.self)
+      grpcStatus = Self.decimal(value).map { .code($0) } ?? .unreadable(String(decoding: value, as: UTF8.self))
     } else if Self.matches(name, "grpc-message") {
       grpcMessage = Array(value)
     } else if Self.matches(name, "grpc-status-details-bin") {
@@ -73,6 +77,29 @@ struct UnaryResponse {
       && memcmp(bytes.baseAddress!, literal.utf8Start, bytes.count) == 0
   }
 
+  private static func hasPrefix(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+    bytes.count >= literal.utf8CodeUnitCount
+      && memcmp(bytes.baseAddress!, literal.utf8Start, literal.utf8CodeUnitCount) == 0
+  }
+
+  /// `application/grpc`, or it followed by `+` (a message format) or `;` (parameters).
+  private static func isGRPCContentType(_ value: UnsafeRawBufferPointer) -> Bool {
+    guard hasPrefix(value, "application/grpc") else { return false }
+    let length = "application/grpc".utf8.count
+    return value.count == length || value[length] == UInt8(ascii: "+") || value[length] == UInt8(ascii: ";")
+  }
+
+  /// A non-negative decimal of at most 9 digits, or nil.
+  private static func decimal(_ bytes: UnsafeRawBufferPointer) -> Int? {
+    guard !bytes.isEmpty, bytes.count <= 9 else { return nil }
+    var value = 0
+    for byte in bytes {
+      guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+      value = value * 10 + Int(byte - UInt8(ascii: "0"))
+    }
+    return value
+  }
+
   mutating func headersComplete(endStream: Bool) -> Outcome? {
     switch phase {
     case .done:
@@ -81,13 +108,13 @@ struct UnaryResponse {
       let status = httpStatus ?? 0
       if status != 200 {
         // Not a gRPC answer; a proxy or a plain HTTP server may send grpc-status anyway.
-        if grpcStatus != nil, endStream { return finishWithTrailers() }
+        if case .absent = grpcStatus {} else if endStream { return finishWithTrailers() }
         let code = GRPCWireFormat.statusCode(forHTTPStatus: status)
         return finish(.failure(.status(code, "the server answered HTTP \(status) without a gRPC status"),
                                resetStream: !endStream))
       }
-      if let contentType, !isGRPCContentType(contentType) {
-        return finish(.failure(.violation(.contentType(contentType)), resetStream: !endStream))
+      if let foreignContentType {
+        return finish(.failure(.violation(.contentType(foreignContentType)), resetStream: !endStream))
       }
       if endStream {  // trailers-only
         return finishWithTrailers()
@@ -111,36 +138,39 @@ struct UnaryResponse {
       }
       return nil
     }
-    var remaining = bytes[...]
-    while !remaining.isEmpty {
+    var offset = 0
+    while offset < bytes.count {
       if messageComplete {
         return finish(.failure(.violation(.moreThanOneMessage), resetStream: true))
       }
-      if expectedLength == nil {
-        let take = min(5 - prefix.count, remaining.count)
-        prefix.append(contentsOf: remaining.prefix(take))
-        remaining = remaining.dropFirst(take)
-        guard prefix.count == 5 else { break }
-        if prefix[0] != 0 {
+      guard let expectedLength else {
+        withUnsafeMutableBytes(of: &prefix) { prefixBytes in
+          while prefixCount < 5, offset < bytes.count {
+            prefixBytes[prefixCount] = bytes[offset]
+            prefixCount += 1
+            offset += 1
+          }
+        }
+        guard prefixCount == 5 else { break }
+        if prefix.0 != 0 {
           return finish(.failure(.violation(.unexpectedCompression(encoding: grpcEncoding)), resetStream: true))
         }
-        let length = Int(prefix[1]) << 24 | Int(prefix[2]) << 16 | Int(prefix[3]) << 8 | Int(prefix[4])
+        let length = Int(prefix.1) << 24 | Int(prefix.2) << 16 | Int(prefix.3) << 8 | Int(prefix.4)
         if length > maxMessageSize {
           return finish(.failure(.status(.resourceExhausted,
             "response message of \(length) bytes exceeds maxReceiveMessageSize (\(maxMessageSize) bytes)"),
             resetStream: true))
         }
-        expectedLength = length
+        self.expectedLength = length
         // Not the whole announced length: 5 bytes from a server must not make the client hold
         // maxReceiveMessageSize before any of the message arrived; the array grows as it does.
         message.reserveCapacity(min(length, 64 * 1024))
         if length == 0 { messageComplete = true }
         continue
       }
-      let need = expectedLength! - message.count
-      let take = min(need, remaining.count)
-      message.append(contentsOf: remaining.prefix(take))
-      remaining = remaining.dropFirst(take)
+      let take = min(expectedLength - message.count, bytes.count - offset)
+      message.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + take)]))
+      offset += take
       if message.count == expectedLength { messageComplete = true }
     }
     return nil
@@ -166,8 +196,11 @@ struct UnaryResponse {
   }
 
   private mutating func finishWithTrailers() -> Outcome {
-    guard let statusText = grpcStatus, let rawCode = Int(statusText) else {
-      return finish(.failure(.violation(.invalidStatus(grpcStatus)), resetStream: false))
+    let rawCode: Int
+    switch grpcStatus {
+    case .absent: return finish(.failure(.violation(.invalidStatus(nil)), resetStream: false))
+    case .unreadable(let text): return finish(.failure(.violation(.invalidStatus(text)), resetStream: false))
+    case .code(let code): rawCode = code
     }
     let code = GRPCStatusCode(rawValue: rawCode) ?? .unknown
     if code != .ok {
@@ -180,8 +213,8 @@ struct UnaryResponse {
       return finish(.failure(.violation(.truncatedMessage(announced: expectedLength, received: message.count)),
                              resetStream: false))
     }
-    if !prefix.isEmpty && expectedLength == nil {
-      return finish(.failure(.violation(.truncatedPrefix(received: prefix.count)), resetStream: false))
+    if prefixCount > 0 && expectedLength == nil {
+      return finish(.failure(.violation(.truncatedPrefix(received: prefixCount)), resetStream: false))
     }
     guard messageComplete else {
       return finish(.failure(.violation(.noMessage), resetStream: false))
@@ -196,12 +229,9 @@ struct UnaryResponse {
   }
 
   private mutating func clearHeaderBlock() {
-    grpcStatus = nil
+    grpcStatus = .absent
     grpcMessage = nil
     grpcDetails = nil
   }
 
-  private func isGRPCContentType(_ value: String) -> Bool {
-    value == "application/grpc" || value.hasPrefix("application/grpc+") || value.hasPrefix("application/grpc;")
-  }
 }
