@@ -227,6 +227,7 @@ final class GRPCConnection {
     guard let session else { return }
     // Pseudo-headers must precede regular ones (RFC 9113 §8.3).
     var headers = requestPseudoHeaders
+    headers.reserveCapacity(fields: 16, bytes: 512)
     headers.add(":path", call.path)
     headers.append(requestFixedHeaders)
     if let remaining = call.remainingTime() {

@@ -321,6 +321,13 @@ struct HeaderBlock {
 
   var count: Int { fields.count }
 
+  /// Makes room for `fields` fields of `bytes` bytes in all, so that adding them does not
+  /// reallocate (on a copy, this is the one copy).
+  mutating func reserveCapacity(fields: Int, bytes: Int) {
+    self.fields.reserveCapacity(fields)
+    self.bytes.reserveCapacity(bytes)
+  }
+
   func withNameValuePairs<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
     bytes.withUnsafeBufferPointer { buffer in
       // nghttp2_nv's pointers are not const, but nghttp2 copies the fields without NO_COPY
