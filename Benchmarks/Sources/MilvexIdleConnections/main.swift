@@ -35,7 +35,9 @@ struct Options {
 }
 
 func residentBytes() -> Int {
-  guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+  guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else {
+    return 0
+  }
   let pages = statm.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
   return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
@@ -63,7 +65,9 @@ server.standardOutput = serverOutput
 server.standardInput = serverInput
 try server.run()
 var line: [UInt8] = []
-while let byte = try serverOutput.fileHandleForReading.read(upToCount: 1)?.first, byte != 10 { line.append(byte) }
+while let byte = try serverOutput.fileHandleForReading.read(upToCount: 1)?.first, byte != 10 {
+  line.append(byte)
+}
 guard let port = Int(String(decoding: line, as: UTF8.self).dropFirst("PORT ".count)) else {
   fatalError("the echo server printed '\(String(decoding: line, as: UTF8.self))'")
 }
@@ -94,11 +98,14 @@ let idle = residentBytes()
 
 let perConnection = Double(idle - baseline) / Double(options.connections)
 print("idle connections: \(options.connections), all connected after \(connectedAfter)")
-print(String(format: "resident: baseline %.1f MiB, connected %.1f MiB, after %d idle s %.1f MiB",
-             Double(baseline) / 1_048_576, Double(connected) / 1_048_576, options.idleSeconds,
-             Double(idle) / 1_048_576))
+print(
+  String(
+    format: "resident: baseline %.1f MiB, connected %.1f MiB, after %d idle s %.1f MiB",
+    Double(baseline) / 1_048_576, Double(connected) / 1_048_576, options.idleSeconds,
+    Double(idle) / 1_048_576))
 print(String(format: "per connection: %.1f KiB resident", perConnection / 1024))
-print(String(format: "CPU over %d idle s: %.3f s for all connections", options.idleSeconds, idleCPU))
+print(
+  String(format: "CPU over %d idle s: %.3f s for all connections", options.idleSeconds, idleCPU))
 
 for connection in connections { connection.disconnect() }
 warm.disconnect(reason: "done")

@@ -52,9 +52,11 @@ final class FaultRunner: @unchecked Sendable {
         server = try restartServer(port: server.port)
       }
       let ended = ContinuousClock.now
-      applied.append(Applied(kind: fault.kind, began: ledger.offset(of: began), ended: ledger.offset(of: ended)))
-      log("fault \(applied.count)/\(plan.faults.count) \(fault.kind.rawValue) at "
-        + "\(fixed(seconds(began - start), 1)) s, \(fixed(seconds(ended - began), 2)) s long")
+      applied.append(
+        Applied(kind: fault.kind, began: ledger.offset(of: began), ended: ledger.offset(of: ended)))
+      log(
+        "fault \(applied.count)/\(plan.faults.count) \(fault.kind.rawValue) at "
+          + "\(fixed(seconds(began - start), 1)) s, \(fixed(seconds(ended - began), 2)) s long")
     }
     return applied
   }
@@ -77,7 +79,8 @@ final class FaultRunner: @unchecked Sendable {
         Thread.sleep(forTimeInterval: 0.1)
       }
     }
-    throw SoakError("could not restart the echo server on port \(port): \(lastError.map { "\($0)" } ?? "")")
+    throw SoakError(
+      "could not restart the echo server on port \(port): \(lastError.map { "\($0)" } ?? "")")
   }
 
   private func sleep(until instant: ContinuousClock.Instant) {

@@ -50,17 +50,21 @@ final class ResourceSampler: Sendable {
       at: ledger.offset(of: .now), residentKiB: Self.residentKiB(),
       openDescriptors: Self.openDescriptors(), callsInFlight: ledger.outstanding)
     samples.withLock { $0.append(sample) }
-    log("t \(fixed(Double(sample.at) / 1e9, 1)) s: VmRSS \(sample.residentKiB) KiB, \(sample.openDescriptors) fds, "
-      + "\(sample.callsInFlight) calls in flight")
+    log(
+      "t \(fixed(Double(sample.at) / 1e9, 1)) s: VmRSS \(sample.residentKiB) KiB, \(sample.openDescriptors) fds, "
+        + "\(sample.callsInFlight) calls in flight")
   }
 
   var all: [Sample] { samples.withLock { $0 } }
 
   /// `VmRSS` from /proc/self/status, in KiB (-1 if unreadable).
   static func residentKiB() -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else {
+      return -1
+    }
     for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-      return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? -1
+      return Int(
+        line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? -1
     }
     return -1
   }
@@ -71,7 +75,9 @@ final class ResourceSampler: Sendable {
     defer { closedir(directory) }
     var count = 0
     while let entry = readdir(directory) {
-      let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+      let name = withUnsafeBytes(of: entry.pointee.d_name) {
+        String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+      }
       if name != "." && name != ".." { count += 1 }
     }
     return count - 1

@@ -41,7 +41,9 @@ struct SoakOptions {
       case "--seconds": seconds = try Self.positive(name, value)
       case "--rate": rate = try Self.positive(name, value)
       case "--seed":
-        guard let number = UInt64(value) else { throw SoakError("--seed must be a number from 0 to 2^64-1, got \(value)") }
+        guard let number = UInt64(value) else {
+          throw SoakError("--seed must be a number from 0 to 2^64-1, got \(value)")
+        }
         seed = number
       case "--deadline-ms": deadlineMilliseconds = try Self.positive(name, value)
       case "--callback-threads": callbackThreads = try Self.positive(name, value)
@@ -58,12 +60,15 @@ struct SoakOptions {
       }
     }
     guard seconds >= 30 else {
-      throw SoakError("--seconds must be at least 30 (10 s warm-up, faults, 10 s quiet tail), got \(seconds)")
+      throw SoakError(
+        "--seconds must be at least 30 (10 s warm-up, faults, 10 s quiet tail), got \(seconds)")
     }
   }
 
   private static func positive(_ name: String, _ value: String) throws -> Int {
-    guard let number = Int(value), number > 0 else { throw SoakError("\(name) must be a positive integer, got \(value)") }
+    guard let number = Int(value), number > 0 else {
+      throw SoakError("\(name) must be a positive integer, got \(value)")
+    }
     return number
   }
 }

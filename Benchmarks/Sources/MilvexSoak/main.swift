@@ -48,26 +48,31 @@ func main() throws -> Int32 {
   let runLength = Duration.seconds(options.seconds)
   let deadline = Duration.milliseconds(options.deadlineMilliseconds)
   let plan = FaultPlan(seed: seed, runLength: runLength, maxFaults: options.maxFaults)
-  print("MilvexSoak: seed \(seed), \(options.seconds) s at \(options.rate) calls/s "
-    + "(\(options.callbackThreads) callback threads, \(options.asyncTasks) async tasks), "
-    + "deadline \(options.deadlineMilliseconds) ms, \(plan.faults.count) faults")
+  print(
+    "MilvexSoak: seed \(seed), \(options.seconds) s at \(options.rate) calls/s "
+      + "(\(options.callbackThreads) callback threads, \(options.asyncTasks) async tasks), "
+      + "deadline \(options.deadlineMilliseconds) ms, \(plan.faults.count) faults")
   print("repeat with: MilvexSoak --seconds \(options.seconds) --seed \(seed)")
   for (index, fault) in plan.faults.enumerated() {
-    print("  planned fault #\(index + 1): \(fault.kind.rawValue) at \(fixed(seconds(fault.start), 1)) s "
-      + "for \(fixed(seconds(fault.length), 2)) s")
+    print(
+      "  planned fault #\(index + 1): \(fault.kind.rawValue) at \(fixed(seconds(fault.start), 1)) s "
+        + "for \(fixed(seconds(fault.length), 2)) s")
   }
 
   let server = try Peer(options.server, arguments: ["0"])
   let proxy = try Peer(
     "/usr/bin/env",
-    arguments: [options.python, options.proxy, "--target-port", "\(server.port)", "--seed", "\(seed)"])
+    arguments: [
+      options.python, options.proxy, "--target-port", "\(server.port)", "--seed", "\(seed)",
+    ])
   log("echo server on port \(server.port), proxy on port \(proxy.port)")
 
   let loop = try EventLoop(threadName: "soak-loop")
   let config = try soakConfig(port: proxy.port)
-  print("connection: connectTimeout \(config.connectTimeout), reconnect \(config.reconnectBaseDelay) to "
-    + "\(config.reconnectMaxDelay) (×\(config.reconnectMultiplier), jitter \(config.reconnectJitter)), "
-    + "keepalive \(config.keepaliveTime) + timeout \(config.keepaliveTimeout)")
+  print(
+    "connection: connectTimeout \(config.connectTimeout), reconnect \(config.reconnectBaseDelay) to "
+      + "\(config.reconnectMaxDelay) (×\(config.reconnectMultiplier), jitter \(config.reconnectJitter)), "
+      + "keepalive \(config.keepaliveTime) + timeout \(config.keepaliveTimeout)")
   let connection = try Connection.start(config: config, on: loop)
   try waitUntilConnected(connection, timeout: .seconds(10))
 
@@ -78,7 +83,8 @@ func main() throws -> Int32 {
   let sampler = ResourceSampler(ledger: ledger)
   sampler.start(baselineAfter: FaultPlan.baselineSample, every: .seconds(options.sampleSeconds))
 
-  let runner = FaultRunner(plan: plan, server: server, serverPath: options.server, proxy: proxy, ledger: ledger)
+  let runner = FaultRunner(
+    plan: plan, server: server, serverPath: options.server, proxy: proxy, ledger: ledger)
   let faultOutcome = FaultOutcome()
   Thread {
     let result: Result<[FaultRunner.Applied], SoakError>

@@ -3,7 +3,6 @@ import Logging
 import Metrics
 import ServiceLifecycle
 
-
 /// A connection to a Milvus server that stays alive: it keeps one gRPC channel, notices when
 /// it dies (EOF, error, GOAWAY, keepalive timeout) and replaces it with exponential backoff and
 /// jitter, until ``disconnect()``.
@@ -94,7 +93,11 @@ public final class Connection: Sendable, Service {
       throw .invalidArgument(field: "config", message: "\(error)")
     }
     if config.ssl {
-      throw .invalidArgument(field: "ssl", message: "TLS (https://, milvuss://) is not supported by this client yet; use a plaintext endpoint")
+      throw .invalidArgument(
+        field: "ssl",
+        message:
+          "TLS (https://, milvuss://) is not supported by this client yet; use a plaintext endpoint"
+      )
     }
     if let name, name.isEmpty {
       throw .invalidArgument(field: "name", message: "must not be empty")
@@ -108,7 +111,8 @@ public final class Connection: Sendable, Service {
         return true
       }
       guard registered else {
-        throw .invalidArgument(field: "name", message: "a connection named '\(name)' is already running")
+        throw .invalidArgument(
+          field: "name", message: "a connection named '\(name)' is already running")
       }
     }
     do {
@@ -121,7 +125,9 @@ public final class Connection: Sendable, Service {
     return connection
   }
 
-  private func startOnLoop(logger: Logger, random: any BackoffRandomSource, metrics: any MetricsFactory) {
+  private func startOnLoop(
+    logger: Logger, random: any BackoffRandomSource, metrics: any MetricsFactory
+  ) {
     let (phase, observers, name) = (self.phase, self.observers, self.name)
     let driver = ConnectionDriver(
       loop: loop, config: config, name: name, logger: logger, random: random, metrics: metrics,
@@ -193,7 +199,9 @@ public final class Connection: Sendable, Service {
   ///
   /// - Important: Callable from any task.
   public func disconnect() async {
-    _ = try? await loop.submit { [self] in driver?.disconnect(reason: "disconnected by the application") }
+    _ = try? await loop.submit { [self] in
+      driver?.disconnect(reason: "disconnected by the application")
+    }
     unregisterName()
   }
 
@@ -279,7 +287,9 @@ public final class Connection: Sendable, Service {
   ///
   /// - Important: Callable from any thread; `completion` runs on the loop thread (or at once on
   ///   the calling thread if the loop has shut down).
-  public func channel(_ completion: @escaping @Sendable (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void) {
+  public func channel(
+    _ completion: @escaping @Sendable (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void
+  ) {
     do {
       try loop.execute { [self] in completion(channelOnLoop()) }
     } catch {
@@ -288,7 +298,9 @@ public final class Connection: Sendable, Service {
   }
 
   /// `async` form of ``channel(_:)``.
-  public func channel() async throws(MilvexError) -> (channel: GRPCChannel, config: ConnectionConfig) {
+  public func channel() async throws(MilvexError) -> (
+    channel: GRPCChannel, config: ConnectionConfig
+  ) {
     let result = await withCheckedContinuation { continuation in
       channel { continuation.resume(returning: $0) }
     }
@@ -316,7 +328,9 @@ public final class Connection: Sendable, Service {
     do {
       try loop.execute { [self] in
         guard let driver else { return completion(.failure(noDriverError)) }
-        driver.waitForChannel(deadline: deadline) { [driver] in completion($0.map { ($0, driver.currentConfig) }) }
+        driver.waitForChannel(deadline: deadline) { [driver] in
+          completion($0.map { ($0, driver.currentConfig) })
+        }
       }
     } catch {
       completion(.failure(.disconnected(reason: "the event loop has shut down")))
@@ -338,7 +352,8 @@ public final class Connection: Sendable, Service {
 
   /// ``waitForChannelOnLoop(deadline:_:)`` without the config (the per-call path).
   func waitForLiveChannelOnLoop(
-    deadline: ContinuousClock.Instant, _ completion: @escaping (Result<GRPCChannel, MilvexError>) -> Void
+    deadline: ContinuousClock.Instant,
+    _ completion: @escaping (Result<GRPCChannel, MilvexError>) -> Void
   ) {
     loop.assertInLoopThread()
     guard let driver else { return completion(.failure(noDriverError)) }
@@ -346,7 +361,9 @@ public final class Connection: Sendable, Service {
   }
 
   /// `async` form of ``waitForChannel(timeout:_:)``.
-  public func waitForChannel(timeout: Duration) async throws(MilvexError) -> (channel: GRPCChannel, config: ConnectionConfig) {
+  public func waitForChannel(timeout: Duration) async throws(MilvexError) -> (
+    channel: GRPCChannel, config: ConnectionConfig
+  ) {
     let result = await withCheckedContinuation { continuation in
       waitForChannel(timeout: timeout) { continuation.resume(returning: $0) }
     }
@@ -364,10 +381,12 @@ public final class Connection: Sendable, Service {
     let answer = OneShot<Result<Bool, MilvexError>>()
     // The watchdog cannot be a loop timer: it is there for a loop that does not answer.
     let watchdog = DispatchWorkItem {
-      answer.resume(.failure(.status(.deadlineExceeded, "the event loop did not answer within \(timeout)")))
+      answer.resume(
+        .failure(.status(.deadlineExceeded, "the event loop did not answer within \(timeout)")))
     }
     DispatchQueue.global().asyncAfter(
-      deadline: .now() + .nanoseconds(Int(max(0, timeout.saturatingNanoseconds))), execute: watchdog)
+      deadline: .now() + .nanoseconds(Int(max(0, timeout.saturatingNanoseconds))), execute: watchdog
+    )
     do throws(MilvexError) {
       try loop.execute { [self] in answer.resume(.success(driver?.state == .connected)) }
     } catch {

@@ -46,7 +46,8 @@ final class ConnectionDriver {
 
   init(
     loop: EventLoop, config: ConnectionConfig, name: String?, logger: Logger,
-    random: any BackoffRandomSource, metrics: any MetricsFactory, publish: @escaping (StateTransition) -> Void,
+    random: any BackoffRandomSource, metrics: any MetricsFactory,
+    publish: @escaping (StateTransition) -> Void,
     onTerminated: @escaping () -> Void
   ) {
     self.loop = loop
@@ -71,11 +72,16 @@ final class ConnectionDriver {
     self.publish = publish
     self.onTerminated = onTerminated
     let dimensions = [("host", config.host), ("port", "\(config.port)")]
-    connects = Counter(label: "milvex_connection_connected_total", dimensions: dimensions, factory: metrics)
-    attempts = Counter(label: "milvex_connection_attempts_total", dimensions: dimensions, factory: metrics)
-    failures = Counter(label: "milvex_connection_attempt_failures_total", dimensions: dimensions, factory: metrics)
-    reconnectDelays = Metrics.Timer(label: "milvex_connection_retry_delay", dimensions: dimensions, factory: metrics)
-    disconnects = Counter(label: "milvex_connection_disconnects_total", dimensions: dimensions, factory: metrics)
+    connects = Counter(
+      label: "milvex_connection_connected_total", dimensions: dimensions, factory: metrics)
+    attempts = Counter(
+      label: "milvex_connection_attempts_total", dimensions: dimensions, factory: metrics)
+    failures = Counter(
+      label: "milvex_connection_attempt_failures_total", dimensions: dimensions, factory: metrics)
+    reconnectDelays = Metrics.Timer(
+      label: "milvex_connection_retry_delay", dimensions: dimensions, factory: metrics)
+    disconnects = Counter(
+      label: "milvex_connection_disconnects_total", dimensions: dimensions, factory: metrics)
   }
 
   var state: ConnectivityState { machine.connectivityState }
@@ -88,7 +94,8 @@ final class ConnectionDriver {
     }
     switch machine.start() {
     case .none: break
-    case .startAttempt(let generation, let attempt): startAttempt(generation: generation, attempt: attempt)
+    case .startAttempt(let generation, let attempt):
+      startAttempt(generation: generation, attempt: attempt)
     }
   }
 
@@ -126,7 +133,9 @@ final class ConnectionDriver {
     switch machine.channel {
     case .connected(let generation):
       guard let current, current.generation == generation else {
-        return .failure(.notConnected(host: config.host, port: config.port, lastFailure: machine.lastFailureReason))
+        return .failure(
+          .notConnected(
+            host: config.host, port: config.port, lastFailure: machine.lastFailureReason))
       }
       return .success(current.channel)
     case .notConnected(let error):
@@ -161,9 +170,11 @@ final class ConnectionDriver {
   private func startAttempt(generation: UInt64, attempt: Int) {
     attempts.increment()
     attemptStartedAt = .now
-    logger.info("connecting", metadata: [
-      "host": "\(config.host)", "port": "\(config.port)", "attempt": "\(attempt)",
-    ])
+    logger.info(
+      "connecting",
+      metadata: [
+        "host": "\(config.host)", "port": "\(config.port)", "attempt": "\(attempt)",
+      ])
     identifier = nil
     channelConfiguration.defaultMetadata = defaultMetadata()
     do {
@@ -198,7 +209,9 @@ final class ConnectionDriver {
     guard keepaliveSlowedDownFor != generation else { return }
     keepaliveSlowedDownFor = generation
     channelConfiguration = channelConfiguration.afterTooManyPings()
-    logger.warning("server asked for fewer keepalive pings; keepaliveTime is now \(channelConfiguration.keepaliveTime)")
+    logger.warning(
+      "server asked for fewer keepalive pings; keepaliveTime is now \(channelConfiguration.keepaliveTime)"
+    )
   }
 
   /// The channel is ready: run Milvus's Connect before the attempt counts as a success.
@@ -254,7 +267,9 @@ final class ConnectionDriver {
     case .connected(_, let transition, let resumeWaiters):
       connects.increment()
       let elapsed = attemptStartedAt.map { ContinuousClock.now - $0 } ?? .zero
-      logger.info("connected", metadata: ["host": "\(config.host)", "port": "\(config.port)", "after": "\(elapsed)"])
+      logger.info(
+        "connected",
+        metadata: ["host": "\(config.host)", "port": "\(config.port)", "after": "\(elapsed)"])
       publish(transition)
       let answer = liveChannel()
       for id in resumeWaiters { waiters.removeValue(forKey: id)?(answer) }
@@ -292,12 +307,16 @@ final class ConnectionDriver {
       current = nil
       // A failed attempt changes no state but is news: observers see every one, with why.
       let state = machine.connectivityState
-      publish(StateTransition(
-        from: state, to: state, reason: "attempt \(attempt - 1) failed: \(reason); next attempt in \(delay)"))
+      publish(
+        StateTransition(
+          from: state, to: state,
+          reason: "attempt \(attempt - 1) failed: \(reason); next attempt in \(delay)"))
       reconnectDelays.recordNanoseconds(delay.saturatingNanoseconds)
-      logger.warning("connect attempt failed", metadata: [
-        "reason": "\(reason)", "next_attempt": "\(attempt)", "retry_in": "\(delay)",
-      ])
+      logger.warning(
+        "connect attempt failed",
+        metadata: [
+          "reason": "\(reason)", "next_attempt": "\(attempt)", "retry_in": "\(delay)",
+        ])
       scheduleRetry(after: delay)
     }
   }
@@ -311,7 +330,8 @@ final class ConnectionDriver {
       guard let self else { return }
       switch self.machine.backoffElapsed() {
       case .none: break
-      case .startAttempt(let generation, let attempt): self.startAttempt(generation: generation, attempt: attempt)
+      case .startAttempt(let generation, let attempt):
+        self.startAttempt(generation: generation, attempt: attempt)
       }
     }
   }

@@ -414,7 +414,8 @@ struct ConnectionStateMachine {
     switch state {
     case .connected(let connected):
       guard connected.generation == generation else { return .none }
-      let attempting = Attempting(from: connected, generation: nextGeneration(), lostBecause: reason)
+      let attempting = Attempting(
+        from: connected, generation: nextGeneration(), lostBecause: reason)
       state = .reconnecting(attempting)
       return .reconnect(
         closing: generation, generation: attempting.generation,

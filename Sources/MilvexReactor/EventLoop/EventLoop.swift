@@ -2,9 +2,9 @@ import CLibEV
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #elseif canImport(Musl)
-import Musl
+  import Musl
 #endif
 
 /// A single-threaded libev event loop that owns every socket, timer and watcher of the
@@ -379,7 +379,9 @@ public final class EventLoop: @unchecked Sendable {
     var bytes = Array(name.utf8.prefix(15))
     bytes.append(0)
     bytes.withUnsafeBufferPointer { buffer in
-      buffer.withMemoryRebound(to: CChar.self) { _ = setThreadName(pthread_self(), $0.baseAddress!) }
+      buffer.withMemoryRebound(to: CChar.self) {
+        _ = setThreadName(pthread_self(), $0.baseAddress!)
+      }
     }
     ev_run(rawLoop, 0)
     ev_loop_destroy(rawLoop)

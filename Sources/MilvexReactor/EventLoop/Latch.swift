@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #elseif canImport(Musl)
-import Musl
+  import Musl
 #endif
 
 /// A one-way gate: threads block in ``wait()`` until some thread calls ``open()``.
@@ -58,7 +58,8 @@ public final class Latch: @unchecked Sendable {
     // Saturating: a timeout of centuries waits "forever", it does not overflow `tv_sec`.
     let wait = max(0, timeout.saturatingNanoseconds)
     var nanoseconds = Int(deadline.tv_nsec) + Int(wait % 1_000_000_000)
-    let (seconds, overflow) = deadline.tv_sec.addingReportingOverflow(Int(wait / 1_000_000_000) + nanoseconds / 1_000_000_000)
+    let (seconds, overflow) = deadline.tv_sec.addingReportingOverflow(
+      Int(wait / 1_000_000_000) + nanoseconds / 1_000_000_000)
     deadline.tv_sec = overflow ? .max : seconds
     nanoseconds %= 1_000_000_000
     deadline.tv_nsec = nanoseconds

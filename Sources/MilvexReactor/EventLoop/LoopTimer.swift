@@ -28,10 +28,12 @@ public final class LoopTimer: LoopWatcher {
     watcher = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
     // `repeat` always holds the interval so that `ev_timer_again` can restart the timer;
     // one-shot timers stop themselves after firing.
-    clibev_timer_init(watcher, { _, raw, _ in
-      guard let data = raw?.pointee.data else { return }
-      Unmanaged<LoopTimer>.fromOpaque(data).takeUnretainedValue().fire()
-    }, evSeconds(delay), evSeconds(delay))
+    clibev_timer_init(
+      watcher,
+      { _, raw, _ in
+        guard let data = raw?.pointee.data else { return }
+        Unmanaged<LoopTimer>.fromOpaque(data).takeUnretainedValue().fire()
+      }, evSeconds(delay), evSeconds(delay))
     watcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
   }
 

@@ -69,32 +69,40 @@ public struct GRPCChannelConfiguration: Sendable {
       throw .invalidArgument(field: "port", message: "must be in 1...65535 (got \(port))")
     }
     guard connectTimeout >= .milliseconds(1) else {
-      throw .invalidArgument(field: "connectTimeout", message: "must be at least 1 ms (got \(connectTimeout))")
+      throw .invalidArgument(
+        field: "connectTimeout", message: "must be at least 1 ms (got \(connectTimeout))")
     }
     let minimumKeepalive: Duration = allowTestingTimings ? .milliseconds(10) : .seconds(10)
     guard keepaliveTime >= minimumKeepalive else {
-      throw .invalidArgument(field: "keepaliveTime",
-                             message: "must be at least \(minimumKeepalive) (got \(keepaliveTime))")
+      throw .invalidArgument(
+        field: "keepaliveTime",
+        message: "must be at least \(minimumKeepalive) (got \(keepaliveTime))")
     }
     let minimumTimeout: Duration = allowTestingTimings ? .milliseconds(10) : .seconds(1)
     guard keepaliveTimeout >= minimumTimeout else {
-      throw .invalidArgument(field: "keepaliveTimeout",
-                             message: "must be at least \(minimumTimeout) (got \(keepaliveTimeout))")
+      throw .invalidArgument(
+        field: "keepaliveTimeout",
+        message: "must be at least \(minimumTimeout) (got \(keepaliveTimeout))")
     }
     let windows = 65_535...Int(Int32.max)
     guard windows.contains(initialStreamWindow) else {
-      throw .invalidArgument(field: "initialStreamWindow", message: "must be in \(windows) (got \(initialStreamWindow))")
+      throw .invalidArgument(
+        field: "initialStreamWindow", message: "must be in \(windows) (got \(initialStreamWindow))")
     }
     guard windows.contains(initialConnectionWindow) else {
-      throw .invalidArgument(field: "initialConnectionWindow",
-                             message: "must be in \(windows) (got \(initialConnectionWindow))")
+      throw .invalidArgument(
+        field: "initialConnectionWindow",
+        message: "must be in \(windows) (got \(initialConnectionWindow))")
     }
     let sizes = 1...Int(UInt32.max)
     guard sizes.contains(maxReceiveMessageSize) else {
-      throw .invalidArgument(field: "maxReceiveMessageSize", message: "must be in \(sizes) (got \(maxReceiveMessageSize))")
+      throw .invalidArgument(
+        field: "maxReceiveMessageSize",
+        message: "must be in \(sizes) (got \(maxReceiveMessageSize))")
     }
     guard sizes.contains(maxSendMessageSize) else {
-      throw .invalidArgument(field: "maxSendMessageSize", message: "must be in \(sizes) (got \(maxSendMessageSize))")
+      throw .invalidArgument(
+        field: "maxSendMessageSize", message: "must be in \(sizes) (got \(maxSendMessageSize))")
     }
   }
 }

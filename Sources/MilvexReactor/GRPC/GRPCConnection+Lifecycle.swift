@@ -70,16 +70,19 @@ struct GRPCConnectionLifecycle: Equatable {
     case (.connecting, .socketConnected):
       state = .awaitingSettings
       return .startSession
-    case (.awaitingSettings, .socketConnected), (.ready, .socketConnected), (.draining, .socketConnected):
+    case (.awaitingSettings, .socketConnected), (.ready, .socketConnected),
+      (.draining, .socketConnected):
       return .none
 
     case (.awaitingSettings, .settingsReceived):
       state = .ready
       return .becomeReady
-    case (.connecting, .settingsReceived), (.ready, .settingsReceived), (.draining, .settingsReceived):
+    case (.connecting, .settingsReceived), (.ready, .settingsReceived),
+      (.draining, .settingsReceived):
       return .none  // a later SETTINGS changes nothing here; none can come before the socket
 
-    case (.awaitingSettings, .goAway(let reason, let pings)), (.ready, .goAway(let reason, let pings)):
+    case (.awaitingSettings, .goAway(let reason, let pings)),
+      (.ready, .goAway(let reason, let pings)):
       state = .draining
       closeReason = closeReason ?? reason
       tooManyPings = tooManyPings || pings
@@ -93,7 +96,8 @@ struct GRPCConnectionLifecycle: Equatable {
 
     case (.connecting, .quiet):
       return .none
-    case (.awaitingSettings, .quiet(let finished, _, let why)), (.ready, .quiet(let finished, _, let why)):
+    case (.awaitingSettings, .quiet(let finished, _, let why)),
+      (.ready, .quiet(let finished, _, let why)):
       return finished ? close(closeReason ?? Self.sessionEnded(why)) : .none
     case (.draining, .quiet(let finished, let openStreams, let why)):
       return finished || openStreams == 0 ? close(closeReason ?? Self.sessionEnded(why)) : .none
@@ -120,7 +124,8 @@ struct GRPCConnectionLifecycle: Equatable {
     case .draining, .closed:
       switch closeReason {
       case .disconnected(let reason)?: return .reject(.disconnected(reason: reason))
-      case .eventLoopShutDown(let operation)?: return .reject(.eventLoopShutDown(operation: operation))
+      case .eventLoopShutDown(let operation)?:
+        return .reject(.eventLoopShutDown(operation: operation))
       default:
         let reason = closeReason.map { "\($0)" } ?? "the connection is closing"
         return .reject(.status(.unavailable, "no new call can start on this connection: \(reason)"))

@@ -31,7 +31,6 @@ public enum ChannelEvent: Sendable, Equatable {
 final class GRPCConnection {
   typealias Completion = (Result<[UInt8], MilvexError>) -> Void
 
-
   let loop: EventLoop
   let configuration: GRPCChannelConfiguration
   private let onEvent: (ChannelEvent) -> Void
@@ -83,7 +82,10 @@ final class GRPCConnection {
   /// Calls waiting for the connection to be ready or for a stream slot, in order.
   @exclusivity(unchecked) private var waiting = AdmissionQueue<UnaryCall>()
 
-  init(loop: EventLoop, configuration: GRPCChannelConfiguration, onEvent: @escaping (ChannelEvent) -> Void) {
+  init(
+    loop: EventLoop, configuration: GRPCChannelConfiguration,
+    onEvent: @escaping (ChannelEvent) -> Void
+  ) {
     self.loop = loop
     self.configuration = configuration
     self.onEvent = onEvent
@@ -98,14 +100,19 @@ final class GRPCConnection {
 
   func start() {
     loop.assertInLoopThread()
-    logger.debug("opening TCP + HTTP/2 connection", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+    logger.debug(
+      "opening TCP + HTTP/2 connection",
+      metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
     connectTimer = try? loop.scheduleTimer(after: configuration.connectTimeout) { [weak self] in
       guard let self else { return }
-      self.close(.connection(
-        reason: "connect timeout after \(self.configuration.connectTimeout) while \(self.lifecycle.connectPhase)",
-        host: self.configuration.host, port: self.configuration.port, retriable: true))
+      self.close(
+        .connection(
+          reason:
+            "connect timeout after \(self.configuration.connectTimeout) while \(self.lifecycle.connectPhase)",
+          host: self.configuration.host, port: self.configuration.port, retriable: true))
     }
-    attempt = ConnectAttempt(loop: loop, host: configuration.host, port: configuration.port) { [weak self] result in
+    attempt = ConnectAttempt(loop: loop, host: configuration.host, port: configuration.port) {
+      [weak self] result in
       guard let self else { return }
       self.attempt = nil
       switch result {
@@ -140,12 +147,14 @@ final class GRPCConnection {
       connectTimer?.cancel()
       connectTimer = nil
       startKeepalive()
-      logger.debug("ready", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+      logger.debug(
+        "ready", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
       onEvent(.ready)
       startWaitingCalls()
     case .startDraining(let reason, let tooManyPings):
       // Calls not started yet will never start here.
-      failWaitingCalls(.status(.unavailable, "the server is going away (GOAWAY) before the call started"))
+      failWaitingCalls(
+        .status(.unavailable, "the server is going away (GOAWAY) before the call started"))
       onEvent(.closing(reason, tooManyPings: tooManyPings))
     case .close(let error, let tooManyPings, let wasReady):
       tearDown(error, tooManyPings: tooManyPings, wasReady: wasReady)
@@ -199,8 +208,10 @@ final class GRPCConnection {
   /// Fails the calls whose deadline has come (DEADLINE_EXCEEDED, stream reset).
   private func deadlinesPassed() {
     for call in deadlines.removeExpired(now: .now) {
-      abort(call, .status(.deadlineExceeded, "deadline of \(call.timeout.map { "\($0)" } ?? "") exceeded"),
-            deadlineAlreadyRemoved: true)
+      abort(
+        call,
+        .status(.deadlineExceeded, "deadline of \(call.timeout.map { "\($0)" } ?? "") exceeded"),
+        deadlineAlreadyRemoved: true)
     }
     armDeadlineTimer()
   }
@@ -217,7 +228,8 @@ final class GRPCConnection {
   private func startWaitingCalls() {
     while lifecycle.state == .ready, let session,
       let call = waiting.next(
-        openStreams: streams.count, limit: session.remoteMaxConcurrentStreams, isAbandoned: \.isCompleted)
+        openStreams: streams.count, limit: session.remoteMaxConcurrentStreams,
+        isAbandoned: \.isCompleted)
     {
       submit(call)
     }
@@ -250,7 +262,8 @@ final class GRPCConnection {
   }
 
   /// Fails `call` with `error` (deadline, cancel), resetting its stream if it has one.
-  private func abort(_ call: UnaryCall, _ error: MilvexError, deadlineAlreadyRemoved: Bool = false) {
+  private func abort(_ call: UnaryCall, _ error: MilvexError, deadlineAlreadyRemoved: Bool = false)
+  {
     guard !call.isCompleted else { return }
     if deadlineAlreadyRemoved { call.deadlineTracked = false }
     if let streamID = call.streamID, streams[streamID] === call {
@@ -284,7 +297,9 @@ final class GRPCConnection {
       case .headers(let streamID, let fields, let endStream):
         guard let call = streams[streamID] else { continue }
         for index in fields {
-          session.withHeaderField(index) { name, value in call.response.header(name: name, value: value) }
+          session.withHeaderField(index) { name, value in
+            call.response.header(name: name, value: value)
+          }
         }
         handle(call, call.response.headersComplete(endStream: endStream))
       case .data(let streamID, let bytes):
@@ -306,7 +321,9 @@ final class GRPCConnection {
     }
   }
 
-  private func handle(_ call: UnaryCall, _ outcome: UnaryResponse.Outcome?, streamStillOpen: Bool = true) {
+  private func handle(
+    _ call: UnaryCall, _ outcome: UnaryResponse.Outcome?, streamStillOpen: Bool = true
+  ) {
     switch outcome {
     case .none:
       return
@@ -330,7 +347,8 @@ final class GRPCConnection {
         metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
     }
     let reason = MilvexError.connection(
-      reason: "the server sent GOAWAY (error code \(errorCode)\(debug.isEmpty ? "" : ", \"\(debug)\""), last stream \(lastStreamID))",
+      reason:
+        "the server sent GOAWAY (error code \(errorCode)\(debug.isEmpty ? "" : ", \"\(debug)\""), last stream \(lastStreamID))",
       host: configuration.host, port: configuration.port, retriable: true)
     perform(lifecycle.handle(.goAway(reason: reason, tooManyPings: tooManyPings)))
   }
@@ -366,10 +384,14 @@ final class GRPCConnection {
       scheduleFlush()
       keepaliveTimer?.rearm(after: delay)
     case .connectionDead:
-      logger.warning("keepalive timeout", metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
-      close(.connection(
-        reason: "keepalive timeout: no PING acknowledgement within \(configuration.keepaliveTimeout)",
-        host: configuration.host, port: configuration.port, retriable: true))
+      logger.warning(
+        "keepalive timeout",
+        metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+      close(
+        .connection(
+          reason:
+            "keepalive timeout: no PING acknowledgement within \(configuration.keepaliveTimeout)",
+          host: configuration.host, port: configuration.port, retriable: true))
     }
   }
 
@@ -382,8 +404,10 @@ final class GRPCConnection {
     case .drained:
       flush()
     case .closed(let reason):
-      close(.connection(reason: reason.description, host: configuration.host, port: configuration.port,
-                        retriable: true))
+      close(
+        .connection(
+          reason: reason.description, host: configuration.host, port: configuration.port,
+          retriable: true))
     }
   }
 
@@ -436,8 +460,11 @@ final class GRPCConnection {
   /// Closes once the session is over (GOAWAY with every stream done, or a protocol error).
   private func closeIfDrained() {
     guard lifecycle.state != .closed, let session else { return }
-    perform(lifecycle.handle(.quiet(
-      sessionFinished: session.isFinished, openStreams: streams.count, sessionError: session.lastError)))
+    perform(
+      lifecycle.handle(
+        .quiet(
+          sessionFinished: session.isFinished, openStreams: streams.count,
+          sessionError: session.lastError)))
   }
 
   // MARK: - Closing

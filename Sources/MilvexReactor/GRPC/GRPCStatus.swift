@@ -119,7 +119,8 @@ public enum GRPCProtocolViolation: Sendable, Hashable, CustomStringConvertible {
     case .noMessage:
       return "the server ended a unary call with OK but sent no message"
     case .unexpectedCompression(let encoding?):
-      return "the server sent a message compressed with '\(encoding)', which this client did not ask for"
+      return
+        "the server sent a message compressed with '\(encoding)', which this client did not ask for"
     case .unexpectedCompression(nil):
       return "the server sent a compressed message although no grpc-encoding was negotiated"
     case .truncatedMessage(let announced, let received):
@@ -129,7 +130,8 @@ public enum GRPCProtocolViolation: Sendable, Hashable, CustomStringConvertible {
     case .framing(let what):
       return what
     case .invalidStatus(let value?):
-      return "the server's trailers carry grpc-status '\(value.prefix(64))', which is not a status code"
+      return
+        "the server's trailers carry grpc-status '\(value.prefix(64))', which is not a status code"
     case .invalidStatus(nil):
       return "the server's trailers carry no grpc-status"
     case .unparsableMessage(let why):
@@ -140,7 +142,9 @@ public enum GRPCProtocolViolation: Sendable, Hashable, CustomStringConvertible {
   /// The status a call fails with: the code for this violation, its words as the message and
   /// itself as the cause.
   public var status: GRPCStatus {
-    GRPCStatus(code: statusCode, message: "protocol violation: \(description)", cause: .protocolViolation(self))
+    GRPCStatus(
+      code: statusCode, message: "protocol violation: \(description)",
+      cause: .protocolViolation(self))
   }
 }
 

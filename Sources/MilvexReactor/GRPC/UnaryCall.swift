@@ -21,9 +21,11 @@ final class UnaryCall: HTTP2RequestBody {
   /// Whether the connection's ``CallDeadlines`` counts this call as waiting.
   var deadlineTracked = false
 
-  init(path: String, message: [UInt8], metadata: GRPCMetadata, timeout: Duration?,
-       startedAt: ContinuousClock.Instant, maxReceiveMessageSize: Int,
-       completion: @escaping GRPCConnection.Completion) {
+  init(
+    path: String, message: [UInt8], metadata: GRPCMetadata, timeout: Duration?,
+    startedAt: ContinuousClock.Instant, maxReceiveMessageSize: Int,
+    completion: @escaping GRPCConnection.Completion
+  ) {
     self.path = path
     self.message = message
     self.metadata = metadata
@@ -32,7 +34,10 @@ final class UnaryCall: HTTP2RequestBody {
     self.response = UnaryResponse(maxMessageSize: maxReceiveMessageSize)
     self.completion = completion
     let length = UInt32(truncatingIfNeeded: message.count)
-    prefix = (0, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF))
+    prefix = (
+      0, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF),
+      UInt8(length & 0xFF)
+    )
   }
 
   /// Time left before the deadline (never negative), or nil without a deadline.
@@ -64,7 +69,8 @@ final class UnaryCall: HTTP2RequestBody {
     if take > 0 {
       message.withUnsafeBytes { source in
         UnsafeMutableRawBufferPointer(rebasing: buffer[written..<(written + take)])
-          .copyMemory(from: UnsafeRawBufferPointer(rebasing: source[messageOffset..<(messageOffset + take)]))
+          .copyMemory(
+            from: UnsafeRawBufferPointer(rebasing: source[messageOffset..<(messageOffset + take)]))
       }
       written += take
       bodyOffset += take

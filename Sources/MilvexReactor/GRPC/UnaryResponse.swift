@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #elseif canImport(Musl)
-import Musl
+  import Musl
 #endif
 
 /// The response side of one unary call as a pure state machine: header fields, DATA bytes
@@ -60,9 +60,11 @@ struct UnaryResponse {
     if Self.matches(name, ":status") {
       httpStatus = Self.decimal(value)
     } else if Self.matches(name, "content-type") {
-      foreignContentType = Self.isGRPCContentType(value) ? nil : String(decoding: value, as: UTF8.self)
+      foreignContentType =
+        Self.isGRPCContentType(value) ? nil : String(decoding: value, as: UTF8.self)
     } else if Self.matches(name, "grpc-status") {
-      grpcStatus = Self.decimal(value).map { .code($0) } ?? .unreadable(String(decoding: value, as: UTF8.self))
+      grpcStatus =
+        Self.decimal(value).map { .code($0) } ?? .unreadable(String(decoding: value, as: UTF8.self))
     } else if Self.matches(name, "grpc-message") {
       grpcMessage = Array(value)
     } else if Self.matches(name, "grpc-status-details-bin") {
@@ -86,7 +88,8 @@ struct UnaryResponse {
   private static func isGRPCContentType(_ value: UnsafeRawBufferPointer) -> Bool {
     guard hasPrefix(value, "application/grpc") else { return false }
     let length = "application/grpc".utf8.count
-    return value.count == length || value[length] == UInt8(ascii: "+") || value[length] == UInt8(ascii: ";")
+    return value.count == length || value[length] == UInt8(ascii: "+")
+      || value[length] == UInt8(ascii: ";")
   }
 
   /// A non-negative decimal of at most 9 digits, or nil.
@@ -110,11 +113,14 @@ struct UnaryResponse {
         // Not a gRPC answer; a proxy or a plain HTTP server may send grpc-status anyway.
         if case .absent = grpcStatus {} else if endStream { return finishWithTrailers() }
         let code = GRPCWireFormat.statusCode(forHTTPStatus: status)
-        return finish(.failure(.status(code, "the server answered HTTP \(status) without a gRPC status"),
-                               resetStream: !endStream))
+        return finish(
+          .failure(
+            .status(code, "the server answered HTTP \(status) without a gRPC status"),
+            resetStream: !endStream))
       }
       if let foreignContentType {
-        return finish(.failure(.violation(.contentType(foreignContentType)), resetStream: !endStream))
+        return finish(
+          .failure(.violation(.contentType(foreignContentType)), resetStream: !endStream))
       }
       if endStream {  // trailers-only
         return finishWithTrailers()
@@ -124,8 +130,11 @@ struct UnaryResponse {
       return nil
     case .receivingMessage:
       guard endStream else {
-        return finish(.failure(.violation(.framing("the server sent a second HEADERS block that does not end the stream")),
-                               resetStream: true))
+        return finish(
+          .failure(
+            .violation(
+              .framing("the server sent a second HEADERS block that does not end the stream")),
+            resetStream: true))
       }
       return finishWithTrailers()
     }
@@ -134,7 +143,10 @@ struct UnaryResponse {
   mutating func data(_ bytes: UnsafeRawBufferPointer) -> Outcome? {
     guard phase == .receivingMessage else {
       if phase == .awaitingHeaders {
-        return finish(.failure(.violation(.framing("the server sent DATA before response headers")), resetStream: true))
+        return finish(
+          .failure(
+            .violation(.framing("the server sent DATA before response headers")), resetStream: true)
+        )
       }
       return nil
     }
@@ -153,13 +165,18 @@ struct UnaryResponse {
         }
         guard prefixCount == 5 else { break }
         if prefix.0 != 0 {
-          return finish(.failure(.violation(.unexpectedCompression(encoding: grpcEncoding)), resetStream: true))
+          return finish(
+            .failure(.violation(.unexpectedCompression(encoding: grpcEncoding)), resetStream: true))
         }
         let length = Int(prefix.1) << 24 | Int(prefix.2) << 16 | Int(prefix.3) << 8 | Int(prefix.4)
         if length > maxMessageSize {
-          return finish(.failure(.status(.resourceExhausted,
-            "response message of \(length) bytes exceeds maxReceiveMessageSize (\(maxMessageSize) bytes)"),
-            resetStream: true))
+          return finish(
+            .failure(
+              .status(
+                .resourceExhausted,
+                "response message of \(length) bytes exceeds maxReceiveMessageSize (\(maxMessageSize) bytes)"
+              ),
+              resetStream: true))
         }
         self.expectedLength = length
         // Not the whole announced length: 5 bytes from a server must not make the client hold
@@ -182,7 +199,8 @@ struct UnaryResponse {
     let error: MilvexError
     switch errorCode {
     case HTTP2ErrorCode.refusedStream:
-      error = .status(.unavailable, "the server refused the stream before processing it (REFUSED_STREAM)")
+      error = .status(
+        .unavailable, "the server refused the stream before processing it (REFUSED_STREAM)")
     case HTTP2ErrorCode.cancel:
       error = .status(.cancelled, "the server cancelled the stream (RST_STREAM CANCEL)")
     case HTTP2ErrorCode.enhanceYourCalm:
@@ -190,7 +208,8 @@ struct UnaryResponse {
     case HTTP2ErrorCode.noError:
       error = .status(.internalError, "the stream ended without gRPC trailers")
     default:
-      error = .status(.internalError, "the server reset the stream with HTTP/2 error code \(errorCode)")
+      error = .status(
+        .internalError, "the server reset the stream with HTTP/2 error code \(errorCode)")
     }
     return finish(.failure(error, resetStream: false))
   }
@@ -199,22 +218,28 @@ struct UnaryResponse {
     let rawCode: Int
     switch grpcStatus {
     case .absent: return finish(.failure(.violation(.invalidStatus(nil)), resetStream: false))
-    case .unreadable(let text): return finish(.failure(.violation(.invalidStatus(text)), resetStream: false))
+    case .unreadable(let text):
+      return finish(.failure(.violation(.invalidStatus(text)), resetStream: false))
     case .code(let code): rawCode = code
     }
     let code = GRPCStatusCode(rawValue: rawCode) ?? .unknown
     if code != .ok {
       let text = grpcMessage.map(GRPCWireFormat.percentDecode) ?? ""
       let details = grpcDetails.flatMap(GRPCWireFormat.base64Decode)
-      return finish(.failure(.grpcStatus(GRPCStatus(code: code, message: text, details: details)),
-                             resetStream: false))
+      return finish(
+        .failure(
+          .grpcStatus(GRPCStatus(code: code, message: text, details: details)),
+          resetStream: false))
     }
     if let expectedLength, !messageComplete {
-      return finish(.failure(.violation(.truncatedMessage(announced: expectedLength, received: message.count)),
-                             resetStream: false))
+      return finish(
+        .failure(
+          .violation(.truncatedMessage(announced: expectedLength, received: message.count)),
+          resetStream: false))
     }
     if prefixCount > 0 && expectedLength == nil {
-      return finish(.failure(.violation(.truncatedPrefix(received: prefixCount)), resetStream: false))
+      return finish(
+        .failure(.violation(.truncatedPrefix(received: prefixCount)), resetStream: false))
     }
     guard messageComplete else {
       return finish(.failure(.violation(.noMessage), resetStream: false))

@@ -107,8 +107,10 @@ final class HTTP2Session {
   func receive(_ bytes: UnsafeRawBufferPointer) -> Outcome {
     startBatch()
     guard let session, let base = bytes.baseAddress else { return Outcome(events: []) }
-    let rc = nghttp2_session_mem_recv(session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
-    let error: MilvexError? = rc < 0 ? .protocolViolation("HTTP/2 error: \(HTTP2Session.describe(Int32(rc)))") : nil
+    let rc = nghttp2_session_mem_recv(
+      session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+    let error: MilvexError? =
+      rc < 0 ? .protocolViolation("HTTP/2 error: \(HTTP2Session.describe(Int32(rc)))") : nil
     return Outcome(events: events, error: error)
   }
 
@@ -122,7 +124,9 @@ final class HTTP2Session {
       var chunk: UnsafePointer<UInt8>?
       let count = nghttp2_session_mem_send(session, &chunk)
       if count < 0 {
-        return Outcome(events: events, error: .protocolViolation("HTTP/2 error: \(HTTP2Session.describe(Int32(count)))"))
+        return Outcome(
+          events: events,
+          error: .protocolViolation("HTTP/2 error: \(HTTP2Session.describe(Int32(count)))"))
       }
       guard count > 0, let chunk else { return Outcome(events: events) }
       output.append(contentsOf: UnsafeBufferPointer(start: chunk, count: count))
@@ -130,10 +134,14 @@ final class HTTP2Session {
   }
 
   /// Runs `body` with header field `index` of the latest batch (see ``HTTP2Event/headers``).
-  func withHeaderField<R>(_ index: Int, _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> R) -> R {
+  func withHeaderField<R>(
+    _ index: Int, _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> R
+  ) -> R {
     let field = headerFields[index]
     return headerBytes.withUnsafeBytes { bytes in
-      body(UnsafeRawBufferPointer(rebasing: bytes[field.name]), UnsafeRawBufferPointer(rebasing: bytes[field.value]))
+      body(
+        UnsafeRawBufferPointer(rebasing: bytes[field.name]),
+        UnsafeRawBufferPointer(rebasing: bytes[field.value]))
     }
   }
 
@@ -158,7 +166,8 @@ final class HTTP2Session {
 
   /// Submits a request; the session holds `body` and reads it as flow control allows, until
   /// the stream closes. Returns the stream id.
-  func submitRequest(headers: HeaderBlock, body: any HTTP2RequestBody) -> Result<Int32, MilvexError> {
+  func submitRequest(headers: HeaderBlock, body: any HTTP2RequestBody) -> Result<Int32, MilvexError>
+  {
     guard let session else { return .failure(.protocolViolation("the HTTP/2 session is closed")) }
     var provider = nghttp2_data_provider()
     provider.read_callback = { _, streamID, buffer, length, flags, _, userData in
@@ -167,7 +176,8 @@ final class HTTP2Session {
         flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
         return 0
       }
-      let (count, ended) = body.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
+      let (count, ended) = body.read(
+        into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
       if ended { flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue) }
       return count
     }
@@ -175,7 +185,8 @@ final class HTTP2Session {
       nghttp2_submit_request(session, nil, pairs, count, &provider, nil)
     }
     if streamID < 0 {
-      return .failure(.protocolViolation("could not start an HTTP/2 stream: \(HTTP2Session.describe(streamID))"))
+      return .failure(
+        .protocolViolation("could not start an HTTP/2 stream: \(HTTP2Session.describe(streamID))"))
     }
     bodies.insert(body, id: streamID)
     return .success(streamID)
@@ -203,14 +214,14 @@ final class HTTP2Session {
     String(cString: nghttp2_strerror(code))
   }
 
-
   private static func install(_ callbacks: OpaquePointer) {
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, _, userData in
       let this = sessionFrom(userData)
       this.blockStart = this.headerFields.count
       return 0
     }
-    nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, _, name, nameLength, value, valueLength, _, userData in
+    nghttp2_session_callbacks_set_on_header_callback(callbacks) {
+      _, _, name, nameLength, value, valueLength, _, userData in
       guard let name, let value else { return 0 }
       let this = sessionFrom(userData)
       let nameStart = this.headerBytes.count
@@ -227,20 +238,26 @@ final class HTTP2Session {
       let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
       switch UInt32(header.type) {
       case NGHTTP2_HEADERS.rawValue:
-        this.events.append(.headers(
-          streamID: header.stream_id, fields: this.blockStart..<this.headerFields.count, endStream: endStream))
+        this.events.append(
+          .headers(
+            streamID: header.stream_id, fields: this.blockStart..<this.headerFields.count,
+            endStream: endStream))
         this.blockStart = this.headerFields.count
       case NGHTTP2_SETTINGS.rawValue:
         if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { this.events.append(.settings) }
       case NGHTTP2_PING.rawValue:
-        if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { this.events.append(.pingAcknowledged) }
+        if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 {
+          this.events.append(.pingAcknowledged)
+        }
       case NGHTTP2_GOAWAY.rawValue:
         let goaway = frame.pointee.goaway
         var debug: [UInt8] = []
         if let data = goaway.opaque_data, goaway.opaque_data_len > 0 {
           debug = Array(UnsafeBufferPointer(start: data, count: goaway.opaque_data_len))
         }
-        this.events.append(.goAway(lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code, debugData: debug))
+        this.events.append(
+          .goAway(
+            lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code, debugData: debug))
       default:
         // END_STREAM on DATA needs no event: a unary response ends with trailers, and a
         // stream that ends without them is reported by its close.
@@ -248,12 +265,15 @@ final class HTTP2Session {
       }
       return 0
     }
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) {
+      _, _, streamID, data, length, userData in
       guard let data else { return 0 }
-      sessionFrom(userData).events.append(.data(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length)))
+      sessionFrom(userData).events.append(
+        .data(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length)))
       return 0
     }
-    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) {
+      _, streamID, errorCode, userData in
       let this = sessionFrom(userData)
       this.bodies.remove(streamID)
       this.events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
@@ -315,7 +335,8 @@ struct HeaderBlock {
     let offset = bytes.count
     bytes.append(contentsOf: other.bytes)
     for field in other.fields {
-      fields.append((field.nameStart + offset, field.nameLength, field.valueStart + offset, field.valueLength))
+      fields.append(
+        (field.nameStart + offset, field.nameLength, field.valueStart + offset, field.valueLength))
     }
   }
 
@@ -334,12 +355,14 @@ struct HeaderBlock {
       // flags and never writes through them.
       let base = UnsafeMutablePointer(mutating: buffer.baseAddress!)
       // On the stack for the usual handful of fields: no array allocation per request.
-      return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(fields.count, 1)) { pairs in
+      return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(fields.count, 1)) {
+        pairs in
         for (index, field) in fields.enumerated() {
-          (pairs.baseAddress! + index).initialize(to: nghttp2_nv(
-            name: base + field.nameStart, value: base + field.valueStart,
-            namelen: field.nameLength, valuelen: field.valueLength,
-            flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+          (pairs.baseAddress! + index).initialize(
+            to: nghttp2_nv(
+              name: base + field.nameStart, value: base + field.valueStart,
+              namelen: field.nameLength, valuelen: field.valueLength,
+              flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
         }
         return body(pairs.baseAddress!, fields.count)
       }

@@ -51,7 +51,9 @@ final class CallRun {
     attempt += 1
     let remaining = deadline - .now
     guard remaining > .zero else {
-      return finish(failure: .status(.deadlineExceeded, "the \(call.method) call's deadline passed before it could be sent"))
+      return finish(
+        failure: .status(
+          .deadlineExceeded, "the \(call.method) call's deadline passed before it could be sent"))
     }
     // Encode first (with the schema, fetched once if needed): a bad argument fails here,
     // before any request of this call is sent, even while the connection is down.
@@ -87,23 +89,30 @@ final class CallRun {
       return body()
     }
     if let cached = client.cachedSchema(database: database, collection: collection) {
-      context = MilvusCallContext(database: database, schema: cached.schema, schemaTimestamp: cached.timestamp)
+      context = MilvusCallContext(
+        database: database, schema: cached.schema, schemaTimestamp: cached.timestamp)
       return body()
     }
     let remaining = deadline - .now
     guard remaining > .zero else {
-      return failed(.status(.deadlineExceeded, "the \(call.method) call's deadline passed while reading the schema"))
+      return failed(
+        .status(
+          .deadlineExceeded, "the \(call.method) call's deadline passed while reading the schema"))
     }
-    let options = MilvusCallOptions(timeout: remaining, database: databaseOverride, retryPolicy: .never)
+    let options = MilvusCallOptions(
+      timeout: remaining, database: databaseOverride, retryPolicy: .never)
     client.performOnLoop(.describeCollection(collection), options: options) { [self] result in
       guard !finished else { return }
       switch result {
       case .success(let description):
         client.apply(
-          .remember(collection: collection, schema: description.schema, timestamp: description.updateTimestamp),
+          .remember(
+            collection: collection, schema: description.schema,
+            timestamp: description.updateTimestamp),
           database: database)
         context = MilvusCallContext(
-          database: database, schema: description.schema, schemaTimestamp: description.updateTimestamp)
+          database: database, schema: description.schema,
+          schemaTimestamp: description.updateTimestamp)
         body()
       case .failure(let error):
         failed(error)
@@ -118,7 +127,8 @@ final class CallRun {
     if let databaseOverride { metadata.add("dbname", databaseOverride) }
     let remaining = deadline - .now
     guard remaining > .zero else {
-      return finish(failure: .status(.deadlineExceeded, "the \(call.method) call's deadline passed"))
+      return finish(
+        failure: .status(.deadlineExceeded, "the \(call.method) call's deadline passed"))
     }
     let handle = CallHandle(loop: loop)
     requestSent = true
@@ -174,13 +184,17 @@ final class CallRun {
     let decision = policy.decide(
       // A write whose request never left (the schema lookup or the wait for the channel failed)
       // cannot have applied: it is retried like a read.
-      attempt: attempt, error: error, isWrite: call.isWrite && requestSent, remaining: deadline - .now,
+      attempt: attempt, error: error, isWrite: call.isWrite && requestSent,
+      remaining: deadline - .now,
       random: Double.random(in: 0..<1))
     guard case .retry(let delay) = decision else { return finish(failure: error) }
     client.metrics.value.retrying(method: call.method)
-    client.logger.debug("retrying", metadata: [
-      "method": "\(call.method)", "attempt": "\(attempt + 1)", "after": "\(delay)", "error": "\(error)",
-    ])
+    client.logger.debug(
+      "retrying",
+      metadata: [
+        "method": "\(call.method)", "attempt": "\(attempt + 1)", "after": "\(delay)",
+        "error": "\(error)",
+      ])
     do {
       loop.onShutdown(of: self) { [self] in
         retryTimer?.cancel()
@@ -211,11 +225,13 @@ final class CallRun {
   /// error: …"); the typed cause keeps host, port and reason.
   static func callError(_ error: MilvexError, method: String) -> MilvexError {
     guard case .notConnected(let host, let port, let lastFailure) = error else { return error }
-    let message = "the \(method) call found no connection to \(host):\(port) within its deadline"
+    let message =
+      "the \(method) call found no connection to \(host):\(port) within its deadline"
       + (lastFailure.map { "; last error: \($0)" } ?? "")
-    return .grpcStatus(GRPCStatus(
-      code: .unavailable, message: message,
-      cause: .notConnected(host: host, port: port, lastFailure: lastFailure)))
+    return .grpcStatus(
+      GRPCStatus(
+        code: .unavailable, message: message,
+        cause: .notConnected(host: host, port: port, lastFailure: lastFailure)))
   }
 
   /// A response that cannot be read fails the call with `INTERNAL` ("error parsing response",

@@ -35,7 +35,8 @@ public struct FieldSchema: Sendable, Hashable {
   public static func primaryKey(
     _ name: String, _ type: DataType = .int64, autoID: Bool = false, description: String = ""
   ) -> FieldSchema {
-    FieldSchema(name: name, type: type, isPrimaryKey: true, autoID: autoID, description: description)
+    FieldSchema(
+      name: name, type: type, isPrimaryKey: true, autoID: autoID, description: description)
   }
 
   /// A scalar field.
@@ -46,7 +47,8 @@ public struct FieldSchema: Sendable, Hashable {
   }
 
   /// A float vector field.
-  public static func vector(_ name: String, dimension: Int, description: String = "") -> FieldSchema {
+  public static func vector(_ name: String, dimension: Int, description: String = "") -> FieldSchema
+  {
     FieldSchema(name: name, type: .floatVector(dimension: dimension), description: description)
   }
 }
@@ -83,29 +85,40 @@ public struct CollectionSchema: Sendable, Hashable {
     var seen = Set<String>()
     for (index, field) in fields.enumerated() {
       let path = "schema.fields[\(index)]"
-      guard !field.name.isEmpty else { throw .invalidArgument(field: "\(path).name", message: "must not be empty") }
+      guard !field.name.isEmpty else {
+        throw .invalidArgument(field: "\(path).name", message: "must not be empty")
+      }
       guard !field.name.hasPrefix("$") else {
-        throw .invalidArgument(field: "\(path).name", message: "'\(field.name)' is reserved (names starting with '$' are)")
+        throw .invalidArgument(
+          field: "\(path).name",
+          message: "'\(field.name)' is reserved (names starting with '$' are)")
       }
       guard seen.insert(field.name).inserted else {
-        throw .invalidArgument(field: "\(path).name", message: "'\(field.name)' is used by two fields")
+        throw .invalidArgument(
+          field: "\(path).name", message: "'\(field.name)' is used by two fields")
       }
       try Self.validate(type: field.type, path: "\(path) '\(field.name)'")
       if field.autoID && !field.isPrimaryKey {
-        throw .invalidArgument(field: "\(path) '\(field.name)'", message: "autoID is only for the primary key")
+        throw .invalidArgument(
+          field: "\(path) '\(field.name)'", message: "autoID is only for the primary key")
       }
     }
     let keys = fields.filter(\.isPrimaryKey)
     guard keys.count == 1, let key = keys.first else {
-      throw .invalidArgument(field: "schema", message: "needs exactly one primary key field, has \(keys.count)")
+      throw .invalidArgument(
+        field: "schema", message: "needs exactly one primary key field, has \(keys.count)")
     }
     switch key.type {
     case .int64: break
-    case .varChar: if key.autoID {
-      throw .invalidArgument(field: "schema.primaryKey '\(key.name)'", message: "autoID needs an int64 key")
-    }
+    case .varChar:
+      if key.autoID {
+        throw .invalidArgument(
+          field: "schema.primaryKey '\(key.name)'", message: "autoID needs an int64 key")
+      }
     default:
-      throw .invalidArgument(field: "schema.primaryKey '\(key.name)'", message: "must be int64 or varchar, is \(key.type)")
+      throw .invalidArgument(
+        field: "schema.primaryKey '\(key.name)'",
+        message: "must be int64 or varchar, is \(key.type)")
     }
     guard !vectorFields.isEmpty else {
       throw .invalidArgument(field: "schema", message: "needs at least one vector field")
@@ -116,19 +129,23 @@ public struct CollectionSchema: Sendable, Hashable {
     switch type {
     case .varChar(let maxLength):
       guard (1...65_535).contains(maxLength) else {
-        throw .invalidArgument(field: path, message: "varchar maxLength must be in 1...65535, is \(maxLength)")
+        throw .invalidArgument(
+          field: path, message: "varchar maxLength must be in 1...65535, is \(maxLength)")
       }
     case .floatVector(let dimension):
       guard (1...32_768).contains(dimension) else {
-        throw .invalidArgument(field: path, message: "vector dimension must be in 1...32768, is \(dimension)")
+        throw .invalidArgument(
+          field: path, message: "vector dimension must be in 1...32768, is \(dimension)")
       }
     case .array(let element, let capacity):
       guard (1...4_096).contains(capacity) else {
-        throw .invalidArgument(field: path, message: "array capacity must be in 1...4096, is \(capacity)")
+        throw .invalidArgument(
+          field: path, message: "array capacity must be in 1...4096, is \(capacity)")
       }
       switch element {
       case .array, .json, .floatVector:
-        throw .invalidArgument(field: path, message: "array elements must be scalars, not \(element)")
+        throw .invalidArgument(
+          field: path, message: "array elements must be scalars, not \(element)")
       default: try validate(type: element, path: path)
       }
     default: break
@@ -172,16 +189,21 @@ public struct CollectionSchema: Sendable, Hashable {
     var fields: [FieldSchema] = []
     for field in proto.fields where !field.isDynamic {
       let params = Dictionary(field.typeParams.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
-      let type = try Self.dataType(field.dataType, element: field.elementType, params: params, field: field.name)
-      fields.append(FieldSchema(
-        name: field.name, type: type, isPrimaryKey: field.isPrimaryKey, autoID: field.autoID,
-        isPartitionKey: field.isPartitionKey, description: field.description_p))
+      let type = try Self.dataType(
+        field.dataType, element: field.elementType, params: params, field: field.name)
+      fields.append(
+        FieldSchema(
+          name: field.name, type: type, isPrimaryKey: field.isPrimaryKey, autoID: field.autoID,
+          isPartitionKey: field.isPartitionKey, description: field.description_p))
     }
-    self.init(fields: fields, enableDynamicField: proto.enableDynamicField, description: proto.description_p)
+    self.init(
+      fields: fields, enableDynamicField: proto.enableDynamicField, description: proto.description_p
+    )
   }
 
   private static func dataType(
-    _ type: Milvus_Proto_Schema_DataType, element: Milvus_Proto_Schema_DataType, params: [String: String],
+    _ type: Milvus_Proto_Schema_DataType, element: Milvus_Proto_Schema_DataType,
+    params: [String: String],
     field: String
   ) throws(MilvexError) -> DataType {
     func int(_ key: String) -> Int { params[key].flatMap { Int($0) } ?? 0 }
@@ -195,7 +217,8 @@ public struct CollectionSchema: Sendable, Hashable {
       // A dimension the server cannot mean would fail every insert and search in odd ways.
       guard let dimension = params["dim"].flatMap({ Int($0) }), dimension > 0 else {
         throw .protocolViolation(
-          "Milvus described float vector field '\(field)' without a positive dimension (dim: \(params["dim"].map { "'\($0.prefix(40))'" } ?? "missing"))")
+          "Milvus described float vector field '\(field)' without a positive dimension (dim: \(params["dim"].map { "'\($0.prefix(40))'" } ?? "missing"))"
+        )
       }
       return .floatVector(dimension: dimension)
     case .array:
@@ -203,7 +226,8 @@ public struct CollectionSchema: Sendable, Hashable {
       return .array(of: elementType, capacity: int("max_capacity"))
     default:
       throw .invalidArgument(
-        field: "schema.\(field)", message: "has Milvus type \(type), which this client does not support yet")
+        field: "schema.\(field)",
+        message: "has Milvus type \(type), which this client does not support yet")
     }
   }
 }

@@ -21,14 +21,18 @@ enum EntityCodec {
     switch entities {
     case .rows(let rows):
       rowCount = rows.count
-      guard rowCount > 0 else { throw .invalidArgument(field: "rows", message: "must not be empty") }
+      guard rowCount > 0 else {
+        throw .invalidArgument(field: "rows", message: "must not be empty")
+      }
       let known = Set(writable.map(\.name))
       for builder in builders { builder.reserve(rowCount) }
       for (index, row) in rows.enumerated() {
         for builderIndex in builders.indices {
           let name = builders[builderIndex].field.name
           guard let value = row[name] else {
-            throw .invalidArgument(field: "rows[\(index)]", message: "missing field '\(name)' of collection '\(collection)'")
+            throw .invalidArgument(
+              field: "rows[\(index)]",
+              message: "missing field '\(name)' of collection '\(collection)'")
           }
           try builders[builderIndex].append(value, path: "rows[\(index)].\(name)")
         }
@@ -48,15 +52,19 @@ enum EntityCodec {
       // The first column by name sets the length, so the same input names the same culprit.
       let names = columns.keys.sorted()
       rowCount = names.first.flatMap { columns[$0]?.count } ?? 0
-      guard rowCount > 0 else { throw .invalidArgument(field: "columns", message: "must not be empty") }
+      guard rowCount > 0 else {
+        throw .invalidArgument(field: "columns", message: "must not be empty")
+      }
       for name in names where columns[name]!.count != rowCount {
         throw .invalidArgument(
-          field: "columns.\(name)", message: "has \(columns[name]!.count) values; column '\(names[0])' has \(rowCount)")
+          field: "columns.\(name)",
+          message: "has \(columns[name]!.count) values; column '\(names[0])' has \(rowCount)")
       }
       for builderIndex in builders.indices {
         let name = builders[builderIndex].field.name
         guard let column = columns[name] else {
-          throw .invalidArgument(field: "columns", message: "missing field '\(name)' of collection '\(collection)'")
+          throw .invalidArgument(
+            field: "columns", message: "missing field '\(name)' of collection '\(collection)'")
         }
         builders[builderIndex].reserve(rowCount)
         for row in 0..<rowCount {
@@ -99,15 +107,19 @@ enum EntityCodec {
   ) throws(MilvexError) {
     if let field = schema.field(named: key), field.isPrimaryKey, field.autoID {
       throw .invalidArgument(
-        field: "\(path).\(key)", message: "is the auto-ID primary key of collection '\(collection)'; the server assigns it")
+        field: "\(path).\(key)",
+        message: "is the auto-ID primary key of collection '\(collection)'; the server assigns it")
     }
     guard schema.enableDynamicField else {
       throw .invalidArgument(
         field: "\(path).\(key)",
-        message: "unknown field '\(key)': collection '\(collection)' has no such field and no dynamic field")
+        message:
+          "unknown field '\(key)': collection '\(collection)' has no such field and no dynamic field"
+      )
     }
     guard !key.isEmpty, !key.hasPrefix("$") else {
-      throw .invalidArgument(field: "\(path).\(key)", message: "'\(key)' is not a valid dynamic field name")
+      throw .invalidArgument(
+        field: "\(path).\(key)", message: "'\(key)' is not a valid dynamic field name")
     }
   }
 
@@ -126,7 +138,8 @@ enum EntityCodec {
     for column in columns {
       guard column.values.count == count else {
         throw .protocolViolation(
-          "Milvus returned \(column.values.count) values for field '\(column.name)', expected \(count)")
+          "Milvus returned \(column.values.count) values for field '\(column.name)', expected \(count)"
+        )
       }
       for index in 0..<count {
         let value = column.values[index]
@@ -150,11 +163,14 @@ enum EntityCodec {
       values = try self.values(of: scalars, type: field.type, name: field.fieldName)
     case .vectors(let vectors):
       guard case .floatVector(let floats) = vectors.data else {
-        throw .protocolViolation("field '\(field.fieldName)' has a vector type this client does not read")
+        throw .protocolViolation(
+          "field '\(field.fieldName)' has a vector type this client does not read")
       }
       let dimension = Int(vectors.dim)
       guard dimension > 0, floats.data.count % dimension == 0 else {
-        throw .protocolViolation("field '\(field.fieldName)': \(floats.data.count) floats do not split into vectors of \(dimension)")
+        throw .protocolViolation(
+          "field '\(field.fieldName)': \(floats.data.count) floats do not split into vectors of \(dimension)"
+        )
       }
       values = stride(from: 0, to: floats.data.count, by: dimension).map {
         .floatVector(Array(floats.data[$0..<($0 + dimension)]))
@@ -192,7 +208,8 @@ enum EntityCodec {
       }
       return values
     case .bytesData:
-      throw .protocolViolation("field '\(name)' has bytes data (type \(type)), which this client does not read")
+      throw .protocolViolation(
+        "field '\(name)' has bytes data (type \(type)), which this client does not read")
     case nil:
       return []
     }
@@ -253,15 +270,19 @@ private final class ColumnBuilder {
   }
 
   func append(_ value: FieldValue, path: String) throws(MilvexError) {
-    try Self.append(value, type: field.type, path: path, into: self, fieldName: field.name, collection: collection)
+    try Self.append(
+      value, type: field.type, path: path, into: self, fieldName: field.name, collection: collection
+    )
   }
 
-  private static func mismatch(_ value: FieldValue, _ type: DataType, _ path: String) -> MilvexError {
+  private static func mismatch(_ value: FieldValue, _ type: DataType, _ path: String) -> MilvexError
+  {
     .invalidArgument(field: path, message: "expected \(type), got \(value.kindName)")
   }
 
   private static func append(
-    _ value: FieldValue, type: DataType, path: String, into builder: ColumnBuilder, fieldName: String,
+    _ value: FieldValue, type: DataType, path: String, into builder: ColumnBuilder,
+    fieldName: String,
     collection: String
   ) throws(MilvexError) {
     switch type {
@@ -270,11 +291,12 @@ private final class ColumnBuilder {
       builder.bools.append(flag)
     case .int8, .int16, .int32:
       guard case .int(let number) = value else { throw mismatch(value, type, path) }
-      let range: ClosedRange<Int64> = switch type {
-      case .int8: -128...127
-      case .int16: -32_768...32_767
-      default: Int64(Int32.min)...Int64(Int32.max)
-      }
+      let range: ClosedRange<Int64> =
+        switch type {
+        case .int8: -128...127
+        case .int16: -32_768...32_767
+        default: Int64(Int32.min)...Int64(Int32.max)
+        }
       guard range.contains(number) else {
         throw .invalidArgument(field: path, message: "\(number) is out of range for \(type)")
       }
@@ -291,7 +313,8 @@ private final class ColumnBuilder {
     case .varChar(let maxLength):
       guard case .string(let string) = value else { throw mismatch(value, type, path) }
       guard string.utf8.count <= maxLength else {
-        throw .invalidArgument(field: path, message: "is \(string.utf8.count) bytes long; the maximum is \(maxLength)")
+        throw .invalidArgument(
+          field: path, message: "is \(string.utf8.count) bytes long; the maximum is \(maxLength)")
       }
       builder.strings.append(string)
     case .json:
@@ -301,16 +324,22 @@ private final class ColumnBuilder {
       guard vector.count == dimension else {
         throw .invalidArgument(
           field: path,
-          message: "has \(vector.count) dimensions; field '\(fieldName)' of collection '\(collection)' has \(dimension)")
+          message:
+            "has \(vector.count) dimensions; field '\(fieldName)' of collection '\(collection)' has \(dimension)"
+        )
       }
       builder.floats.append(contentsOf: vector)
     case .array(let element, let capacity):
       guard case .array(let elements) = value else { throw mismatch(value, type, path) }
       guard elements.count <= capacity else {
-        throw .invalidArgument(field: path, message: "has \(elements.count) elements; the capacity is \(capacity)")
+        throw .invalidArgument(
+          field: path, message: "has \(elements.count) elements; the capacity is \(capacity)")
       }
-      let inner = ColumnBuilder(field: FieldSchema(name: fieldName, type: element), collection: collection)
-      for (index, element) in elements.enumerated() { try inner.append(element, path: "\(path)[\(index)]") }
+      let inner = ColumnBuilder(
+        field: FieldSchema(name: fieldName, type: element), collection: collection)
+      for (index, element) in elements.enumerated() {
+        try inner.append(element, path: "\(path)[\(index)]")
+      }
       builder.arrays.append(inner.scalarField())
     }
   }

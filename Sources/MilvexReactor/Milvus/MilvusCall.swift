@@ -39,10 +39,12 @@ public struct MilvusCall<Output: Sendable>: Sendable {
   init(
     method: String, isWrite: Bool, schemaOf: String?, invalid: MilvexError?,
     encode: @escaping @Sendable (MilvusCallContext) throws -> [UInt8],
-    decode: @escaping @Sendable ([UInt8], MilvusCallContext) throws -> Output, effect: SchemaCacheEffect
+    decode: @escaping @Sendable ([UInt8], MilvusCallContext) throws -> Output,
+    effect: SchemaCacheEffect
   ) {
     erased = ErasedCall(
-      method: method, path: "/milvus.proto.milvus.MilvusService/\(method)", isWrite: isWrite, schemaOf: schemaOf,
+      method: method, path: "/milvus.proto.milvus.MilvusService/\(method)", isWrite: isWrite,
+      schemaOf: schemaOf,
       invalid: invalid, encode: encode, effect: effect)
     self.decode = decode
   }
@@ -99,7 +101,9 @@ extension MilvusCall {
         do {
           response = try Response(serializedBytes: bytes)
         } catch {
-          throw MilvexError.violation(.unparsableMessage("the \(method) response is not a \(Response.protoMessageName): \(error)"))
+          throw MilvexError.violation(
+            .unparsableMessage(
+              "the \(method) response is not a \(Response.protoMessageName): \(error)"))
         }
         try MilvusStatus.check(response.milvusStatus)
         return try output(response, context)
@@ -118,7 +122,8 @@ extension MilvusCall where Output: SwiftProtobuf.Message {
     MilvusCall(
       method: method, isWrite: isWrite, schemaOf: nil,
       invalid: method.isEmpty || method.contains("/")
-        ? .invalidArgument(field: "method", message: "must be a MilvusService method name like 'GetVersion'") : nil,
+        ? .invalidArgument(
+          field: "method", message: "must be a MilvusService method name like 'GetVersion'") : nil,
       encode: { _ in try request.serializedBytes() },
       decode: { bytes, _ in
         do { return try Output(serializedBytes: bytes) } catch {
@@ -155,7 +160,9 @@ extension MilvusCall {
   /// The request bytes this call would send, given the collection's schema (for calls that
   /// need one): the local encoding cost, measured without a server.
   @_spi(Benchmarks)
-  public func encodedRequest(schema: CollectionSchema?, database: String = "default") throws -> [UInt8] {
+  public func encodedRequest(schema: CollectionSchema?, database: String = "default") throws
+    -> [UInt8]
+  {
     if let invalid { throw invalid }
     return try encode(MilvusCallContext(database: database, schema: schema))
   }

@@ -29,7 +29,8 @@ final class MilvusCallMetrics {
       metrics.duration.recordNanoseconds(Self.nanoseconds(duration))
       if metrics.outcomes[outcome] == nil {
         metrics.outcomes[outcome] = Counter(
-          label: "milvex_milvus_calls_total", dimensions: [("method", method), ("outcome", outcome)], factory: factory)
+          label: "milvex_milvus_calls_total",
+          dimensions: [("method", method), ("outcome", outcome)], factory: factory)
       }
       metrics.outcomes[outcome]!.increment()
     }
@@ -42,8 +43,10 @@ final class MilvusCallMetrics {
   private func with(_ method: String, _ body: (inout PerMethod) -> Void) {
     if methods[method] == nil {
       methods[method] = PerMethod(
-        duration: Metrics.Timer(label: "milvex_milvus_call_duration", dimensions: [("method", method)], factory: factory),
-        retries: Counter(label: "milvex_milvus_retries_total", dimensions: [("method", method)], factory: factory))
+        duration: Metrics.Timer(
+          label: "milvex_milvus_call_duration", dimensions: [("method", method)], factory: factory),
+        retries: Counter(
+          label: "milvex_milvus_retries_total", dimensions: [("method", method)], factory: factory))
     }
     body(&methods[method]!)
   }

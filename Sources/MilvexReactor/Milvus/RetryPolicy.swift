@@ -22,7 +22,8 @@ public struct RetryPolicy: Sendable, Hashable {
   public var retryWrites: Bool
 
   public init(
-    maxAttempts: Int = 5, baseDelay: Duration = .milliseconds(100), maxDelay: Duration = .seconds(3),
+    maxAttempts: Int = 5, baseDelay: Duration = .milliseconds(100),
+    maxDelay: Duration = .seconds(3),
     multiplier: Double = 2, jitter: Double = 0.1, retryWrites: Bool = false
   ) {
     self.maxAttempts = maxAttempts
@@ -42,10 +43,12 @@ public struct RetryPolicy: Sendable, Hashable {
   /// Names the first setting out of range.
   public func validate() throws(MilvexError) {
     guard (1...100).contains(maxAttempts) else {
-      throw .invalidArgument(field: "retryPolicy.maxAttempts", message: "must be in 1...100, is \(maxAttempts)")
+      throw .invalidArgument(
+        field: "retryPolicy.maxAttempts", message: "must be in 1...100, is \(maxAttempts)")
     }
     guard baseDelay > .zero else {
-      throw .invalidArgument(field: "retryPolicy.baseDelay", message: "must be positive, is \(baseDelay)")
+      throw .invalidArgument(
+        field: "retryPolicy.baseDelay", message: "must be positive, is \(baseDelay)")
     }
     guard maxDelay >= baseDelay, maxDelay <= Self.longestDelay else {
       throw .invalidArgument(
@@ -53,7 +56,8 @@ public struct RetryPolicy: Sendable, Hashable {
         message: "must be in baseDelay (\(baseDelay)) ... \(Self.longestDelay), is \(maxDelay)")
     }
     guard multiplier >= 1, multiplier.isFinite else {
-      throw .invalidArgument(field: "retryPolicy.multiplier", message: "must be at least 1, is \(multiplier)")
+      throw .invalidArgument(
+        field: "retryPolicy.multiplier", message: "must be at least 1, is \(multiplier)")
     }
     guard (0...1).contains(jitter) else {
       throw .invalidArgument(field: "retryPolicy.jitter", message: "must be in 0...1, is \(jitter)")
@@ -105,7 +109,9 @@ public struct RetryPolicy: Sendable, Hashable {
   public func decide(
     attempt: Int, error: MilvexError, isWrite: Bool, remaining: Duration, random: Double
   ) -> Decision {
-    guard attempt < maxAttempts, Self.isRetriable(error), !isWrite || retryWrites else { return .fail }
+    guard attempt < maxAttempts, Self.isRetriable(error), !isWrite || retryWrites else {
+      return .fail
+    }
     // Out-of-range inputs (a NaN draw, an unvalidated jitter) are clamped, never trapped on.
     let unit = random.isFinite ? min(max(random, 0), 1) : 0.5
     let spread = 1 + (jitter.isFinite ? min(max(jitter, 0), 1) : 0) * (2 * unit - 1)

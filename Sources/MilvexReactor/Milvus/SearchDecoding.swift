@@ -1,20 +1,24 @@
 /// Splits Milvus's flat search results into one hit list per query.
 enum SearchDecoding {
-  static func hits(_ results: Milvus_Proto_Schema_SearchResultData) throws(MilvexError) -> [[SearchHit]] {
+  static func hits(_ results: Milvus_Proto_Schema_SearchResultData) throws(MilvexError)
+    -> [[SearchHit]]
+  {
     let ids = EntityCodec.ids(results.ids)
     let scores = results.scores
     guard ids.count == scores.count else {
       throw .protocolViolation("search returned \(ids.count) ids but \(scores.count) scores")
     }
     let ends = try queryEnds(results.topks, hits: ids.count)
-    let rows = results.fieldsData.isEmpty
+    let rows =
+      results.fieldsData.isEmpty
       ? [Row](repeating: [:], count: ids.count)
       : try EntityCodec.rows(from: results.fieldsData, count: ids.count)
     var queries: [[SearchHit]] = []
     queries.reserveCapacity(ends.count)
     var start = 0
     for end in ends {
-      queries.append((start..<end).map { SearchHit(id: ids[$0], distance: scores[$0], fields: rows[$0]) })
+      queries.append(
+        (start..<end).map { SearchHit(id: ids[$0], distance: scores[$0], fields: rows[$0]) })
       start = end
     }
     return queries
@@ -29,7 +33,8 @@ enum SearchDecoding {
     for (query, count) in topks.enumerated() {
       guard count >= 0, count <= Int64(hits - end) else {
         throw .protocolViolation(
-          "search returned \(hits) hits, but query \(query) claims \(count) of them (\(hits - end) left after the queries before it)")
+          "search returned \(hits) hits, but query \(query) claims \(count) of them (\(hits - end) left after the queries before it)"
+        )
       }
       end += Int(count)
       ends.append(end)

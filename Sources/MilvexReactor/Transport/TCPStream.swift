@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #elseif canImport(Musl)
-import Musl
+  import Musl
 #endif
 
 /// A ``ByteStream`` over a connected, non-blocking TCP socket.
@@ -101,7 +101,8 @@ final class TCPStream: ByteStream {
       // `send` with MSG_NOSIGNAL, not `write`: writing to a connection the peer has closed
       // must fail with EPIPE, not raise SIGPIPE and end the application's process.
       let written = output.withUnsafeBytes { bytes in
-        Glibc.send(fd, bytes.baseAddress! + outputOffset, bytes.count - outputOffset, Int32(MSG_NOSIGNAL))
+        Glibc.send(
+          fd, bytes.baseAddress! + outputOffset, bytes.count - outputOffset, Int32(MSG_NOSIGNAL))
       }
       if written > 0 {
         outputOffset += written

@@ -1,9 +1,10 @@
 import Foundation
 import Logging
-@testable import MilvexReactor
 import ServiceLifecycle
 import Synchronization
 import XCTest
+
+@testable import MilvexReactor
 
 /// Timer-driven tests of `Connection` against real servers on 127.0.0.1: short real backoff
 /// timers, generous bounds.
@@ -20,17 +21,21 @@ final class ConnectionReconnectTests: XCTestCase {
     loop.shutdown()
   }
 
-  private func fastConfig(port: Int, base: Duration = .milliseconds(20), max: Duration = .milliseconds(500),
-                          jitter: Double = 0.1) throws -> ConnectionConfig {
+  private func fastConfig(
+    port: Int, base: Duration = .milliseconds(20), max: Duration = .milliseconds(500),
+    jitter: Double = 0.1
+  ) throws -> ConnectionConfig {
     try ConnectionConfig(
       host: "127.0.0.1", port: port, connectTimeout: .seconds(2), reconnectBaseDelay: base,
       reconnectMaxDelay: max, reconnectJitter: jitter, keepaliveTime: .seconds(10),
       keepaliveTimeout: .seconds(5), allowTestingTimings: true)
   }
 
-  private func start(_ config: ConnectionConfig, name: String? = nil, logger: Logger? = nil,
-                     random: any BackoffRandomSource = SystemBackoffRandomSource(),
-                     log: TransitionLog? = nil) throws -> Connection {
+  private func start(
+    _ config: ConnectionConfig, name: String? = nil, logger: Logger? = nil,
+    random: any BackoffRandomSource = SystemBackoffRandomSource(),
+    log: TransitionLog? = nil
+  ) throws -> Connection {
     let connection = try Connection.start(
       config: config, on: loop, name: name, logger: logger ?? Logger(label: "test"), random: random
     ) { transition in log?.record(transition) }
@@ -40,7 +45,8 @@ final class ConnectionReconnectTests: XCTestCase {
 
   private func h2Server(port: Int? = nil) throws -> PeerProcess {
     let peer = try PeerProcess.announcing(
-      script: "misbehaving_server.py", arguments: ["--scenario", "echo"] + (port.map { ["--port", "\($0)"] } ?? []))
+      script: "misbehaving_server.py",
+      arguments: ["--scenario", "echo"] + (port.map { ["--port", "\($0)"] } ?? []))
     cleanups.append { peer.stop() }
     return peer
   }
@@ -51,18 +57,26 @@ final class ConnectionReconnectTests: XCTestCase {
     let server = try MilvusLite()
     cleanups.append { server.stop() }
     let log = TransitionLog()
-    let connection = try start(try fastConfig(port: server.port, base: .milliseconds(50), max: .milliseconds(1000)), log: log)
+    let connection = try start(
+      try fastConfig(port: server.port, base: .milliseconds(50), max: .milliseconds(1000)), log: log
+    )
     let (channel, config) = try await connection.waitForChannel(timeout: .seconds(10))
     XCTAssertEqual(config.port, server.port)
-    _ = try await channel.unary(path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(5))
+    _ = try await channel.unary(
+      path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(5))
 
     kill(server.peer.process.processIdentifier, SIGKILL)
     let killedAt = ContinuousClock.now
     let left = await log.wait(timeout: .seconds(2)) { $0.to == .reconnecting }
     let reconnectingAfter = ContinuousClock.now - killedAt
     XCTAssertNotNil(left, "left connected")
-    XCTAssertLessThan(reconnectingAfter, .milliseconds(100) + .milliseconds(400), "reconnecting soon after the kill")
-    guard case .failure(.notConnected(let host, let port, let lastFailure)) = await result(of: connection) else {
+    XCTAssertLessThan(
+      reconnectingAfter, .milliseconds(100) + .milliseconds(400), "reconnecting soon after the kill"
+    )
+    guard
+      case .failure(.notConnected(let host, let port, let lastFailure)) = await result(
+        of: connection)
+    else {
       return XCTFail("get-channel while reconnecting must say not connected")
     }
     XCTAssertEqual(host, "127.0.0.1")
@@ -71,7 +85,8 @@ final class ConnectionReconnectTests: XCTestCase {
 
     // A call on the dead channel fails retriably.
     do {
-      _ = try await channel.unary(path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(2))
+      _ = try await channel.unary(
+        path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(2))
       XCTFail("the dead channel must fail calls")
     } catch {
       XCTAssertTrue(error.isRetriable, "\(error)")
@@ -83,7 +98,8 @@ final class ConnectionReconnectTests: XCTestCase {
     let back = try await connection.waitForChannel(timeout: .seconds(10))
     // The next attempt comes at most maxDelay * (1 + jitter) after the server listens.
     XCTAssertLessThan(ContinuousClock.now - listeningAt, .milliseconds(1100) + .seconds(2))
-    let version = try await back.channel.unary(path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(5))
+    let version = try await back.channel.unary(
+      path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(5))
     XCTAssertNotNil(ProtoScan.string(field: 2, in: version))
     XCTAssertEqual(log.states.suffix(2), [.reconnecting, .connected])
   }
@@ -95,7 +111,8 @@ final class ConnectionReconnectTests: XCTestCase {
     let pending = begin(channel, "/test.Echo/Never")
     try await roundTrip(channel)  // the call is now open on the server
     kill(server.process.processIdentifier, SIGKILL)
-    guard case .failure(let error)? = await pending.first(within: .seconds(10), where: { _ in true }),
+    guard
+      case .failure(let error)? = await pending.first(within: .seconds(10), where: { _ in true }),
       case .grpcStatus(let status) = error
     else {
       return XCTFail("the in-flight call must fail")
@@ -118,7 +135,10 @@ final class ConnectionReconnectTests: XCTestCase {
     XCTAssertNotNil(sixth, "six attempts")
     let times = capture.attemptTimes
     guard times.count >= 6 else { return }
-    let expected: [Duration] = [.milliseconds(20), .milliseconds(40), .milliseconds(80), .milliseconds(160), .milliseconds(320)]
+    let expected: [Duration] = [
+      .milliseconds(20), .milliseconds(40), .milliseconds(80), .milliseconds(160),
+      .milliseconds(320),
+    ]
     for (index, delay) in expected.enumerated() {
       let waited = times[index + 1] - times[index]
       XCTAssertGreaterThanOrEqual(waited, delay, "attempt \(index + 2) came early")
@@ -130,14 +150,16 @@ final class ConnectionReconnectTests: XCTestCase {
     let server = try h2Server(port: port)
     _ = try await connection.waitForChannel(timeout: .seconds(5))
     XCTAssertEqual(server.port, port)
-    XCTAssertTrue(capture.messages.contains { $0.contains("Connection refused") }, "failures name the reason")
+    XCTAssertTrue(
+      capture.messages.contains { $0.contains("Connection refused") }, "failures name the reason")
   }
 
   // MARK: - Half-open connection
 
   func testHalfOpenConnectionIsDetectedByKeepalive() async throws {
     let server = try h2Server()
-    let proxy = try PeerProcess.announcing(script: "fault_proxy.py", arguments: ["--target-port", "\(server.port)"])
+    let proxy = try PeerProcess.announcing(
+      script: "fault_proxy.py", arguments: ["--target-port", "\(server.port)"])
     cleanups.append { proxy.stop() }
     let log = TransitionLog()
     var config = try fastConfig(port: proxy.port)
@@ -150,7 +172,8 @@ final class ConnectionReconnectTests: XCTestCase {
     let left = await log.wait(timeout: .seconds(3)) { $0.from == .connected }
     let elapsed = ContinuousClock.now - start
     XCTAssertNotNil(left)
-    XCTAssertLessThan(elapsed, .milliseconds(600), "left connected within keepaliveTime + keepaliveTimeout + slack")
+    XCTAssertLessThan(
+      elapsed, .milliseconds(600), "left connected within keepaliveTime + keepaliveTimeout + slack")
     XCTAssertTrue(left?.reason.contains("keepalive") ?? false, left?.reason ?? "")
   }
 
@@ -168,18 +191,21 @@ final class ConnectionReconnectTests: XCTestCase {
     var connections: [Connection] = []
     for index in 0..<count {
       let connection = try Connection.start(
-        config: try fastConfig(port: port, base: .milliseconds(50), max: .milliseconds(400), jitter: 0.5), on: loop,
+        config: try fastConfig(
+          port: port, base: .milliseconds(50), max: .milliseconds(400), jitter: 0.5), on: loop,
         logger: Logger(label: "capture") { _ in capture }
       ) { transition in
         if transition.to == .connected {
           let round = connectedAt.withLock { times -> Int? in
             times[index, default: []].append(.now)
             let round = times[index]!.count
-            return times.count == count && times.values.allSatisfy { $0.count >= round } ? round : nil
+            return times.count == count && times.values.allSatisfy { $0.count >= round }
+              ? round : nil
           }
           if let round { milestones.record("connected \(round)") }
         }
-        if transition.to == .reconnecting, reconnecting.add(1, ordering: .relaxed).newValue == count {
+        if transition.to == .reconnecting, reconnecting.add(1, ordering: .relaxed).newValue == count
+        {
           milestones.record("reconnecting")
         }
       }
@@ -200,12 +226,16 @@ final class ConnectionReconnectTests: XCTestCase {
     XCTAssertEqual(restarted.port, port)
     let secondRound = await milestones.first(within: .seconds(30)) { $0 == "connected 2" }
     XCTAssertNotNil(secondRound, "all connected again")
-    let offsets = connectedAt.withLock { $0.values.map { ($0[1] - restartedAt) / .milliseconds(1) } }
+    let offsets = connectedAt.withLock {
+      $0.values.map { ($0[1] - restartedAt) / .milliseconds(1) }
+    }
     XCTAssertEqual(offsets.count, count, "all 500 connections are connected again")
     let mean = offsets.reduce(0, +) / Double(offsets.count)
-    let deviation = (offsets.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(offsets.count)).squareRoot()
+    let deviation = (offsets.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(offsets.count))
+      .squareRoot()
     let spread = (offsets.max() ?? 0) - (offsets.min() ?? 0)
-    XCTAssertGreaterThan(spread, 100, "reconnects spread over more than 100 ms (spread \(spread) ms)")
+    XCTAssertGreaterThan(
+      spread, 100, "reconnects spread over more than 100 ms (spread \(spread) ms)")
     XCTAssertGreaterThan(deviation, 30, "reconnect times deviate (σ = \(deviation) ms)")
   }
 
@@ -213,21 +243,27 @@ final class ConnectionReconnectTests: XCTestCase {
 
   func testInvalidConfigAndNames() throws {
     XCTAssertThrowsError(try ConnectionConfig(port: 70000)) { error in
-      guard case .invalidArgument(let field, _) = error as? MilvexError else { return XCTFail("\(error)") }
+      guard case .invalidArgument(let field, _) = error as? MilvexError else {
+        return XCTFail("\(error)")
+      }
       XCTAssertEqual(field, "port")
     }
     let config = try fastConfig(port: freeLocalPort())
     let first = try start(config, name: "primary")
     XCTAssertTrue(Connection.named("primary") === first)
     XCTAssertThrowsError(try start(config, name: "primary")) { error in
-      guard case .invalidArgument(let field, let message) = error as? MilvexError else { return XCTFail("\(error)") }
+      guard case .invalidArgument(let field, let message) = error as? MilvexError else {
+        return XCTFail("\(error)")
+      }
       XCTAssertEqual(field, "name")
       XCTAssertTrue(message.contains("primary"))
     }
     var tls = config
     tls.ssl = true
     XCTAssertThrowsError(try start(tls)) { error in
-      guard case .invalidArgument(let field, _) = error as? MilvexError else { return XCTFail("\(error)") }
+      guard case .invalidArgument(let field, _) = error as? MilvexError else {
+        return XCTFail("\(error)")
+      }
       XCTAssertEqual(field, "ssl")
     }
   }
@@ -236,10 +272,16 @@ final class ConnectionReconnectTests: XCTestCase {
     // connecting (nothing listens)
     let refusing = try start(try fastConfig(port: freeLocalPort()), name: "a")
     // Submitted from this thread before the disconnect, so the waiter is registered first.
-    let waiting = EventRecorder<Result<(channel: GRPCChannel, config: ConnectionConfig), MilvexError>>()
-    refusing.waitForChannel(timeout: .seconds(10)) { result in waiting.record(result.map { ($0.0, $0.1) }) }
+    let waiting = EventRecorder<
+      Result<(channel: GRPCChannel, config: ConnectionConfig), MilvexError>
+    >()
+    refusing.waitForChannel(timeout: .seconds(10)) { result in
+      waiting.record(result.map { ($0.0, $0.1) })
+    }
     await refusing.disconnect()
-    guard case .failure(.disconnected)? = await waiting.first(within: .seconds(5), where: { _ in true }) else {
+    guard
+      case .failure(.disconnected)? = await waiting.first(within: .seconds(5), where: { _ in true })
+    else {
       return XCTFail("a waiter must fail with disconnected")
     }
     XCTAssertNil(Connection.named("a"))
@@ -260,7 +302,8 @@ final class ConnectionReconnectTests: XCTestCase {
     try await roundTrip(channel)  // the call is now open on the server
     var transitions = connected.transitions.makeAsyncIterator()
     await connected.disconnect()
-    guard case .failure(let callError)? = await call.first(within: .seconds(5), where: { _ in true }),
+    guard
+      case .failure(let callError)? = await call.first(within: .seconds(5), where: { _ in true }),
       case .disconnected = callError
     else {
       return XCTFail("in-flight calls fail with disconnected")
@@ -285,7 +328,8 @@ final class ConnectionReconnectTests: XCTestCase {
   func testEightThreadsAskForTheChannelWhileTheServerRestarts() async throws {
     let server = try h2Server()
     let port = server.port
-    let connection = try start(try fastConfig(port: port, base: .milliseconds(20), max: .milliseconds(100)))
+    let connection = try start(
+      try fastConfig(port: port, base: .milliseconds(20), max: .milliseconds(100)))
     _ = try await connection.waitForChannel(timeout: .seconds(5))
     let answered = Atomic<Int>(0)
     let unexpected = Locked<[String]>([])
@@ -294,7 +338,8 @@ final class ConnectionReconnectTests: XCTestCase {
     // Restarts the server while the threads below are asking.
     let restarter = Task.detached {
       server.stop()
-      return try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "echo", "--port", "\(port)"])
+      return try PeerProcess.announcing(
+        script: "misbehaving_server.py", arguments: ["--scenario", "echo", "--port", "\(port)"])
     }
     runThreads(8) { _ in
       for index in 0..<perThread {
@@ -304,11 +349,15 @@ final class ConnectionReconnectTests: XCTestCase {
             case .success, .failure(.notConnected): break
             case .failure(let error): unexpected.withLock { $0.append("\(error)") }
             }
-            if answered.add(1, ordering: .relaxed).newValue == 8 * perThread { allAnswered.record(0) }
+            if answered.add(1, ordering: .relaxed).newValue == 8 * perThread {
+              allAnswered.record(0)
+            }
           }
         } else {
           connection.isConnected { _ in
-            if answered.add(1, ordering: .relaxed).newValue == 8 * perThread { allAnswered.record(0) }
+            if answered.add(1, ordering: .relaxed).newValue == 8 * perThread {
+              allAnswered.record(0)
+            }
           }
         }
       }
@@ -316,7 +365,8 @@ final class ConnectionReconnectTests: XCTestCase {
     let second = try await restarter.value
     cleanups.append { second.stop() }
     let done = await allAnswered.first(within: .seconds(30)) { _ in true }
-    XCTAssertNotNil(done, "every call answered (\(answered.load(ordering: .relaxed)) of \(8 * perThread))")
+    XCTAssertNotNil(
+      done, "every call answered (\(answered.load(ordering: .relaxed)) of \(8 * perThread))")
     XCTAssertEqual(unexpected.withLock { $0 }, [])
     _ = try await connection.waitForChannel(timeout: .seconds(5))
     let isUp = try await connection.isConnected(timeout: .seconds(2))
@@ -341,7 +391,9 @@ final class ConnectionReconnectTests: XCTestCase {
 
   /// Starts a call now (queued before anything this thread submits later); its result goes
   /// to the recorder.
-  private func begin(_ channel: GRPCChannel, _ path: String) -> EventRecorder<Result<[UInt8], MilvexError>> {
+  private func begin(_ channel: GRPCChannel, _ path: String) -> EventRecorder<
+    Result<[UInt8], MilvexError>
+  > {
     let outcome = EventRecorder<Result<[UInt8], MilvexError>>()
     channel.unary(path: path, request: [], timeout: .seconds(10)) { outcome.record($0) }
     return outcome
@@ -349,11 +401,14 @@ final class ConnectionReconnectTests: XCTestCase {
 
   /// An echo round trip: every call begun before it on `channel` has reached the server.
   private func roundTrip(_ channel: GRPCChannel) async throws {
-    let echoed = try await channel.unary(path: "/test.Echo/Call", request: [7], timeout: .seconds(5))
+    let echoed = try await channel.unary(
+      path: "/test.Echo/Call", request: [7], timeout: .seconds(5))
     XCTAssertEqual(echoed, [7])
   }
 
-  private func result(of connection: Connection) async -> Result<(channel: GRPCChannel, config: ConnectionConfig), MilvexError> {
+  private func result(of connection: Connection) async -> Result<
+    (channel: GRPCChannel, config: ConnectionConfig), MilvexError
+  > {
     do { return .success(try await connection.channel()) } catch { return .failure(error) }
   }
 }
@@ -366,7 +421,9 @@ final class TransitionLog: Sendable {
 
   var states: [ConnectivityState] { recorder.all.map(\.to) }
 
-  func wait(timeout: Duration, _ matches: @escaping @Sendable (StateTransition) -> Bool) async -> StateTransition? {
+  func wait(timeout: Duration, _ matches: @escaping @Sendable (StateTransition) -> Bool) async
+    -> StateTransition?
+  {
     await recorder.first(within: timeout, where: matches)
   }
 }

@@ -263,10 +263,18 @@ final class ConnectionStateMachineTests: XCTestCase {
       .idle: (.connecting, .notConnected(notConnected)),
       .connectingInFlight: (.connecting, .notConnected(notConnected)),
       // Once something failed, callers learn what: the attempt's reason, or the channel's loss.
-      .connectingWaiting: (.connecting, .notConnected(.notConnected(host: host, port: port, lastFailure: "connection refused"))),
+      .connectingWaiting: (
+        .connecting,
+        .notConnected(.notConnected(host: host, port: port, lastFailure: "connection refused"))
+      ),
       .connected: (.connected, .connected(generation: 1)),
-      .reconnectingInFlight: (.reconnecting, .notConnected(.notConnected(host: host, port: port, lastFailure: "GOAWAY"))),
-      .reconnectingWaiting: (.reconnecting, .notConnected(.notConnected(host: host, port: port, lastFailure: "connection refused"))),
+      .reconnectingInFlight: (
+        .reconnecting, .notConnected(.notConnected(host: host, port: port, lastFailure: "GOAWAY"))
+      ),
+      .reconnectingWaiting: (
+        .reconnecting,
+        .notConnected(.notConnected(host: host, port: port, lastFailure: "connection refused"))
+      ),
       .disconnected: (.disconnected, .notConnected(.disconnected(reason: "bye"))),
     ]
     for situation in Situation.allCases {

@@ -1,7 +1,8 @@
 import Foundation
 import Logging
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// Issue 10, defect 4: while a connection cannot connect, callers and observers learn why:
 /// the last failure is in the `notConnected` error, and every failed attempt is published as
@@ -19,16 +20,23 @@ final class FailureReasonTests: XCTestCase {
 
   /// Starts a connection to `port` and waits until `attempts` attempts failed; returns the
   /// error of a 300 ms wait for the channel and the failed-attempt transitions.
-  private func failures(port: Int, attempts: Int = 2) async throws -> (MilvexError?, [StateTransition]) {
+  private func failures(port: Int, attempts: Int = 2) async throws -> (
+    MilvexError?, [StateTransition]
+  ) {
     var logger = Logger(label: "reason-test")
     logger.logLevel = .error
     let config = try ConnectionConfig(
-      host: "127.0.0.1", port: port, connectTimeout: .milliseconds(300), reconnectBaseDelay: .milliseconds(20),
+      host: "127.0.0.1", port: port, connectTimeout: .milliseconds(300),
+      reconnectBaseDelay: .milliseconds(20),
       reconnectMaxDelay: .milliseconds(50), allowTestingTimings: true)
     let transitions = EventRecorder<StateTransition>()
-    let connection = try Connection.start(config: config, on: loop, logger: logger) { transitions.record($0) }
+    let connection = try Connection.start(config: config, on: loop, logger: logger) {
+      transitions.record($0)
+    }
     cleanups.append { connection.disconnect() }
-    let enough = await transitions.first(within: .seconds(10)) { $0.reason.hasPrefix("attempt \(attempts) failed") }
+    let enough = await transitions.first(within: .seconds(10)) {
+      $0.reason.hasPrefix("attempt \(attempts) failed")
+    }
     XCTAssertNotNil(enough, "\(attempts) failed attempts published: \(transitions.all)")
     var error: MilvexError?
     do {
@@ -46,12 +54,20 @@ final class FailureReasonTests: XCTestCase {
     return (error, failed)
   }
 
-  private func assertReason(_ error: MilvexError?, contains words: String, file: StaticString = #filePath, line: UInt = #line) {
+  private func assertReason(
+    _ error: MilvexError?, contains words: String, file: StaticString = #filePath,
+    line: UInt = #line
+  ) {
     guard case .notConnected(_, _, let lastFailure?)? = error else {
-      return XCTFail("expected notConnected with a last failure, got \(String(describing: error))", file: file, line: line)
+      return XCTFail(
+        "expected notConnected with a last failure, got \(String(describing: error))", file: file,
+        line: line)
     }
-    XCTAssertTrue(lastFailure.contains(words), "'\(lastFailure)' lacks '\(words)'", file: file, line: line)
-    XCTAssertTrue("\(error!)".contains(words), "the description carries it too: \(error!)", file: file, line: line)
+    XCTAssertTrue(
+      lastFailure.contains(words), "'\(lastFailure)' lacks '\(words)'", file: file, line: line)
+    XCTAssertTrue(
+      "\(error!)".contains(words), "the description carries it too: \(error!)", file: file,
+      line: line)
   }
 
   func testRefused() async throws {
@@ -61,21 +77,24 @@ final class FailureReasonTests: XCTestCase {
   }
 
   func testServerThatNeverSendsSettings() async throws {
-    let server = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "no-settings"])
+    let server = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "no-settings"])
     cleanups.append { server.stop() }
     let (error, _) = try await failures(port: server.port, attempts: 1)
     assertReason(error, contains: "SETTINGS")
   }
 
   func testServerAnsweringInHTTP1() async throws {
-    let server = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "garbage"])
+    let server = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "garbage"])
     cleanups.append { server.stop() }
     let (error, _) = try await failures(port: server.port)
     assertReason(error, contains: "HTTP/1")
   }
 
   func testMilvusHandshakeRefused() async throws {
-    let server = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "connect-denied"])
+    let server = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "connect-denied"])
     cleanups.append { server.stop() }
     let (error, _) = try await failures(port: server.port)
     assertReason(error, contains: "auth check failure")

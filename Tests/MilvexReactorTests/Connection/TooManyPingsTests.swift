@@ -1,14 +1,16 @@
 import Foundation
 import Logging
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// Issue 10, defect 3: after GOAWAY ENHANCE_YOUR_CALM "too_many_pings" the very next
 /// connection already pings at twice the interval (grpc `doc/keepalive.md`), although the
 /// replacement starts on the GOAWAY, long before the old connection closes.
 final class TooManyPingsTests: XCTestCase {
   func testTheNextConnectionPingsHalfAsOften() throws {
-    let server = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "calm-pings"])
+    let server = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "calm-pings"])
     defer { server.stop() }
     // `PING <connection> <seconds>` lines, read off the peer's stdout on a thread of their own.
     let pings = Locked<[(connection: Int, at: Double)]>([])
@@ -16,7 +18,8 @@ final class TooManyPingsTests: XCTestCase {
     Thread.detachNewThread {
       while let line = try? server.readLine() {
         let parts = line.split(separator: " ")
-        guard parts.count == 3, parts[0] == "PING", let connection = Int(parts[1]), let at = Double(parts[2])
+        guard parts.count == 3, parts[0] == "PING", let connection = Int(parts[1]),
+          let at = Double(parts[2])
         else { continue }
         let secondConnectionPings = pings.withLock { pings in
           pings.append((connection, at))
@@ -34,7 +37,9 @@ final class TooManyPingsTests: XCTestCase {
       host: "127.0.0.1", port: server.port, reconnectBaseDelay: .milliseconds(50),
       keepaliveTime: .milliseconds(300), keepaliveTimeout: .seconds(2), allowTestingTimings: true)
     let transitions = EventRecorder<StateTransition>()
-    let connection = try Connection.start(config: config, on: loop, logger: logger) { transitions.record($0) }
+    let connection = try Connection.start(config: config, on: loop, logger: logger) {
+      transitions.record($0)
+    }
     defer { connection.disconnect() }
 
     enough.waitOrFail("three PINGs on the second connection", timeout: .seconds(15))
@@ -49,7 +54,8 @@ final class TooManyPingsTests: XCTestCase {
     XCTAssertLessThan(first.first ?? 1, 0.45, "connection 1 pinged every 300 ms: \(first)")
     XCTAssertGreaterThanOrEqual(second.count, 2)
     for spacing in second {
-      XCTAssertGreaterThanOrEqual(spacing, 0.55, "connection 2 must ping every 600 ms, not 300: \(second)")
+      XCTAssertGreaterThanOrEqual(
+        spacing, 0.55, "connection 2 must ping every 600 ms, not 300: \(second)")
     }
     // The replacement was made while connection 1 was still draining (GOAWAY → reconnecting).
     let lost = transitions.all.first { $0.from == .connected && $0.to == .reconnecting }

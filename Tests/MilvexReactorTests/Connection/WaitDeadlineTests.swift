@@ -1,7 +1,8 @@
 import Foundation
 import Logging
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// Issue 10, defect 1: while the server is down, every wait for the channel and every typed
 /// call completes by its deadline (+ 50 ms), however the deadlines and the arrivals line up
@@ -15,7 +16,8 @@ final class WaitDeadlineTests: XCTestCase {
   /// loop thread back longer than that; the defect these tests guard against (a waiter timer
   /// that never fires again) makes calls seconds late or never end, which 250 ms still catches.
   private static let slack: Duration =
-    ProcessInfo.processInfo.environment["MILVEX_SANITIZER"] == nil ? .milliseconds(50) : .milliseconds(250)
+    ProcessInfo.processInfo.environment["MILVEX_SANITIZER"] == nil
+    ? .milliseconds(50) : .milliseconds(250)
   private var loop: EventLoop!
   private var connection: Connection?
 
@@ -31,7 +33,8 @@ final class WaitDeadlineTests: XCTestCase {
   /// A connection to a port where nothing listens: every attempt is refused.
   private func downConnection(backoff: Duration) throws -> Connection {
     let config = try ConnectionConfig(
-      host: "127.0.0.1", port: freeLocalPort(), reconnectBaseDelay: backoff, reconnectMaxDelay: backoff,
+      host: "127.0.0.1", port: freeLocalPort(), reconnectBaseDelay: backoff,
+      reconnectMaxDelay: backoff,
       reconnectJitter: 0, allowTestingTimings: true)
     var logger = Logger(label: "deadline-test")
     logger.logLevel = .error
@@ -46,27 +49,39 @@ final class WaitDeadlineTests: XCTestCase {
     var error: MilvexError?
   }
 
-  private func assertAllOnTime(_ outcomes: [Outcome], expected count: Int, file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(outcomes.count, count, "every wait completed exactly once", file: file, line: line)
+  private func assertAllOnTime(
+    _ outcomes: [Outcome], expected count: Int, file: StaticString = #filePath, line: UInt = #line
+  ) {
+    XCTAssertEqual(
+      outcomes.count, count, "every wait completed exactly once", file: file, line: line)
     let worst = outcomes.map(\.lateness).max() ?? .zero
     let earliest = outcomes.map(\.lateness).min() ?? .zero
-    XCTAssertLessThanOrEqual(worst, Self.slack, "the latest completion was \(worst) after its deadline", file: file, line: line)
-    XCTAssertGreaterThanOrEqual(earliest, .zero, "a wait gave up \(earliest) before its deadline", file: file, line: line)
+    XCTAssertLessThanOrEqual(
+      worst, Self.slack, "the latest completion was \(worst) after its deadline", file: file,
+      line: line)
+    XCTAssertGreaterThanOrEqual(
+      earliest, .zero, "a wait gave up \(earliest) before its deadline", file: file, line: line)
     for outcome in outcomes {
       guard case .notConnected(_, _, let lastFailure)? = outcome.error else {
-        return XCTFail("expected notConnected, got \(String(describing: outcome.error))", file: file, line: line)
+        return XCTFail(
+          "expected notConnected, got \(String(describing: outcome.error))", file: file, line: line)
       }
-      XCTAssertTrue(lastFailure?.contains("refused") ?? true, "\(lastFailure ?? "")", file: file, line: line)
+      XCTAssertTrue(
+        lastFailure?.contains("refused") ?? true, "\(lastFailure ?? "")", file: file, line: line)
     }
   }
 
   /// Starts a wait of `timeout` and records its outcome.
-  private func wait(_ connection: Connection, timeout: Duration, into outcomes: Locked<[Outcome]>, done: DispatchGroup) {
+  private func wait(
+    _ connection: Connection, timeout: Duration, into outcomes: Locked<[Outcome]>,
+    done: DispatchGroup
+  ) {
     Self.wait(connection, timeout, outcomes, done)
   }
 
   @Sendable private static func wait(
-    _ connection: Connection, _ timeout: Duration, _ outcomes: Locked<[Outcome]>, _ done: DispatchGroup
+    _ connection: Connection, _ timeout: Duration, _ outcomes: Locked<[Outcome]>,
+    _ done: DispatchGroup
   ) {
     done.enter()
     let deadline = ContinuousClock.now + timeout
@@ -89,7 +104,8 @@ final class WaitDeadlineTests: XCTestCase {
         wait(connection, timeout: .seconds(1), into: outcomes, done: done)
         Thread.sleep(forTimeInterval: 0.1)
       }
-      XCTAssertEqual(done.wait(timeout: .now() + 5), .success, "every wait ended (backoff \(backoff))")
+      XCTAssertEqual(
+        done.wait(timeout: .now() + 5), .success, "every wait ended (backoff \(backoff))")
       assertAllOnTime(outcomes.withLock { $0 }, expected: 30)
       connection.disconnect()
     }
@@ -119,7 +135,8 @@ final class WaitDeadlineTests: XCTestCase {
     let outcomes = Locked<[Outcome]>([])
     let done = DispatchGroup()
     for index in 0..<2_000 {
-      wait(connection, timeout: .milliseconds(Int64(300 + index % 1_000)), into: outcomes, done: done)
+      wait(
+        connection, timeout: .milliseconds(Int64(300 + index % 1_000)), into: outcomes, done: done)
     }
     XCTAssertEqual(done.wait(timeout: .now() + 5), .success)
     assertAllOnTime(outcomes.withLock { $0 }, expected: 2_000)
@@ -138,7 +155,9 @@ final class WaitDeadlineTests: XCTestCase {
       let first = ContinuousClock.now + .milliseconds(30)
       connection.waitForChannelOnLoop(deadline: first) { result in
         let error: MilvexError? = if case .failure(let error) = result { error } else { nil }
-        outcomes.withLock { $0.append(Outcome(lateness: ContinuousClock.now - first, error: error)) }
+        outcomes.withLock {
+          $0.append(Outcome(lateness: ContinuousClock.now - first, error: error))
+        }
         done.leave()
       }
       // Hold the loop past the first deadline, then add a second waiter in the same iteration.
@@ -146,7 +165,9 @@ final class WaitDeadlineTests: XCTestCase {
       let second = ContinuousClock.now + .milliseconds(200)
       connection.waitForChannelOnLoop(deadline: second) { result in
         let error: MilvexError? = if case .failure(let error) = result { error } else { nil }
-        outcomes.withLock { $0.append(Outcome(lateness: ContinuousClock.now - second, error: error)) }
+        outcomes.withLock {
+          $0.append(Outcome(lateness: ContinuousClock.now - second, error: error))
+        }
         done.leave()
       }
     }
@@ -154,14 +175,16 @@ final class WaitDeadlineTests: XCTestCase {
     let all = outcomes.withLock { $0 }
     XCTAssertEqual(all.count, 2)
     // The first one was already late by the busy loop (5 ms); neither may be later than that + slack.
-    XCTAssertLessThanOrEqual(all.map(\.lateness).max() ?? .zero, Self.slack + .milliseconds(5), "\(all.map(\.lateness))")
+    XCTAssertLessThanOrEqual(
+      all.map(\.lateness).max() ?? .zero, Self.slack + .milliseconds(5), "\(all.map(\.lateness))")
   }
 
   /// The typed API: `serverVersion` with a 1 s deadline, called every 100 ms while the server
   /// is down, fails on time with UNAVAILABLE naming the last connect error.
   func testTypedCallsWhileTheServerIsDown() throws {
     let config = try ConnectionConfig(
-      host: "127.0.0.1", port: freeLocalPort(), reconnectBaseDelay: .seconds(2), reconnectMaxDelay: .seconds(2),
+      host: "127.0.0.1", port: freeLocalPort(), reconnectBaseDelay: .seconds(2),
+      reconnectMaxDelay: .seconds(2),
       reconnectJitter: 0, allowTestingTimings: true)
     var logger = Logger(label: "deadline-test")
     logger.logLevel = .error
@@ -182,11 +205,15 @@ final class WaitDeadlineTests: XCTestCase {
     XCTAssertEqual(done.wait(timeout: .now() + 5), .success, "every call ended")
     let all = outcomes.withLock { $0 }
     XCTAssertEqual(all.count, 20)
-    XCTAssertLessThanOrEqual(all.map(\.lateness).max() ?? .zero, Self.slack, "\(all.map(\.lateness))")
+    XCTAssertLessThanOrEqual(
+      all.map(\.lateness).max() ?? .zero, Self.slack, "\(all.map(\.lateness))")
     for (_, error) in all {
       guard case .grpcStatus(let status)? = error, status.code == .unavailable,
         case .notConnected(_, _, let lastFailure)? = status.cause
-      else { return XCTFail("expected UNAVAILABLE with a notConnected cause, got \(String(describing: error))") }
+      else {
+        return XCTFail(
+          "expected UNAVAILABLE with a notConnected cause, got \(String(describing: error))")
+      }
       XCTAssertTrue(status.message.contains("last error:"), status.message)
       XCTAssertTrue(lastFailure?.contains("refused") == true, "\(String(describing: lastFailure))")
     }

@@ -105,8 +105,11 @@ final class TimerTests: XCTestCase {
   func testInvalidDelaysAreRejectedWithTheFieldName() throws {
     let errors = LoopConfined<[MilvexError]>([])
     try onLoop(loop) { [loop] in
-      do { _ = try loop!.scheduleTimer(after: .milliseconds(-1)) {} } catch let error as MilvexError { errors.value.append(error) } catch {}
-      do { _ = try loop!.scheduleTimer(after: .zero, repeating: true) {} } catch let error as MilvexError { errors.value.append(error) } catch {}
+      do { _ = try loop!.scheduleTimer(after: .milliseconds(-1)) {} } catch let error as MilvexError
+      { errors.value.append(error) } catch {}
+      do { _ = try loop!.scheduleTimer(after: .zero, repeating: true) {} } catch let error
+        as MilvexError
+      { errors.value.append(error) } catch {}
     }
     XCTAssertEqual(errors.value.count, 2)
     for error in errors.value {
@@ -146,7 +149,9 @@ final class TimerTests: XCTestCase {
     done.waitOrFail("the check timer")
     XCTAssertEqual(fired.value.filter { $0 == "pending" }.count, 1, "\(fired.value)")
     XCTAssertEqual(fired.value.filter { $0 == "negative" }.count, 1, "\(fired.value)")
-    XCTAssertEqual(fired.value.filter { $0 == "once" }.count, 2, "fired, then re-armed to zero fired again: \(fired.value)")
+    XCTAssertEqual(
+      fired.value.filter { $0 == "once" }.count, 2,
+      "fired, then re-armed to zero fired again: \(fired.value)")
   }
 
   /// A timer re-armed from its own callback fires again; with a zero delay, in the next
@@ -185,14 +190,20 @@ final class TimerTests: XCTestCase {
     let done = Latch()
     try onLoop(loop) { [loop] in
       let loop = loop!
-      let stopped = try! loop.scheduleTimer(after: .milliseconds(5)) { fired.value.append("stopped") }
+      let stopped = try! loop.scheduleTimer(after: .milliseconds(5)) {
+        fired.value.append("stopped")
+      }
       stopped.stop()
       stopped.rearm(after: .zero)
-      let cancelled = try! loop.scheduleTimer(after: .milliseconds(5)) { fired.value.append("cancelled") }
+      let cancelled = try! loop.scheduleTimer(after: .milliseconds(5)) {
+        fired.value.append("cancelled")
+      }
       cancelled.cancel()
       cancelled.rearm(after: .zero)
       XCTAssertFalse(cancelled.isScheduled)
-      let repeating = try! loop.scheduleTimer(after: .seconds(60), repeating: true) { fired.value.append("repeating") }
+      let repeating = try! loop.scheduleTimer(after: .seconds(60), repeating: true) {
+        fired.value.append("repeating")
+      }
       repeating.rearm(after: .zero)
       _ = try! loop.scheduleTimer(after: .milliseconds(200)) {
         XCTAssertFalse(repeating.isScheduled)

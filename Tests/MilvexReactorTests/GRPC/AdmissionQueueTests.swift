@@ -1,5 +1,6 @@
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// Calls admitted in order under MAX_CONCURRENT_STREAMS, abandoned ones skipped.
 final class AdmissionQueueTests: XCTestCase {
@@ -22,8 +23,10 @@ final class AdmissionQueueTests: XCTestCase {
     }
     XCTAssertEqual(started, [0, 2], "two streams; the abandoned one is skipped")
     XCTAssertNil(queue.next(openStreams: 2, limit: 2, isAbandoned: \.abandoned), "full")
-    XCTAssertEqual(queue.next(openStreams: 1, limit: 2, isAbandoned: \.abandoned)?.number, 3, "a stream freed")
-    XCTAssertNil(queue.next(openStreams: 0, limit: 0, isAbandoned: \.abandoned), "before SETTINGS: limit 0")
+    XCTAssertEqual(
+      queue.next(openStreams: 1, limit: 2, isAbandoned: \.abandoned)?.number, 3, "a stream freed")
+    XCTAssertNil(
+      queue.next(openStreams: 0, limit: 0, isAbandoned: \.abandoned), "before SETTINGS: limit 0")
     XCTAssertEqual(queue.removeAll().map(\.number), [4], "what still waits, to fail")
     XCTAssertTrue(queue.isEmpty)
   }

@@ -1,22 +1,28 @@
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// The connection's one-timer deadline bookkeeping, driven with a manual clock.
 final class CallDeadlinesTests: XCTestCase {
   private var clock = ManualClock()
 
   private func call(_ name: String) -> UnaryCall {
-    UnaryCall(path: name, message: [1, 2, 3], metadata: GRPCMetadata(), timeout: nil, startedAt: clock.now,
-              maxReceiveMessageSize: 100) { _ in }
+    UnaryCall(
+      path: name, message: [1, 2, 3], metadata: GRPCMetadata(), timeout: nil, startedAt: clock.now,
+      maxReceiveMessageSize: 100
+    ) { _ in }
   }
 
   func testExpiresEarliestFirstEqualDeadlinesInArrivalOrderAndSkipsCompletedCalls() {
     var deadlines = CallDeadlines()
     let (a, b, c, d) = (call("a"), call("b"), call("c"), call("d"))
-    XCTAssertTrue(deadlines.add(a, deadline: clock.now + .milliseconds(30)), "first: the earliest changes")
+    XCTAssertTrue(
+      deadlines.add(a, deadline: clock.now + .milliseconds(30)), "first: the earliest changes")
     XCTAssertTrue(deadlines.add(b, deadline: clock.now + .milliseconds(10)), "earlier: changes")
-    XCTAssertFalse(deadlines.add(c, deadline: clock.now + .milliseconds(30)), "later: the timer stays")
-    XCTAssertFalse(deadlines.add(d, deadline: clock.now + .milliseconds(10)), "equal: the timer stays")
+    XCTAssertFalse(
+      deadlines.add(c, deadline: clock.now + .milliseconds(30)), "later: the timer stays")
+    XCTAssertFalse(
+      deadlines.add(d, deadline: clock.now + .milliseconds(10)), "equal: the timer stays")
     XCTAssertEqual(deadlines.earliest, clock.now + .milliseconds(10))
 
     clock.advance(by: .milliseconds(9))

@@ -1,24 +1,31 @@
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// The gRPC connection's life as a pure value: a table over every state × event.
 final class GRPCConnectionLifecycleTests: XCTestCase {
   typealias Machine = GRPCConnectionLifecycle
-  private static let goAway = MilvexError.connection(reason: "GOAWAY", host: "h", port: 1, retriable: true)
-  private static let failure = MilvexError.connection(reason: "EOF", host: "h", port: 1, retriable: true)
+  private static let goAway = MilvexError.connection(
+    reason: "GOAWAY", host: "h", port: 1, retriable: true)
+  private static let failure = MilvexError.connection(
+    reason: "EOF", host: "h", port: 1, retriable: true)
 
   private enum Event: CaseIterable {
-    case socket, settings, goAway, goAwayCalm, quietFinished, quietNoStreams, quietStreamsOpen, failed
+    case socket, settings, goAway, goAwayCalm, quietFinished, quietNoStreams, quietStreamsOpen,
+      failed
 
     var value: Machine.Event {
       switch self {
       case .socket: return .socketConnected
       case .settings: return .settingsReceived
       case .goAway: return .goAway(reason: GRPCConnectionLifecycleTests.goAway, tooManyPings: false)
-      case .goAwayCalm: return .goAway(reason: GRPCConnectionLifecycleTests.goAway, tooManyPings: true)
-      case .quietFinished: return .quiet(sessionFinished: true, openStreams: 0, sessionError: "bad frame")
+      case .goAwayCalm:
+        return .goAway(reason: GRPCConnectionLifecycleTests.goAway, tooManyPings: true)
+      case .quietFinished:
+        return .quiet(sessionFinished: true, openStreams: 0, sessionError: "bad frame")
       case .quietNoStreams: return .quiet(sessionFinished: false, openStreams: 0, sessionError: nil)
-      case .quietStreamsOpen: return .quiet(sessionFinished: false, openStreams: 2, sessionError: nil)
+      case .quietStreamsOpen:
+        return .quiet(sessionFinished: false, openStreams: 2, sessionError: nil)
       case .failed: return .failed(GRPCConnectionLifecycleTests.failure)
       }
     }
@@ -50,7 +57,8 @@ final class GRPCConnectionLifecycleTests: XCTestCase {
         .socket: (.awaitingSettings, .startSession), .settings: (.connecting, .none),
         .goAway: (.connecting, .none), .goAwayCalm: (.connecting, .none),
         .quietFinished: (.connecting, .none), .quietNoStreams: (.connecting, .none),
-        .quietStreamsOpen: (.connecting, .none), .failed: (.closed, close(Self.failure, wasReady: false)),
+        .quietStreamsOpen: (.connecting, .none),
+        .failed: (.closed, close(Self.failure, wasReady: false)),
       ],
       .awaitingSettings: [
         .socket: (.awaitingSettings, .none), .settings: (.ready, .becomeReady),
@@ -98,8 +106,12 @@ final class GRPCConnectionLifecycleTests: XCTestCase {
   /// too_many_pings and the first reason survive to the close.
   func testTooManyPingsAndTheFirstReasonReachTheClose() {
     var machine = machine(in: .ready)
-    XCTAssertEqual(machine.handle(Event.goAwayCalm.value), .startDraining(reason: Self.goAway, tooManyPings: true))
-    XCTAssertEqual(machine.handle(.failed(Self.failure)), .close(error: Self.failure, tooManyPings: true, wasReady: true))
+    XCTAssertEqual(
+      machine.handle(Event.goAwayCalm.value),
+      .startDraining(reason: Self.goAway, tooManyPings: true))
+    XCTAssertEqual(
+      machine.handle(.failed(Self.failure)),
+      .close(error: Self.failure, tooManyPings: true, wasReady: true))
     XCTAssertEqual(machine.closeReason, Self.goAway, "the GOAWAY came first")
   }
 
@@ -107,13 +119,17 @@ final class GRPCConnectionLifecycleTests: XCTestCase {
     XCTAssertEqual(machine(in: .connecting).admission, .wait)
     XCTAssertEqual(machine(in: .awaitingSettings).admission, .wait)
     XCTAssertEqual(machine(in: .ready).admission, .start)
-    guard case .reject(.grpcStatus(let status)) = machine(in: .draining).admission else { return XCTFail() }
+    guard case .reject(.grpcStatus(let status)) = machine(in: .draining).admission else {
+      return XCTFail()
+    }
     XCTAssertEqual(status.code, .unavailable)
     XCTAssertTrue(status.message.contains("GOAWAY"), status.message)
     var closedByOwner = Machine()
     _ = closedByOwner.handle(.failed(.disconnected(reason: "bye")))
-    XCTAssertEqual(closedByOwner.admission, .reject(.disconnected(reason: "bye")), "final, not retriable")
+    XCTAssertEqual(
+      closedByOwner.admission, .reject(.disconnected(reason: "bye")), "final, not retriable")
     XCTAssertEqual(machine(in: .connecting).connectPhase, "connecting")
-    XCTAssertEqual(machine(in: .awaitingSettings).connectPhase, "waiting for the server's HTTP/2 SETTINGS")
+    XCTAssertEqual(
+      machine(in: .awaitingSettings).connectPhase, "waiting for the server's HTTP/2 SETTINGS")
   }
 }

@@ -26,11 +26,13 @@ final class MilvusLiteChannelTests: XCTestCase {
 
   func testGetVersionAndCheckHealthAsRawBytes() async throws {
     // An empty request message is 0 bytes.
-    let version = try await channel.unary(path: Self.service + "GetVersion", request: [], timeout: .seconds(10))
+    let version = try await channel.unary(
+      path: Self.service + "GetVersion", request: [], timeout: .seconds(10))
     let versionString = try XCTUnwrap(ProtoScan.string(field: 2, in: version))
     XCTAssertFalse(versionString.isEmpty, "GetVersionResponse.version")
 
-    let health = try await channel.unary(path: Self.service + "CheckHealth", request: [], timeout: .seconds(10))
+    let health = try await channel.unary(
+      path: Self.service + "CheckHealth", request: [], timeout: .seconds(10))
     // CheckHealthResponse.isHealthy = field 2 (bool).
     XCTAssertEqual(ProtoScan.varint(field: 2, in: health), 1, "milvus-lite reports healthy")
   }
@@ -42,20 +44,24 @@ final class MilvusLiteChannelTests: XCTestCase {
     let allDone = Latch()
     let done = Atomic<Int>(0)
     for index in 0..<total {
-      channel.unary(path: Self.service + "GetVersion", request: [], timeout: .seconds(30)) { result in
+      channel.unary(path: Self.service + "GetVersion", request: [], timeout: .seconds(30)) {
+        result in
         completions.withLock { $0[index] += 1 }
         if case .failure(let error) = result { failures.withLock { $0.append("\(error)") } }
         if done.add(1, ordering: .relaxed).newValue == total { allDone.open() }
       }
     }
     allDone.waitOrFail("1000 calls", timeout: .seconds(60))
-    XCTAssertEqual(completions.withLock { $0 }, [Int](repeating: 1, count: total), "each call completed exactly once")
+    XCTAssertEqual(
+      completions.withLock { $0 }, [Int](repeating: 1, count: total),
+      "each call completed exactly once")
     XCTAssertEqual(failures.withLock { $0 }, [])
   }
 
   func testUnknownMethodIsUnimplemented() async throws {
     do {
-      _ = try await channel.unary(path: Self.service + "NoSuchMethod", request: [], timeout: .seconds(10))
+      _ = try await channel.unary(
+        path: Self.service + "NoSuchMethod", request: [], timeout: .seconds(10))
       XCTFail("an unknown method must fail")
     } catch {
       guard case .grpcStatus(let status) = error else { return XCTFail("\(error)") }
@@ -78,7 +84,9 @@ enum ProtoScan {
       case 1: index += 8
       case 5: index += 4
       case 2:
-        guard let length = varintAt(&index, message), index + Int(length) <= message.count else { return nil }
+        guard let length = varintAt(&index, message), index + Int(length) <= message.count else {
+          return nil
+        }
         if field == wanted { return Array(message[index..<index + Int(length)]) }
         index += Int(length)
       default: return nil

@@ -21,7 +21,8 @@ final class MisbehavingServerTests: XCTestCase {
   }
 
   private func server(_ scenario: String) throws -> PeerProcess {
-    let peer = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", scenario])
+    let peer = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", scenario])
     peers.append(peer)
     return peer
   }
@@ -40,13 +41,16 @@ final class MisbehavingServerTests: XCTestCase {
 
   /// One call, counting completions: a second completion fails the test.
   private nonisolated static func call(
-    _ channel: GRPCChannel, _ path: String = "/test.Echo/Call", payload: [UInt8] = Array("hello".utf8),
+    _ channel: GRPCChannel, _ path: String = "/test.Echo/Call",
+    payload: [UInt8] = Array("hello".utf8),
     metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration = .seconds(10)
   ) async -> Result<[UInt8], MilvexError> {
     let completions = Atomic<Int>(0)
     let result: Result<[UInt8], MilvexError> = await withCheckedContinuation { continuation in
       channel.unary(path: path, request: payload, metadata: metadata, timeout: timeout) { result in
-        if completions.add(1, ordering: .relaxed).newValue == 1 { continuation.resume(returning: result) }
+        if completions.add(1, ordering: .relaxed).newValue == 1 {
+          continuation.resume(returning: result)
+        }
       }
     }
     // A duplicate completion would come from events the loop has already handled: one more
@@ -89,19 +93,28 @@ final class MisbehavingServerTests: XCTestCase {
       return XCTFail("expected \(code), got \(result)", file: file, line: line)
     }
     XCTAssertEqual(status.code, code, "\(status)", file: file, line: line)
-    if let text { XCTAssertTrue(status.message.contains(text), "'\(status.message)' lacks '\(text)'", file: file, line: line) }
+    if let text {
+      XCTAssertTrue(
+        status.message.contains(text), "'\(status.message)' lacks '\(text)'", file: file, line: line
+      )
+    }
   }
 
   /// A violation fails the call with the status code of grpc's `doc/statuscodes.md`, its words
   /// in the message and the typed cause.
   private func expectViolation(
     _ result: Result<[UInt8], MilvexError>, _ code: GRPCStatusCode, containing text: String,
-    where matches: (GRPCProtocolViolation) -> Bool, file: StaticString = #filePath, line: UInt = #line
+    where matches: (GRPCProtocolViolation) -> Bool, file: StaticString = #filePath,
+    line: UInt = #line
   ) {
     expectStatus(result, code, containing: text, file: file, line: line)
-    guard case .failure(.grpcStatus(let status)) = result, case .protocolViolation(let cause)? = status.cause,
+    guard case .failure(.grpcStatus(let status)) = result,
+      case .protocolViolation(let cause)? = status.cause,
       matches(cause)
-    else { return XCTFail("expected a typed protocol-violation cause, got \(result)", file: file, line: line) }
+    else {
+      return XCTFail(
+        "expected a typed protocol-violation cause, got \(result)", file: file, line: line)
+    }
   }
 
   private func waitForEvent(
@@ -110,21 +123,25 @@ final class MisbehavingServerTests: XCTestCase {
     await eventLog.first(within: timeout, where: matches)
   }
 
-
   // MARK: - Cases
 
   func testEchoAndTheRequestHeadersOnTheWire() async throws {
     let channel = try channel("echo")
-    let echoed = try await channel.unary(path: "/test.Echo/Call", request: Array("ping".utf8), timeout: .seconds(5))
+    let echoed = try await channel.unary(
+      path: "/test.Echo/Call", request: Array("ping".utf8), timeout: .seconds(5))
     XCTAssertEqual(String(decoding: echoed, as: UTF8.self), "ping")
 
     var metadata = GRPCMetadata([("x-echo-metadata", "1"), ("x-custom", "value")])
     metadata.add("x-trace-bin", binary: [0, 1, 2, 255])
-    let headers = String(decoding: try await channel.unary(
-      path: "/test.Echo/Call", request: [], metadata: metadata, timeout: .seconds(5)), as: UTF8.self)
-    for expected in [":method: POST", ":path: /test.Echo/Call", ":scheme: http", "content-type: application/grpc",
-                     "te: trailers", "user-agent: milvex-reactor-swift/", "x-custom: value", "x-trace-bin: AAEC/w",
-                     "grpc-timeout: "] {
+    let headers = String(
+      decoding: try await channel.unary(
+        path: "/test.Echo/Call", request: [], metadata: metadata, timeout: .seconds(5)),
+      as: UTF8.self)
+    for expected in [
+      ":method: POST", ":path: /test.Echo/Call", ":scheme: http", "content-type: application/grpc",
+      "te: trailers", "user-agent: milvex-reactor-swift/", "x-custom: value", "x-trace-bin: AAEC/w",
+      "grpc-timeout: ",
+    ] {
       XCTAssertTrue(headers.contains(expected), "missing '\(expected)' in:\n\(headers)")
     }
   }
@@ -132,7 +149,9 @@ final class MisbehavingServerTests: XCTestCase {
   func testInvalidMetadataIsRejectedBeforeAnythingIsSent() async throws {
     let channel = try channel("echo")
     let result = await Self.call(channel, metadata: GRPCMetadata([("Bad Key", "x")]))
-    guard case .failure(.invalidArgument(let field, _)) = result else { return XCTFail("\(result)") }
+    guard case .failure(.invalidArgument(let field, _)) = result else {
+      return XCTFail("\(result)")
+    }
     XCTAssertEqual(field, "metadata[Bad Key]")
     let reserved = await Self.call(channel, metadata: GRPCMetadata([("grpc-timeout", "1S")]))
     guard case .failure(.invalidArgument) = reserved else { return XCTFail("\(reserved)") }
@@ -140,11 +159,16 @@ final class MisbehavingServerTests: XCTestCase {
 
   func testSendSizeLimitAndBadArgumentsFailBeforeTheNetwork() async throws {
     let channel = try channel("echo") { $0.maxSendMessageSize = 16 }
-    expectStatus(await Self.call(channel, payload: [UInt8](repeating: 1, count: 17)), .resourceExhausted,
-                 containing: "maxSendMessageSize (16 bytes)")
-    guard case .failure(.invalidArgument(let field, _)) = await Self.call(channel, "no-slash") else { return XCTFail() }
+    expectStatus(
+      await Self.call(channel, payload: [UInt8](repeating: 1, count: 17)), .resourceExhausted,
+      containing: "maxSendMessageSize (16 bytes)")
+    guard case .failure(.invalidArgument(let field, _)) = await Self.call(channel, "no-slash")
+    else { return XCTFail() }
     XCTAssertEqual(field, "path")
-    guard case .failure(.invalidArgument(let timeoutField, _)) = await Self.call(channel, timeout: .zero) else {
+    guard
+      case .failure(.invalidArgument(let timeoutField, _)) = await Self.call(
+        channel, timeout: .zero)
+    else {
       return XCTFail()
     }
     XCTAssertEqual(timeoutField, "timeout")
@@ -189,7 +213,8 @@ final class MisbehavingServerTests: XCTestCase {
   }
 
   func testResetStream() async throws {
-    expectStatus(await Self.call(try channel("reset-stream")), .internalError, containing: "error code 2")
+    expectStatus(
+      await Self.call(try channel("reset-stream")), .internalError, containing: "error code 2")
   }
 
   func testTrailersOnlyErrorWithMessageAndDetails() async throws {
@@ -203,20 +228,33 @@ final class MisbehavingServerTests: XCTestCase {
   func testHTTP503WithoutGRPCStatusIsRetriableUnavailable() async throws {
     let result = await Self.call(try channel("http-503"))
     expectStatus(result, .unavailable, containing: "503")
-    XCTAssertTrue((try? result.get()) == nil && { if case .failure(let e) = result { return e.isRetriable }; return false }())
+    XCTAssertTrue(
+      (try? result.get()) == nil
+        && {
+          if case .failure(let e) = result { return e.isRetriable }; return false
+        }())
   }
 
   func testProtocolErrorsInResponses() async throws {
-    expectViolation(await Self.call(try channel("wrong-content-type")), .unknown, containing: "text/html") {
+    expectViolation(
+      await Self.call(try channel("wrong-content-type")), .unknown, containing: "text/html"
+    ) {
       $0 == .contentType("text/html")
     }
-    expectViolation(await Self.call(try channel("compressed-flag")), .internalError, containing: "compressed") {
+    expectViolation(
+      await Self.call(try channel("compressed-flag")), .internalError, containing: "compressed"
+    ) {
       $0 == .unexpectedCompression(encoding: nil)
     }
-    expectViolation(await Self.call(try channel("two-messages")), .unimplemented, containing: "more than one message") {
+    expectViolation(
+      await Self.call(try channel("two-messages")), .unimplemented,
+      containing: "more than one message"
+    ) {
       $0 == .moreThanOneMessage
     }
-    expectViolation(await Self.call(try channel("truncated-message")), .internalError, containing: "truncated") {
+    expectViolation(
+      await Self.call(try channel("truncated-message")), .internalError, containing: "truncated"
+    ) {
       if case .truncatedMessage(announced: 100, _) = $0 { return true } else { return false }
     }
   }
@@ -226,7 +264,8 @@ final class MisbehavingServerTests: XCTestCase {
     let before = residentBytes()
     expectStatus(await Self.call(channel), .resourceExhausted, containing: "maxReceiveMessageSize")
     let growth = residentBytes() - before
-    XCTAssertLessThan(growth, 48 << 20, "memory grew by \(growth >> 20) MiB for a rejected 100 MiB message")
+    XCTAssertLessThan(
+      growth, 48 << 20, "memory grew by \(growth >> 20) MiB for a rejected 100 MiB message")
   }
 
   func testGarbageInsteadOfHTTP2() async throws {
@@ -246,10 +285,14 @@ final class MisbehavingServerTests: XCTestCase {
     let closed = await waitForEvent { if case .closed = $0 { return true } else { return false } }
     let elapsed = ContinuousClock.now - start
     withExtendedLifetime(channel) {}
-    guard case .closed(let error, _)? = closed else { return XCTFail("the connection was not declared dead") }
+    guard case .closed(let error, _)? = closed else {
+      return XCTFail("the connection was not declared dead")
+    }
     XCTAssertTrue("\(error)".contains("keepalive"), "\(error)")
     XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(400))
-    XCTAssertLessThan(elapsed, .milliseconds(400) + .seconds(1), "within keepaliveTime + keepaliveTimeout (+1 s slack)")
+    XCTAssertLessThan(
+      elapsed, .milliseconds(400) + .seconds(1),
+      "within keepaliveTime + keepaliveTimeout (+1 s slack)")
   }
 
   func testSocketClosedMidResponse() async throws {
@@ -260,7 +303,8 @@ final class MisbehavingServerTests: XCTestCase {
   func testDeadlineExceededResetsTheStreamAndTheChannelStaysUsable() async throws {
     let channel = try channel("echo")
     let start = ContinuousClock.now
-    expectStatus(await Self.call(channel, "/test.Echo/Never", timeout: .milliseconds(100)), .deadlineExceeded)
+    expectStatus(
+      await Self.call(channel, "/test.Echo/Never", timeout: .milliseconds(100)), .deadlineExceeded)
     XCTAssertGreaterThanOrEqual(ContinuousClock.now - start, .milliseconds(100))
     let after = await Self.call(channel)
     XCTAssertEqual(try after.get(), Array("hello".utf8))
@@ -269,7 +313,9 @@ final class MisbehavingServerTests: XCTestCase {
   func testCancellation() async throws {
     let channel = try channel("echo")
     let outcome = EventRecorder<Result<[UInt8], MilvexError>>()
-    let handle = channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10)) { outcome.record($0) }
+    let handle = channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10)) {
+      outcome.record($0)
+    }
     await Self.roundTrip(channel)  // the call is now open on the server
     handle.cancel()
     handle.cancel()
@@ -278,7 +324,8 @@ final class MisbehavingServerTests: XCTestCase {
     // The async form: cancelling the task cancels the call.
     let task = Task.detached { () -> Result<[UInt8], MilvexError> in
       do {
-        return .success(try await channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10)))
+        return .success(
+          try await channel.unary(path: "/test.Echo/Never", request: [], timeout: .seconds(10)))
       } catch {
         return .failure(error as! MilvexError)
       }
@@ -295,9 +342,13 @@ final class MisbehavingServerTests: XCTestCase {
     let failures = Atomic<Int>(0)
     let done = Latch()
     for index in 0..<total {
-      channel.unary(path: "/test.Echo/Call", request: Array("\(index)".utf8), timeout: .seconds(120)) { result in
+      channel.unary(
+        path: "/test.Echo/Call", request: Array("\(index)".utf8), timeout: .seconds(120)
+      ) { result in
         if case .failure = result { failures.add(1, ordering: .relaxed) }
-        let count = order.withLock { $0.append(index); return $0.count }
+        let count = order.withLock {
+          $0.append(index); return $0.count
+        }
         if count == total { done.open() }
       }
     }
@@ -315,9 +366,13 @@ final class MisbehavingServerTests: XCTestCase {
     let pending = Self.begin(channel, "/test.Echo/Never")
     await Self.roundTrip(channel)  // the call is now open on the server
     channel.close()
-    guard case .failure(let error)? = await Self.finish(pending), case .disconnected = error else { return XCTFail() }
+    guard case .failure(let error)? = await Self.finish(pending), case .disconnected = error else {
+      return XCTFail()
+    }
     XCTAssertFalse(error.isRetriable)
-    guard case .failure(.disconnected) = await Self.call(channel) else { return XCTFail("calls after close") }
+    guard case .failure(.disconnected) = await Self.call(channel) else {
+      return XCTFail("calls after close")
+    }
   }
 
   func testLoopShutdownCompletesOpenCalls() async throws {
@@ -328,12 +383,15 @@ final class MisbehavingServerTests: XCTestCase {
     guard case .failure(.eventLoopShutDown)? = await Self.finish(pending) else {
       return XCTFail("the open call must complete")
     }
-    guard case .failure(.eventLoopShutDown) = await Self.call(channel) else { return XCTFail("calls after shutdown") }
+    guard case .failure(.eventLoopShutDown) = await Self.call(channel) else {
+      return XCTFail("calls after shutdown")
+    }
   }
 
   func testConnectionRefusedNamesTheAddress() async throws {
     let port = freeLocalPort()
-    let channel = try GRPCChannel.connect(configuration: GRPCChannelConfiguration(host: "localhost", port: port), loop: loop)
+    let channel = try GRPCChannel.connect(
+      configuration: GRPCChannelConfiguration(host: "localhost", port: port), loop: loop)
     let result = await Self.call(channel)
     expectStatus(result, .unavailable, containing: "refused")
     guard case .failure(.grpcStatus(let status)) = result else { return }
@@ -342,31 +400,39 @@ final class MisbehavingServerTests: XCTestCase {
 
   func testHostNameIsResolvedWithCAres() async throws {
     let peer = try server("echo")
-    let channel = try GRPCChannel.connect(configuration: GRPCChannelConfiguration(host: "localhost", port: peer.port), loop: loop)
+    let channel = try GRPCChannel.connect(
+      configuration: GRPCChannelConfiguration(host: "localhost", port: peer.port), loop: loop)
     let result = await Self.call(channel)
     XCTAssertEqual(try result.get(), Array("hello".utf8))
   }
 
   func testInvalidConfigurationNamesTheField() {
     var configuration = GRPCChannelConfiguration(host: "127.0.0.1", port: 0)
-    XCTAssertThrowsError(try GRPCChannel.connect(configuration: configuration, loop: loop)) { error in
-      guard case .invalidArgument(let field, let message) = error as? MilvexError else { return XCTFail("\(error)") }
+    XCTAssertThrowsError(try GRPCChannel.connect(configuration: configuration, loop: loop)) {
+      error in
+      guard case .invalidArgument(let field, let message) = error as? MilvexError else {
+        return XCTFail("\(error)")
+      }
       XCTAssertEqual(field, "port")
       XCTAssertTrue(message.contains("1...65535"))
     }
     configuration.port = 1
     configuration.keepaliveTime = .seconds(1)
-    XCTAssertThrowsError(try GRPCChannel.connect(configuration: configuration, loop: loop)) { error in
-      guard case .invalidArgument(let field, _) = error as? MilvexError else { return XCTFail("\(error)") }
+    XCTAssertThrowsError(try GRPCChannel.connect(configuration: configuration, loop: loop)) {
+      error in
+      guard case .invalidArgument(let field, _) = error as? MilvexError else {
+        return XCTFail("\(error)")
+      }
       XCTAssertEqual(field, "keepaliveTime")
     }
   }
 }
 
-
 /// The process's resident set size in bytes (Linux /proc).
 func residentBytes() -> Int {
-  guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+  guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else {
+    return 0
+  }
   let fields = text.split(separator: " ")
   return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
 }

@@ -1,12 +1,15 @@
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// The dense stream table: odd client stream ids, lookups without hashing, growth when a
 /// long-lived stream is lapped.
 final class StreamTableTests: XCTestCase {
   private func call(_ id: Int32) -> UnaryCall {
-    let call = UnaryCall(path: "/s/\(id)", message: [], metadata: GRPCMetadata(), timeout: nil,
-                         startedAt: .now, maxReceiveMessageSize: 10) { _ in }
+    let call = UnaryCall(
+      path: "/s/\(id)", message: [], metadata: GRPCMetadata(), timeout: nil,
+      startedAt: .now, maxReceiveMessageSize: 10
+    ) { _ in }
     call.streamID = id
     return call
   }

@@ -1,9 +1,14 @@
-@testable import MilvexReactor
 import XCTest
 
-private func feed(_ response: inout UnaryResponse, _ headers: [(String, String)], endStream: Bool) -> UnaryResponse.Outcome? {
+@testable import MilvexReactor
+
+private func feed(_ response: inout UnaryResponse, _ headers: [(String, String)], endStream: Bool)
+  -> UnaryResponse.Outcome?
+{
   for (name, value) in headers {
-    Array(name.utf8).withUnsafeBytes { n in Array(value.utf8).withUnsafeBytes { v in response.header(name: n, value: v) } }
+    Array(name.utf8).withUnsafeBytes { n in
+      Array(value.utf8).withUnsafeBytes { v in response.header(name: n, value: v) }
+    }
   }
   return response.headersComplete(endStream: endStream)
 }
@@ -28,16 +33,26 @@ final class UnaryResponseTests: XCTestCase {
 
   func testTrailersOnlyErrorWithPercentEncodedMessageAndDetails() {
     var response = UnaryResponse(maxMessageSize: 100)
-    let outcome = feed(&response, okHeaders + [
-      ("grpc-status", "5"), ("grpc-message", "no such thing: 100%25"), ("grpc-status-details-bin", "CAUSA2FiYw"),
-    ], endStream: true)
-    XCTAssertEqual(outcome, .failure(.grpcStatus(GRPCStatus(
-      code: .notFound, message: "no such thing: 100%", details: [0x08, 0x05, 0x12, 0x03, 0x61, 0x62, 0x63])), resetStream: false))
+    let outcome = feed(
+      &response,
+      okHeaders + [
+        ("grpc-status", "5"), ("grpc-message", "no such thing: 100%25"),
+        ("grpc-status-details-bin", "CAUSA2FiYw"),
+      ], endStream: true)
+    XCTAssertEqual(
+      outcome,
+      .failure(
+        .grpcStatus(
+          GRPCStatus(
+            code: .notFound, message: "no such thing: 100%",
+            details: [0x08, 0x05, 0x12, 0x03, 0x61, 0x62, 0x63])), resetStream: false))
   }
 
   func testHTTP503WithoutGRPCStatusIsRetriableUnavailable() throws {
     var response = UnaryResponse(maxMessageSize: 100)
-    guard case .failure(let error, _)? = feed(&response, [(":status", "503"), ("content-type", "text/plain")], endStream: true)
+    guard
+      case .failure(let error, _)? = feed(
+        &response, [(":status", "503"), ("content-type", "text/plain")], endStream: true)
     else { return XCTFail() }
     guard case .grpcStatus(let status) = error else { return XCTFail("\(error)") }
     XCTAssertEqual(status.code, .unavailable)
@@ -53,36 +68,81 @@ final class UnaryResponseTests: XCTestCase {
       guard case .failure(.grpcStatus(let status), _)? = steps(&response) else { return nil }
       return status
     }
-    let cases: [(String, GRPCStatusCode, GRPCProtocolViolation, String, (inout UnaryResponse) -> UnaryResponse.Outcome?)] = [
-      ("HTML answer", .unknown, .contentType("text/html"), "content-type 'text/html'",
-       { feed(&$0, [(":status", "200"), ("content-type", "text/html")], endStream: false) }),
-      ("compressed", .internalError, .unexpectedCompression(encoding: nil), "compressed",
-       { r in _ = feed(&r, okHeaders, endStream: false); return data(&r, [1, 0, 0, 0, 1, 9]) }),
-      ("compressed with a named encoding", .internalError, .unexpectedCompression(encoding: "gzip"), "'gzip'",
-       { r in _ = feed(&r, okHeaders + [("grpc-encoding", "gzip")], endStream: false); return data(&r, [1, 0, 0, 0, 1, 9]) }),
-      ("two messages", .unimplemented, .moreThanOneMessage, "more than one message",
-       { r in _ = feed(&r, okHeaders, endStream: false); return data(&r, [0, 0, 0, 0, 1, 9, 0, 0, 0, 0, 1, 9]) }),
-      ("truncated", .internalError, .truncatedMessage(announced: 10, received: 2), "truncated message",
-       { r in
-         _ = feed(&r, okHeaders, endStream: false); _ = data(&r, [0, 0, 0, 0, 10, 1, 2])
-         return feed(&r, [("grpc-status", "0")], endStream: true)
-       }),
-      ("truncated prefix", .internalError, .truncatedPrefix(received: 3), "3 of 5 bytes",
-       { r in
-         _ = feed(&r, okHeaders, endStream: false); _ = data(&r, [0, 0, 0])
-         return feed(&r, [("grpc-status", "0")], endStream: true)
-       }),
-      ("no grpc-status", .unknown, .invalidStatus(nil), "no grpc-status",
-       { r in _ = feed(&r, okHeaders, endStream: false); return feed(&r, [], endStream: true) }),
-      ("grpc-status not a number", .unknown, .invalidStatus("ok"), "'ok'",
-       { r in _ = feed(&r, okHeaders, endStream: false); return feed(&r, [("grpc-status", "ok")], endStream: true) }),
-      ("trailers-only OK without a message", .unimplemented, .noMessage, "sent no message",
-       { feed(&$0, okHeaders + [("grpc-status", "0")], endStream: true) }),
-      ("OK without a message", .unimplemented, .noMessage, "sent no message",
-       { r in _ = feed(&r, okHeaders, endStream: false); return feed(&r, [("grpc-status", "0")], endStream: true) }),
-      ("DATA before headers", .internalError, .framing("the server sent DATA before response headers"), "DATA before",
-       { data(&$0, [0, 0, 0, 0, 0]) }),
-    ]
+    let cases:
+      [(
+        String, GRPCStatusCode, GRPCProtocolViolation, String,
+        (inout UnaryResponse) -> UnaryResponse.Outcome?
+      )] = [
+        (
+          "HTML answer", .unknown, .contentType("text/html"), "content-type 'text/html'",
+          { feed(&$0, [(":status", "200"), ("content-type", "text/html")], endStream: false) }
+        ),
+        (
+          "compressed", .internalError, .unexpectedCompression(encoding: nil), "compressed",
+          { r in
+            _ = feed(&r, okHeaders, endStream: false); return data(&r, [1, 0, 0, 0, 1, 9])
+          }
+        ),
+        (
+          "compressed with a named encoding", .internalError,
+          .unexpectedCompression(encoding: "gzip"), "'gzip'",
+          { r in
+            _ = feed(&r, okHeaders + [("grpc-encoding", "gzip")], endStream: false);
+            return data(&r, [1, 0, 0, 0, 1, 9])
+          }
+        ),
+        (
+          "two messages", .unimplemented, .moreThanOneMessage, "more than one message",
+          { r in
+            _ = feed(&r, okHeaders, endStream: false);
+            return data(&r, [0, 0, 0, 0, 1, 9, 0, 0, 0, 0, 1, 9])
+          }
+        ),
+        (
+          "truncated", .internalError, .truncatedMessage(announced: 10, received: 2),
+          "truncated message",
+          { r in
+            _ = feed(&r, okHeaders, endStream: false); _ = data(&r, [0, 0, 0, 0, 10, 1, 2])
+            return feed(&r, [("grpc-status", "0")], endStream: true)
+          }
+        ),
+        (
+          "truncated prefix", .internalError, .truncatedPrefix(received: 3), "3 of 5 bytes",
+          { r in
+            _ = feed(&r, okHeaders, endStream: false); _ = data(&r, [0, 0, 0])
+            return feed(&r, [("grpc-status", "0")], endStream: true)
+          }
+        ),
+        (
+          "no grpc-status", .unknown, .invalidStatus(nil), "no grpc-status",
+          { r in
+            _ = feed(&r, okHeaders, endStream: false); return feed(&r, [], endStream: true)
+          }
+        ),
+        (
+          "grpc-status not a number", .unknown, .invalidStatus("ok"), "'ok'",
+          { r in
+            _ = feed(&r, okHeaders, endStream: false);
+            return feed(&r, [("grpc-status", "ok")], endStream: true)
+          }
+        ),
+        (
+          "trailers-only OK without a message", .unimplemented, .noMessage, "sent no message",
+          { feed(&$0, okHeaders + [("grpc-status", "0")], endStream: true) }
+        ),
+        (
+          "OK without a message", .unimplemented, .noMessage, "sent no message",
+          { r in
+            _ = feed(&r, okHeaders, endStream: false);
+            return feed(&r, [("grpc-status", "0")], endStream: true)
+          }
+        ),
+        (
+          "DATA before headers", .internalError,
+          .framing("the server sent DATA before response headers"), "DATA before",
+          { data(&$0, [0, 0, 0, 0, 0]) }
+        ),
+      ]
     for (name, code, cause, words, steps) in cases {
       guard let status = failure(steps) else {
         XCTFail("\(name): no status")
@@ -94,7 +154,9 @@ final class UnaryResponseTests: XCTestCase {
       XCTAssertFalse(MilvexError.grpcStatus(status).isRetriable, name)
     }
     // A size limit is not a violation: RESOURCE_EXHAUSTED, no protocol cause.
-    let tooBig = failure { r in _ = feed(&r, okHeaders, endStream: false); return data(&r, [0, 0, 0, 1, 0]) }
+    let tooBig = failure { r in
+      _ = feed(&r, okHeaders, endStream: false); return data(&r, [0, 0, 0, 1, 0])
+    }
     XCTAssertEqual(tooBig?.code, .resourceExhausted)
     XCTAssertNil(tooBig?.cause)
     XCTAssertTrue(tooBig?.message.contains("exceeds maxReceiveMessageSize (100 bytes)") == true)
@@ -104,17 +166,22 @@ final class UnaryResponseTests: XCTestCase {
     var response = UnaryResponse(maxMessageSize: 1 << 20)
     _ = feed(&response, okHeaders, endStream: false)
     // 100 MiB announced: rejected at the prefix, before any payload is buffered.
-    guard case .failure(let error, let reset)? = data(&response, [0, 0x06, 0x40, 0x00, 0x00]) else { return XCTFail() }
+    guard case .failure(let error, let reset)? = data(&response, [0, 0x06, 0x40, 0x00, 0x00]) else {
+      return XCTFail()
+    }
     XCTAssertTrue(reset)
     guard case .grpcStatus(let status) = error else { return XCTFail() }
     XCTAssertEqual(status.code, .resourceExhausted)
   }
 
   func testStreamResetMapping() {
-    let cases: [(UInt32, GRPCStatusCode)] = [(7, .unavailable), (8, .cancelled), (2, .internalError), (0xb, .resourceExhausted)]
+    let cases: [(UInt32, GRPCStatusCode)] = [
+      (7, .unavailable), (8, .cancelled), (2, .internalError), (0xb, .resourceExhausted),
+    ]
     for (code, expected) in cases {
       var response = UnaryResponse(maxMessageSize: 100)
-      guard case .failure(.grpcStatus(let status), _)? = response.streamClosed(errorCode: code) else { return XCTFail() }
+      guard case .failure(.grpcStatus(let status), _)? = response.streamClosed(errorCode: code)
+      else { return XCTFail() }
       XCTAssertEqual(status.code, expected, "RST_STREAM \(code)")
     }
   }
@@ -141,7 +208,8 @@ final class GRPCWireFormatTests: XCTestCase {
       let bytes = (0..<length).map { UInt8($0 * 37 & 0xFF) }
       let encoded = GRPCWireFormat.base64Encode(bytes)
       XCTAssertEqual(GRPCWireFormat.base64Decode(Array(encoded.utf8)), bytes)
-      XCTAssertEqual(GRPCWireFormat.base64Decode(Array(encoded.utf8).filter { $0 != UInt8(ascii: "=") }), bytes)
+      XCTAssertEqual(
+        GRPCWireFormat.base64Decode(Array(encoded.utf8).filter { $0 != UInt8(ascii: "=") }), bytes)
     }
     XCTAssertEqual(GRPCWireFormat.base64Encode(Array("root:Milvus".utf8)), "cm9vdDpNaWx2dXM=")
     XCTAssertNil(GRPCWireFormat.base64Decode(Array("a b".utf8)))
@@ -156,24 +224,36 @@ final class KeepaliveTests: XCTestCase {
   private let start = ContinuousClock.now
 
   func testPingAfterQuietTimeThenDeadWithoutAck() {
-    var keepalive = Keepalive(time: .seconds(10), timeout: .seconds(2), permitWithoutCalls: false, now: start)
-    XCTAssertEqual(keepalive.timerFired(at: start + .seconds(10), openCalls: 1), .sendPing(thenCheckAfter: .seconds(2)))
-    XCTAssertEqual(keepalive.timerFired(at: start + .seconds(11), openCalls: 1), .checkAgain(after: .seconds(1)))
+    var keepalive = Keepalive(
+      time: .seconds(10), timeout: .seconds(2), permitWithoutCalls: false, now: start)
+    XCTAssertEqual(
+      keepalive.timerFired(at: start + .seconds(10), openCalls: 1),
+      .sendPing(thenCheckAfter: .seconds(2)))
+    XCTAssertEqual(
+      keepalive.timerFired(at: start + .seconds(11), openCalls: 1), .checkAgain(after: .seconds(1)))
     XCTAssertEqual(keepalive.timerFired(at: start + .seconds(12), openCalls: 1), .connectionDead)
   }
 
   func testReadsPostponeThePing() {
-    var keepalive = Keepalive(time: .seconds(10), timeout: .seconds(2), permitWithoutCalls: true, now: start)
+    var keepalive = Keepalive(
+      time: .seconds(10), timeout: .seconds(2), permitWithoutCalls: true, now: start)
     keepalive.readObserved(at: start + .seconds(7))
-    XCTAssertEqual(keepalive.timerFired(at: start + .seconds(10), openCalls: 0), .checkAgain(after: .seconds(7)))
-    XCTAssertEqual(keepalive.timerFired(at: start + .seconds(17), openCalls: 0), .sendPing(thenCheckAfter: .seconds(2)))
-    XCTAssertEqual(keepalive.pingAcknowledged(at: start + .seconds(18)), .checkAgain(after: .seconds(10)))
+    XCTAssertEqual(
+      keepalive.timerFired(at: start + .seconds(10), openCalls: 0), .checkAgain(after: .seconds(7)))
+    XCTAssertEqual(
+      keepalive.timerFired(at: start + .seconds(17), openCalls: 0),
+      .sendPing(thenCheckAfter: .seconds(2)))
+    XCTAssertEqual(
+      keepalive.pingAcknowledged(at: start + .seconds(18)), .checkAgain(after: .seconds(10)))
     XCTAssertFalse(keepalive.isAwaitingAck)
   }
 
   func testNoPingWithoutCallsUnlessPermitted() {
-    var keepalive = Keepalive(time: .seconds(10), timeout: .seconds(2), permitWithoutCalls: false, now: start)
-    XCTAssertEqual(keepalive.timerFired(at: start + .seconds(10), openCalls: 0), .checkAgain(after: .seconds(10)))
+    var keepalive = Keepalive(
+      time: .seconds(10), timeout: .seconds(2), permitWithoutCalls: false, now: start)
+    XCTAssertEqual(
+      keepalive.timerFired(at: start + .seconds(10), openCalls: 0), .checkAgain(after: .seconds(10))
+    )
     XCTAssertFalse(keepalive.isAwaitingAck)
   }
 }

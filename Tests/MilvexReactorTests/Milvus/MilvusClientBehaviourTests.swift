@@ -1,6 +1,7 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// Every call completes exactly once: under concurrency from many threads, while waiting for a
 /// connection that never comes, when the client is closed, and when the loop shuts down with a
@@ -9,10 +10,12 @@ final class MilvusClientBehaviourTests: XCTestCase {
   func testConcurrentCallsFromManyThreadsEachCompleteOnce() async throws {
     let fixture = try MilvusFixture()
     let client = fixture.client
-    try await client.perform(.createCollection("many", schema: TestData.schema, consistencyLevel: .strong))
+    try await client.perform(
+      .createCollection("many", schema: TestData.schema, consistencyLevel: .strong))
     _ = try await client.perform(.insert(into: "many", .columns(TestData.columns(0..<200))))
     try await client.perform(.createIndex(on: "many", IndexSpec(fieldName: "vec", metricType: .l2)))
-    try await client.perform(.createIndex(on: "many", IndexSpec(fieldName: "vec2", metricType: .ip)))
+    try await client.perform(
+      .createIndex(on: "many", IndexSpec(fieldName: "vec2", metricType: .ip)))
     try await client.loadCollection("many")
 
     let threads = 4
@@ -24,14 +27,20 @@ final class MilvusClientBehaviourTests: XCTestCase {
     runThreads(threads) { thread in
       for n in 0..<perThread {
         let probe = (thread * perThread + n) % 200
-        client.perform(.search("many", vectors: [TestData.vector(probe)], annsField: "vec", limit: 1)) { result in
+        client.perform(
+          .search("many", vectors: [TestData.vector(probe)], annsField: "vec", limit: 1)
+        ) { result in
           answers.withLock { $0[thread * perThread + n, default: 0] += 1 }
           switch result {
           case .success(let hits) where hits.first?.first?.id == .int(Int64(probe)): break
           case .success(let hits): wrong.withLock { $0.append("probe \(probe): \(hits)") }
           case .failure(let error): wrong.withLock { $0.append("probe \(probe): \(error)") }
           }
-          if finished.withLock({ $0 += 1; return $0 }) == threads * perThread { done.open() }
+          if finished.withLock({
+            $0 += 1; return $0
+          }) == threads * perThread {
+            done.open()
+          }
         }
       }
     }
@@ -48,16 +57,19 @@ final class MilvusClientBehaviourTests: XCTestCase {
     defer { loop.shutdown() }
     let port = freeLocalPort()  // nothing listens here
     let client = try MilvusClient.connect(
-      config: ConnectionConfig(host: "127.0.0.1", port: port, reconnectBaseDelay: .milliseconds(100)), on: loop)
+      config: ConnectionConfig(
+        host: "127.0.0.1", port: port, reconnectBaseDelay: .milliseconds(100)), on: loop)
     let started = ContinuousClock.now
     await assertMilvexError({
-      try await client.perform(.listCollections(), options: MilvusCallOptions(timeout: .milliseconds(400)))
+      try await client.perform(
+        .listCollections(), options: MilvusCallOptions(timeout: .milliseconds(400)))
     }) { error in
       // UNAVAILABLE with the last connect error, as gRPC clients report it; the cause is typed.
       guard case .grpcStatus(let status) = error, status.code == .unavailable,
         case .notConnected(_, let reported, let lastFailure)? = status.cause
       else { return false }
-      return reported == port && status.message.contains("refused") && lastFailure?.contains("refused") == true
+      return reported == port && status.message.contains("refused")
+        && lastFailure?.contains("refused") == true
     }
     let elapsed = ContinuousClock.now - started
     XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(390))
@@ -66,18 +78,20 @@ final class MilvusClientBehaviourTests: XCTestCase {
     // A call still waiting when the client is closed fails with `disconnected`, once.
     let failed = Latch()
     let completions = Locked(0)
-    client.perform(.listCollections(), options: MilvusCallOptions(timeout: .seconds(30))) { result in
+    client.perform(.listCollections(), options: MilvusCallOptions(timeout: .seconds(30))) {
+      result in
       completions.withLock { $0 += 1 }
       if case .failure(.disconnected) = result { failed.open() } else { XCTFail("\(result)") }
     }
     await client.close()
     failed.waitOrFail("the waiting call to fail")
-    _ = try? await loop.submit { }  // anything else would have run by now
+    _ = try? await loop.submit {}  // anything else would have run by now
     XCTAssertEqual(completions.withLock { $0 }, 1)
   }
 
   func testLoopShutdownCompletesACallWaitingToRetry() throws {
-    let server = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "milvus-flaky"])
+    let server = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "milvus-flaky"])
     defer { server.stop() }
     let loop = try EventLoop(threadName: "retry-shutdown")
     let slow = RetryPolicy(maxAttempts: 3, baseDelay: .seconds(20), maxDelay: .seconds(20))
@@ -113,7 +127,8 @@ final class MilvusClientBehaviourTests: XCTestCase {
   }
 
   func testCancellingTheTaskEndsTheCallAtOnce() async throws {
-    let server = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "milvus-flaky"])
+    let server = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "milvus-flaky"])
     defer { server.stop() }
     let loop = try EventLoop(threadName: "cancel-test")
     defer { loop.shutdown() }
@@ -123,13 +138,19 @@ final class MilvusClientBehaviourTests: XCTestCase {
     _ = try await client.perform(.listDatabases())  // connected
 
     // In flight: Flush is never answered.
-    let flushing = Task { try await client.perform(.flush(["c"]), options: MilvusCallOptions(timeout: .seconds(60))) }
+    let flushing = Task {
+      try await client.perform(.flush(["c"]), options: MilvusCallOptions(timeout: .seconds(60)))
+    }
     // Waiting to retry: the first GetVersion is rate limited, the retry would wait 20 s.
-    let versioning = Task { try await client.perform(.serverVersion(), options: MilvusCallOptions(timeout: .seconds(60))) }
+    let versioning = Task {
+      try await client.perform(.serverVersion(), options: MilvusCallOptions(timeout: .seconds(60)))
+    }
     // Both have reached the server once its counters show them.
     let deadline = ContinuousClock.now + .seconds(10)
     var names: [String] = []
-    while ContinuousClock.now < deadline, !(names.contains("Flush=1") && names.contains("GetVersion=1")) {
+    while ContinuousClock.now < deadline,
+      !(names.contains("Flush=1") && names.contains("GetVersion=1"))
+    {
       names = try await client.perform(.listDatabases())
     }
     XCTAssertTrue(names.contains("Flush=1") && names.contains("GetVersion=1"), "\(names)")
@@ -150,18 +171,23 @@ final class MilvusClientBehaviourTests: XCTestCase {
     // The callback form's handle does the same, and the completion still runs once.
     let completions = Locked<[Result<Void, MilvexError>]>([])
     let ended = Latch()
-    let handle = client.perform(.flush(["c"]), options: MilvusCallOptions(timeout: .seconds(60))) { result in
+    let handle = client.perform(.flush(["c"]), options: MilvusCallOptions(timeout: .seconds(60))) {
+      result in
       completions.withLock { $0.append(result) }
       ended.open()
     }
     let sentBy = ContinuousClock.now + .seconds(10)
-    while ContinuousClock.now < sentBy, !(try await client.perform(.listDatabases())).contains("Flush=2") {}
+    while ContinuousClock.now < sentBy,
+      !(try await client.perform(.listDatabases())).contains("Flush=2")
+    {}
     handle.cancel()
     handle.cancel()
     ended.waitOrFail("the cancelled callback")
     _ = try await client.perform(.listDatabases())
     XCTAssertEqual(completions.withLock { $0.count }, 1)
-    guard case .failure(.grpcStatus(let status)) = completions.withLock({ $0[0] }), status.code == .cancelled else {
+    guard case .failure(.grpcStatus(let status)) = completions.withLock({ $0[0] }),
+      status.code == .cancelled
+    else {
       return XCTFail("\(completions.withLock { $0 })")
     }
 
@@ -176,8 +202,9 @@ final class MilvusClientBehaviourTests: XCTestCase {
   func testStaleSchemaUntilForgotten() async throws {
     let fixture = try MilvusFixture()
     let client = fixture.client
-    let other = try MilvusClient(connection: Connection.start(
-      config: ConnectionConfig(host: "127.0.0.1", port: fixture.server.port), on: fixture.loop))
+    let other = try MilvusClient(
+      connection: Connection.start(
+        config: ConnectionConfig(host: "127.0.0.1", port: fixture.server.port), on: fixture.loop))
     let wide = CollectionSchema(fields: [.primaryKey("id"), .vector("v", dimension: 8)])
     let narrow = CollectionSchema(fields: [.primaryKey("id"), .vector("v", dimension: 4)])
     try await client.perform(.createCollection("remade", schema: wide))
@@ -202,26 +229,34 @@ final class MilvusClientBehaviourTests: XCTestCase {
     defer { loop.shutdown() }
     let port = freeLocalPort()
     let client = try MilvusClient.connect(
-      config: ConnectionConfig(host: "127.0.0.1", port: port, reconnectBaseDelay: .milliseconds(100),
-                               reconnectMaxDelay: .milliseconds(200), allowTestingTimings: true),
+      config: ConnectionConfig(
+        host: "127.0.0.1", port: port, reconnectBaseDelay: .milliseconds(100),
+        reconnectMaxDelay: .milliseconds(200), allowTestingTimings: true),
       on: loop)
     let ended = Latch()
     let result = Locked<Result<[String], MilvexError>?>(nil)
-    let handle = client.perform(.listCollections(), options: MilvusCallOptions(timeout: .seconds(30))) { outcome in
+    let handle = client.perform(
+      .listCollections(), options: MilvusCallOptions(timeout: .seconds(30))
+    ) { outcome in
       result.withLock { $0 = outcome }
       ended.open()
     }
     handle.cancel()
     ended.waitOrFail("the cancelled call", timeout: .seconds(5))
-    guard case .failure(.grpcStatus(let status)) = result.withLock({ $0 }), status.code == .cancelled else {
+    guard case .failure(.grpcStatus(let status)) = result.withLock({ $0 }),
+      status.code == .cancelled
+    else {
       return XCTFail("\(String(describing: result.withLock { $0 }))")
     }
     // Now the server comes; the connection connects and would resume the waiting call.
     let server = try PeerProcess.announcing(
-      script: "misbehaving_server.py", arguments: ["--scenario", "milvus-flaky", "--port", "\(port)"])
+      script: "misbehaving_server.py",
+      arguments: ["--scenario", "milvus-flaky", "--port", "\(port)"])
     defer { server.stop() }
-    let names = try await client.perform(.listDatabases(), options: MilvusCallOptions(timeout: .seconds(10)))
-    XCTAssertFalse(names.contains { $0.hasPrefix("ShowCollections") }, "the cancelled call was sent: \(names)")
+    let names = try await client.perform(
+      .listDatabases(), options: MilvusCallOptions(timeout: .seconds(10)))
+    XCTAssertFalse(
+      names.contains { $0.hasPrefix("ShowCollections") }, "the cancelled call was sent: \(names)")
     await client.close()
   }
 }

@@ -1,6 +1,7 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// The byte stream under HTTP/2, against a peer socket the test drives by hand: bytes both
 /// ways, partial writes under a small send buffer, EOF in the middle, a reset, a local close.
@@ -27,7 +28,9 @@ final class TCPStreamTests: XCTestCase {
   }
 
   /// Starts a stream over `fd` on the loop; returns it (kept alive by the caller).
-  private func start(_ fd: Int32, _ recorder: Recorder, until finished: @escaping @Sendable ([String]) -> Bool)
+  private func start(
+    _ fd: Int32, _ recorder: Recorder, until finished: @escaping @Sendable ([String]) -> Bool
+  )
     throws -> LoopConfined<TCPStream?>
   {
     let stream = LoopConfined<TCPStream?>(nil)
@@ -110,11 +113,21 @@ final class TCPStreamTests: XCTestCase {
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = bind(listener, $0, length) } }
+    withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = bind(listener, $0, length) }
+    }
     listen(listener, 1)
-    withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(listener, $0, &length) } }
+    withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        _ = getsockname(listener, $0, &length)
+      }
+    }
     let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { XCTAssertEqual(connect(client, $0, length), 0) } }
+    withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        XCTAssertEqual(connect(client, $0, length), 0)
+      }
+    }
     let server = accept(listener, nil, nil)
     XCTAssertGreaterThanOrEqual(server, 0)
     XCTAssertEqual(fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK), 0)
@@ -169,7 +182,8 @@ final class TCPStreamTests: XCTestCase {
       tcp.send { $0 += [1, 2, 3] }
     }
     recorder.done.waitOrFail("the failed write")
-    XCTAssertEqual(recorder.events.withLock { $0 }, ["closed: \(StreamCloseReason.reset)"], "EPIPE is a reset")
+    XCTAssertEqual(
+      recorder.events.withLock { $0 }, ["closed: \(StreamCloseReason.reset)"], "EPIPE is a reset")
     try release(stream)
   }
 
