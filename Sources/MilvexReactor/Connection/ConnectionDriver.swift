@@ -210,7 +210,8 @@ final class ConnectionDriver {
     keepaliveSlowedDownFor = generation
     channelConfiguration = channelConfiguration.afterTooManyPings()
     logger.warning(
-      "server asked for fewer keepalive pings; keepaliveTime is now \(channelConfiguration.keepaliveTime)"
+      "server asked for fewer keepalive pings",
+      metadata: ["keepalive_time": "\(channelConfiguration.keepaliveTime)"]
     )
   }
 

@@ -108,7 +108,8 @@ final class GRPCConnection {
       self.close(
         .connection(
           reason:
-            "connect timeout after \(self.configuration.connectTimeout) while \(self.lifecycle.connectPhase)",
+            "connect timeout after \(self.configuration.connectTimeout) "
+            + "while \(self.lifecycle.connectPhase)",
           host: self.configuration.host, port: self.configuration.port, retriable: true))
     }
     attempt = ConnectAttempt(loop: loop, host: configuration.host, port: configuration.port) {
@@ -348,7 +349,8 @@ final class GRPCConnection {
     }
     let reason = MilvexError.connection(
       reason:
-        "the server sent GOAWAY (error code \(errorCode)\(debug.isEmpty ? "" : ", \"\(debug)\""), last stream \(lastStreamID))",
+        "the server sent GOAWAY (error code \(errorCode)"
+        + "\(debug.isEmpty ? "" : ", \"\(debug)\""), last stream \(lastStreamID))",
       host: configuration.host, port: configuration.port, retriable: true)
     perform(lifecycle.handle(.goAway(reason: reason, tooManyPings: tooManyPings)))
   }

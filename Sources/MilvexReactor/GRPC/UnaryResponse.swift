@@ -174,7 +174,8 @@ struct UnaryResponse {
             .failure(
               .status(
                 .resourceExhausted,
-                "response message of \(length) bytes exceeds maxReceiveMessageSize (\(maxMessageSize) bytes)"
+                "response message of \(length) bytes exceeds maxReceiveMessageSize "
+                  + "(\(maxMessageSize) bytes)"
               ),
               resetStream: true))
         }

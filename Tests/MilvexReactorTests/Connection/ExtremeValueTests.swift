@@ -139,7 +139,8 @@ final class ExtremeValueTests: XCTestCase {
           path: "/test.Echo/Call", request: [1, 2, 3], timeout: timeout)
         XCTAssertEqual(echoed, [1, 2, 3], "\(timeout)")
       } catch {
-        // A deadline that has passed already is DEADLINE_EXCEEDED or an argument error, never a trap.
+        // A deadline that has passed already is DEADLINE_EXCEEDED or an argument error,
+        // never a trap.
         XCTAssertTrue(timeout <= .nanoseconds(1), "\(timeout): \(error)")
       }
     }

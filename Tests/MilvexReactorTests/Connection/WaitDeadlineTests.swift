@@ -174,7 +174,8 @@ final class WaitDeadlineTests: XCTestCase {
     XCTAssertEqual(done.wait(timeout: .now() + 3), .success, "both waiters ended")
     let all = outcomes.withLock { $0 }
     XCTAssertEqual(all.count, 2)
-    // The first one was already late by the busy loop (5 ms); neither may be later than that + slack.
+    // The first one was already late by the busy loop (5 ms); neither may be later than
+    // that + slack.
     XCTAssertLessThanOrEqual(
       all.map(\.lateness).max() ?? .zero, Self.slack + .milliseconds(5), "\(all.map(\.lateness))")
   }
