@@ -47,7 +47,7 @@ let package = Package(
     // the loop thread (the library's cheapest API).
     .executableTarget(
       name: "MilvexChannelBench",
-      dependencies: [.product(name: "MilvexReactor", package: rootPackage)],
+      dependencies: ["ChannelBenchSupport", .product(name: "MilvexReactor", package: rootPackage)],
       path: "Sources/MilvexChannelBench"
     ),
     // The typed Milvus layer's cost: per call on top of the channel, and local encoding.

@@ -35,6 +35,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
@@ -733,8 +734,12 @@ class ConnectionHandler:
             return
 
         if request.header(b"x-echo-metadata") == b"1":
-            lines = sorted(request.headers)
-            text = b"".join(name + b": " + value + b"\n" for name, value in lines)
+            # One line per field; a field the client sent as "never indexed" (HPACK
+            # RFC 7541 §6.2.3) says so.
+            def line(field):
+                never = isinstance(field, hpack.NeverIndexedHeaderTuple)
+                return field[0] + b": " + field[1] + (b" (never indexed)" if never else b"")
+            text = b"".join(line(field) + b"\n" for field in sorted(request.headers))
             self.respond(request, [grpc_frame(text)], GRPC_OK)
             return
 

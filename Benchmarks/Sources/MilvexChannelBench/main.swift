@@ -1,9 +1,13 @@
 // The MilvexReactor channel as a benchmark client: the same unary call as the other clients
 // (/bench.Echo/Call, 32-byte payload) over one HTTP/2 connection at a given concurrency.
 // CLI: --port P --concurrency C --calls N --warmup W. Prints one JSON line.
+//
+// The harness is kept lean so that callgrind's per-call count is the channel's: one closure per
+// call (the callback API's own cost), the monotonic clock read twice, and no boxed captures
+// (state lives in one loop-confined object).
+import ChannelBenchSupport
 import Foundation
 import MilvexReactor
-import Synchronization
 
 struct Options {
   var port = 50051
@@ -29,52 +33,56 @@ struct Options {
   }
 }
 
-nonisolated func cpuTimes() -> (user: Double, system: Double) {
-  var usage = rusage()
-  getrusage(RUSAGE_SELF.rawValue, &usage)
-  return (Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
-          Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6)
+/// `total` calls as `concurrency` closed-loop chains. Loop-confined: created, driven and read
+/// on the loop thread only (the main thread reads it after the latch opened).
+final class ClosedLoopPhase: @unchecked Sendable {
+  let channel: GRPCChannel
+  let total: Int
+  let payload = [UInt8](repeating: 0x61, count: 32)
+  let done = Latch()
+  @exclusivity(unchecked) var latencies: [UInt64] = []
+  @exclusivity(unchecked) var failure: String?
+  @exclusivity(unchecked) var started = 0
+  @exclusivity(unchecked) var finished = 0
+
+  init(channel: GRPCChannel, total: Int) {
+    self.channel = channel
+    self.total = total
+    latencies.reserveCapacity(total)
+  }
+
+  func next() {
+    guard started < total else { return }
+    started += 1
+    let begin = monotonicNanoseconds()
+    channel.unaryOnLoop(path: "/bench.Echo/Call", request: payload, timeout: .seconds(30)) {
+      [unowned self] result in
+      self.finish(result, begin: begin)
+    }
+  }
+
+  func finish(_ result: Result<[UInt8], MilvexError>, begin: UInt64) {
+    latencies.append(monotonicNanoseconds() - begin)
+    switch result {
+    case .failure(let error): if failure == nil { failure = "\(error)" }
+    case .success(let reply): if reply != payload, failure == nil { failure = "no echo" }
+    }
+    finished += 1
+    if finished == total { done.open() } else { next() }
+  }
 }
 
-/// Runs `total` calls as `concurrency` closed-loop chains on the loop thread; returns the
-/// per-call latencies in microseconds.
-nonisolated func runPhase(channel: GRPCChannel, loop: EventLoop, total: Int, concurrency: Int) throws -> [Double] {
-  let done = Latch()
-  let outcome = Mutex<(latencies: [Double], failure: String?)>(([], nil))
-  let payload = [UInt8](repeating: 0x61, count: 32)
+/// Runs one phase on the loop thread; returns its latencies in nanoseconds.
+nonisolated func runPhase(channel: GRPCChannel, loop: EventLoop, total: Int, concurrency: Int)
+  throws -> [UInt64]
+{
+  let phase = ClosedLoopPhase(channel: channel, total: total)
   try loop.execute {
-    // Loop-confined from here on: the chains run on the loop thread only.
-    var latencies: [Double] = []
-    latencies.reserveCapacity(total)
-    var failure: String?
-    var started = 0
-    var finished = 0
-    func next() {
-      guard started < total else { return }
-      started += 1
-      let begin = ContinuousClock.now
-      channel.unaryOnLoop(path: "/bench.Echo/Call", request: payload, timeout: .seconds(30)) { result in
-        let elapsed = ContinuousClock.now - begin
-        latencies.append(Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
-        switch result {
-        case .failure(let error): if failure == nil { failure = "\(error)" }
-        case .success(let reply): if reply != payload, failure == nil { failure = "the server did not echo the request" }
-        }
-        finished += 1
-        if finished == total {
-          outcome.withLock { $0 = (latencies, failure) }
-          done.open()
-        } else {
-          next()
-        }
-      }
-    }
-    for _ in 0..<min(concurrency, total) { next() }
+    for _ in 0..<min(concurrency, total) { phase.next() }
   }
-  done.wait()
-  let (latencies, failure) = outcome.withLock { $0 }
-  if let failure { throw BenchError.callFailed(failure) }
-  return latencies
+  phase.done.wait()
+  if let failure = phase.failure { throw BenchError.callFailed(failure) }
+  return phase.latencies
 }
 
 enum BenchError: Error { case callFailed(String) }
@@ -86,25 +94,17 @@ nonisolated func main() throws {
   var configuration = GRPCChannelConfiguration(host: options.host, port: options.port)
   configuration.keepaliveTime = .seconds(60)
   let channel = try GRPCChannel.connect(configuration: configuration, loop: loop)
-  _ = try runPhase(channel: channel, loop: loop, total: options.warmup, concurrency: options.concurrency)
-  let cpuStart = cpuTimes()
-  let start = ContinuousClock.now
-  var latencies = try runPhase(channel: channel, loop: loop, total: options.calls, concurrency: options.concurrency)
-  let elapsed = ContinuousClock.now - start
-  let cpuEnd = cpuTimes()
-  latencies.sort()
-  let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-  let user = cpuEnd.user - cpuStart.user
-  let system = cpuEnd.system - cpuStart.system
-  func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-  let json: [String: Any] = [
-    "client": "milvex", "concurrency": options.concurrency, "calls": options.calls,
-    "seconds": seconds, "calls_per_s": Double(options.calls) / seconds,
-    "p50_us": percentile(0.5), "p99_us": percentile(0.99),
-    "cpu_user_s": user, "cpu_sys_s": system, "cpu_us_per_call": (user + system) * 1e6 / Double(options.calls),
-  ]
-  let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
-  print(String(decoding: data, as: UTF8.self))
+  _ = try runPhase(
+    channel: channel, loop: loop, total: options.warmup, concurrency: options.concurrency)
+  let cpuStart = ProcessCPUTime.now()
+  let start = monotonicNanoseconds()
+  let latencies = try runPhase(
+    channel: channel, loop: loop, total: options.calls, concurrency: options.concurrency)
+  let end = monotonicNanoseconds()
+  let result = ClientBenchResult(
+    concurrency: options.concurrency, wallNanoseconds: end - start,
+    latencyNanoseconds: latencies, cpu: ProcessCPUTime.now() - cpuStart)
+  print(result.jsonLine(client: "milvex"))
   channel.close()
 }
 

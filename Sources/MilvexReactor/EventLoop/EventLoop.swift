@@ -76,8 +76,8 @@ public final class EventLoop: @unchecked Sendable {
   private var shutdownPerformed = false
   private var shutdownHandlers: [ObjectIdentifier: () -> Void] = [:]
   private let beforePollWatcher: UnsafeMutablePointer<ev_prepare>
-  @exclusivity(unchecked) private var beforePollWork: [() -> Void] = []
-  @exclusivity(unchecked) private var beforePollSpare: [() -> Void] = []
+  @exclusivity(unchecked) private var beforePollWork: [any BeforePollTask] = []
+  @exclusivity(unchecked) private var beforePollSpare: [any BeforePollTask] = []
   private var loopDestroyed = false
   /// See ``sharedReadBuffer``; allocated on first use.
   private var readBufferStorage: UnsafeMutableRawBufferPointer?
@@ -285,17 +285,25 @@ public final class EventLoop: @unchecked Sendable {
   ///
   /// - Important: Loop thread only; `body` runs on the loop thread. Dropped at shutdown.
   public func runBeforeNextPoll(_ body: @escaping () -> Void) {
+    runBeforeNextPoll(ClosureBeforePollTask(body))
+  }
+
+  /// ``runBeforeNextPoll(_:)`` for an object that does the work: registering it allocates
+  /// nothing (a connection's per-call flush, issue 11). `task` is retained until it ran.
+  ///
+  /// - Important: Loop thread only; the task runs on the loop thread. Dropped at shutdown.
+  func runBeforeNextPoll(_ task: any BeforePollTask) {
     assertInLoopThread()
     guard !shutdownPerformed else { return }
     if beforePollWork.isEmpty { ev_prepare_start(rawLoop, beforePollWatcher) }
-    beforePollWork.append(body)
+    beforePollWork.append(task)
   }
 
   private func runBeforePollWork() {
     ev_prepare_stop(rawLoop, beforePollWatcher)
     var batch = beforePollSpare
     swap(&batch, &beforePollWork)
-    for body in batch { body() }
+    for task in batch { task.runBeforePoll() }
     batch.removeAll(keepingCapacity: true)
     beforePollSpare = batch
   }
@@ -498,3 +506,17 @@ func evSeconds(_ duration: Duration) -> Double {
 /// module does not define; the symbol itself is always there (glibc 2.12+).
 @_silgen_name("pthread_setname_np")
 private func setThreadName(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32
+
+/// Work an object does once, just before the loop next polls (see
+/// ``EventLoop/runBeforeNextPoll(_:)-(any BeforePollTask)``).
+protocol BeforePollTask: AnyObject {
+  /// Runs on the loop thread.
+  func runBeforePoll()
+}
+
+/// A closure given to ``EventLoop/runBeforeNextPoll(_:)``.
+private final class ClosureBeforePollTask: BeforePollTask {
+  private let body: () -> Void
+  init(_ body: @escaping () -> Void) { self.body = body }
+  func runBeforePoll() { body() }
+}

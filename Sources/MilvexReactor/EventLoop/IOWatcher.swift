@@ -22,11 +22,11 @@ public final class IOWatcher: LoopWatcher {
 
   private let loop: EventLoop
   private let watcher: UnsafeMutablePointer<ev_io>
-  private var callback: ((Interest) -> Void)?
+  @exclusivity(unchecked) private var callback: ((Interest) -> Void)?
   /// The descriptor watched.
   public let fileDescriptor: Int32
   /// The current interest; empty means the watcher is stopped.
-  public private(set) var interest: Interest = []
+  @exclusivity(unchecked) public private(set) var interest: Interest = []
 
   init(loop: EventLoop, fileDescriptor: Int32, callback: @escaping (Interest) -> Void) {
     self.loop = loop

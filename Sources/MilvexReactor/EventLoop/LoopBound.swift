@@ -5,7 +5,7 @@
 /// handles only reach it from closures they hand to ``EventLoop/execute(_:)``.
 public final class LoopBound<Value>: @unchecked Sendable {
   private let loop: EventLoop
-  private var storage: Value
+  @exclusivity(unchecked) private var storage: Value
 
   /// - Important: Callable from any thread: the value is handed over to the loop thread here
   ///   (the caller must not keep using it elsewhere).

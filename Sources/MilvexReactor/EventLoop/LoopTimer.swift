@@ -15,7 +15,7 @@ import CLibEV
 public final class LoopTimer: LoopWatcher {
   private let loop: EventLoop
   private let watcher: UnsafeMutablePointer<ev_timer>
-  private var callback: (() -> Void)?
+  @exclusivity(unchecked) private var callback: (() -> Void)?
   private let repeats: Bool
   /// The delay that ``rearm()`` counts down from.
   public private(set) var interval: Duration

@@ -150,7 +150,7 @@ public final class GRPCChannel: Sendable {
         handle.token.value.call = call
         handle.token.value.connection = connection
       }
-      connection.startCall(call)
+      connection.startCall(call, startedNow: true)
     } else {
       completion(.failure(.status(.unavailable, "the channel has not started")))
     }
@@ -186,9 +186,14 @@ public final class GRPCChannel: Sendable {
     path: String, request: [UInt8], metadata: GRPCMetadata, timeout: Duration?,
     startedAt: ContinuousClock.Instant, completion: @escaping (Result<[UInt8], MilvexError>) -> Void
   ) -> UnaryCall? {
-    guard path.hasPrefix("/"), GRPCMetadata.all(path.utf8, { $0 > 0x20 && $0 < 0x7F }) else {
-      completion(.failure(.invalidArgument(field: "path", message: "must look like /package.Service/Method (got \"\(path)\")")))
-      return nil
+    // Calls mostly repeat a few paths: one that passed is not walked again on this connection.
+    let connection = self.connection.value
+    if path != connection?.lastValidPath {
+      guard path.hasPrefix("/"), GRPCMetadata.all(path.utf8, { $0 > 0x20 && $0 < 0x7F }) else {
+        completion(.failure(.invalidArgument(field: "path", message: "must look like /package.Service/Method (got \"\(path)\")")))
+        return nil
+      }
+      connection?.lastValidPath = path
     }
     if let timeout, timeout <= .zero {
       completion(.failure(.invalidArgument(field: "timeout", message: "must be positive (got \(timeout))")))

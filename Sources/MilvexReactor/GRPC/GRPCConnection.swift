@@ -41,41 +41,39 @@ final class GRPCConnection {
   /// Sent with every call; starts as the configuration's, the owner may replace it.
   var defaultMetadata: GRPCMetadata {
     get { defaultHeaders.metadata }
-    set { defaultHeaders = (newValue, newValue.checked()) }
+    set {
+      defaultHeaders = (newValue, newValue.checked())
+      (requestTemplate, defaultMetadataError) = Self.requestTemplate(
+        configuration, defaults: defaultHeaders.checked)
+    }
   }
   /// The defaults and their entries checked once (not per call).
-  private lazy var defaultHeaders: (metadata: GRPCMetadata, checked: GRPCMetadata.Checked) =
-    (configuration.defaultMetadata, configuration.defaultMetadata.checked())
+  @exclusivity(unchecked) private var defaultHeaders: (metadata: GRPCMetadata, checked: GRPCMetadata.Checked)
   private var attempt: ConnectAttempt?
   /// The bytes to and from the server (Transport owns the socket).
-  private var stream: (any ByteStream)?
-  private var session: HTTP2Session?
+  @exclusivity(unchecked) private var stream: (any ByteStream)?
+  @exclusivity(unchecked) private var session: HTTP2Session?
   private var connectTimer: LoopTimer?
   private var keepaliveTimer: LoopTimer?
   /// The calls' deadlines, and the one timer that serves them.
   @exclusivity(unchecked) private var deadlines = CallDeadlines()
-  private var deadlineTimer: LoopTimer?
+  @exclusivity(unchecked) private var deadlineTimer: LoopTimer?
   /// When the deadline timer is due (it may be earlier than any deadline still waiting).
-  private var deadlineTimerDue: ContinuousClock.Instant?
+  @exclusivity(unchecked) private var deadlineTimerDue: ContinuousClock.Instant?
   @exclusivity(unchecked) private var keepalive: Keepalive?
-  private var sawSettings = false
+  @exclusivity(unchecked) private var sawSettings = false
 
   /// The request header fields that are the same for every call, laid out once.
-  private lazy var requestPseudoHeaders: HeaderBlock = {
-    var headers = HeaderBlock()
-    headers.add(":method", "POST")
-    headers.add(":scheme", "http")
-    headers.add(":authority", configuration.effectiveAuthority)
-    return headers
-  }()
-  private lazy var requestFixedHeaders: HeaderBlock = {
-    var headers = HeaderBlock()
-    headers.add("content-type", "application/grpc")
-    headers.add("te", "trailers")
-    headers.add("user-agent", configuration.userAgent)
-    return headers
-  }()
+  @exclusivity(unchecked) private var requestTemplate: RequestHeaderTemplate
+  /// Why every call without metadata of its own fails (an invalid default entry), if one does.
+  @exclusivity(unchecked) private var defaultMetadataError: MilvexError?
+  /// A call's own metadata merged with the defaults (reused: no allocation per call).
+  @exclusivity(unchecked) private var metadataScratch = HeaderBlock()
+  /// The last timeout sent and its header value: calls mostly share one timeout.
+  @exclusivity(unchecked) private var lastTimeout: (Duration, GRPCWireFormat.TimeoutValue)?
   @exclusivity(unchecked) private var flushScheduled = false
+  /// The last request path the channel validated (it skips validating a repeated one).
+  @exclusivity(unchecked) var lastValidPath = ""
 
   /// Started calls by stream id.
   @exclusivity(unchecked) private var streams = StreamTable<UnaryCall>()
@@ -89,11 +87,32 @@ final class GRPCConnection {
     self.loop = loop
     self.configuration = configuration
     self.onEvent = onEvent
+    defaultHeaders = (configuration.defaultMetadata, configuration.defaultMetadata.checked())
+    (requestTemplate, defaultMetadataError) = Self.requestTemplate(
+      configuration, defaults: defaultHeaders.checked)
   }
 
   deinit {
     // Normally closed before; the stream closes its descriptor either way.
     stream?.close()
+  }
+
+  /// The fixed request fields of `configuration`'s connections, with `defaults`, and the
+  /// error of the first invalid default entry.
+  private static func requestTemplate(
+    _ configuration: GRPCChannelConfiguration, defaults checked: GRPCMetadata.Checked
+  ) -> (RequestHeaderTemplate, MilvexError?) {
+    var pseudo = HeaderBlock()
+    pseudo.add(":method", "POST")
+    pseudo.add(":scheme", "http")
+    pseudo.add(":authority", configuration.effectiveAuthority)
+    var fixed = HeaderBlock()
+    fixed.add("content-type", "application/grpc")
+    fixed.add("te", "trailers")
+    fixed.add("user-agent", configuration.userAgent)
+    var defaults = HeaderBlock()
+    let error = checked.encode(into: &defaults, except: GRPCMetadata())
+    return (RequestHeaderTemplate(pseudo: pseudo, fixed: fixed, defaults: defaults), error)
   }
 
   // MARK: - Connecting
@@ -165,7 +184,9 @@ final class GRPCConnection {
   // MARK: - Calls
 
   /// Starts `call`, or queues it until the connection is ready or a stream slot is free.
-  func startCall(_ call: UnaryCall) {
+  /// `startedNow`: the call was created in this turn of the loop (its deadline is its timeout
+  /// from now, so no clock is read to send it).
+  func startCall(_ call: UnaryCall, startedNow: Bool = false) {
     loop.assertInLoopThread()
     switch lifecycle.admission {
     case .reject(let error):
@@ -176,7 +197,7 @@ final class GRPCConnection {
       if !waiting.isEmpty || !hasFreeStreamSlot {
         waiting.append(call)
       } else {
-        submit(call)
+        submit(call, startedNow: startedNow)
       }
     }
     if let deadline = call.deadline, !call.isCompleted {
@@ -236,23 +257,30 @@ final class GRPCConnection {
     }
   }
 
-  private func submit(_ call: UnaryCall) {
+  /// Sends `call`'s HEADERS (and lets the session read its body). `startedNow` says the call
+  /// was created in this same turn of the loop, so its whole timeout is what remains.
+  private func submit(_ call: UnaryCall, startedNow: Bool = false) {
     guard let session else { return }
-    // Pseudo-headers must precede regular ones (RFC 9113 §8.3).
-    var headers = requestPseudoHeaders
-    headers.reserveCapacity(fields: 16, bytes: 512)
-    headers.add(":path", call.path)
-    headers.append(requestFixedHeaders)
-    if let remaining = call.remainingTime() {
-      headers.add("grpc-timeout") { GRPCWireFormat.appendTimeout(remaining, to: &$0) }
+    let timeout = call.timeout.map { timeoutValue(for: call, $0, startedNow: startedNow) }
+    var ownMetadata: HeaderBlock?
+    if !call.metadata.isEmpty {
+      // The call's own entries, then the defaults it does not override.
+      metadataScratch.removeAll()
+      if let error = call.metadata.encode(into: &metadataScratch)
+        ?? defaultHeaders.checked.encode(into: &metadataScratch, except: call.metadata)
+      {
+        return complete(call, .failure(error))
+      }
+      ownMetadata = metadataScratch
+    } else if let defaultMetadataError {
+      return complete(call, .failure(defaultMetadataError))
     }
-    // The call's own entries, then the defaults it does not override (no merged copy per call).
-    if let error = call.metadata.encode(into: &headers)
-      ?? defaultHeaders.checked.encode(into: &headers, except: call.metadata)
-    {
-      return complete(call, .failure(error))
+    let submitted = requestTemplate.withRequestFields(
+      path: call.path, timeout: timeout, metadata: ownMetadata
+    ) { fields, count in
+      session.submitRequest(fields: fields, count: count, body: call)
     }
-    switch session.submitRequest(headers: headers, body: call) {
+    switch submitted {
     case .success(let streamID):
       call.streamID = streamID
       streams.insert(call, id: streamID)
@@ -260,6 +288,19 @@ final class GRPCConnection {
     case .failure(let error):
       complete(call, .failure(error))
     }
+  }
+
+  /// The `grpc-timeout` value of `call`: its remaining time, rounded up.
+  private func timeoutValue(
+    for call: UnaryCall, _ timeout: Duration, startedNow: Bool
+  ) -> GRPCWireFormat.TimeoutValue {
+    guard startedNow else {
+      return GRPCWireFormat.TimeoutValue(call.remainingTime() ?? timeout)
+    }
+    if let (last, value) = lastTimeout, last == timeout { return value }
+    let value = GRPCWireFormat.TimeoutValue(timeout)
+    lastTimeout = (timeout, value)
+    return value
   }
 
   /// Fails `call` with `error` (deadline, cancel), resetting its stream if it has one.
@@ -316,8 +357,8 @@ final class GRPCConnection {
         perform(lifecycle.handle(.settingsReceived))
       case .pingAcknowledged:
         pingAcknowledged()
-      case .goAway(let lastStreamID, let errorCode, let debugData):
-        goAway(lastStreamID: lastStreamID, errorCode: errorCode, debugData: debugData)
+      case .goAway(let lastStreamID, let errorCode):
+        goAway(lastStreamID: lastStreamID, errorCode: errorCode, debugData: session.goAwayDebugData)
       }
     }
   }
@@ -439,16 +480,12 @@ final class GRPCConnection {
   private func scheduleFlush() {
     guard !flushScheduled, lifecycle.state != .closed, session != nil else { return }
     flushScheduled = true
-    loop.runBeforeNextPoll { [weak self] in
-      guard let self else { return }
-      self.flushScheduled = false
-      self.flush()
-    }
+    loop.runBeforeNextPoll(self)
   }
 
   /// Moves nghttp2's pending frames to the stream in one `send` (one `write`); what the socket
   /// does not take yet leaves when it can (the stream reports `.drained`, which flushes again).
-  private func flush() {
+  fileprivate func flush() {
     guard lifecycle.state != .closed, let session, let stream else { return }
     var outcome = HTTP2Session.Outcome(events: [])
     stream.send { output in outcome = session.drainOutput(into: &output) }
@@ -517,4 +554,12 @@ final class GRPCConnection {
   var isReady: Bool { lifecycle.state == .ready }
   var isClosed: Bool { lifecycle.state == .closed }
   var openStreamCount: Int { streams.count }
+}
+
+extension GRPCConnection: BeforePollTask {
+  /// The flush ``scheduleFlush()`` asked for.
+  func runBeforePoll() {
+    flushScheduled = false
+    flush()
+  }
 }

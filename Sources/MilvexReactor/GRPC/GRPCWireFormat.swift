@@ -4,42 +4,63 @@ enum GRPCWireFormat {
   /// `grpc-timeout`: at most 8 digits and a unit (n, u, m, S, M, H), rounded up so that the
   /// server never sees a shorter deadline than the client's.
   static func timeoutHeader(_ duration: Duration) -> String {
-    var bytes: [UInt8] = []
-    appendTimeout(duration, to: &bytes)
-    return String(decoding: bytes, as: UTF8.self)
+    let value = TimeoutValue(duration)
+    return value.withBytes { String(decoding: $0, as: UTF8.self) }
   }
 
-  /// ``timeoutHeader(_:)`` written straight into `bytes` (the per-call path builds no String).
-  static func appendTimeout(_ duration: Duration, to bytes: inout [UInt8]) {
-    let nanoseconds = max(0, duration.saturatingNanoseconds)
-    var value: Int64 = 99_999_999
-    var unit = UInt8(ascii: "H")
-    // Saturated (centuries): the longest timeout the header can say.
-    if nanoseconds != .max {
-      for (scale, symbol) in timeoutUnits {
-        // Rounded up, without `nanoseconds + scale - 1` (which overflows near Int64.max).
-        let scaled = nanoseconds / scale + (nanoseconds % scale == 0 ? 0 : 1)
-        if scaled < 100_000_000 {
-          (value, unit) = (scaled, symbol)
-          break
+  /// A `grpc-timeout` value (at most 8 digits and a unit) held inline: the per-call path
+  /// encodes it without allocating, and a connection keeps the last one for the next call with
+  /// the same timeout.
+  struct TimeoutValue {
+    /// The ASCII bytes, `count` of them, from the first.
+    private var storage: (UInt64, UInt64) = (0, 0)
+    private var count = 0
+
+    init(_ duration: Duration) {
+      self.init(nanoseconds: duration.saturatingNanoseconds)
+    }
+
+    init(nanoseconds: Int64) {
+      let nanoseconds = max(0, nanoseconds)
+      var value: Int64 = 99_999_999
+      var unit = UInt8(ascii: "H")
+      // Saturated (centuries): the longest timeout the header can say.
+      if nanoseconds != .max {
+        for (scale, symbol) in GRPCWireFormat.timeoutUnits {
+          // Rounded up, without `nanoseconds + scale - 1` (which overflows near Int64.max).
+          let scaled = nanoseconds / scale + (nanoseconds % scale == 0 ? 0 : 1)
+          if scaled < 100_000_000 {
+            (value, unit) = (scaled, symbol)
+            break
+          }
         }
       }
+      var digits = 1
+      var rest = value / 10
+      while rest > 0 {
+        digits += 1
+        rest /= 10
+      }
+      count = digits + 1
+      withUnsafeMutableBytes(of: &storage) { bytes in
+        // Most significant digit first, then the unit.
+        var index = digits - 1
+        repeat {
+          bytes[index] = UInt8(ascii: "0") + UInt8(value % 10)
+          value /= 10
+          index -= 1
+        } while index >= 0
+        bytes[digits] = unit
+      }
     }
-    // At most 8 digits, most significant first.
-    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0)
-    var count = 0
-    withUnsafeMutableBytes(of: &digits) { buffer in
-      repeat {
-        buffer[count] = UInt8(ascii: "0") + UInt8(value % 10)
-        value /= 10
-        count += 1
-      } while value > 0
-      for index in stride(from: count - 1, through: 0, by: -1) { bytes.append(buffer[index]) }
+
+    /// Runs `body` with the value's bytes.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+      withUnsafeBytes(of: storage) { body(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
     }
-    bytes.append(unit)
   }
 
-  private static let timeoutUnits: [(Int64, UInt8)] = [
+  fileprivate static let timeoutUnits: [(Int64, UInt8)] = [
     (1, UInt8(ascii: "n")), (1_000, UInt8(ascii: "u")), (1_000_000, UInt8(ascii: "m")),
     (1_000_000_000, UInt8(ascii: "S")), (60_000_000_000, UInt8(ascii: "M")),
     (3_600_000_000_000, UInt8(ascii: "H")),

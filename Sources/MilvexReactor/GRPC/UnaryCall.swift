@@ -12,14 +12,14 @@ final class UnaryCall: HTTP2RequestBody {
   @exclusivity(unchecked) var response: UnaryResponse
   @exclusivity(unchecked) var streamID: Int32?
 
-  private var message: [UInt8]
+  @exclusivity(unchecked) private var message: [UInt8]
   private let prefix: (UInt8, UInt8, UInt8, UInt8, UInt8)
   /// Bytes of prefix + message already handed to nghttp2.
   @exclusivity(unchecked) private var bodyOffset = 0
-  private var completion: GRPCConnection.Completion?
+  @exclusivity(unchecked) private var completion: GRPCConnection.Completion?
   @exclusivity(unchecked) private(set) var isCompleted = false
   /// Whether the connection's ``CallDeadlines`` counts this call as waiting.
-  var deadlineTracked = false
+  @exclusivity(unchecked) var deadlineTracked = false
 
   init(
     path: String, message: [UInt8], metadata: GRPCMetadata, timeout: Duration?,

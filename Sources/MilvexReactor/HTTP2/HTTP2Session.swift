@@ -17,7 +17,9 @@ enum HTTP2Event {
   /// The server acknowledged our PING.
   case pingAcknowledged
   /// The server sent GOAWAY.
-  case goAway(lastStreamID: Int32, errorCode: UInt32, debugData: [UInt8])
+  /// (Its debug data is ``HTTP2Session/goAwayDebugData``: events stay plain values, cheap to
+  /// copy.)
+  case goAway(lastStreamID: Int32, errorCode: UInt32)
 }
 
 /// A request body the session reads from as flow control allows; it holds the body for its
@@ -45,20 +47,27 @@ final class HTTP2Session {
     var maxHeaderListSize: UInt32 = 16 << 20
   }
 
-  private var session: OpaquePointer?
+  @exclusivity(unchecked) private var session: OpaquePointer?
   /// The last error nghttp2 reported (for the close reason).
   private(set) var lastError: String?
   /// Events recorded by nghttp2's callbacks during the current `receive` or `drainOutput`.
   @exclusivity(unchecked) private var events: [HTTP2Event] = []
-  /// The header fields of this batch of events: their bytes, and where each name and value is.
-  @exclusivity(unchecked) private var headerBytes: [UInt8] = []
+  /// The header fields of this batch of events: their bytes (`headerByteCount` of
+  /// `headerByteCapacity`, grown by doubling, never moved during a batch's handling), and
+  /// where each name and value is.
+  @exclusivity(unchecked) private var headerBytes: UnsafeMutableRawPointer
+  @exclusivity(unchecked) private var headerByteCount = 0
+  @exclusivity(unchecked) private var headerByteCapacity = 512
   @exclusivity(unchecked) private var headerFields: [(name: Range<Int>, value: Range<Int>)] = []
   /// Where the fields of the HEADERS block being received start.
-  private var blockStart = 0
+  @exclusivity(unchecked) private var blockStart = 0
+  /// The debug data of the last GOAWAY received.
+  private(set) var goAwayDebugData: [UInt8] = []
   /// The body of each open stream, until it closes.
   @exclusivity(unchecked) private var bodies = StreamTable<any HTTP2RequestBody>()
 
   init(settings: Settings) throws(MilvexError) {
+    headerBytes = .allocate(byteCount: headerByteCapacity, alignment: 1)
     var callbacks: OpaquePointer?
     guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
       throw .protocolViolation("nghttp2 could not allocate its callbacks")
@@ -93,6 +102,7 @@ final class HTTP2Session {
 
   deinit {
     if let session { nghttp2_session_del(session) }
+    headerBytes.deallocate()
   }
 
   /// What a call into the session produced: the events, in order, and a fatal error (for a
@@ -138,16 +148,31 @@ final class HTTP2Session {
     _ index: Int, _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> R
   ) -> R {
     let field = headerFields[index]
-    return headerBytes.withUnsafeBytes { bytes in
-      body(
-        UnsafeRawBufferPointer(rebasing: bytes[field.name]),
-        UnsafeRawBufferPointer(rebasing: bytes[field.value]))
+    return body(
+      UnsafeRawBufferPointer(start: headerBytes + field.name.lowerBound, count: field.name.count),
+      UnsafeRawBufferPointer(start: headerBytes + field.value.lowerBound, count: field.value.count))
+  }
+
+  /// Copies `count` bytes from `source` to the end of the header bytes; returns where they are.
+  private func appendHeaderBytes(_ source: UnsafePointer<UInt8>, _ count: Int) -> Range<Int> {
+    if headerByteCount + count > headerByteCapacity {
+      var capacity = headerByteCapacity * 2
+      while headerByteCount + count > capacity { capacity *= 2 }
+      let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 1)
+      grown.copyMemory(from: headerBytes, byteCount: headerByteCount)
+      headerBytes.deallocate()
+      headerBytes = grown
+      headerByteCapacity = capacity
     }
+    (headerBytes + headerByteCount).copyMemory(from: source, byteCount: count)
+    let start = headerByteCount
+    headerByteCount += count
+    return start..<headerByteCount
   }
 
   private func startBatch() {
     events.removeAll(keepingCapacity: true)
-    headerBytes.removeAll(keepingCapacity: true)
+    headerByteCount = 0
     headerFields.removeAll(keepingCapacity: true)
     blockStart = 0
   }
@@ -166,8 +191,9 @@ final class HTTP2Session {
 
   /// Submits a request; the session holds `body` and reads it as flow control allows, until
   /// the stream closes. Returns the stream id.
-  func submitRequest(headers: HeaderBlock, body: any HTTP2RequestBody) -> Result<Int32, MilvexError>
-  {
+  func submitRequest(
+    fields: UnsafePointer<nghttp2_nv>, count: Int, body: any HTTP2RequestBody
+  ) -> Result<Int32, MilvexError> {
     guard let session else { return .failure(.protocolViolation("the HTTP/2 session is closed")) }
     var provider = nghttp2_data_provider()
     provider.read_callback = { _, streamID, buffer, length, flags, _, userData in
@@ -181,9 +207,7 @@ final class HTTP2Session {
       if ended { flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue) }
       return count
     }
-    let streamID = headers.withNameValuePairs { pairs, count in
-      nghttp2_submit_request(session, nil, pairs, count, &provider, nil)
-    }
+    let streamID = nghttp2_submit_request(session, nil, fields, count, &provider, nil)
     if streamID < 0 {
       return .failure(
         .protocolViolation("could not start an HTTP/2 stream: \(HTTP2Session.describe(streamID))"))
@@ -224,11 +248,8 @@ final class HTTP2Session {
       _, _, name, nameLength, value, valueLength, _, userData in
       guard let name, let value else { return 0 }
       let this = sessionFrom(userData)
-      let nameStart = this.headerBytes.count
-      this.headerBytes.append(contentsOf: UnsafeBufferPointer(start: name, count: nameLength))
-      let valueStart = this.headerBytes.count
-      this.headerBytes.append(contentsOf: UnsafeBufferPointer(start: value, count: valueLength))
-      this.headerFields.append((nameStart..<valueStart, valueStart..<this.headerBytes.count))
+      let nameRange = this.appendHeaderBytes(name, nameLength)
+      this.headerFields.append((nameRange, this.appendHeaderBytes(value, valueLength)))
       return 0
     }
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
@@ -251,13 +272,12 @@ final class HTTP2Session {
         }
       case NGHTTP2_GOAWAY.rawValue:
         let goaway = frame.pointee.goaway
-        var debug: [UInt8] = []
+        this.goAwayDebugData = []
         if let data = goaway.opaque_data, goaway.opaque_data_len > 0 {
-          debug = Array(UnsafeBufferPointer(start: data, count: goaway.opaque_data_len))
+          this.goAwayDebugData = Array(UnsafeBufferPointer(start: data, count: goaway.opaque_data_len))
         }
         this.events.append(
-          .goAway(
-            lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code, debugData: debug))
+          .goAway(lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code))
       default:
         // END_STREAM on DATA needs no event: a unary response ends with trailers, and a
         // stream that ends without them is reported by its close.
@@ -341,6 +361,28 @@ struct HeaderBlock {
   }
 
   var count: Int { fields.count }
+
+  /// Bytes of all names and values.
+  var byteCount: Int { bytes.count }
+
+  /// Runs `body` with each field's name and value, in order.
+  func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void)
+  {
+    bytes.withUnsafeBytes { buffer in
+      for field in fields {
+        body(
+          UnsafeRawBufferPointer(rebasing: buffer[field.nameStart..<(field.valueStart)]),
+          UnsafeRawBufferPointer(
+            rebasing: buffer[field.valueStart..<(field.valueStart + field.valueLength)]))
+      }
+    }
+  }
+
+  /// Removes every field, keeping the storage for the next ones.
+  mutating func removeAll() {
+    bytes.removeAll(keepingCapacity: true)
+    fields.removeAll(keepingCapacity: true)
+  }
 
   /// Makes room for `fields` fields of `bytes` bytes in all, so that adding them does not
   /// reallocate (on a copy, this is the one copy).

@@ -17,9 +17,9 @@
 ///   it `inout` without any other access open.
 final class TCPStream: ByteStream {
   private let loop: EventLoop
-  private var fd: Int32
-  private var watcher: IOWatcher?
-  private var onEvent: ((ByteStreamEvent) -> Void)?
+  @exclusivity(unchecked) private var fd: Int32
+  @exclusivity(unchecked) private var watcher: IOWatcher?
+  @exclusivity(unchecked) private var onEvent: ((ByteStreamEvent) -> Void)?
   @exclusivity(unchecked) private var output: [UInt8] = []
   @exclusivity(unchecked) private var outputOffset = 0
 

@@ -146,6 +146,73 @@ final class MisbehavingServerTests: XCTestCase {
     }
   }
 
+  /// The request fields come from a per-connection template (issue 11): the defaults are
+  /// sent without a call's own metadata, a call's own entries replace them by key, replaced
+  /// defaults take effect, and `grpc-timeout` is never indexed (it changes with every call).
+  func testDefaultMetadataOverridesAndTheTimeoutOnTheWire() async throws {
+    let channel = try channel("echo") {
+      $0.defaultMetadata = GRPCMetadata([
+        ("x-echo-metadata", "1"), ("x-default", "d"), ("x-custom", "default"),
+      ])
+    }
+    let loop = self.loop!
+    /// The echoed header lines of one call started on the loop thread.
+    func echoedOnLoop(_ metadata: GRPCMetadata = GRPCMetadata()) async throws -> [String] {
+      let reply = await withCheckedContinuation { continuation in
+        try? loop.execute {
+          channel.unaryOnLoop(
+            path: "/test.Echo/Call", request: [], metadata: metadata, timeout: .seconds(5)
+          ) { continuation.resume(returning: $0) }
+        }
+      }
+      return String(decoding: try reply.get(), as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    // The first call waits for the connection: it sends what remains of its timeout.
+    let first = try await echoedOnLoop()
+    XCTAssertTrue(
+      first.contains { $0.hasPrefix("grpc-timeout: 4") && $0.hasSuffix("u (never indexed)") },
+      "\(first)")
+    let defaults = try await echoedOnLoop()
+    XCTAssertEqual(defaults.filter { $0.hasPrefix("x-") }, [
+      "x-custom: default", "x-default: d", "x-echo-metadata: 1",
+    ])
+    // Started on the ready connection's loop and sent at once: the whole timeout, 5 s in µs.
+    XCTAssertTrue(defaults.contains("grpc-timeout: 5000000u (never indexed)"), "\(defaults)")
+    XCTAssertEqual(defaults.first { $0.hasPrefix(":path") }, ":path: /test.Echo/Call")
+
+    let own = try await echoedOnLoop(GRPCMetadata([("x-custom", "value"), ("x-own", "o")]))
+    XCTAssertEqual(own.filter { $0.hasPrefix("x-") }, [
+      "x-custom: value", "x-default: d", "x-echo-metadata: 1", "x-own: o",
+    ])
+
+    // From another thread: what remains of the timeout when the call is sent, rounded up.
+    let remote = String(
+      decoding: try await channel.unary(path: "/test.Echo/Call", request: [], timeout: .seconds(5)),
+      as: UTF8.self)
+    let timeoutLine = try XCTUnwrap(
+      remote.split(separator: "\n").first { $0.hasPrefix("grpc-timeout: ") })
+    XCTAssertTrue(timeoutLine.hasSuffix("u (never indexed)"), String(timeoutLine))
+    let micros = try XCTUnwrap(Int(timeoutLine.dropFirst(14).prefix { $0.isNumber }))
+    XCTAssertTrue((4_000_000...5_000_000).contains(micros), "\(micros)")
+
+    try loop.execute {
+      channel.setDefaultMetadataOnLoop(GRPCMetadata([("x-echo-metadata", "1"), ("x-new", "n")]))
+    }
+    let replaced = try await echoedOnLoop()
+    XCTAssertEqual(replaced.filter { $0.hasPrefix("x-") }, ["x-echo-metadata: 1", "x-new: n"])
+
+    // An invalid default fails every call that does not bring its own entries, by name.
+    try loop.execute {
+      channel.setDefaultMetadataOnLoop(GRPCMetadata([("x-echo-metadata", "1"), ("Bad Key", "x")]))
+    }
+    let refused = await Self.call(channel)
+    guard case .failure(.invalidArgument(let field, _)) = refused else {
+      return XCTFail("\(refused)")
+    }
+    XCTAssertEqual(field, "metadata[Bad Key]")
+  }
+
   func testInvalidMetadataIsRejectedBeforeAnythingIsSent() async throws {
     let channel = try channel("echo")
     let result = await Self.call(channel, metadata: GRPCMetadata([("Bad Key", "x")]))
@@ -174,6 +241,12 @@ final class MisbehavingServerTests: XCTestCase {
     XCTAssertEqual(timeoutField, "timeout")
     let fits = await Self.call(channel, payload: [UInt8](repeating: 1, count: 16))
     XCTAssertEqual(try fits.get(), [UInt8](repeating: 1, count: 16))
+    // A path that passed is remembered; a different one is still checked in full.
+    for path in ["/test.Echo/Call ", "test.Echo/Call", "/test.Echo/Cäll"] {
+      guard case .failure(.invalidArgument("path", _)) = await Self.call(channel, path) else {
+        return XCTFail(path)
+      }
+    }
   }
 
   func testServerThatNeverSendsSettingsHitsTheConnectTimeout() async throws {
