@@ -198,14 +198,16 @@ final class HTTP2Session {
     var provider = nghttp2_data_provider()
     provider.read_callback = { _, streamID, buffer, length, flags, _, userData in
       guard let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
-      guard let body = sessionFrom(userData).bodies[streamID] else {
-        flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
-        return 0
+      return withSession(userData) { this in
+        guard let body = this.bodies[streamID] else {
+          flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
+          return 0
+        }
+        let (count, ended) = body.read(
+          into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
+        if ended { flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue) }
+        return count
       }
-      let (count, ended) = body.read(
-        into: UnsafeMutableRawBufferPointer(start: buffer, count: length))
-      if ended { flags.pointee |= UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue) }
-      return count
     }
     let streamID = nghttp2_submit_request(session, nil, fields, count, &provider, nil)
     if streamID < 0 {
@@ -238,80 +240,88 @@ final class HTTP2Session {
     String(cString: nghttp2_strerror(code))
   }
 
+  /// nghttp2's callbacks only record, through the instance methods below.
   private static func install(_ callbacks: OpaquePointer) {
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, _, userData in
-      let this = sessionFrom(userData)
-      this.blockStart = this.headerFields.count
+      withSession(userData) { $0.blockStart = $0.headerFields.count }
       return 0
     }
     nghttp2_session_callbacks_set_on_header_callback(callbacks) {
       _, _, name, nameLength, value, valueLength, _, userData in
       guard let name, let value else { return 0 }
-      let this = sessionFrom(userData)
-      let nameRange = this.appendHeaderBytes(name, nameLength)
-      this.headerFields.append((nameRange, this.appendHeaderBytes(value, valueLength)))
+      withSession(userData) { this in
+        let nameRange = this.appendHeaderBytes(name, nameLength)
+        this.headerFields.append((nameRange, this.appendHeaderBytes(value, valueLength)))
+      }
       return 0
     }
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
       guard let frame else { return 0 }
-      let this = sessionFrom(userData)
-      let header = frame.pointee.hd
-      let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-      switch UInt32(header.type) {
-      case NGHTTP2_HEADERS.rawValue:
-        this.events.append(
-          .headers(
-            streamID: header.stream_id, fields: this.blockStart..<this.headerFields.count,
-            endStream: endStream))
-        this.blockStart = this.headerFields.count
-      case NGHTTP2_SETTINGS.rawValue:
-        if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { this.events.append(.settings) }
-      case NGHTTP2_PING.rawValue:
-        if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 {
-          this.events.append(.pingAcknowledged)
-        }
-      case NGHTTP2_GOAWAY.rawValue:
-        let goaway = frame.pointee.goaway
-        this.goAwayDebugData = []
-        if let data = goaway.opaque_data, goaway.opaque_data_len > 0 {
-          this.goAwayDebugData = Array(UnsafeBufferPointer(start: data, count: goaway.opaque_data_len))
-        }
-        this.events.append(
-          .goAway(lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code))
-      default:
-        // END_STREAM on DATA needs no event: a unary response ends with trailers, and a
-        // stream that ends without them is reported by its close.
-        break
-      }
+      withSession(userData) { $0.received(frame) }
       return 0
     }
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) {
       _, _, streamID, data, length, userData in
       guard let data else { return 0 }
-      sessionFrom(userData).events.append(
-        .data(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length)))
+      withSession(userData) {
+        $0.events.append(
+          .data(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: length)))
+      }
       return 0
     }
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) {
       _, streamID, errorCode, userData in
-      let this = sessionFrom(userData)
-      this.bodies.remove(streamID)
-      this.events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
+      withSession(userData) { this in
+        this.bodies.remove(streamID)
+        this.events.append(.streamClosed(streamID: streamID, errorCode: errorCode))
+      }
       return 0
     }
     nghttp2_session_callbacks_set_error_callback2(callbacks) { _, _, message, length, userData in
       if let message {
         let bytes = UnsafeRawBufferPointer(start: message, count: length)
-        sessionFrom(userData).lastError = String(decoding: bytes, as: UTF8.self)
+        withSession(userData) { $0.lastError = String(decoding: bytes, as: UTF8.self) }
       }
       return 0
     }
   }
+
+  /// Records what a complete frame means (HEADERS, SETTINGS, PING ACK, GOAWAY).
+  private func received(_ frame: UnsafePointer<nghttp2_frame>) {
+    let header = frame.pointee.hd
+    let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+    switch UInt32(header.type) {
+    case NGHTTP2_HEADERS.rawValue:
+      events.append(
+        .headers(
+          streamID: header.stream_id, fields: blockStart..<headerFields.count,
+          endStream: endStream))
+      blockStart = headerFields.count
+    case NGHTTP2_SETTINGS.rawValue:
+      if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { events.append(.settings) }
+    case NGHTTP2_PING.rawValue:
+      if header.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { events.append(.pingAcknowledged) }
+    case NGHTTP2_GOAWAY.rawValue:
+      let goaway = frame.pointee.goaway
+      goAwayDebugData = []
+      if let data = goaway.opaque_data, goaway.opaque_data_len > 0 {
+        goAwayDebugData = Array(UnsafeBufferPointer(start: data, count: goaway.opaque_data_len))
+      }
+      events.append(.goAway(lastStreamID: goaway.last_stream_id, errorCode: goaway.error_code))
+    default:
+      // END_STREAM on DATA needs no event: a unary response ends with trailers, and a
+      // stream that ends without them is reported by its close.
+      break
+    }
+  }
 }
 
-/// The session behind nghttp2's `user_data`.
-private func sessionFrom(_ userData: UnsafeMutableRawPointer?) -> HTTP2Session {
-  Unmanaged<HTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
+/// Runs `body` with the session behind nghttp2's `user_data`, without retaining it: nghttp2
+/// calls back only from inside a call into the session, whose caller holds a reference.
+private func withSession<R>(
+  _ userData: UnsafeMutableRawPointer?, _ body: (HTTP2Session) -> R
+) -> R {
+  Unmanaged<HTTP2Session>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
 }
 
 /// HTTP/2 error codes used by this library (RFC 9113 §7).

@@ -64,4 +64,33 @@ final class CallDeadlinesTests: XCTestCase {
     XCTAssertEqual(deadlines.pendingCount, 0)
     XCTAssertEqual(deadlines.removeExpired(now: clock.now + .seconds(1)).count, 0)
   }
+
+  /// The one timer is re-armed only when it would fire too late: a timer due earlier is kept
+  /// (it fires, finds nothing, and is armed for what is then the earliest).
+  func testTheTimerIsArmedOnlyWhenItWouldFireTooLate() {
+    var deadlines = CallDeadlines()
+    XCTAssertEqual(deadlines.timerChange(timerScheduled: false), .stop, "nothing waits")
+    let start = clock.now
+    let (a, b, c) = (call("a"), call("b"), call("c"))
+    _ = deadlines.add(a, deadline: start + .seconds(30))
+    XCTAssertEqual(deadlines.timerChange(timerScheduled: false), .arm(start + .seconds(30)))
+    _ = deadlines.add(b, deadline: start + .seconds(40))
+    XCTAssertEqual(deadlines.timerChange(timerScheduled: true), .keep, "due before b's")
+    _ = deadlines.add(c, deadline: start + .seconds(10))
+    XCTAssertEqual(
+      deadlines.timerChange(timerScheduled: true), .arm(start + .seconds(10)), "c is earlier")
+    // c completes: the timer stays due at 10 s, earlier than a's 30 s.
+    _ = c.markCompleted()
+    deadlines.callCompleted()
+    XCTAssertEqual(deadlines.timerChange(timerScheduled: true), .keep)
+    // It fires at 10 s with nothing due, and is armed for a's deadline.
+    clock.advance(by: .seconds(10))
+    XCTAssertEqual(deadlines.removeExpired(now: clock.now).count, 0)
+    XCTAssertEqual(deadlines.timerChange(timerScheduled: false), .arm(start + .seconds(30)))
+    // A stopped timer (not scheduled) is armed again even if its due time was early enough.
+    XCTAssertEqual(deadlines.timerChange(timerScheduled: false), .arm(start + .seconds(30)))
+    clock.advance(by: .seconds(30))
+    XCTAssertEqual(deadlines.removeExpired(now: clock.now).map(\.path), ["a", "b"])
+    XCTAssertEqual(deadlines.timerChange(timerScheduled: false), .stop)
+  }
 }
