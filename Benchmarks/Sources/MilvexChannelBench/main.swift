@@ -56,7 +56,7 @@ final class ClosedLoopPhase: @unchecked Sendable {
     started += 1
     let begin = monotonicNanoseconds()
     channel.unaryOnLoop(path: "/bench.Echo/Call", request: payload, timeout: .seconds(30)) {
-      [unowned self] result in
+      result in
       self.finish(result, begin: begin)
     }
   }
