@@ -496,6 +496,9 @@ final class GRPCConnection {
   /// Closes once the session is over (GOAWAY with every stream done, or a protocol error).
   private func closeIfDrained() {
     guard lifecycle.state != .closed, let session else { return }
+    // Runs twice per call: skip the event when the machine's table says it changes nothing
+    // (a session that is not finished matters only while draining).
+    guard lifecycle.state == .draining || session.isFinished else { return }
     perform(
       lifecycle.handle(
         .quiet(
