@@ -64,7 +64,8 @@ func select(_ values: inout [UInt64], _ index: Int) -> UInt64 {
   var high = values.count - 1
   while low < high {
     let middle = low + (high - low) / 2
-    let pivot = max(min(values[low], values[middle]), min(max(values[low], values[middle]), values[high]))
+    let pivot = max(
+      min(values[low], values[middle]), min(max(values[low], values[middle]), values[high]))
     var left = low
     var right = high
     while left <= right {

@@ -33,11 +33,13 @@ public final class IOWatcher: LoopWatcher {
     self.fileDescriptor = fileDescriptor
     self.callback = callback
     watcher = UnsafeMutablePointer<ev_io>.allocate(capacity: 1)
-    clibev_io_init(watcher, { _, raw, revents in
-      guard let data = raw?.pointee.data else { return }
-      let watcher = Unmanaged<IOWatcher>.fromOpaque(data).takeUnretainedValue()
-      watcher.callback?(Interest(rawValue: revents).intersection([.read, .write]))
-    }, fileDescriptor, 0)
+    clibev_io_init(
+      watcher,
+      { _, raw, revents in
+        guard let data = raw?.pointee.data else { return }
+        let watcher = Unmanaged<IOWatcher>.fromOpaque(data).takeUnretainedValue()
+        watcher.callback?(Interest(rawValue: revents).intersection([.read, .write]))
+      }, fileDescriptor, 0)
     watcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
   }
 
@@ -104,7 +106,8 @@ extension EventLoop {
     assertInLoopThread()
     guard acceptsWatchers else { throw .eventLoopShutDown(operation: "watch") }
     guard fileDescriptor >= 0 else {
-      throw .invalidArgument(field: "fileDescriptor", message: "must be an open descriptor (got \(fileDescriptor))")
+      throw .invalidArgument(
+        field: "fileDescriptor", message: "must be an open descriptor (got \(fileDescriptor))")
     }
     let watcher = IOWatcher(loop: self, fileDescriptor: fileDescriptor, callback: callback)
     watcher.setInterest(interest)

@@ -92,12 +92,14 @@ public final class GRPCChannel: Sendable {
   ///   ``MilvexError/eventLoopShutDown(operation:)``).
   @discardableResult
   public func unary(
-    path: String, request: [UInt8], metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil,
+    path: String, request: [UInt8], metadata: GRPCMetadata = GRPCMetadata(),
+    timeout: Duration? = nil,
     completion: @escaping @Sendable (Result<[UInt8], MilvexError>) -> Void
   ) -> CallHandle {
     let handle = CallHandle(loop: loop)
-    start(path: path, request: request, metadata: metadata, timeout: timeout, handle: handle,
-          completion: completion)
+    start(
+      path: path, request: request, metadata: metadata, timeout: timeout, handle: handle,
+      completion: completion)
     return handle
   }
 
@@ -107,11 +109,13 @@ public final class GRPCChannel: Sendable {
   /// - Important: Callable from any task.
   /// - Throws: ``MilvexError``.
   public func unary(
-    path: String, request: [UInt8], metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil
+    path: String, request: [UInt8], metadata: GRPCMetadata = GRPCMetadata(),
+    timeout: Duration? = nil
   ) async throws(MilvexError) -> [UInt8] {
     let handle = CallHandle(loop: loop)
     let result = await withTaskCancellationHandler {
-      await withCheckedContinuation { (continuation: CheckedContinuation<Result<[UInt8], MilvexError>, Never>) in
+      await withCheckedContinuation {
+        (continuation: CheckedContinuation<Result<[UInt8], MilvexError>, Never>) in
         start(path: path, request: request, metadata: metadata, timeout: timeout, handle: handle) {
           continuation.resume(returning: $0)
         }
@@ -128,11 +132,13 @@ public final class GRPCChannel: Sendable {
   /// - Important: Loop thread only; `completion` runs on the loop thread. An argument error
   ///   (bad path, timeout or size) is delivered before this returns.
   public func unaryOnLoop(
-    path: String, request: [UInt8], metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration? = nil,
+    path: String, request: [UInt8], metadata: GRPCMetadata = GRPCMetadata(),
+    timeout: Duration? = nil,
     completion: @escaping (Result<[UInt8], MilvexError>) -> Void
   ) {
-    unaryOnLoop(path: path, request: request, metadata: metadata, timeout: timeout, handle: nil,
-                completion: completion)
+    unaryOnLoop(
+      path: path, request: request, metadata: metadata, timeout: timeout, handle: nil,
+      completion: completion)
   }
 
   /// ``unaryOnLoop(path:request:metadata:timeout:completion:)`` with a handle that can cancel
@@ -142,8 +148,9 @@ public final class GRPCChannel: Sendable {
     completion: @escaping (Result<[UInt8], MilvexError>) -> Void
   ) {
     loop.assertInLoopThread()
-    let call = makeCall(path: path, request: request, metadata: metadata, timeout: timeout,
-                        startedAt: .now, completion: completion)
+    let call = makeCall(
+      path: path, request: request, metadata: metadata, timeout: timeout,
+      startedAt: .now, completion: completion)
     guard let call else { return }
     if let connection = connection.value {
       if let handle {
@@ -166,8 +173,10 @@ public final class GRPCChannel: Sendable {
         guard !handle.token.value.cancelRequested else {
           return completion(.failure(.status(.cancelled, "the call was cancelled by the client")))
         }
-        guard let call = makeCall(path: path, request: request, metadata: metadata, timeout: timeout,
-                                  startedAt: startedAt, completion: completion)
+        guard
+          let call = makeCall(
+            path: path, request: request, metadata: metadata, timeout: timeout,
+            startedAt: startedAt, completion: completion)
         else { return }
         guard let connection = connection.value else {
           return completion(.failure(.status(.unavailable, "the channel has not started")))
@@ -190,22 +199,31 @@ public final class GRPCChannel: Sendable {
     let connection = self.connection.value
     if path != connection?.lastValidPath {
       guard path.hasPrefix("/"), GRPCMetadata.all(path.utf8, { $0 > 0x20 && $0 < 0x7F }) else {
-        completion(.failure(.invalidArgument(field: "path", message: "must look like /package.Service/Method (got \"\(path)\")")))
+        completion(
+          .failure(
+            .invalidArgument(
+              field: "path", message: "must look like /package.Service/Method (got \"\(path)\")")))
         return nil
       }
       connection?.lastValidPath = path
     }
     if let timeout, timeout <= .zero {
-      completion(.failure(.invalidArgument(field: "timeout", message: "must be positive (got \(timeout))")))
+      completion(
+        .failure(.invalidArgument(field: "timeout", message: "must be positive (got \(timeout))")))
       return nil
     }
     guard request.count <= configuration.maxSendMessageSize else {
-      completion(.failure(.status(.resourceExhausted,
-        "request message of \(request.count) bytes exceeds maxSendMessageSize (\(configuration.maxSendMessageSize) bytes)")))
+      completion(
+        .failure(
+          .status(
+            .resourceExhausted,
+            "request message of \(request.count) bytes exceeds maxSendMessageSize (\(configuration.maxSendMessageSize) bytes)"
+          )))
       return nil
     }
-    return UnaryCall(path: path, message: request, metadata: metadata, timeout: timeout, startedAt: startedAt,
-                     maxReceiveMessageSize: configuration.maxReceiveMessageSize, completion: completion)
+    return UnaryCall(
+      path: path, message: request, metadata: metadata, timeout: timeout, startedAt: startedAt,
+      maxReceiveMessageSize: configuration.maxReceiveMessageSize, completion: completion)
   }
 
   // MARK: - State and closing

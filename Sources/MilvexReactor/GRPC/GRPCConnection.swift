@@ -48,7 +48,8 @@ final class GRPCConnection {
     }
   }
   /// The defaults and their entries checked once (not per call).
-  @exclusivity(unchecked) private var defaultHeaders: (metadata: GRPCMetadata, checked: GRPCMetadata.Checked)
+  @exclusivity(unchecked) private var defaultHeaders:
+    (metadata: GRPCMetadata, checked: GRPCMetadata.Checked)
   private var attempt: ConnectAttempt?
   /// The bytes to and from the server (Transport owns the socket).
   @exclusivity(unchecked) private var stream: (any ByteStream)?

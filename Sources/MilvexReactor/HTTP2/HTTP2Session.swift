@@ -376,8 +376,9 @@ struct HeaderBlock {
   var byteCount: Int { bytes.count }
 
   /// Runs `body` with each field's name and value, in order.
-  func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void)
-  {
+  func forEachField(
+    _ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void
+  ) {
     bytes.withUnsafeBytes { buffer in
       for field in fields {
         body(

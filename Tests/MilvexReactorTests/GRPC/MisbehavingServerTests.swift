@@ -165,7 +165,8 @@ final class MisbehavingServerTests: XCTestCase {
           ) { continuation.resume(returning: $0) }
         }
       }
-      return String(decoding: try reply.get(), as: UTF8.self).split(separator: "\n").map(String.init)
+      return String(decoding: try reply.get(), as: UTF8.self).split(separator: "\n").map(
+        String.init)
     }
 
     // The first call waits for the connection: it sends what remains of its timeout.
@@ -174,17 +175,21 @@ final class MisbehavingServerTests: XCTestCase {
       first.contains { $0.hasPrefix("grpc-timeout: 4") && $0.hasSuffix("u (never indexed)") },
       "\(first)")
     let defaults = try await echoedOnLoop()
-    XCTAssertEqual(defaults.filter { $0.hasPrefix("x-") }, [
-      "x-custom: default", "x-default: d", "x-echo-metadata: 1",
-    ])
+    XCTAssertEqual(
+      defaults.filter { $0.hasPrefix("x-") },
+      [
+        "x-custom: default", "x-default: d", "x-echo-metadata: 1",
+      ])
     // Started on the ready connection's loop and sent at once: the whole timeout, 5 s in µs.
     XCTAssertTrue(defaults.contains("grpc-timeout: 5000000u (never indexed)"), "\(defaults)")
     XCTAssertEqual(defaults.first { $0.hasPrefix(":path") }, ":path: /test.Echo/Call")
 
     let own = try await echoedOnLoop(GRPCMetadata([("x-custom", "value"), ("x-own", "o")]))
-    XCTAssertEqual(own.filter { $0.hasPrefix("x-") }, [
-      "x-custom: value", "x-default: d", "x-echo-metadata: 1", "x-own: o",
-    ])
+    XCTAssertEqual(
+      own.filter { $0.hasPrefix("x-") },
+      [
+        "x-custom: value", "x-default: d", "x-echo-metadata: 1", "x-own: o",
+      ])
 
     // From another thread: what remains of the timeout when the call is sent, rounded up.
     let remote = String(
