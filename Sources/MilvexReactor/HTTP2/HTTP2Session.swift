@@ -57,7 +57,8 @@ final class HTTP2Session {
   /// where each name and value is.
   @exclusivity(unchecked) private var headerBytes: UnsafeMutableRawPointer
   @exclusivity(unchecked) private var headerByteCount = 0
-  @exclusivity(unchecked) private var headerByteCapacity = 512
+  /// 0 until the first header field arrives: an idle connection holds no arena.
+  @exclusivity(unchecked) private var headerByteCapacity = 0
   @exclusivity(unchecked) private var headerFields: [(name: Range<Int>, value: Range<Int>)] = []
   /// Where the fields of the HEADERS block being received start.
   @exclusivity(unchecked) private var blockStart = 0
@@ -67,7 +68,7 @@ final class HTTP2Session {
   @exclusivity(unchecked) private var bodies = StreamTable<any HTTP2RequestBody>()
 
   init(settings: Settings) throws(MilvexError) {
-    headerBytes = .allocate(byteCount: headerByteCapacity, alignment: 1)
+    headerBytes = .allocate(byteCount: 0, alignment: 1)
     var callbacks: OpaquePointer?
     guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else {
       throw .protocolViolation("nghttp2 could not allocate its callbacks")
@@ -156,7 +157,7 @@ final class HTTP2Session {
   /// Copies `count` bytes from `source` to the end of the header bytes; returns where they are.
   private func appendHeaderBytes(_ source: UnsafePointer<UInt8>, _ count: Int) -> Range<Int> {
     if headerByteCount + count > headerByteCapacity {
-      var capacity = headerByteCapacity * 2
+      var capacity = max(512, headerByteCapacity * 2)
       while headerByteCount + count > capacity { capacity *= 2 }
       let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 1)
       grown.copyMemory(from: headerBytes, byteCount: headerByteCount)
