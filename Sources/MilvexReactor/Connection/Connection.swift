@@ -92,13 +92,6 @@ public final class Connection: Sendable, Service {
     } catch {
       throw .invalidArgument(field: "config", message: "\(error)")
     }
-    if config.ssl {
-      throw .invalidArgument(
-        field: "ssl",
-        message:
-          "TLS (https://, milvuss://) is not supported by this client yet; use a plaintext endpoint"
-      )
-    }
     if let name, name.isEmpty {
       throw .invalidArgument(field: "name", message: "must not be empty")
     }

@@ -2,13 +2,22 @@ extension ConnectionConfig {
   /// The keys that ``ConnectionConfig/init(options:)`` accepts.
   ///
   /// Keys are the camelCase property names; the timing options also accept the snake_case
-  /// spelling of Elixir's `Milvex` (`connect_timeout`, `reconnect_base_delay`, ...).
+  /// spelling of Elixir's `Milvex` (`connect_timeout`, `reconnect_base_delay`, ...), and `ssl`
+  /// pymilvus's `secure`. The TLS options are spelt as their clients spell them: Elixir's
+  /// `ssl_options` (a dictionary, see `ConnectionConfig+TLS.swift`) and pymilvus's
+  /// `ca_pem_path`, `server_pem_path`, `client_pem_path`, `client_key_path` and `server_name`.
   enum Option: String, CaseIterable {
     case host, port, database, user, password, token, timeout, connectTimeout, ssl
     case reconnectBaseDelay, reconnectMaxDelay, reconnectMultiplier, reconnectJitter
     case keepaliveTime, keepaliveTimeout, allowTestingTimings
+    case sslOptions = "ssl_options"
+    case caPemPath = "ca_pem_path"
+    case serverPemPath = "server_pem_path"
+    case clientPemPath = "client_pem_path"
+    case clientKeyPath = "client_key_path"
+    case serverName = "server_name"
 
-    /// The snake_case spelling, for the options that have one.
+    /// The other spelling (snake_case, or pymilvus's), for the options that have one.
     var alias: String? {
       switch self {
       case .connectTimeout: return "connect_timeout"
@@ -18,14 +27,25 @@ extension ConnectionConfig {
       case .reconnectJitter: return "reconnect_jitter"
       case .keepaliveTime: return "keepalive_time"
       case .keepaliveTimeout: return "keepalive_timeout"
-      case .host, .port, .database, .user, .password, .token, .timeout, .ssl,
-        .allowTestingTimings:
+      case .ssl: return "secure"
+      case .host, .port, .database, .user, .password, .token, .timeout, .allowTestingTimings,
+        .sslOptions, .caPemPath, .serverPemPath, .clientPemPath, .clientKeyPath, .serverName:
         return nil
       }
     }
 
-    /// Whether the value is a secret that must never appear in a message.
-    var isSecret: Bool { self == .password || self == .token }
+    /// Whether the value must never appear in a message: a secret, or a value that may hold
+    /// one given by mistake (key bytes in place of the key's path, anything in `ssl_options`).
+    var isSecret: Bool {
+      switch self {
+      case .password, .token, .clientKeyPath, .sslOptions: return true
+      case .host, .port, .database, .user, .timeout, .connectTimeout, .ssl, .reconnectBaseDelay,
+        .reconnectMaxDelay, .reconnectMultiplier, .reconnectJitter, .keepaliveTime,
+        .keepaliveTimeout, .allowTestingTimings, .caPemPath, .serverPemPath, .clientPemPath,
+        .serverName:
+        return false
+      }
+    }
 
     init?(key: String) {
       guard let option = Self(rawValue: key) ?? Self.allCases.first(where: { $0.alias == key })
@@ -60,13 +80,26 @@ extension ConnectionConfig {
   ///
   /// Keys are those of the table in ``ConnectionConfig``, in camelCase, plus the snake_case
   /// aliases `connect_timeout`, `reconnect_base_delay`, `reconnect_max_delay`,
-  /// `reconnect_multiplier`, `reconnect_jitter`, `keepalive_time` and `keepalive_timeout`.
+  /// `reconnect_multiplier`, `reconnect_jitter`, `keepalive_time` and `keepalive_timeout`, and
+  /// `secure` for `ssl`.
+  ///
+  /// TLS (``tls``, used when ssl is on) in either client's spelling:
+  /// - Elixir's `ssl_options`, a dictionary (`[String: any Sendable]` or `[String: String]`)
+  ///   of `cacertfile` (trust roots), `certfile` (client certificate), `keyfile` (its key),
+  ///   `server_name_indication` and `verify` (`verify_peer` or `verify_none`, or a `Bool`);
+  /// - pymilvus's `ca_pem_path` or `server_pem_path` (trust roots; both only if they name the
+  ///   same file), `client_pem_path`, `client_key_path` and `server_name`.
+  ///
+  /// Files are given by path. Verification is on unless `verify` turns it off. Any of these
+  /// without ssl (`ssl`, `secure` or an `https://` host) is an error, and so is a setting given
+  /// by two spellings.
+  ///
   /// Values:
   /// - times are **milliseconds**: an integer, a floating-point number or a string such as
   ///   `"1000"` (a `Duration` is taken as is);
   /// - `port`: an integer or a string of digits;
   /// - `reconnectMultiplier`, `reconnectJitter`: a number or a numeric string;
-  /// - `ssl`, `allowTestingTimings`: a `Bool` or `"true"`, `"false"`, `"1"`, `"0"`;
+  /// - `ssl` (`secure`), `allowTestingTimings`: a `Bool` or `"true"`, `"false"`, `"1"`, `"0"`;
   /// - the others: strings.
   ///
   /// A missing key takes its default.
@@ -92,6 +125,11 @@ extension ConnectionConfig {
             message: "has an unknown key (not shown, as it may be a secret); the known options "
               + "are \(Option.knownKeys)")
         }
+        if SSLOption(rawValue: key) != nil {
+          throw MilvexError.invalidArgument(
+            field: key,
+            message: "is a key of ssl_options: give it inside the ssl_options dictionary")
+        }
         throw MilvexError.invalidArgument(
           field: key, message: "unknown option; the known options are \(Option.knownKeys)")
       }
@@ -103,8 +141,13 @@ extension ConnectionConfig {
       values[option] = (key, value)
     }
     let reader = OptionReader(values: values, echoesValues: echoingValues)
+    let host = try reader.string(.host) ?? "localhost"
+    let ssl = try reader.bool(.ssl) ?? false
+    // As the initializer will: an https:// host turns ssl on.
+    let tls = try Self.tlsConfiguration(
+      from: reader, ssl: ssl || Self.strippingSSLPrefix(from: host) != nil)
     try self.init(
-      host: reader.string(.host) ?? "localhost",
+      host: host,
       port: reader.integer(.port),
       database: reader.string(.database) ?? "default",
       user: reader.string(.user),
@@ -112,7 +155,8 @@ extension ConnectionConfig {
       token: reader.string(.token),
       timeout: reader.milliseconds(.timeout) ?? .seconds(30),
       connectTimeout: reader.milliseconds(.connectTimeout) ?? .seconds(10),
-      ssl: reader.bool(.ssl) ?? false,
+      ssl: ssl,
+      tls: tls,
       reconnectBaseDelay: reader.milliseconds(.reconnectBaseDelay) ?? .seconds(1),
       reconnectMaxDelay: reader.milliseconds(.reconnectMaxDelay) ?? .seconds(60),
       reconnectMultiplier: reader.number(.reconnectMultiplier) ?? 2.0,
@@ -126,7 +170,7 @@ extension ConnectionConfig {
 
 /// Converts option values to the types of ``ConnectionConfig``'s fields; `nil` for an
 /// absent option.
-private struct OptionReader {
+struct OptionReader {
   let values: [ConnectionConfig.Option: (key: String, value: any Sendable)]
   /// Whether a message may repeat a wrong value (never for secrets).
   let echoesValues: Bool
@@ -193,14 +237,30 @@ private struct OptionReader {
     throw wrongType(key, option, "true or false", value)
   }
 
+  /// The key an option was given under, if it was given.
+  func key(_ option: ConnectionConfig.Option) -> String? { values[option]?.key }
+
+  /// The option's value as a string-keyed dictionary (such as `ssl_options`).
+  func dictionary(_ option: ConnectionConfig.Option) throws -> [String: Any]? {
+    guard let (key, value) = values[option] else { return nil }
+    if let dictionary = value as? [String: Any] { return dictionary }
+    throw wrongType(key, option, "a dictionary with string keys", value)
+  }
+
   private func wrongType(
     _ key: String, _ option: ConnectionConfig.Option, _ expected: String, _ value: any Sendable
   ) -> MilvexError {
+    wrongType(key, secret: option.isSecret, expected, value)
+  }
+
+  /// The error for `key`'s value of the wrong type; the value is shown only when allowed and
+  /// not `secret`, otherwise its type is.
+  func wrongType(_ key: String, secret: Bool, _ expected: String, _ value: Any) -> MilvexError {
     guard echoesValues else {
       return .invalidArgument(
         field: key, message: "must be \(expected) (the value given is not shown)")
     }
-    let given = option.isSecret ? "a value of type \(type(of: value))" : "'\(value)'"
+    let given = secret ? "a value of type \(type(of: value))" : "'\(value)'"
     return .invalidArgument(field: key, message: "must be \(expected), got \(given)")
   }
 }

@@ -21,7 +21,11 @@ extension ConnectionConfig {
   /// - a missing database is `default`;
   /// - the query holds the other options of ``init(options:)`` (times in milliseconds), for
   ///   example `?timeout=5000&connectTimeout=2000&token=...`; keys and values are
-  ///   percent-decoded, and `+` stays a plus sign (tokens are often base64).
+  ///   percent-decoded, and `+` stays a plus sign (tokens are often base64);
+  /// - TLS files and the server name take pymilvus's query keys, with an `https` or `milvuss`
+  ///   scheme: `ca_pem_path` (or `server_pem_path`), `client_pem_path`, `client_key_path`,
+  ///   `server_name`, as in `https://host?ca_pem_path=/etc/milvus/ca.pem&server_name=milvus`.
+  ///   A URI cannot turn certificate verification off.
   ///
   /// Error messages never repeat the URI or a part of it (not even a value out of range or an
   /// unknown query key), because a password with an unescaped `?` or `@` spills into the
@@ -161,6 +165,12 @@ extension ConnectionConfig {
             + "shown, as it may be part of a secret); the known options are \(Option.knownKeys)")
       }
       let value = try percentDecoded(item[item.index(after: equals)...], field: key)
+      if option == .sslOptions {
+        throw MilvexError.invalidArgument(
+          field: key,
+          message: "is a dictionary, which a URI cannot hold; give ca_pem_path, client_pem_path, "
+            + "client_key_path or server_name in the query instead")
+      }
       if optionsOutsideQuery.contains(option) {
         throw MilvexError.invalidArgument(
           field: key,

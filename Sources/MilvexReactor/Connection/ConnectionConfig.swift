@@ -15,7 +15,8 @@
 /// | token | none | takes precedence over user and password |
 /// | timeout | 30 s | 1000 ms – 30 days |
 /// | connectTimeout | 10 s | 100 ms – 30 days |
-/// | ssl | false | |
+/// | ssl | false | https:// and milvuss:// URIs turn it on |
+/// | tls | `.default` | used when ssl is on; given without ssl it is an error |
 /// | reconnectBaseDelay | 1 s | 100–60000 ms, ≤ reconnectMaxDelay |
 /// | reconnectMaxDelay | 60 s | 1000–300000 ms |
 /// | reconnectMultiplier | 2.0 | 1.0–10.0 |
@@ -29,8 +30,9 @@
 /// fields are mutable: call ``validate()`` after changing them (starting a connection
 /// validates again).
 ///
-/// ``description`` and the mirror (`dump`) show `<redacted>` for the token and the password;
-/// error messages never contain them either.
+/// ``description`` and the mirror (`dump`) show `<redacted>` for the token, the password and
+/// the TLS private key, and PEM bytes only by their size; error messages never contain them
+/// either.
 ///
 /// - Important: A `Sendable` value: create, validate and read it on any thread.
 public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
@@ -51,8 +53,13 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   public var timeout: Duration
   /// How long one connection attempt (resolve, TCP, TLS, HTTP/2 handshake) may take.
   public var connectTimeout: Duration
-  /// Whether to use TLS.
+  /// Whether to use TLS, configured by ``tls``.
   public var ssl: Bool
+  /// How TLS verifies the server and authenticates the client; used when ``ssl`` is on. The
+  /// default verifies the server's certificate against the system trust store and the host
+  /// name. A value other than `.default` while ``ssl`` is off is an error, so that TLS files
+  /// given by mistake to a plaintext connection are never silently ignored.
+  public var tls: TLSConfiguration
   /// Nominal delay before the first retry after a failed attempt (see ``Backoff``).
   public var reconnectBaseDelay: Duration
   /// Largest delay between attempts.
@@ -83,6 +90,8 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   ///   - host: Host name or IP address. A `http://` or `https://` prefix is stripped, and
   ///     `https://` turns ``ssl`` on. An IPv6 address may be given with or without brackets.
   ///   - port: TCP port; `nil` means 19530, or 443 when ssl is on.
+  ///   - tls: Trust roots, client certificate, server name and verification; needs ssl on
+  ///     (or an `https://` host).
   ///   - allowTestingTimings: For tests only, see ``allowTestingTimings``.
   ///   - other: See the properties of the same names.
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` naming the first field that is
@@ -97,6 +106,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     timeout: Duration = .seconds(30),
     connectTimeout: Duration = .seconds(10),
     ssl: Bool = false,
+    tls: TLSConfiguration = .default,
     reconnectBaseDelay: Duration = .seconds(1),
     reconnectMaxDelay: Duration = .seconds(60),
     reconnectMultiplier: Double = 2.0,
@@ -107,7 +117,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   ) throws {
     try self.init(
       host: host, port: port, database: database, user: user, password: password, token: token,
-      timeout: timeout, connectTimeout: connectTimeout, ssl: ssl,
+      timeout: timeout, connectTimeout: connectTimeout, ssl: ssl, tls: tls,
       reconnectBaseDelay: reconnectBaseDelay, reconnectMaxDelay: reconnectMaxDelay,
       reconnectMultiplier: reconnectMultiplier, reconnectJitter: reconnectJitter,
       keepaliveTime: keepaliveTime, keepaliveTimeout: keepaliveTimeout,
@@ -122,13 +132,14 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   init(
     host: String, port: Int?, database: String, user: String?, password: String?,
     token: String?, timeout: Duration, connectTimeout: Duration, ssl: Bool,
-    reconnectBaseDelay: Duration, reconnectMaxDelay: Duration, reconnectMultiplier: Double,
+    tls: TLSConfiguration, reconnectBaseDelay: Duration, reconnectMaxDelay: Duration,
+    reconnectMultiplier: Double,
     reconnectJitter: Double, keepaliveTime: Duration, keepaliveTimeout: Duration,
     allowTestingTimings: Bool, echoingValues: Bool
   ) throws {
     var host = host
     var ssl = ssl
-    if let stripped = Self.strippingPrefix("https://", from: host) {
+    if let stripped = Self.strippingSSLPrefix(from: host) {
       host = stripped
       ssl = true
     } else if let stripped = Self.strippingPrefix("http://", from: host) {
@@ -146,6 +157,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     self.timeout = timeout
     self.connectTimeout = connectTimeout
     self.ssl = ssl
+    self.tls = tls
     self.reconnectBaseDelay = reconnectBaseDelay
     self.reconnectMaxDelay = reconnectMaxDelay
     self.reconnectMultiplier = reconnectMultiplier
@@ -154,6 +166,11 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     self.keepaliveTimeout = keepaliveTimeout
     self.allowTestingTimings = allowTestingTimings
     try validate(echoingValues: echoingValues)
+  }
+
+  /// `host` without its `https://` prefix, or nil if it has none (the prefix turns ssl on).
+  static func strippingSSLPrefix(from host: String) -> String? {
+    strippingPrefix("https://", from: host)
   }
 
   private static func strippingPrefix(_ prefix: String, from host: String) -> String? {
@@ -183,6 +200,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     try validateEndpoint(given)
     try validateCredentials()
     try validateTimings(given)
+    try validateTLS()
   }
 
   /// Writes `, got <value>` after a range, or nothing when values must not be repeated.
@@ -322,10 +340,14 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     return metadata
   }
 
-  /// Every field, with `<redacted>` in place of the token and the password.
+  /// Every field, with `<redacted>` in place of the token, the password and the TLS key.
   public var description: String {
     var fields = [
       "host: \(host)", "port: \(port)", "database: \(database)", "ssl: \(ssl)",
+    ]
+    // TLSConfiguration's description shows PEM bytes by size only, and no key.
+    if ssl || tls != .default { fields.append("tls: \(tls)") }
+    fields += [
       "user: \(user ?? "none")",
       "password: \(password == nil ? "none" : Self.redacted)",
       "token: \(token == nil ? "none" : Self.redacted)",
@@ -353,6 +375,8 @@ extension ConnectionConfig: CustomReflectable {
       self,
       children: [
         "host": host, "port": port, "database": database, "ssl": ssl,
+        // The description, not the value: a mirror of the value would list the key's bytes.
+        "tls": tls.description,
         "user": user as Any,
         "password": password == nil ? "none" : Self.redacted,
         "token": token == nil ? "none" : Self.redacted,

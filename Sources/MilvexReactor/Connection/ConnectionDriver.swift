@@ -54,16 +54,7 @@ final class ConnectionDriver {
     self.config = config
     self.name = name
     self.machine = ConnectionStateMachine(config: config, random: random)
-    var channelConfiguration = GRPCChannelConfiguration(host: config.host, port: config.port)
-    channelConfiguration.connectTimeout = config.connectTimeout
-    channelConfiguration.keepaliveTime = config.keepaliveTime
-    channelConfiguration.keepaliveTimeout = config.keepaliveTimeout
-    channelConfiguration.allowTestingTimings = config.allowTestingTimings
-    // A connection's job is to notice a dead channel even while idle (Milvus permits PINGs
-    // without streams); a server that objects sends too_many_pings and the interval doubles.
-    channelConfiguration.keepaliveWithoutCalls = true
-    channelConfiguration.logger = logger
-    self.channelConfiguration = channelConfiguration
+    self.channelConfiguration = Self.channelConfiguration(for: config, logger: logger)
     self.database = config.database
     var logger = logger
     logger[metadataKey: "milvus"] = "\(config.host):\(config.port)"
@@ -85,6 +76,23 @@ final class ConnectionDriver {
   }
 
   var state: ConnectivityState { machine.connectivityState }
+
+  /// The configuration of the channels a connection with `config` opens.
+  static func channelConfiguration(
+    for config: ConnectionConfig, logger: Logger
+  ) -> GRPCChannelConfiguration {
+    var channelConfiguration = GRPCChannelConfiguration(host: config.host, port: config.port)
+    channelConfiguration.tls = config.ssl ? config.tls : nil
+    channelConfiguration.connectTimeout = config.connectTimeout
+    channelConfiguration.keepaliveTime = config.keepaliveTime
+    channelConfiguration.keepaliveTimeout = config.keepaliveTimeout
+    channelConfiguration.allowTestingTimings = config.allowTestingTimings
+    // A connection's job is to notice a dead channel even while idle (Milvus permits PINGs
+    // without streams); a server that objects sends too_many_pings and the interval doubles.
+    channelConfiguration.keepaliveWithoutCalls = true
+    channelConfiguration.logger = logger
+    return channelConfiguration
+  }
 
   // MARK: - Events in
 
