@@ -21,6 +21,7 @@ let package = Package(
   targets: [
     .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2"),
     .systemLibrary(name: "CCARES", pkgConfig: "libcares"),
+    .systemLibrary(name: "COpenSSL", pkgConfig: "openssl"),
     .target(
       name: "CLibEV",
       linkerSettings: [.linkedLibrary("ev")]
@@ -28,7 +29,7 @@ let package = Package(
     .target(
       name: "MilvexReactor",
       dependencies: [
-        "CLibEV", "CNGHTTP2", "CCARES",
+        "CLibEV", "CNGHTTP2", "CCARES", "COpenSSL",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -11,6 +11,8 @@ packages=(
   libev-dev          # the event loop
   libnghttp2-dev     # HTTP/2 framing, HPACK, flow control
   libc-ares-dev      # non-blocking name resolution on the loop
+  libssl-dev         # TLS (OpenSSL 3)
+  openssl            # the tests' certificate authority and certificates
   protobuf-compiler  # scripts/generate-protos.sh and the proto check
   pkg-config
   python3-venv

@@ -15,6 +15,10 @@ public enum MilvexError: Error, Sendable, Hashable, CustomStringConvertible {
   /// refused or closed the connection, the connect timeout fired, keepalive declared it dead.
   case connection(reason: String, host: String, port: Int, retriable: Bool)
 
+  /// A TLS connection to `host:port` failed: the certificate, the handshake, ALPN, the
+  /// configuration (``TLSFailure`` says which, and what to do).
+  case tls(TLSFailure, host: String, port: Int)
+
   /// The connection to `host:port` is not connected right now (it is connecting or
   /// reconnecting). Retriable: it keeps trying. `lastFailure` says why the latest attempt
   /// failed (refused, timed out, the handshake failed, …) or why the channel was lost; nil
@@ -50,6 +54,8 @@ public enum MilvexError: Error, Sendable, Hashable, CustomStringConvertible {
       return false
     case .connection(_, _, _, let retriable):
       return retriable
+    case .tls(let failure, _, _):
+      return failure.isRetriable
     case .notConnected:
       return true
     case .grpcStatus(let status):
@@ -70,6 +76,9 @@ public enum MilvexError: Error, Sendable, Hashable, CustomStringConvertible {
     case .connection(let reason, let host, let port, let retriable):
       return "connection to \(host):\(port) failed: \(reason)"
         + (retriable ? " (will be retried)" : "")
+    case .tls(let failure, let host, let port):
+      return "TLS connection to \(host):\(port) failed: \(failure)"
+        + (failure.isRetriable ? " (will be retried)" : "")
     case .notConnected(let host, let port, let lastFailure):
       return "not connected to \(host):\(port) yet; the connection is (re)connecting"
         + (lastFailure.map { " (last error: \($0))" } ?? "")

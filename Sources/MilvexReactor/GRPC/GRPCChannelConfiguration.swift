@@ -7,6 +7,9 @@ public struct GRPCChannelConfiguration: Sendable {
   /// Host name or IP literal (IPv6 with or without brackets). Resolved on every connect.
   public var host: String
   public var port: Int
+  /// TLS (``TLSConfiguration``), or nil for plaintext HTTP/2 (h2c with prior knowledge).
+  /// With TLS the handshake counts against ``connectTimeout`` and `:scheme` is `https`.
+  public var tls: TLSConfiguration?
   /// `:authority`; defaults to `host:port`.
   public var authority: String?
   /// Covers name resolution, TCP connect and the HTTP/2 handshake (server SETTINGS received).
@@ -104,6 +107,7 @@ public struct GRPCChannelConfiguration: Sendable {
       throw .invalidArgument(
         field: "maxSendMessageSize", message: "must be in \(sizes) (got \(maxSendMessageSize))")
     }
+    try tls?.validate()
   }
 }
 

@@ -103,7 +103,7 @@ final class GRPCConnection {
   ) -> (RequestHeaderTemplate, MilvexError?) {
     var pseudo = HeaderBlock()
     pseudo.add(":method", "POST")
-    pseudo.add(":scheme", "http")
+    pseudo.add(":scheme", configuration.tls == nil ? "http" : "https")
     pseudo.add(":authority", configuration.effectiveAuthority)
     var fixed = HeaderBlock()
     fixed.add("content-type", "application/grpc")
@@ -123,6 +123,12 @@ final class GRPCConnection {
       metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
     connectTimer = try? loop.scheduleTimer(after: configuration.connectTimeout) { [weak self] in
       guard let self else { return }
+      if let stream = self.stream, !stream.isEstablished {
+        return self.close(
+          .tls(
+            .handshakeTimedOut(after: self.configuration.connectTimeout),
+            host: self.configuration.host, port: self.configuration.port))
+      }
       self.close(
         .connection(
           reason:
@@ -142,8 +148,15 @@ final class GRPCConnection {
   }
 
   private func socketConnected(_ socket: ConnectedSocket) {
-    let stream = TCPStream(loop: loop, fileDescriptor: socket.fileDescriptor)
-    guard case .startSession = lifecycle.handle(.socketConnected) else { return stream.close() }
+    let tcp = TCPStream(loop: loop, fileDescriptor: socket.fileDescriptor)
+    guard case .startSession = lifecycle.handle(.socketConnected) else { return tcp.close() }
+    let stream: any ByteStream
+    do {
+      stream = try makeStream(over: tcp)
+    } catch {
+      tcp.close()
+      return close(error)
+    }
     self.stream = stream
     do {
       let settings = HTTP2Session.Settings(
@@ -155,6 +168,21 @@ final class GRPCConnection {
       return close(error)
     }
     scheduleFlush()
+  }
+
+  /// The plain TCP stream, or TLS over it when the configuration asks for TLS.
+  private func makeStream(over tcp: TCPStream) throws(MilvexError) -> any ByteStream {
+    guard let tls = configuration.tls else { return tcp }
+    if !tls.verifyCertificate {
+      logger.warning(
+        "TLS certificate verification is OFF: anyone who can intercept this connection can read and change it",
+        metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
+    }
+    do {
+      return try TLSStream(inner: tcp, context: TLSContext(tls), host: configuration.host)
+    } catch {
+      throw .tls(error, host: configuration.host, port: configuration.port)
+    }
   }
 
   /// Does what the lifecycle machine decided.
@@ -444,6 +472,15 @@ final class GRPCConnection {
       received(bytes)
     case .drained:
       flush()
+    case .closed(.tls(let failure)):
+      close(.tls(failure, host: configuration.host, port: configuration.port))
+    case .closed(.endOfFile) where configuration.tls == nil && !sawSettings:
+      close(
+        .connection(
+          reason:
+            "the server closed the connection before its HTTP/2 SETTINGS "
+            + "(if this is a TLS port, use https://)",
+          host: configuration.host, port: configuration.port, retriable: true))
     case .closed(let reason):
       close(
         .connection(
@@ -468,6 +505,14 @@ final class GRPCConnection {
 
   /// A server that answers in HTTP/1 (or anything else) instead of HTTP/2 gets a clear error.
   private func nonHTTP2Answer(_ bytes: UnsafeRawBufferPointer) -> MilvexError? {
+    // A TLS record (alert or handshake, version 3.x): a TLS port spoken to in plaintext.
+    if configuration.tls == nil, bytes.count >= 2, bytes[0] == 0x15 || bytes[0] == 0x16,
+      bytes[1] == 0x03
+    {
+      return .protocolViolation(
+        "\(configuration.host):\(configuration.port) answered with TLS, not plaintext HTTP/2; "
+          + "use https:// (TLS) for this port")
+    }
     guard bytes.count >= 5, bytes[0..<5].elementsEqual("HTTP/".utf8) else { return nil }
     let line = bytes[0..<min(bytes.count, 64)].prefix { $0 != 13 && $0 != 10 }
     return .protocolViolation(
@@ -534,6 +579,10 @@ final class GRPCConnection {
     switch error {
     case .disconnected, .eventLoopShutDown:
       callError = error
+    case .tls(let failure, _, _):
+      callError = .grpcStatus(
+        GRPCStatus(
+          code: .unavailable, message: "the connection closed: \(error)", cause: .tls(failure)))
     default:
       callError = .status(.unavailable, "the connection closed: \(error)")
     }

@@ -67,6 +67,9 @@ public struct GRPCStatus: Sendable, Hashable, CustomStringConvertible {
     /// No channel was connected within the call's deadline; `lastFailure` is why the latest
     /// connect attempt failed, as in ``MilvexError/notConnected(host:port:lastFailure:)``.
     case notConnected(host: String, port: Int, lastFailure: String?)
+    /// The call's TLS connection failed (or never came up): the certificate, the handshake,
+    /// ALPN or the configuration.
+    case tls(TLSFailure)
   }
 
   public var description: String {

@@ -63,6 +63,7 @@ final class MilvusCallMetrics {
       default: return "grpc"
       }
     case .notConnected, .connection: return "connection"
+    case .tls: return "tls"
     case .disconnected: return "disconnected"
     case .eventLoopShutDown: return "shutdown"
     case .protocolViolation: return "protocol"

@@ -76,6 +76,7 @@ public struct RetryPolicy: Sendable, Hashable {
     case .milvus: return error.isRetriable
     case .notConnected: return true
     case .connection(_, _, _, let retriable): return retriable
+    case .tls(let failure, _, _): return failure.isRetriable
     default: return false
     }
   }

@@ -8,7 +8,8 @@ enum ByteStreamEvent {
   case closed(StreamCloseReason)
 }
 
-/// An ordered, reliable byte stream on the loop: plain TCP today, TLS later. It owns the
+/// An ordered, reliable byte stream on the loop: plain TCP (``TCPStream``) or TLS over it
+/// (``TLSStream``). It owns the
 /// descriptor, reads into the loop's shared buffer, writes what its owner hands it (the owner
 /// batches one loop iteration's output into one ``send(_:)``), watches for writability only
 /// while output is pending, and reports its end as a typed ``StreamCloseReason``. The layers
@@ -26,6 +27,9 @@ protocol ByteStream: AnyObject {
 
   /// Whether bytes handed to ``send(_:)`` are still waiting for the socket.
   var hasPendingOutput: Bool { get }
+
+  /// Whether the stream's own handshake (TLS) is done; bytes sent before wait for it.
+  var isEstablished: Bool { get }
 
   /// Closes the stream now, dropping pending output. Idempotent; reports no event.
   func close()

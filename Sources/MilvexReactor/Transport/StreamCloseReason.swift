@@ -13,6 +13,8 @@ public enum StreamCloseReason: Sendable, Hashable, CustomStringConvertible {
   case protocolError(String)
   /// The owner closed the stream.
   case localClose
+  /// TLS failed (handshake, certificate, ALPN, or a TLS error later).
+  case tls(TLSFailure)
 
   public var description: String {
     switch self {
@@ -22,6 +24,7 @@ public enum StreamCloseReason: Sendable, Hashable, CustomStringConvertible {
     case .timeout(let what): return what
     case .protocolError(let what): return what
     case .localClose: return "closed by the client"
+    case .tls(let failure): return failure.description
     }
   }
 

@@ -16,7 +16,7 @@
 ///   every call): only `send` and the writer touch it, on the loop thread, and `produce` gets
 ///   it `inout` without any other access open.
 final class TCPStream: ByteStream {
-  private let loop: EventLoop
+  let loop: EventLoop
   @exclusivity(unchecked) private var fd: Int32
   @exclusivity(unchecked) private var watcher: IOWatcher?
   @exclusivity(unchecked) private var onEvent: ((ByteStreamEvent) -> Void)?
@@ -47,6 +47,9 @@ final class TCPStream: ByteStream {
   }
 
   var hasPendingOutput: Bool { outputOffset < output.count }
+
+  /// A TCP stream is ready for bytes as soon as it is connected.
+  var isEstablished: Bool { true }
 
   func send(_ produce: (inout [UInt8]) -> Void) {
     guard isOpen else { return }
