@@ -373,6 +373,7 @@ final class ConnectionDriver {
   private static func reason(_ error: MilvexError) -> String {
     switch error {
     case .connection(let reason, _, _, _): return reason
+    case .tls(let failure, _, _): return "TLS: \(failure)"
     case .grpcStatus(let status): return status.message
     case .protocolViolation(let message): return "protocol error: \(message)"
     default: return "\(error)"

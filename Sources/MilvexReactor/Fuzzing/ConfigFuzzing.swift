@@ -163,7 +163,11 @@ enum ConfigFuzzing {
     } catch {
       preconditionFailure("an accepted configuration fails validate(): \(error)")
     }
-    let visible = [config.host, config.database, config.user ?? ""]
+    // TLS file paths and the server name are shown (key files by path, never their bytes).
+    var visible = [config.host, config.database, config.user ?? "", config.tls.serverName ?? ""]
+    for source in [config.tls.trustRoots, config.tls.certificateChain, config.tls.privateKey] {
+      if case .file(let path) = source { visible.append(path) }
+    }
     let description = config.description
     if description.contains(secretMarker) {
       precondition(

@@ -7,7 +7,9 @@
 ///
 /// The description never shows key bytes: a private key is printed as `<redacted>`, PEM bytes
 /// by their size.
-public struct TLSConfiguration: Sendable, Hashable, CustomStringConvertible {
+public struct TLSConfiguration: Sendable, Hashable, CustomStringConvertible,
+  CustomReflectable
+{
   /// PEM data: a file's path, or the bytes themselves.
   public enum PEMSource: Sendable, Hashable {
     case file(String)
@@ -97,5 +99,10 @@ public struct TLSConfiguration: Sendable, Hashable, CustomStringConvertible {
     }
     if let serverName { parts.append("server name: \(serverName)") }
     return "TLS(\(parts.joined(separator: ", ")))"
+  }
+
+  /// `dump` and debuggers show the description's parts, never PEM or key bytes.
+  public var customMirror: Mirror {
+    Mirror(self, children: ["description": description], displayStyle: .struct)
   }
 }
