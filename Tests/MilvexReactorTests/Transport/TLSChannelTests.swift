@@ -181,6 +181,21 @@ final class TLSChannelTests: XCTestCase {
     }
   }
 
+  func testDescriptionAndDumpNeverShowKeyBytes() {
+    let tls = TLSConfiguration(
+      trustRoots: .pem("-----BEGIN CERTIFICATE-----ROOTS"),
+      certificateChain: .pem("-----BEGIN CERTIFICATE-----CHAIN"),
+      privateKey: .pem("-----BEGIN PRIVATE KEY-----SECRET"), serverName: "milvus.internal")
+    var dumped = ""
+    dump(tls, to: &dumped)
+    for text in [tls.description, dumped, "\(tls)", String(reflecting: tls)] {
+      XCTAssertFalse(text.contains("SECRET"), text)
+      XCTAssertFalse(text.contains("BEGIN"), text)
+      XCTAssertTrue(text.contains("key: <redacted>"), text)
+      XCTAssertTrue(text.contains("milvus.internal"), text)
+    }
+  }
+
   // MARK: - Failures
 
   func testAnUntrustedCertificateNamesTheReasonAndTheSubject() async throws {
