@@ -109,6 +109,11 @@ final class ConnectionDriver {
 
   func disconnect(reason: String) {
     guard case .shutDown(let shutDown) = machine.disconnect(reason: reason) else { return }
+    shut(shutDown, reason: reason)
+  }
+
+  /// Ends the connection as the machine decided (a disconnect or a refusal).
+  private func shut(_ shutDown: ConnectionStateMachine.ShutDown, reason: String) {
     loop.removeShutdownHandler(of: self)
     if shutDown.cancelRetryTimer { retryTimer?.cancel() }
     retryTimer = nil
@@ -120,14 +125,15 @@ final class ConnectionDriver {
     current = nil
     for channel in draining.values { channel.closeOnLoop() }
     draining.removeAll()
+    disconnects.increment()
+    logger.info("disconnected", metadata: ["reason": "\(reason)"])
+    // Published before the waiters hear: a caller that failed sees the state already ended.
+    publish(shutDown.transition)
     for id in shutDown.failWaiters { waiters.removeValue(forKey: id)?(.failure(shutDown.error)) }
     // Waiters the machine no longer tracked (none expected) must not be left hanging.
     let rest = waiters
     waiters.removeAll()
     for waiter in rest.values { waiter(.failure(shutDown.error)) }
-    disconnects.increment()
-    logger.info("disconnected", metadata: ["reason": "\(reason)"])
-    publish(shutDown.transition)
     onTerminated()
   }
 
@@ -263,6 +269,13 @@ final class ConnectionDriver {
         // Fail first, so that the close below is not reported as the reason.
         self.attemptFailed(generation: generation, reason: reason)
         channel.closeOnLoop()
+      case .refuse(let error, let reason):
+        guard
+          case .shutDown(let shutDown) = self.machine.attemptRefused(
+            generation: generation, error: error, reason: reason)
+        else { return }
+        self.logger.error("the server refused the connection", metadata: ["reason": "\(reason)"])
+        self.shut(shutDown, reason: reason)
       }
     }
   }

@@ -156,10 +156,22 @@ struct ConnectionStateMachine {
   /// Terminal.
   private struct Disconnected {
     var reason: String
+    /// What callers get from now on: ``MilvexError/disconnected(reason:)`` after a disconnect,
+    /// the server's refusal after ``attemptRefused(generation:error:reason:)``.
+    var error: MilvexError
 
-    init(from idle: Idle, reason: String) { self.reason = reason }
-    init(from attempting: Attempting, reason: String) { self.reason = reason }
-    init(from connected: Connected, reason: String) { self.reason = reason }
+    init(from idle: Idle, reason: String) {
+      self.reason = reason
+      self.error = .disconnected(reason: reason)
+    }
+    init(from attempting: Attempting, reason: String, error: MilvexError? = nil) {
+      self.reason = reason
+      self.error = error ?? .disconnected(reason: reason)
+    }
+    init(from connected: Connected, reason: String) {
+      self.reason = reason
+      self.error = .disconnected(reason: reason)
+    }
   }
 
   private var state: State = .idle(Idle())
@@ -226,7 +238,7 @@ struct ConnectionStateMachine {
     case .connected(let connected):
       return .connected(generation: connected.generation)
     case .disconnected(let disconnected):
-      return .notConnected(.disconnected(reason: disconnected.reason))
+      return .notConnected(disconnected.error)
     }
   }
 
@@ -437,7 +449,8 @@ struct ConnectionStateMachine {
     var closeChannel: UInt64?
     /// Waiters to fail with `error`, in registration order.
     var failWaiters: [WaiterID]
-    /// What waiters and calls fail with: ``MilvexError/disconnected(reason:)``.
+    /// What waiters and calls fail with: ``MilvexError/disconnected(reason:)``, or the
+    /// server's refusal.
     var error: MilvexError
   }
 
@@ -477,6 +490,32 @@ struct ConnectionStateMachine {
         error: .disconnected(reason: reason)))
   }
 
+  /// The server refused attempt `generation` for good: the credentials are wrong (Milvus
+  /// answered `Connect` with UNAUTHENTICATED). Trying again cannot help, so the connection ends
+  /// here, like ``disconnect(reason:)``, but waiters and later callers get `error` (the
+  /// refusal, not retriable) instead of ``MilvexError/disconnected(reason:)``: a wrong password
+  /// surfaces at once instead of as a reconnect loop. A late answer of an abandoned attempt
+  /// returns `.none`.
+  mutating func attemptRefused(generation: UInt64, error: MilvexError, reason: String)
+    -> OnDisconnect
+  {
+    let from = connectivityState
+    switch state {
+    case .connecting(let attempting), .reconnecting(let attempting):
+      guard attempting.generation == generation, attempting.phase == .attemptInFlight else {
+        return .none
+      }
+      state = .disconnected(Disconnected(from: attempting, reason: reason, error: error))
+      return .shutDown(
+        ShutDown(
+          transition: StateTransition(from: from, to: .disconnected, reason: reason),
+          cancelRetryTimer: false, closeChannel: generation, failWaiters: attempting.waiters.ids,
+          error: error))
+    case .idle, .connected, .disconnected:
+      return .none
+    }
+  }
+
   // MARK: - Wait for ready
 
   enum OnWaitForReady: Equatable {
@@ -505,7 +544,7 @@ struct ConnectionStateMachine {
     case .connected(let connected):
       return .resume(generation: connected.generation)
     case .disconnected(let disconnected):
-      return .fail(.disconnected(reason: disconnected.reason))
+      return .fail(disconnected.error)
     case .idle, .connecting, .reconnecting:
       guard deadline > now else { return .fail(notConnectedError) }
       updateWaiters { $0.add(id, deadline: deadline) }

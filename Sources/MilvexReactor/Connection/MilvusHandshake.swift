@@ -21,7 +21,12 @@ enum MilvusHandshake {
     case proceed(identifier: Int64?)
     /// The attempt failed, for this reason.
     case fail(String)
+    /// The server refused the credentials: trying again cannot help. Callers get `error`.
+    case refuse(MilvexError, reason: String)
   }
+
+  /// Milvus's "user hasn't authenticated" (merr `ErrNeedAuthenticate`) inside a status.
+  static let needAuthenticateCode: Int32 = 1800
 
   /// A serialized `ConnectRequest` (sdk type `Swift`, this library's version, local time,
   /// user, host name). The password and token are not part of it.
@@ -42,6 +47,8 @@ enum MilvusHandshake {
     switch result {
     case .failure(.grpcStatus(let status)) where status.code == .unimplemented:
       return .proceed(identifier: nil)
+    case .failure(.grpcStatus(let status)) where status.code == .unauthenticated:
+      return refusal(status.message)
     case .failure(let error):
       return .fail("the Milvus Connect handshake failed: \(error)")
     case .success(let bytes):
@@ -50,11 +57,20 @@ enum MilvusHandshake {
       }
       let status = response.status
       guard status.errorCode == .success, status.code == 0 else {
+        if status.code == needAuthenticateCode { return refusal(status.reason) }
         let code = status.code != 0 ? status.code : Int32(status.errorCode.rawValue)
         return .fail("the Milvus Connect handshake failed: Milvus error \(code): \(status.reason)")
       }
       return .proceed(identifier: response.identifier == 0 ? nil : response.identifier)
     }
+  }
+
+  /// The server refused the credentials (`message` is its words; they hold no secret).
+  private static func refusal(_ message: String) -> Outcome {
+    let reason =
+      "Milvus refused the credentials (check the user and password, or the token): "
+      + (message.isEmpty ? "UNAUTHENTICATED" : message)
+    return .refuse(.status(.unauthenticated, reason), reason: reason)
   }
 
   private static func localTime() -> String {

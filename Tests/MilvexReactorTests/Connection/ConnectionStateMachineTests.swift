@@ -336,4 +336,36 @@ final class ConnectionStateMachineTests: XCTestCase {
       }
     }
   }
+
+  // MARK: - Refusal
+
+  /// A refused attempt ends the connection like a disconnect, but callers get the refusal.
+  func testARefusedAttemptIsTerminalWithTheRefusalForEveryCaller() {
+    let clock = ManualClock()
+    let refusal = MilvexError.status(.unauthenticated, "refused the credentials")
+    var machine = ConnectionStateMachine(config: try! ConnectionConfig())
+    guard case .startAttempt(let generation, _) = machine.start() else { return XCTFail() }
+    XCTAssertEqual(
+      machine.waitForReady(id: WaiterID(1), deadline: clock.now + .seconds(5), now: clock.now),
+      .wait(deadline: clock.now + .seconds(5)))
+    XCTAssertEqual(
+      machine.attemptRefused(generation: generation + 1, error: refusal, reason: "no"), .none,
+      "another generation's answer")
+    guard
+      case .shutDown(let shutDown) = machine.attemptRefused(
+        generation: generation, error: refusal, reason: "refused")
+    else { return XCTFail() }
+    XCTAssertEqual(shutDown.transition.from, .connecting)
+    XCTAssertEqual(shutDown.transition.to, .disconnected)
+    XCTAssertEqual(shutDown.closeChannel, generation)
+    XCTAssertEqual(shutDown.failWaiters, [WaiterID(1)])
+    XCTAssertEqual(shutDown.error, refusal)
+    XCTAssertEqual(machine.connectivityState, .disconnected)
+    XCTAssertEqual(machine.channel, .notConnected(refusal))
+    XCTAssertEqual(
+      machine.waitForReady(id: WaiterID(2), deadline: clock.now + .seconds(5), now: clock.now),
+      .fail(refusal))
+    XCTAssertEqual(machine.attemptRefused(generation: generation, error: refusal, reason: "x"), .none)
+    XCTAssertEqual(machine.disconnect(reason: "later"), .none, "already terminal")
+  }
 }

@@ -92,11 +92,56 @@ final class FailureReasonTests: XCTestCase {
     assertReason(error, contains: "HTTP/1")
   }
 
-  func testMilvusHandshakeRefused() async throws {
+  /// Wrong credentials (Milvus answers Connect with its "user hasn't authenticated" status,
+  /// 1800) end the connection at once with the server's words, instead of a reconnect loop
+  /// (issue 12): one transition to `disconnected`, and every caller, waiting or later, gets the
+  /// non-retriable UNAUTHENTICATED at once.
+  func testWrongCredentialsEndTheConnectionWithTheServersWords() async throws {
     let server = try PeerProcess.announcing(
       script: "misbehaving_server.py", arguments: ["--scenario", "connect-denied"])
     cleanups.append { server.stop() }
-    let (error, _) = try await failures(port: server.port)
-    assertReason(error, contains: "auth check failure")
+    var logger = Logger(label: "reason-test")
+    logger.logLevel = .critical
+    let config = try ConnectionConfig(
+      host: "127.0.0.1", port: server.port, user: "root", password: "SECRET-PASSWORD",
+      connectTimeout: .seconds(5), reconnectBaseDelay: .milliseconds(20),
+      reconnectMaxDelay: .milliseconds(50), allowTestingTimings: true)
+    let transitions = EventRecorder<StateTransition>()
+    let connection = try Connection.start(config: config, on: loop, logger: logger) {
+      transitions.record($0)
+    }
+    cleanups.append { connection.disconnect() }
+    // A caller already waiting when the refusal comes is failed by it, not by its deadline.
+    let start = ContinuousClock.now
+    var waited: MilvexError?
+    do {
+      _ = try await connection.waitForChannel(timeout: .seconds(10))
+    } catch let caught {
+      waited = caught
+    }
+    XCTAssertLessThan(ContinuousClock.now - start, .seconds(5))
+    guard case .grpcStatus(let status)? = waited else {
+      return XCTFail("expected UNAUTHENTICATED, got \(String(describing: waited))")
+    }
+    XCTAssertEqual(status.code, .unauthenticated)
+    XCTAssertTrue(status.message.contains("auth check failure"), status.message)
+    XCTAssertFalse(waited!.isRetriable)
+    XCTAssertEqual(connection.state, .disconnected)
+    let ended = await transitions.first(within: .seconds(5)) { $0.to == .disconnected }
+    XCTAssertEqual(ended?.from, .connecting)
+    XCTAssertTrue(ended?.reason.contains("refused the credentials") == true, "\(transitions.all)")
+    XCTAssertFalse(
+      transitions.all.contains { $0.reason.contains("next attempt") }, "no reconnect loop")
+    for transition in transitions.all {
+      XCTAssertFalse(transition.reason.contains("SECRET"), transition.reason)
+    }
+    // Later callers get the same answer at once.
+    do {
+      _ = try await connection.waitForChannel(timeout: .seconds(1))
+      XCTFail("a refused connection gave a channel")
+    } catch {
+      guard case .grpcStatus(let again) = error else { return XCTFail("\(error)") }
+      XCTAssertEqual(again.code, .unauthenticated)
+    }
   }
 }

@@ -26,6 +26,17 @@ final class MilvusHandshakeTests: XCTestCase {
     guard case .fail = MilvusHandshake.outcome(.success(try response(errorCode: .unexpectedError))) else { return XCTFail() }
     guard case .fail = MilvusHandshake.outcome(.success([0xFF, 0xFF])) else { return XCTFail("garbage") }
     guard case .fail = MilvusHandshake.outcome(.failure(.status(.unavailable, "down"))) else { return XCTFail() }
+    // Wrong credentials: refused for good, with the server's words, as UNAUTHENTICATED.
+    for answer: Result<[UInt8], MilvexError> in [
+      .failure(.status(.unauthenticated, "auth check failure")),
+      .success(try response(code: 1800, reason: "auth check failure")),
+    ] {
+      guard case .refuse(.grpcStatus(let status), let reason) = MilvusHandshake.outcome(answer)
+      else { return XCTFail("\(answer)") }
+      XCTAssertEqual(status.code, .unauthenticated)
+      XCTAssertTrue(reason.contains("auth check failure"), reason)
+      XCTAssertTrue(status.message.contains("refused the credentials"), status.message)
+    }
   }
 
   func testRequestNamesTheClientWithoutSecrets() throws {
