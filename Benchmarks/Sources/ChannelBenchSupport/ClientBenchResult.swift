@@ -89,6 +89,6 @@ func select(_ values: inout [UInt64], _ index: Int) -> UInt64 {
 }
 
 /// `value` with `digits` decimals; JSON has no NaN, so a non-finite value becomes null.
-private func fixed(_ value: Double, _ digits: Int) -> String {
+func fixed(_ value: Double, _ digits: Int) -> String {
   value.isFinite ? String(format: "%.\(digits)f", value) : "null"
 }

@@ -1,6 +1,8 @@
 // The MilvexReactor channel as a benchmark client: the same unary call as the other clients
 // (/bench.Echo/Call, 32-byte payload) over one HTTP/2 connection at a given concurrency.
-// CLI: --port P --concurrency C --calls N --warmup W. Prints one JSON line.
+// CLI: --port P --concurrency C --calls N --warmup W [--tls-ca PATH]. Prints one JSON line.
+// With --connections N [--connection-interval-ms MS]: the set-up time of N fresh connections
+// instead (Benchmarks/README.md).
 //
 // The harness is kept lean so that callgrind's per-call count is the channel's: one closure per
 // call (the callback API's own cost), the monotonic clock read twice, and no boxed captures
@@ -15,6 +17,11 @@ struct Options {
   var calls = 20_000
   var warmup = 2_000
   var host = "127.0.0.1"
+  /// TLS when set: the CA the server's certificate (for `localhost`) must chain to.
+  var tlsCA: String?
+  /// Set-up mode when set: this many fresh connections, one after another.
+  var connections: Int?
+  var connectionIntervalMs = 20
 
   init(arguments: [String]) {
     var index = 1
@@ -26,6 +33,9 @@ struct Options {
       case "--calls": calls = Int(value) ?? calls
       case "--warmup": warmup = Int(value) ?? warmup
       case "--host": host = value
+      case "--tls-ca": tlsCA = value
+      case "--connections": connections = Int(value)
+      case "--connection-interval-ms": connectionIntervalMs = Int(value) ?? connectionIntervalMs
       default: FileHandle.standardError.write(Data("unknown option \(arguments[index])\n".utf8))
       }
       index += 2
@@ -87,12 +97,96 @@ nonisolated func runPhase(channel: GRPCChannel, loop: EventLoop, total: Int, con
 
 enum BenchError: Error { case callFailed(String) }
 
+/// One fresh channel on the loop thread, one echo call as soon as it is created (it waits for
+/// the channel to be ready), closed when the echo returns. Loop-confined, as `ClosedLoopPhase`.
+final class ConnectionSetup: @unchecked Sendable {
+  let configuration: GRPCChannelConfiguration
+  let loop: EventLoop
+  let payload = [UInt8](repeating: 0x61, count: 32)
+  let done = Latch()
+  var channel: GRPCChannel?
+  var start: UInt64 = 0
+  var ready: UInt64?
+  var sample: ConnectionSetupSample?
+  var failure: String?
+
+  init(configuration: GRPCChannelConfiguration, loop: EventLoop) {
+    self.configuration = configuration
+    self.loop = loop
+  }
+
+  func begin() {
+    start = monotonicNanoseconds()
+    do {
+      let channel = try GRPCChannel.connectOnLoop(configuration: configuration, loop: loop) {
+        event in
+        if event == .ready, self.ready == nil { self.ready = monotonicNanoseconds() }
+      }
+      self.channel = channel
+      channel.unaryOnLoop(path: "/bench.Echo/Call", request: payload, timeout: .seconds(30)) {
+        result in
+        self.finish(result, at: monotonicNanoseconds())
+      }
+    } catch {
+      failure = "\(error)"
+      done.open()
+    }
+  }
+
+  func finish(_ result: Result<[UInt8], MilvexError>, at end: UInt64) {
+    switch result {
+    case .failure(let error): failure = "\(error)"
+    case .success(let reply) where reply != payload: failure = "no echo"
+    case .success:
+      sample = ConnectionSetupSample(
+        firstEchoNanoseconds: end - start, readyNanoseconds: ready.map { $0 - start })
+    }
+    channel?.closeOnLoop()
+    channel = nil
+    done.open()
+  }
+}
+
+/// `count` fresh connections one after another, paced as h2load's `--rate 1 --rate-period`.
+nonisolated func measureSetups(
+  configuration: GRPCChannelConfiguration, loop: EventLoop, count: Int, intervalMs: Int
+) throws -> ConnectionSetupResult {
+  var samples: [ConnectionSetupSample] = []
+  let cpuBefore = ProcessCPUTime.now()
+  let pacer = ConnectionPacer(intervalMilliseconds: intervalMs)
+  for index in 0..<count {
+    let wait = pacer.nanosecondsUntilStart(of: index)
+    if wait > 0 { usleep(UInt32(wait / 1_000)) }
+    let setup = ConnectionSetup(configuration: configuration, loop: loop)
+    try loop.execute { setup.begin() }
+    setup.done.wait()
+    guard let sample = setup.sample else {
+      throw BenchError.callFailed(setup.failure ?? "no sample")
+    }
+    samples.append(sample)
+  }
+  return ConnectionSetupResult(
+    samples: samples, intervalMilliseconds: intervalMs, cpu: ProcessCPUTime.now() - cpuBefore)
+}
+
 nonisolated func main() throws {
   let options = Options(arguments: CommandLine.arguments)
   let loop = try EventLoop(threadName: "bench-client")
   defer { loop.shutdown() }
   var configuration = GRPCChannelConfiguration(host: options.host, port: options.port)
   configuration.keepaliveTime = .seconds(60)
+  if let caPath = options.tlsCA {
+    // Dial the address, verify the certificate (chain and name) as issued for localhost.
+    configuration.tls = TLSConfiguration(
+      trustRoots: .file(caPath), serverName: ClientBenchOptions.tlsServerName)
+  }
+  if let connections = options.connections {
+    let result = try measureSetups(
+      configuration: configuration, loop: loop, count: connections,
+      intervalMs: options.connectionIntervalMs)
+    print(result.jsonLine(client: "milvex"))
+    return
+  }
   let channel = try GRPCChannel.connect(configuration: configuration, loop: loop)
   _ = try runPhase(
     channel: channel, loop: loop, total: options.warmup, concurrency: options.concurrency)
