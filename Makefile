@@ -55,6 +55,18 @@ bench-channel:
 	Benchmarks/run-channel-bench.py --milvex-client Benchmarks/.build/release/MilvexChannelBench \
 	  --milvex-async-client Benchmarks/.build/release/MilvexAsyncChannelBench
 
+## The channel benchmark over TLS (Benchmarks/README.md): the same clients over TLS 1.3 against
+## the echo server with a test certificate, plus connection set-up time; medians of 3 runs.
+.PHONY: bench-channel-tls
+bench-channel-tls:
+	@scripts/install-deps.sh --bench
+	$(MAKE) -C Benchmarks/cpp-server
+	cd Benchmarks && for product in MilvexChannelBench MilvexAsyncChannelBench GRPCSwiftClientBench; do \
+	  $(SWIFT) build -c release --product $$product || exit 1; done
+	Benchmarks/run-channel-bench.py --tls --repeat 3 \
+	  --milvex-client Benchmarks/.build/release/MilvexChannelBench \
+	  --milvex-async-client Benchmarks/.build/release/MilvexAsyncChannelBench
+
 ## Resident memory and idle CPU per connection: IDLE_CONNECTIONS (10,000) idle connections to the
 ## C++ echo server for IDLE_SECONDS (10).
 IDLE_CONNECTIONS ?= 10000

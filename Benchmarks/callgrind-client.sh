@@ -12,6 +12,12 @@
 #                (e.g. Benchmarks/.build/release/GRPCSwiftClientBench), or the word h2load
 #   CALLS        measured calls of the first run (default 2000)
 #   CONCURRENCY  concurrent calls on the one connection (default 1)
+# Environment:
+#   TLS=1        the server speaks TLS (certificates from Tests/Peers/make_test_certs.sh in the
+#                work directory); a client gets --tls-ca CA, h2load an https://localhost URL
+#                with OpenSSL's default TLS 1.3 suite order (as run-channel-bench.py --tls)
+#   CLIENT_ARGS  more arguments for the client (word-split), e.g. CLIENT_ARGS='--host ::1'
+#   GENERIC_SERVER  the echo server (default Benchmarks/.build-cpp/generic_server)
 # Needs: valgrind, Benchmarks/.build-cpp/generic_server (make -C Benchmarks/cpp-server).
 set -euo pipefail
 
@@ -21,6 +27,8 @@ calls=${2:-2000}
 concurrency=${3:-1}
 warmup=200
 server=${GENERIC_SERVER:-$here/.build-cpp/generic_server}
+tls=${TLS:-0}
+read -r -a extra_args <<<"${CLIENT_ARGS:-}"
 
 [[ -x $server ]] || { echo "no $server: run 'make -C Benchmarks/cpp-server'" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install valgrind)" >&2; exit 1; }
@@ -39,8 +47,19 @@ cleanup() {
 trap cleanup EXIT
 
 # The server reads a FIFO that this shell holds open on fd 3, and so lives exactly as long.
+server_args=()
+client_tls_args=()
+h2load_tls_args=()
+scheme=http host=127.0.0.1
+if [[ $tls == 1 ]]; then
+  "$here/../Tests/Peers/make_test_certs.sh" "$work/certs"
+  server_args=(--tls-cert "$work/certs/server.pem" --tls-key "$work/certs/server.key")
+  client_tls_args=(--tls-ca "$work/certs/ca.pem")
+  h2load_tls_args=(--tls13-ciphers=TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256)
+  scheme=https host=localhost
+fi
 mkfifo "$work/server-stdin"
-"$server" 0 <"$work/server-stdin" >"$work/server-stdout" &
+"$server" "${server_args[@]}" 0 <"$work/server-stdin" >"$work/server-stdout" &
 server_pid=$!
 exec 3>"$work/server-stdin"
 for _ in $(seq 50); do
@@ -66,9 +85,11 @@ instructions_for() {
   local -a run
   if [[ $client == h2load ]]; then
     run=(h2load -n "$n" -c 1 -t 1 -m "$concurrency" -d "$work/request.bin"
-      -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$port/bench.Echo/Call")
+      -H 'content-type: application/grpc' -H 'te: trailers' "${h2load_tls_args[@]}"
+      "$scheme://$host:$port/bench.Echo/Call")
   else
-    run=("$client_binary" --port "$port" --concurrency "$concurrency" --calls "$n" --warmup "$warmup")
+    run=("$client_binary" --port "$port" --concurrency "$concurrency" --calls "$n" --warmup "$warmup"
+      "${client_tls_args[@]}" "${extra_args[@]}")
   fi
   valgrind --tool=callgrind --callgrind-out-file="$out" "${run[@]}" \
     >"$work/client.$n.stdout" 2>"$work/client.$n.stderr" || {
@@ -80,12 +101,13 @@ instructions_for() {
 }
 
 echo "callgrind: $client, $calls and $((2 * calls)) calls at concurrency $concurrency" \
-  "(warm-up $warmup, not for h2load), server on port $port" >&2
+  "(warm-up $warmup, not for h2load), server on port $port$([[ $tls == 1 ]] && echo ', TLS')" >&2
 single=$(instructions_for "$calls")
 double=$(instructions_for "$((2 * calls))")
 row() { printf '%-34s %s\n' "$1" "$2"; }
 row "client:" "$(basename "$client")"
 row "concurrency:" "$concurrency"
+row "transport:" "$([[ $tls == 1 ]] && echo TLS || echo plaintext)"
 row "Ir, run of $calls calls:" "$single"
 row "Ir, run of $((2 * calls)) calls:" "$double"
 row "Ir/call, total / calls:" "$((single / calls))   (includes start-up and warm-up)"

@@ -13,6 +13,11 @@ every client pinned to the client CPU, one HTTP/2 connection each, the same 32-b
 (/bench.Echo/Call). Prints a Markdown table (and ratios against the issue's targets when milvex
 ran). Builds nothing: see Benchmarks/README.md for the build commands.
 
+With --tls, the server speaks TLS (a test CA and a certificate for localhost, made by
+Tests/Peers/make_test_certs.sh in a temporary directory), every client connects over TLS 1.3
+with ALPN h2, and after the calls each client opens --setup-connections fresh connections one
+after another to measure connection set-up (TCP + TLS + HTTP/2 + the first echo).
+
 Python 3 standard library only.
 """
 
@@ -33,6 +38,14 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+MAKE_CERTS = os.path.join(HERE, "..", "Tests", "Peers", "make_test_certs.sh")
+# The name on the test server certificate; clients dial 127.0.0.1 and verify this name.
+TLS_SERVER_NAME = "localhost"
+# OpenSSL 3's default TLS 1.3 suites, in its order: what milvex (OpenSSL, defaults) offers.
+# h2load's own default puts AES-128-GCM first, and the server takes the client's first choice;
+# with this list h2load negotiates the same suite as milvex (TLS_AES_256_GCM_SHA384).
+OPENSSL_DEFAULT_TLS13_CIPHERS = (
+    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256")
 METHOD_PATH = "/bench.Echo/Call"
 PAYLOAD_BYTES = 32
 # A gRPC message on the wire: compressed flag 0, big-endian length, payload.
@@ -71,7 +84,20 @@ def parse_arguments():
     parser.add_argument("--server-cpu", type=int, default=1)
     parser.add_argument("--json-out", metavar="FILE",
                         help="also write every run's JSON record to FILE, one per line")
-    return parser.parse_args()
+    parser.add_argument("--tls", action="store_true",
+                        help="TLS for the server and every client (certificates from "
+                             "Tests/Peers/make_test_certs.sh), plus the connection set-up "
+                             "measurement")
+    parser.add_argument("--setup-connections", type=int, metavar="N",
+                        help="fresh connections per client and run for the set-up measurement "
+                             "(default: 100 with --tls, 0 = none without)")
+    parser.add_argument("--setup-interval-ms", type=int, default=20,
+                        help="connection i of the set-up measurement starts i times this after "
+                             "the first (h2load --rate 1 --rate-period; default: 20)")
+    arguments = parser.parse_args()
+    if arguments.setup_connections is None:
+        arguments.setup_connections = 100 if arguments.tls else 0
+    return arguments
 
 
 def calls_for(concurrency, scale):
@@ -105,9 +131,13 @@ def children_cpu_seconds():
 class EchoServer:
     """generic_server on 127.0.0.1, pinned; stops when its stdin is closed."""
 
-    def __init__(self, path, cpu):
+    def __init__(self, path, cpu, tls_files=None):
+        tls_arguments = []
+        if tls_files:
+            tls_arguments = ["--tls-cert", tls_files["cert"], "--tls-key", tls_files["key"]]
         self.process = subprocess.Popen(
-            pinned(cpu, [path, "0"]), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            pinned(cpu, [path] + tls_arguments + ["0"]), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()
         match = re.fullmatch(r"PORT (\d+)\n", line)
         if not match:
@@ -134,14 +164,57 @@ def run_tcp_rtt(args, round_trips):
     return json.loads(output.strip().splitlines()[-1])
 
 
-def h2load_command(args, port, concurrency, calls, data_path, log_path=None):
-    command = [args.h2load, "-n", str(calls), "-c", "1", "-t", "1", "-m", str(concurrency),
-               "-d", data_path,
+def h2load_url(args, port):
+    """https://localhost (ALPN h2, no certificate verification: h2load has none) or h2c."""
+    if args.tls:
+        return f"https://{TLS_SERVER_NAME}:{port}{METHOD_PATH}"
+    return f"http://127.0.0.1:{port}{METHOD_PATH}"
+
+
+def h2load_command(args, port, concurrency, calls, data_path, log_path=None, clients=1,
+                   extra=()):
+    command = [args.h2load, "-n", str(calls), "-c", str(clients), "-t", "1",
+               "-m", str(concurrency), "-d", data_path,
                "-H", "content-type: application/grpc", "-H", "te: trailers"]
+    if args.tls:
+        command.append(f"--tls13-ciphers={OPENSSL_DEFAULT_TLS13_CIPHERS}")
     if log_path:
         command.append(f"--log-file={log_path}")
-    command.append(f"http://127.0.0.1:{port}{METHOD_PATH}")
+    command += list(extra)
+    command.append(h2load_url(args, port))
     return pinned(args.client_cpu, command)
+
+
+def h2load_tls_details(output):
+    """What h2load says it negotiated, e.g. 'TLSv1.3, TLS_AES_256_GCM_SHA384, ECDH P-256'."""
+    found = [re.search(pattern, output) for pattern in
+             (r"TLS Protocol: (\S+)", r"Cipher: (\S+)", r"Server Temp Key: ([^\n]+)")]
+    return ", ".join(match.group(1).strip() for match in found if match)
+
+
+def check_h2load_summary(output, calls):
+    """The summary's request counts and body bytes; returns (seconds, calls/s)."""
+    done = re.search(r"requests: .*?(\d+) succeeded, (\d+) failed, (\d+) errored", output)
+    finished = re.search(r"finished in ([\d.]+)(ms|s), ([\d.]+) req/s", output)
+    data = re.search(r"traffic: .*?, ([\d.]+\w*B) \((\d+)\) data", output)
+    if not (done and finished and data):
+        raise RuntimeError(f"cannot read h2load's summary:\n{output}")
+    if int(done.group(1)) != calls or int(done.group(2)) or int(done.group(3)):
+        raise RuntimeError(f"h2load calls did not all succeed:\n{output}")
+    # HTTP 200 says nothing of grpc-status; a full echo body per call says the server answered.
+    if int(data.group(2)) != calls * len(GRPC_REQUEST):
+        raise RuntimeError(f"h2load received {data.group(2)} body bytes, expected "
+                           f"{calls * len(GRPC_REQUEST)}: the server did not echo every call")
+    seconds = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
+    return seconds, float(finished.group(3))
+
+
+def microseconds(text):
+    """h2load's durations: '956us', '1.27ms', '2.1s'."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise RuntimeError(f"cannot read h2load's duration {text!r}")
+    return float(match.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[match.group(2)]
 
 
 def run_h2load(args, port, concurrency, calls, warmup, data_path):
@@ -161,45 +234,96 @@ def run_h2load(args, port, concurrency, calls, warmup, data_path):
                 raise RuntimeError(f"h2load logged a failed request: {row.strip()}")
             latencies_us.append(int(columns[2]))
     output = completed.stdout
-    done = re.search(r"requests: .*?(\d+) succeeded, (\d+) failed, (\d+) errored", output)
-    finished = re.search(r"finished in ([\d.]+)(ms|s), ([\d.]+) req/s", output)
-    data = re.search(r"traffic: .*?, ([\d.]+\w*B) \((\d+)\) data", output)
-    if not (done and finished and data):
-        raise RuntimeError(f"cannot read h2load's summary:\n{output}")
-    if int(done.group(1)) != calls or int(done.group(2)) or int(done.group(3)):
-        raise RuntimeError(f"h2load calls did not all succeed:\n{output}")
-    # HTTP 200 says nothing of grpc-status; a full echo body per call says the server answered.
-    if int(data.group(2)) != calls * len(GRPC_REQUEST):
-        raise RuntimeError(f"h2load received {data.group(2)} body bytes, expected "
-                           f"{calls * len(GRPC_REQUEST)}: the server did not echo every call")
+    seconds, calls_per_s = check_h2load_summary(output, calls)
     if len(latencies_us) != calls:
         raise RuntimeError(f"h2load logged {len(latencies_us)} requests, expected {calls}")
-    seconds = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
     latencies_us.sort()
     user, system = user_after - user_before, sys_after - sys_before
-    return {
+    record = {
         "client": "h2load", "concurrency": concurrency, "calls": calls,
-        "seconds": seconds, "calls_per_s": float(finished.group(3)),
+        "seconds": seconds, "calls_per_s": calls_per_s,
         "p50_us": float(nearest_rank(latencies_us, 0.50)),
         "p99_us": float(nearest_rank(latencies_us, 0.99)),
         "cpu_user_s": round(user, 6), "cpu_sys_s": round(system, 6),
         "cpu_us_per_call": round((user + system) * 1e6 / calls, 3),
     }
+    if args.tls:
+        record["tls"] = h2load_tls_details(output)
+    return record
 
 
-def run_contract_client(args, name, path, port, concurrency, calls, warmup):
-    """A client that follows the README's contract: flags in, one JSON line out."""
+def run_h2load_setup(args, port, data_path):
+    """Set-up of --setup-connections fresh connections from ONE h2load process, one after
+    another (`--rate 1 --rate-period`), one call each; h2load's own per-connection statistics.
+
+    "time for connect": from just before the socket is created to the TLS handshake completing
+    (SSL_do_handshake returned 1) and the HTTP/2 session being set up: TCP + TLS, no HTTP/2
+    round trip. "time to 1st byte": from the same start to the first DATA bytes of a response
+    (the echo) arriving; h2load sends its request right after the handshake, without waiting
+    for the server's SETTINGS. CPU is the whole process (start-up included) ÷ connections.
+    """
+    count = args.setup_connections
+    user_before, sys_before = children_cpu_seconds()
     completed = subprocess.run(
-        pinned(args.client_cpu, [path, "--port", str(port), "--concurrency", str(concurrency),
-                                 "--calls", str(calls), "--warmup", str(warmup)]),
-        capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S)
+        h2load_command(args, port, 1, count, data_path, clients=count,
+                       extra=("--rate=1", f"--rate-period={args.setup_interval_ms}ms")),
+        check=True, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S)
+    user_after, sys_after = children_cpu_seconds()
+    output = completed.stdout
+    check_h2load_summary(output, count)
+    record = {"client": "h2load", "mode": "setup", "connections": count,
+              "interval_ms": args.setup_interval_ms}
+    for prefix, label in (("ready", "time for connect"), ("setup", "time to 1st byte")):
+        row = re.search(label + r":\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", output)
+        if not row:
+            raise RuntimeError(f"cannot read h2load's {label!r}:\n{output}")
+        for key, text in zip(("min", "max", "mean", "sd"), row.groups()):
+            record[f"{prefix}_{key}_us"] = round(microseconds(text), 1)
+    cpu = (user_after - user_before) + (sys_after - sys_before)
+    record["cpu_us_per_connection"] = round(cpu * 1e6 / count, 1)
+    if args.tls:
+        record["tls"] = h2load_tls_details(output)
+    return record
+
+
+def contract_command(args, path, port, options):
+    command = [path, "--port", str(port)] + options
+    if args.tls:
+        command += ["--tls-ca", args.tls_files["ca"]]
+    return pinned(args.client_cpu, command)
+
+
+def run_contract_json(args, name, command):
+    """Runs a client; its last stdout line, parsed."""
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S)
     if completed.returncode != 0:
         raise RuntimeError(f"{name} exited with {completed.returncode}: "
                            f"{completed.stderr.strip()[-2000:]}")
     lines = completed.stdout.strip().splitlines()
     if not lines:
         raise RuntimeError(f"{name} printed nothing on stdout")
-    record = json.loads(lines[-1])
+    return json.loads(lines[-1])
+
+
+def run_contract_setup(args, name, path, port):
+    """The client's --connections mode: the same pacing and count as h2load's."""
+    count = args.setup_connections
+    record = run_contract_json(args, name, contract_command(args, path, port, [
+        "--connections", str(count), "--connection-interval-ms", str(args.setup_interval_ms)]))
+    missing = {"connections", "setup_median_us", "setup_mean_us", "setup_min_us",
+               "cpu_us_per_connection"} - record.keys()
+    if missing:
+        raise RuntimeError(f"{name}'s set-up JSON lacks {sorted(missing)}: {record}")
+    if record["connections"] != count:
+        raise RuntimeError(f"{name} opened {record['connections']} connections, asked {count}")
+    record["client"] = name
+    return record
+
+
+def run_contract_client(args, name, path, port, concurrency, calls, warmup):
+    """A client that follows the README's contract: flags in, one JSON line out."""
+    record = run_contract_json(args, name, contract_command(args, path, port, [
+        "--concurrency", str(concurrency), "--calls", str(calls), "--warmup", str(warmup)]))
     missing = {"concurrency", "calls", "calls_per_s", "p50_us", "p99_us",
                "cpu_us_per_call"} - record.keys()
     if missing:
@@ -216,8 +340,9 @@ def median_record(records):
     if len(records) == 1:
         return records[0]
     merged = dict(records[0])
-    for key in ("seconds", "calls_per_s", "p50_us", "p99_us", "cpu_user_s", "cpu_sys_s",
-                "cpu_us_per_call"):
+    numeric = [key for key, value in records[0].items()
+               if isinstance(value, float) and all(key in record for record in records)]
+    for key in numeric:
         merged[key] = statistics.median(record[key] for record in records)
     merged["runs"] = len(records)
     return merged
@@ -234,21 +359,29 @@ def machine_description():
         pass
     h2load_version = subprocess.run(["h2load", "--version"], capture_output=True,
                                     text=True).stdout.strip()
+    openssl_version = subprocess.run(["openssl", "version"], capture_output=True,
+                                     text=True).stdout.strip()
     return (f"{os.cpu_count()} CPUs ({model}), {platform.system()} {platform.release()}, "
-            f"{h2load_version}")
+            f"{h2load_version}, {openssl_version}, load average "
+            f"{' '.join(f'{value:.2f}' for value in os.getloadavg())} at the end")
 
 
 def ratio(numerator, denominator):
     return numerator / denominator if denominator else float("nan")
 
 
-def print_report(args, tcp, results, skipped, milvex_ran):
+def print_report(args, tcp, results, skipped, milvex_ran, setups):
     print(f"Date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}  ")
     print(f"Machine: {machine_description()}  ")
     print(f"Command: `{' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:])}`  ")
     print(f"Server: {os.path.basename(args.server)} (gRPC C++) on CPU {args.server_cpu}; "
           f"clients on CPU {args.client_cpu}; one connection; {PAYLOAD_BYTES}-byte unary echo"
           + (f"; median of {args.repeat} runs" if args.repeat > 1 else ""))
+    if args.tls:
+        negotiated = sorted({record["tls"] for record in results + setups if record.get("tls")})
+        print(f"TLS: server certificate for {TLS_SERVER_NAME} (EC P-256) from a test CA; "
+              f"h2load negotiated {'; '.join(negotiated) or 'unknown'}; milvex and grpc-swift-2 "
+              f"verify chain and name, h2load verifies nothing")
     print()
     print(f"Loopback TCP round trip ({tcp['round_trips']} × {PAYLOAD_BYTES} B, "
           f"TCP_NODELAY, CPU {args.client_cpu} ↔ CPU {args.server_cpu}): "
@@ -299,6 +432,83 @@ def print_report(args, tcp, results, skipped, milvex_ran):
               f"{'yes' if value <= 2 else 'NO'} |")
 
 
+def print_setup_report(args, setups):
+    """The connection set-up table: one row per client, each figure the median over runs."""
+    if not setups:
+        return
+    print()
+    print(f"Connection set-up: {args.setup_connections} fresh connections per run, one after "
+          f"another, connection i started i × {args.setup_interval_ms} ms after the first, one "
+          f"echo each; times in µs from just before the socket is created")
+    print()
+    print("| client | first echo: median | mean | min | max | sd | ready: mean | "
+          "CPU µs/connection |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+
+    def show(record, key):
+        value = record.get(key)
+        return "—" if value is None else f"{value:,.0f}"
+
+    for record in setups:
+        if "error" in record:
+            print(f"| {record['client']} | failed: {record['error'][:80]} | | | | | | |")
+            continue
+        print(f"| {record['client']} | {show(record, 'setup_median_us')} | "
+              f"{show(record, 'setup_mean_us')} | {show(record, 'setup_min_us')} | "
+              f"{show(record, 'setup_max_us')} | {show(record, 'setup_sd_us')} | "
+              f"{show(record, 'ready_mean_us')} | {show(record, 'cpu_us_per_connection')} |")
+    print()
+    print("first echo: until the first echo's reply reached the caller (h2load: its 'time to "
+          "1st byte', the first response DATA). ready: h2load's 'time for connect' (TCP "
+          "connected and, with TLS, its handshake done; h2load then sends at once, without "
+          "waiting for the server's SETTINGS); milvex's channel ready (the server's SETTINGS "
+          "arrived); — where the client cannot tell. h2load reports no median. h2load's CPU "
+          "includes its process start-up and exit.")
+    baseline = next((record for record in setups
+                     if record["client"] == "h2load" and "error" not in record), None)
+    milvex = next((record for record in setups
+                   if record["client"] == "milvex" and "error" not in record), None)
+    if baseline and milvex:
+        print()
+        print(f"milvex ÷ h2load, mean time to the first echo: "
+              f"{ratio(milvex['setup_mean_us'], baseline['setup_mean_us']):.2f}; "
+              f"CPU per connection: "
+              f"{ratio(milvex['cpu_us_per_connection'], baseline['cpu_us_per_connection']):.2f}")
+
+
+def make_certificates(directory):
+    """The test CA and a server certificate for localhost (Tests/Peers/make_test_certs.sh)."""
+    subprocess.run([MAKE_CERTS, directory], check=True, capture_output=True, timeout=120)
+    return {"ca": os.path.join(directory, "ca.pem"),
+            "cert": os.path.join(directory, "server.pem"),
+            "key": os.path.join(directory, "server.key")}
+
+
+def run_setups(args, port, data_path, runs, records):
+    """Every client's set-up measurement, --repeat times each; the rows, medians of runs."""
+    setups = []
+    for name, path in runs:
+        repeats = []
+        try:
+            for attempt in range(args.repeat):
+                note(f"set-up {name} run {attempt + 1}/{args.repeat}: "
+                     f"{args.setup_connections} connections ...")
+                started = time.monotonic()
+                if path is None:
+                    record = run_h2load_setup(args, port, data_path)
+                else:
+                    record = run_contract_setup(args, name, path, port)
+                note(f"  {time.monotonic() - started:.1f} s: {json.dumps(record)}")
+                records.append(record)
+                repeats.append(record)
+            setups.append(median_record(repeats))
+        except (RuntimeError, subprocess.SubprocessError, ValueError) as error:
+            note(f"  {name} failed: {error}")
+            setups.append({"client": name, "mode": "setup",
+                           "error": str(error).splitlines()[0]})
+    return setups
+
+
 def main():
     args = parse_arguments()
     concurrencies = [int(value) for value in args.concurrency.split(",")]
@@ -308,6 +518,11 @@ def main():
             sys.exit(f"{what} not found at {path}: run `make -C Benchmarks/cpp-server` first.")
     if shutil.which("taskset") is None:
         sys.exit("taskset not found (Debian package util-linux).")
+    certificates_directory = None
+    args.tls_files = None
+    if args.tls:
+        certificates_directory = tempfile.TemporaryDirectory(prefix="channel-bench-tls-")
+        args.tls_files = make_certificates(certificates_directory.name)
 
     contract_clients = []  # (name, path)
     skipped = []
@@ -337,9 +552,10 @@ def main():
     for line in skipped:
         note(line)
 
-    server = EchoServer(args.server, args.server_cpu)
+    server = EchoServer(args.server, args.server_cpu, args.tls_files)
     records = []
     results = []
+    setups = []
     try:
         with tempfile.NamedTemporaryFile(prefix="grpc-request-", suffix=".bin") as data:
             data.write(GRPC_REQUEST)
@@ -372,8 +588,13 @@ def main():
                         note(f"  {name} failed: {error}")
                         results.append({"client": name, "concurrency": concurrency,
                                         "error": str(error).splitlines()[0]})
+            if args.setup_connections > 0:
+                runs = ([("h2load", None)] if run_h2load_client else []) + contract_clients
+                setups = run_setups(args, server.port, data.name, runs, records)
     finally:
         server.stop()
+        if certificates_directory:
+            certificates_directory.cleanup()
 
     if args.json_out:
         with open(args.json_out, "w") as out:
@@ -381,7 +602,8 @@ def main():
                 out.write(json.dumps(record) + "\n")
     milvex_ran = any(record["client"] == "milvex" and "error" not in record
                      for record in results)
-    print_report(args, tcp, results, skipped, milvex_ran)
+    print_report(args, tcp, results, skipped, milvex_ran, setups)
+    print_setup_report(args, setups)
 
 
 if __name__ == "__main__":
