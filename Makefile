@@ -2,7 +2,7 @@
 SWIFT ?= swift
 TSAN_SCRATCH := .build-tsan
 
-.PHONY: deps demo test check-protos test-unit test-tsan bench bench-channel bench-client bench-memory bench-idle format
+.PHONY: deps demo test check-protos build-tests build-tests-tsan test-unit test-tsan bench bench-channel bench-client bench-memory bench-idle format
 
 deps:
 	@scripts/install-deps.sh
@@ -15,22 +15,34 @@ demo: deps
 	scripts/with-milvus-lite.sh $(SWIFT) run --skip-build milvex-quickstart
 	MILVUS_LITE=.venv/bin/milvus-lite $(SWIFT) run --skip-build milvex-demo
 
-## Runs the whole suite, then again under ThreadSanitizer.
-test: deps check-protos test-unit test-tsan
+## Runs the whole suite, then again under ThreadSanitizer. Both runs share one set of real
+## Milvus servers (plain, TLS, mutual TLS), started after the builds and stopped when the runs
+## end, also on failure (scripts/milvus-peers.sh).
+test: deps check-protos
+	$(MAKE) build-tests build-tests-tsan
+	scripts/milvus-peers.sh run -- $(MAKE) test-unit test-tsan
 
 ## Fails when a field number, type or enum value in Protos/ differs from Milvus's wire format.
 check-protos: deps
 	.venv/bin/python scripts/check-protos.py
 
-test-unit:
+# test-unit, test-tsan and test-asan start the Milvus servers themselves when run alone, and
+# use the outer run's when `make test` runs them (MILVEX_MILVUS_*_PORT already set).
+MILVUS_PEERS := scripts/milvus-peers.sh run --
+
+build-tests:
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+
+test-unit: build-tests
+	$(MILVUS_PEERS) $(SWIFT) test --skip-build
 
 # SWIFT_BACKTRACE=enable=no: the Swift backtracer and TSan clash on fork.
-test-tsan:
+build-tests-tsan:
 	SWIFT_BACKTRACE=enable=no $(SWIFT) build --build-tests --sanitize=thread --scratch-path $(TSAN_SCRATCH)
+
+test-tsan: build-tests-tsan
 	SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1 MILVEX_SANITIZER=thread \
-	  $(SWIFT) test --skip-build --sanitize=thread --scratch-path $(TSAN_SCRATCH)
+	  $(MILVUS_PEERS) $(SWIFT) test --skip-build --sanitize=thread --scratch-path $(TSAN_SCRATCH)
 
 ## Runs the whole suite under AddressSanitizer with leak detection; fails on any error or leak.
 ## The suppressions cover only XCTest's and Foundation's own leaks and pointers LeakSanitizer
@@ -40,7 +52,7 @@ test-asan:
 	SWIFT_BACKTRACE=enable=no $(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
 	SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 MILVEX_SANITIZER=address \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
-	  $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan
+	  $(MILVUS_PEERS) $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan
 
 ## Prints the benchmark figures recorded in Docs/benchmarks.md.
 bench: deps

@@ -51,7 +51,7 @@ start() {
   "$root/Tests/Peers/make_test_certs.sh" "$dir/certs"
 
   local lifetime=(--detached)
-  if [ -n "$parent" ]; then lifetime=(--parent-pid "$parent"); fi
+  if [ -n "$parent" ]; then lifetime+=(--parent-pid "$parent"); fi
   local mode started=$SECONDS
   for mode in "${modes[@]}"; do
     rm -f "$dir/$mode.port"

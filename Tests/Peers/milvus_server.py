@@ -2,7 +2,7 @@
 """Runs one real Milvus standalone server (PyPI `milvus` 2.3.5) for the integration tests.
 
     milvus_server.py --mode plain|tls|mtls --data DIR [--certs DIR] [--shared-dir DIR]
-                     [--parent-pid PID | --detached] [--max-seconds 5400]
+                     [--parent-pid PID] [--detached] [--max-seconds 5400]
                      [--ready-timeout 180] [--keep-data]
 
 Modes: `plain` (no TLS, no authorization), `tls` (one-way TLS, authorization on: user
@@ -16,9 +16,9 @@ port, with the mode's TLS settings and credentials, has succeeded. If the server
 get there within --ready-timeout seconds, or exits, the tail of its log goes to stderr and
 this program exits with status 1.
 
-Lifetime: as long as stdin stays open (like the other peers); with --parent-pid, as long as
-that process lives; with --detached, until SIGTERM. Never longer than --max-seconds; SIGTERM
-and SIGINT end it in every case. On exit
+Lifetime: until stdin reaches EOF (like the other peers; --detached: stdin is not watched), or
+the --parent-pid process has ended (a zombie counts as ended), or --max-seconds have passed,
+or SIGTERM or SIGINT arrives, whichever comes first. On exit
 the server gets SIGTERM, then SIGKILL 2 s later, and --data is removed (--keep-data keeps
 it). The server also dies with this program (PR_SET_PDEATHSIG).
 
@@ -282,18 +282,18 @@ def probe(port, mode, certs, seconds):
 
 
 def parent_alive(pid):
+    # A zombie still answers kill(pid, 0); its parent may be waiting for our stderr to close.
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
+    return state not in (b"Z", b"X")
 
 
 def serve_until_stopped(instance, args, end):
     """Returns when stdin closes (or the parent goes), the time is up or the server dies."""
-    watch_stdin = args.parent_pid is None and not args.detached
+    watch_stdin = not args.detached
     while True:
         if time.monotonic() >= end:
             log(f"--max-seconds ({args.max_seconds:.0f}) reached; exiting")
@@ -302,10 +302,10 @@ def serve_until_stopped(instance, args, end):
             log(f"the server exited with status {instance.process.returncode}; from its log:\n"
                 + instance.log_tail())
             return 1
+        if args.parent_pid is not None and not parent_alive(args.parent_pid):
+            log(f"parent {args.parent_pid} is gone; exiting")
+            return 0
         if not watch_stdin:
-            if args.parent_pid is not None and not parent_alive(args.parent_pid):
-                log(f"parent {args.parent_pid} is gone; exiting")
-                return 0
             time.sleep(1)
             continue
         ready, _, _ = select.select([sys.stdin.buffer], [], [], 1.0)
@@ -327,11 +327,8 @@ def main():
     parser.add_argument("--certs", help="directory written by make_test_certs.sh (TLS modes)")
     parser.add_argument("--shared-dir", help="where the unpacked binaries go (DIR/bin), shared "
                         "by instances started side by side; default: DATA.bin, removed at exit")
-    lifetime = parser.add_mutually_exclusive_group()
-    lifetime.add_argument("--parent-pid", type=int, help="live as long as this process, "
-                          "instead of as long as stdin")
-    lifetime.add_argument("--detached", action="store_true", help="ignore stdin: live until "
-                          "SIGTERM or --max-seconds")
+    parser.add_argument("--parent-pid", type=int, help="stop when this process has ended")
+    parser.add_argument("--detached", action="store_true", help="do not stop at stdin EOF")
     parser.add_argument("--max-seconds", type=float, default=5400)
     parser.add_argument("--ready-timeout", type=float, default=180)
     parser.add_argument("--keep-data", action="store_true")
