@@ -239,4 +239,21 @@ final class RealMilvusTLSTests: XCTestCase {
         || words.contains("closed the connection during the TLS handshake"),
       words)
   }
+
+  // MARK: - Docs
+
+  /// Docs/connection.md's "TLS failures" example, verbatim, against the TLS server.
+  func testConnectionGuideSecuredExample() async throws {
+    func connectSecured(port: Int, caFile: String, on loop: EventLoop) async throws -> String {
+      var config = try ConnectionConfig(uri: "https://localhost:\(port)?ca_pem_path=\(caFile)")
+      config.token = "root:Milvus"
+      let client = try MilvusClient.connect(config: config, on: loop)
+      let version = try await client.perform(.serverVersion())
+      await client.close()
+      return version
+    }
+    let version = try await connectSecured(
+      port: try MilvusServers.tls.port, caFile: try TestCertificates.ca, on: loop)
+    XCTAssertTrue(version.contains("2.3"), version)
+  }
 }
