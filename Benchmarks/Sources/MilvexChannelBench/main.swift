@@ -86,6 +86,7 @@ final class ClosedLoopPhase: @unchecked Sendable {
 nonisolated func runPhase(channel: GRPCChannel, loop: EventLoop, total: Int, concurrency: Int)
   throws -> [UInt64]
 {
+  guard total > 0 else { return [] }  // no call would ever open the latch (--warmup 0)
   let phase = ClosedLoopPhase(channel: channel, total: total)
   try loop.execute {
     for _ in 0..<min(concurrency, total) { phase.next() }
