@@ -4,6 +4,8 @@
 Test peer for MilvexReactor's gRPC client.  One scenario per process:
 
     misbehaving_server.py --scenario NAME [--port 0]
+                          [--tls-cert PEM --tls-key KEY [--tls-client-ca PEM]
+                           [--alpn h2|http/1.1|none]]
 
 It binds 127.0.0.1 (port 0 = any free port), prints exactly one line
 ``PORT <n>`` to stdout, then serves every connection on its own thread until
@@ -14,6 +16,13 @@ writes ``VIOLATION`` there whenever the client exceeds the announced limit.
 HTTP/2 framing is done by python-hyper h2 (sans-I/O); each connection runs a
 small select loop of its own, so delayed answers are timers and never block
 the other streams of the connection.  See README.md for the scenario list.
+
+With --tls-cert and --tls-key every connection is TLS (Python's ssl, TLS 1.2+):
+the handshake runs on the connection's own thread with a 10 s limit, so a
+client that stalls it holds up no other connection; then the scenario runs
+over TLS.  --tls-client-ca requires a client certificate signed by that CA.
+--alpn is the protocol the server selects (default h2; `none`: no ALPN).
+The tls-* scenarios misbehave in the handshake itself.
 """
 
 import argparse
@@ -24,6 +33,7 @@ import os
 import selectors
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -62,7 +72,16 @@ SCENARIOS = (
     "no-ping-ack",
     "close-mid-response",
     "milvus-flaky",
+    "tls-handshake-stall",
+    "tls-close-mid-handshake",
+    "tls-garbage-after-handshake",
 )
+
+# Scenarios that take over before (or instead of) our TLS handshake, and the one that
+# needs a completed handshake first.
+TLS_RAW_SCENARIOS = ("tls-handshake-stall", "tls-close-mid-handshake")
+TLS_HANDSHAKE_SECONDS = 10.0
+GARBAGE_AFTER_HANDSHAKE_SECONDS = 5.0
 
 # milvus-flaky: a Milvus-shaped server whose answers fail on purpose, to test
 # the client's retry policy.  Counters are per process (start one per test).
@@ -229,8 +248,9 @@ class ResponseWriter:
 
 
 class ConnectionHandler:
-    def __init__(self, sock, scenario, conn_no):
+    def __init__(self, sock, scenario, conn_no, tls_context=None):
         self.sock = sock
+        self.tls_context = tls_context
         self.scenario = scenario
         self.name = f"conn#{conn_no}"
         self.conn_no = conn_no
@@ -242,6 +262,7 @@ class ConnectionHandler:
         self.writers = {}
         self.closing = None  # None, "graceful" or "abrupt", acted on once `out` drains
         self.peer_closed = False
+        self.peer_sent_close_notify = False
         # max-streams-10
         self.open_streams = set()
         # goaway-mid-call / goaway-calm
@@ -260,7 +281,15 @@ class ConnectionHandler:
     def run(self):
         self.log("accepted")
         try:
-            if self.scenario == "no-settings":
+            if self.scenario == "tls-handshake-stall":
+                self.run_tls_handshake_stall()
+            elif self.scenario == "tls-close-mid-handshake":
+                self.run_tls_close_mid_handshake()
+            elif self.tls_context is not None and not self.tls_handshake():
+                pass
+            elif self.scenario == "tls-garbage-after-handshake":
+                self.run_tls_garbage_after_handshake()
+            elif self.scenario == "no-settings":
                 self.run_no_settings()
             elif self.scenario == "garbage":
                 self.run_garbage()
@@ -274,6 +303,89 @@ class ConnectionHandler:
             except OSError:
                 pass
             self.log("closed")
+
+    # ------------------------------------------------------------------ TLS
+    @property
+    def is_tls(self):
+        return isinstance(self.sock, ssl.SSLSocket)
+
+    def tls_handshake(self):
+        """Wraps the socket in TLS; False (logged) when the handshake failed."""
+        raw = self.sock
+        # suppress_ragged_eofs=False: a TCP close without close_notify raises SSLEOFError,
+        # so the log can say which of the two the client did.
+        self.sock = self.tls_context.wrap_socket(raw, server_side=True,
+                                                 do_handshake_on_connect=False,
+                                                 suppress_ragged_eofs=False)
+        self.sock.settimeout(TLS_HANDSHAKE_SECONDS)
+        try:
+            self.sock.do_handshake()
+        except (ssl.SSLError, OSError) as e:  # socket.timeout is an OSError
+            self.log(f"TLS handshake failed: {e!r}")
+            return False
+        self.sock.settimeout(None)
+        cipher = self.sock.cipher()
+        peer = self.sock.getpeercert()
+        subject = ", ".join("=".join(part) for rdn in peer.get("subject", ()) for part in rdn) \
+            if peer else "none"
+        self.log(f"TLS handshake done: {self.sock.version()} {cipher[0] if cipher else '?'}, "
+                 f"ALPN {self.sock.selected_alpn_protocol() or 'none'}, client certificate {subject}")
+        return True
+
+    def read_client_hello(self):
+        """Reads the first TLS record (the ClientHello) off the TCP socket, unanswered."""
+        self.sock.settimeout(TLS_HANDSHAKE_SECONDS)
+        record = b""
+        try:
+            while len(record) < 5 or len(record) < 5 + struct.unpack_from(">H", record, 3)[0]:
+                data = self.sock.recv(65536)
+                if not data:
+                    self.log(f"peer closed after {len(record)} bytes, before a whole ClientHello")
+                    return None
+                record += data
+        except OSError as e:
+            self.log(f"no ClientHello within {TLS_HANDSHAKE_SECONDS:.0f} s: {e!r}")
+            return None
+        finally:
+            self.sock.settimeout(None)
+        kind = "a TLS handshake record" if record[0] == 0x16 else f"NOT TLS (first byte {record[0]:#x})"
+        self.log(f"received {len(record)} bytes: {kind}")
+        return record
+
+    def run_tls_handshake_stall(self):
+        if self.read_client_hello() is None:
+            return
+        self.log("never answering the ClientHello; reading and discarding until the peer closes")
+        self.run_no_settings()
+
+    def run_tls_close_mid_handshake(self):
+        if self.read_client_hello() is None:
+            return
+        self.log("closing the TCP connection instead of answering the ClientHello")
+        # Everything sent was read, so close() sends FIN, not RST.
+        self.sock.close()
+
+    def run_tls_garbage_after_handshake(self):
+        garbage = bytearray(os.urandom(64))
+        # An HTTP/2 server's first frame is SETTINGS (type 4, 4th byte): make sure it is not.
+        if garbage[3] == 0x04:
+            garbage[3] = 0x17
+        self.sock.sendall(bytes(garbage))
+        self.log(f"sent 64 random bytes that are not HTTP/2 ({bytes(garbage[:9]).hex()}...); "
+                 f"closing in {GARBAGE_AFTER_HANDSHAKE_SECONDS:.0f} s")
+        deadline = time.monotonic() + GARBAGE_AFTER_HANDSHAKE_SECONDS
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(remaining)
+            try:
+                if not self.sock.recv(65536):
+                    self.log("peer closed")
+                    return
+            except socket.timeout:
+                break
+            except OSError as e:
+                self.log(f"recv failed: {e!r}")
+                return
+        self.graceful_close()
 
     def run_no_settings(self):
         # Never write a byte: the client must time out waiting for SETTINGS.
@@ -343,11 +455,13 @@ class ConnectionHandler:
                 if self.peer_closed:
                     mask &= ~selectors.EVENT_READ
                     if not self.out:
+                        self.answer_peer_close()
                         return
                 selector.modify(self.sock, mask)
                 for _, ready in selector.select(self.next_timer_delay()):
                     if ready & selectors.EVENT_READ:
                         if not self.receive():
+                            self.answer_peer_close()
                             return
                 self.run_due_timers()
         finally:
@@ -378,6 +492,9 @@ class ConnectionHandler:
         # Send FIN, then read until the client closes (at most 1 s) before
         # close(): closing with unread input makes Linux send RST, which can
         # make the client drop our last frames (e.g. the GOAWAY) unread.
+        # Over TLS, close_notify goes first (RFC 8446 §6.1).
+        if self.is_tls:
+            self.send_close_notify()
         try:
             self.sock.setblocking(True)
             self.sock.shutdown(socket.SHUT_WR)
@@ -390,18 +507,53 @@ class ConnectionHandler:
             pass
         self.sock.close()
 
+    def answer_peer_close(self):
+        if self.peer_sent_close_notify:
+            self.send_close_notify()
+
+    def send_close_notify(self):
+        """Sends TLS close_notify and goes on with the TCP socket under it."""
+        try:
+            self.sock.setblocking(True)
+            self.sock.settimeout(1.0)
+            # unwrap() sends close_notify and waits (here: at most 1 s) for the client's.
+            self.sock = self.sock.unwrap()
+            self.log("sent TLS close_notify")
+        except (ssl.SSLError, OSError) as e:
+            # Our close_notify went out unless the error says the connection was gone.
+            self.log(f"TLS shutdown: {e!r}")
+            if isinstance(self.sock, ssl.SSLSocket):
+                # The TCP socket under it, without its TLS state.
+                self.sock = socket.socket(fileno=self.sock.detach())
+
     # ----------------------------------------------------------- socket I/O
     def receive(self):
-        """Read once; returns False when the connection is over."""
+        """Read what has arrived; returns False when the connection is over."""
+        more = self.receive_once()
+        # TLS may have read several records off the socket while we took one: the
+        # rest is in the TLS buffer, and select() would not report it.
+        while more and self.is_tls and not self.peer_closed and self.sock.pending():
+            more = self.receive_once()
+        return more
+
+    def receive_once(self):
         try:
             data = self.sock.recv(65536)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return True
+        except ssl.SSLEOFError:
+            self.log("peer closed the TCP connection without TLS close_notify")
+            self.peer_closed = True
+            return bool(self.out)
         except OSError as e:
             self.log(f"recv failed: {e}")
             return False
         if not data:
-            self.log("peer closed the TCP connection")
+            if self.is_tls:
+                self.log("peer sent TLS close_notify")
+                self.peer_sent_close_notify = True
+            else:
+                self.log("peer closed the TCP connection")
             self.peer_closed = True
             # Still flush what is queued (the peer may only have half-closed).
             return bool(self.out)
@@ -427,7 +579,8 @@ class ConnectionHandler:
         while self.out:
             try:
                 sent = self.sock.send(self.out)
-            except BlockingIOError:
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                # OpenSSL wants the same bytes again: `out` only grows at its end.
                 return
             except OSError as e:
                 self.log(f"send failed: {e}")
@@ -819,7 +972,11 @@ class ConnectionHandler:
             writer.after()
 
 
-def serve(listener, scenario):
+def serve(listener, scenario, tls_context):
+    # SIGTERM must reach the main thread: a signal taken by this thread (or by a connection
+    # thread, which inherits the mask) would wait for the main thread to leave its read of
+    # stdin before the handler runs.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     for conn_no in itertools.count(1):
         try:
             sock, _ = listener.accept()
@@ -827,8 +984,25 @@ def serve(listener, scenario):
             log(f"accept failed: {e}")
             return
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        handler = ConnectionHandler(sock, scenario, conn_no)
+        # The TLS handshake, if any, runs on the connection's thread.
+        handler = ConnectionHandler(sock, scenario, conn_no, tls_context)
         threading.Thread(target=handler.run, name=handler.name, daemon=True).start()
+
+
+def make_tls_context(args):
+    """The server's TLS settings, or None without --tls-cert."""
+    if not args.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=args.tls_client_ca)
+    if args.alpn != "none":
+        # A client offering only other protocols gets no ALPN answer (not an alert).
+        context.set_alpn_protocols([args.alpn])
+    return context
 
 
 def main():
@@ -836,8 +1010,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free port)")
+    parser.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate (chain)")
+    parser.add_argument("--tls-key", metavar="KEY", help="the private key of --tls-cert")
+    parser.add_argument("--tls-client-ca", metavar="PEM",
+                        help="require a client certificate signed by this CA (mutual TLS)")
+    parser.add_argument("--alpn", choices=("h2", "http/1.1", "none"), default="h2",
+                        help="the protocol selected by ALPN over TLS (default h2)")
     args = parser.parse_args()
     _scenario_name = args.scenario
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca and not args.tls_cert:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
+    if args.scenario == "tls-garbage-after-handshake" and not args.tls_cert:
+        parser.error(f"--scenario {args.scenario} needs --tls-cert and --tls-key")
+    tls_context = make_tls_context(args)
 
     def on_sigterm(signum, frame):
         log("SIGTERM; exiting")
@@ -850,11 +1037,13 @@ def main():
     listener.bind(("127.0.0.1", args.port))
     listener.listen(128)
     port = listener.getsockname()[1]
-    threading.Thread(target=serve, args=(listener, args.scenario), name="accept", daemon=True).start()
+    threading.Thread(target=serve, args=(listener, args.scenario, tls_context), name="accept",
+                     daemon=True).start()
 
     sys.stdout.write(f"PORT {port}\n")
     sys.stdout.flush()
-    log(f"listening on 127.0.0.1:{port}")
+    log(f"listening on 127.0.0.1:{port}" + (f" (TLS, ALPN {args.alpn}"
+        + (", client certificate required)" if args.tls_client_ca else ")") if tls_context else ""))
 
     # Our lifetime is tied to the parent through stdin: EOF means it is gone
     # (or wants us gone).  os._exit skips joining the connection threads.

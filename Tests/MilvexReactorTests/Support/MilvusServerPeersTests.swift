@@ -1,9 +1,9 @@
 import Foundation
 import XCTest
 
-/// The real Milvus servers and certificates that the TLS tests use are there: each server
-/// accepts a TCP connection, and every certificate file exists. (The TLS protocol tests are
-/// elsewhere; this only proves the peers.)
+/// The peers the TLS tests use are there: each real Milvus server and the h2 misbehaving
+/// server with TLS accept a TCP connection, and every certificate file exists. (The TLS
+/// protocol tests are elsewhere; this only proves the peers.)
 final class MilvusServerPeersTests: XCTestCase {
   func testEachServerAcceptsTCPConnections() throws {
     let servers = [
@@ -25,6 +25,18 @@ final class MilvusServerPeersTests: XCTestCase {
     for file in files {
       let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
       XCTAssertGreaterThan(size, 0, "\(file) is missing or empty")
+    }
+  }
+
+  func testMisbehavingServerStartsWithTLS() throws {
+    let mutual = try PeerProcess.misbehavingServer(
+      "echo", tls: try .testServer(clientCA: try TestCertificates.ca))
+    defer { mutual.stop() }
+    let stall = try PeerProcess.misbehavingServer("tls-handshake-stall")
+    defer { stall.stop() }
+    for peer in [mutual, stall] {
+      let address = MilvusServerAddress(host: "127.0.0.1", port: peer.port)
+      XCTAssertTrue(canConnect(to: address), "\(peer.name) at \(address) refused TCP")
     }
   }
 

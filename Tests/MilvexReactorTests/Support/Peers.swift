@@ -31,11 +31,15 @@ final class PeerProcess: @unchecked Sendable {
     process.terminationHandler = { _ in exited.open() }
   }
 
-  /// Starts a peer that prints `PORT <n>` once listening.
-  static func announcing(script: String, arguments: [String]) throws -> PeerProcess {
+  /// Starts a peer that prints `PORT <n>` once listening; with `tls`, one that serves TLS
+  /// (misbehaving_server.py).
+  static func announcing(script: String, arguments: [String], tls: PeerTLS? = nil) throws
+    -> PeerProcess
+  {
     let peer = PeerProcess(
       name: script, executable: venvBin.appendingPathComponent("python"),
-      arguments: [repositoryRoot.appendingPathComponent("Tests/Peers/\(script)").path] + arguments)
+      arguments: [repositoryRoot.appendingPathComponent("Tests/Peers/\(script)").path] + arguments
+        + (tls?.arguments ?? []))
     try peer.process.run()
     peer.port = try peer.readPortLine()
     return peer
@@ -91,6 +95,56 @@ final class PeerProcess: @unchecked Sendable {
 }
 
 enum PeerError: Error { case unexpected(String) }
+
+/// TLS for the h2 misbehaving server (`misbehaving_server.py --tls-cert … --tls-key …`): the
+/// handshake runs on each connection's thread (10 s limit), then the scenario runs over TLS.
+/// Its stderr log says how each handshake went (version, cipher, ALPN, client certificate) and
+/// whether the client closed with close_notify.
+struct PeerTLS: Sendable {
+  /// What the server selects by ALPN. A client offering none of it gets no ALPN at all.
+  enum ALPN: String, Sendable {
+    case h2
+    case http11 = "http/1.1"
+    /// The server takes part in no ALPN negotiation.
+    case none
+  }
+
+  /// The server's certificate (chain), PEM.
+  var certificate: String
+  /// Its private key, PEM.
+  var key: String
+  /// When set, the server requires a client certificate signed by this CA (mutual TLS).
+  var clientCA: String?
+  var alpn: ALPN = .h2
+
+  /// ``TestCertificates/server``: signed by ``TestCertificates/ca``, DNS:localhost only.
+  static func testServer(clientCA: String? = nil, alpn: ALPN = .h2) throws -> PeerTLS {
+    PeerTLS(
+      certificate: try TestCertificates.server, key: try TestCertificates.serverKey,
+      clientCA: clientCA, alpn: alpn)
+  }
+
+  /// ``TestCertificates/otherServer``: DNS:localhost, signed by ``TestCertificates/wrongCA``.
+  static func otherServer(alpn: ALPN = .h2) throws -> PeerTLS {
+    PeerTLS(
+      certificate: try TestCertificates.otherServer, key: try TestCertificates.otherServerKey,
+      alpn: alpn)
+  }
+
+  var arguments: [String] {
+    ["--tls-cert", certificate, "--tls-key", key, "--alpn", alpn.rawValue]
+      + (clientCA.map { ["--tls-client-ca", $0] } ?? [])
+  }
+}
+
+extension PeerProcess {
+  /// Starts misbehaving_server.py with one scenario (Tests/Peers/README.md), over TLS when
+  /// `tls` is given. The tls-* scenarios misbehave during the handshake; all others run over
+  /// TLS after it.
+  static func misbehavingServer(_ scenario: String, tls: PeerTLS? = nil) throws -> PeerProcess {
+    try announcing(script: "misbehaving_server.py", arguments: ["--scenario", scenario], tls: tls)
+  }
+}
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
 func freeLocalPort() -> Int {
