@@ -88,8 +88,8 @@ struct GRPCSwiftClientBench: ParsableCommand {
   /// returns.
   ///
   /// The shutdown is not awaited here: over TLS, swift-nio-ssl sends close_notify and waits
-  /// for the server's (its `shutdownTimeout`, 5 s) before closing, and gRPC C++ closes without
-  /// one, so each connection would take 5 s to end. Its cost is still counted.
+  /// for the peer's, and against gRPC C++ each close takes its whole `shutdownTimeout` (5 s).
+  /// `closing` awaits them all before the CPU time is read, so their cost is still counted.
   private static func setUpOneConnection(
     _ options: ClientBenchOptions, closing: ClosingClients
   ) async throws -> ConnectionSetupSample {
