@@ -484,28 +484,37 @@ def make_certificates(directory):
             "key": os.path.join(directory, "server.key")}
 
 
+def measure_repeatedly(args, name, what, measure, records, failed_row):
+    """`measure()` --repeat times, each record logged and kept in `records`; returns the
+    median record, or `failed_row` with the first line of the error if a run failed."""
+    repeats = []
+    try:
+        for attempt in range(args.repeat):
+            note(f"{what} {name} run {attempt + 1}/{args.repeat} ...")
+            started = time.monotonic()
+            record = measure()
+            note(f"  {time.monotonic() - started:.1f} s: {json.dumps(record)}")
+            records.append(record)
+            repeats.append(record)
+        return median_record(repeats)
+    except (RuntimeError, subprocess.SubprocessError, ValueError) as error:
+        note(f"  {name} failed: {error}")
+        return dict(failed_row, client=name, error=str(error).splitlines()[0])
+
+
 def run_setups(args, port, data_path, runs, records):
     """Every client's set-up measurement, --repeat times each; the rows, medians of runs."""
     setups = []
     for name, path in runs:
-        repeats = []
-        try:
-            for attempt in range(args.repeat):
-                note(f"set-up {name} run {attempt + 1}/{args.repeat}: "
-                     f"{args.setup_connections} connections ...")
-                started = time.monotonic()
-                if path is None:
-                    record = run_h2load_setup(args, port, data_path)
-                else:
-                    record = run_contract_setup(args, name, path, port)
-                note(f"  {time.monotonic() - started:.1f} s: {json.dumps(record)}")
-                records.append(record)
-                repeats.append(record)
-            setups.append(median_record(repeats))
-        except (RuntimeError, subprocess.SubprocessError, ValueError) as error:
-            note(f"  {name} failed: {error}")
-            setups.append({"client": name, "mode": "setup",
-                           "error": str(error).splitlines()[0]})
+        if path is None:
+            def measure():
+                return run_h2load_setup(args, port, data_path)
+        else:
+            def measure(name=name, path=path):
+                return run_contract_setup(args, name, path, port)
+        setups.append(measure_repeatedly(
+            args, name, f"set-up ({args.setup_connections} connections):", measure, records,
+            {"mode": "setup"}))
     return setups
 
 
@@ -568,26 +577,18 @@ def main():
                 warmup = warmup_for(calls)
                 runs = ([("h2load", None)] if run_h2load_client else []) + contract_clients
                 for name, path in runs:
-                    repeats = []
-                    try:
-                        for attempt in range(args.repeat):
-                            note(f"c={concurrency} {name} run {attempt + 1}/{args.repeat}: "
-                                 f"{calls:,} calls after {warmup:,} warm-up ...")
-                            started = time.monotonic()
-                            if path is None:
-                                record = run_h2load(args, server.port, concurrency, calls,
-                                                    warmup, data.name)
-                            else:
-                                record = run_contract_client(args, name, path, server.port,
-                                                             concurrency, calls, warmup)
-                            note(f"  {time.monotonic() - started:.1f} s: {json.dumps(record)}")
-                            records.append(record)
-                            repeats.append(record)
-                        results.append(median_record(repeats))
-                    except (RuntimeError, subprocess.SubprocessError, ValueError) as error:
-                        note(f"  {name} failed: {error}")
-                        results.append({"client": name, "concurrency": concurrency,
-                                        "error": str(error).splitlines()[0]})
+                    if path is None:
+                        def measure():
+                            return run_h2load(args, server.port, concurrency, calls, warmup,
+                                              data.name)
+                    else:
+                        def measure(name=name, path=path):
+                            return run_contract_client(args, name, path, server.port,
+                                                       concurrency, calls, warmup)
+                    results.append(measure_repeatedly(
+                        args, name,
+                        f"c={concurrency} ({calls:,} calls after {warmup:,} warm-up):",
+                        measure, records, {"concurrency": concurrency}))
             if args.setup_connections > 0:
                 runs = ([("h2load", None)] if run_h2load_client else []) + contract_clients
                 setups = run_setups(args, server.port, data.name, runs, records)
