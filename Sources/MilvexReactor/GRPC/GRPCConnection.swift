@@ -179,7 +179,7 @@ final class GRPCConnection {
         metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
     }
     do {
-      return try TLSStream(inner: tcp, context: TLSContext(tls), host: configuration.host)
+      return try TLSStream(inner: tcp, context: TLSContext.shared(tls), host: configuration.host)
     } catch {
       throw .tls(error, host: configuration.host, port: configuration.port)
     }

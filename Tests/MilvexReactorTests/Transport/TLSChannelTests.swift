@@ -196,6 +196,29 @@ final class TLSChannelTests: XCTestCase {
     }
   }
 
+  /// Contexts are reused per configuration, but a CA file replaced on disk is read again by the
+  /// next connection (certificate rotation without a restart).
+  func testAReplacedCAFileIsReadAgain() async throws {
+    let port = try tlsServer()
+    let path = FileManager.default.temporaryDirectory
+      .appendingPathComponent("milvex-rotated-ca-\(UUID().uuidString).pem").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try FileManager.default.copyItem(atPath: certificate("wrong-ca.pem"), toPath: path)
+    let tls = TLSConfiguration(trustRoots: .file(path))
+    let before = await Self.echo(try channel(port: port, tls: tls))
+    await expectFailure(before) {
+      if case .certificateNotTrusted = $0 { return true }
+      return false
+    }
+    try FileManager.default.removeItem(atPath: path)
+    try FileManager.default.copyItem(atPath: certificate("ca.pem"), toPath: path)
+    let after = await Self.echo(try channel(port: port, tls: tls))
+    XCTAssertEqual(try after.get(), Array("over tls".utf8))
+    // And the same configuration again reuses it.
+    let again = await Self.echo(try channel(port: port, tls: tls))
+    XCTAssertEqual(try again.get(), Array("over tls".utf8))
+  }
+
   // MARK: - Failures
 
   func testAnUntrustedCertificateNamesTheReasonAndTheSubject() async throws {
