@@ -95,7 +95,7 @@ start() {
 }
 
 # The process group's leader is still our launcher (not a recycled pid)?
-ours() { ps -o args= -p "$1" 2>/dev/null | grep -q "milvus_server.py"; }
+ours() { [[ "$(ps -o args= -p "$1" 2>/dev/null)" == *milvus_server.py* ]]; }
 
 stop() {
   local dir=$1 mode pgid groups=()

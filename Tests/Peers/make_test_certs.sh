@@ -8,8 +8,8 @@
 #   wrong-ca.pem, wrong-ca.key     another CA, which signed nothing but other-server.pem
 #   other-server.pem, .key         signed by the wrong CA; DNS:localhost
 #
-# EC P-256 keys, valid for 2 days. Idempotent: a complete set that is still valid for at least
-# an hour is kept as it is; otherwise every file is made anew (a set signed by one CA).
+# EC P-256 keys, valid for 2 days. Idempotent: a complete, consistent set that is still valid
+# for at least an hour is kept as it is; otherwise every file is made anew.
 # Concurrent runs on one OUTDIR are serialized with flock. Needs the openssl CLI.
 #
 #   make_test_certs.sh OUTDIR
@@ -29,12 +29,18 @@ files=(ca.pem ca.key server.pem server.key client.pem client.key
 exec 9>"$out/.lock"
 flock 9
 
+# A complete set, still valid for an hour, whose certificates chain to the right CA and match
+# their keys (a run stopped while renaming files into place leaves a mixed set).
 complete_and_valid() {
-  local file
+  local file name
   for file in "${files[@]}"; do [ -s "$out/$file" ] || return 1; done
-  for file in ca.pem server.pem client.pem wrong-ca.pem other-server.pem; do
-    openssl x509 -in "$out/$file" -noout -checkend 3600 >/dev/null || return 1
+  for name in ca server client wrong-ca other-server; do
+    openssl x509 -in "$out/$name.pem" -noout -checkend 3600 >/dev/null 2>&1 || return 1
+    [ "$(openssl x509 -in "$out/$name.pem" -noout -pubkey 2>/dev/null)" = \
+      "$(openssl pkey -in "$out/$name.key" -pubout 2>/dev/null)" ] || return 1
   done
+  openssl verify -CAfile "$out/ca.pem" "$out/server.pem" "$out/client.pem" >/dev/null 2>&1 &&
+    openssl verify -CAfile "$out/wrong-ca.pem" "$out/other-server.pem" >/dev/null 2>&1
 }
 
 if complete_and_valid; then
