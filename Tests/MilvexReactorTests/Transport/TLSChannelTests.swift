@@ -56,7 +56,8 @@ final class TLSChannelTests: XCTestCase {
 
   private func channel(
     host: String = "localhost", port: Int, tls: TLSConfiguration?,
-    connectTimeout: Duration = .seconds(5)
+    // Generous: under ThreadSanitizer, with the Milvus servers of the run starting beside.
+    connectTimeout: Duration = .seconds(15)
   ) throws -> GRPCChannel {
     var configuration = GRPCChannelConfiguration(host: host, port: port)
     configuration.tls = tls
