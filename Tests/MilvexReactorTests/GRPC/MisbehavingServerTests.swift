@@ -5,11 +5,16 @@ import XCTest
 
 /// The channel against a scripted HTTP/2 server written with python-hyper's h2
 /// (Tests/Peers/misbehaving_server.py). Every case: the call completes exactly once with the
-/// right error, and the process stays usable.
-final class MisbehavingServerTests: XCTestCase {
+/// right error, and the process stays usable. ``MisbehavingServerOverTLSTests`` runs every case
+/// again with the server behind TLS.
+class MisbehavingServerTests: XCTestCase, @unchecked Sendable {
   private var peers: [PeerProcess] = []
-  private var loop: EventLoop!
-  private let eventLog = EventRecorder<ChannelEvent>()
+  var loop: EventLoop!
+  let eventLog = EventRecorder<ChannelEvent>()
+
+  /// The server's TLS, and the channel's; nil: plaintext.
+  var peerTLS: PeerTLS? { get throws { nil } }
+  var channelTLS: TLSConfiguration? { get throws { nil } }
 
   override func setUpWithError() throws {
     loop = try EventLoop(threadName: "h2-test")
@@ -20,18 +25,18 @@ final class MisbehavingServerTests: XCTestCase {
     for peer in peers { peer.stop() }
   }
 
-  private func server(_ scenario: String) throws -> PeerProcess {
-    let peer = try PeerProcess.announcing(
-      script: "misbehaving_server.py", arguments: ["--scenario", scenario])
+  func server(_ scenario: String, tls: PeerTLS?? = .none) throws -> PeerProcess {
+    let peer = try PeerProcess.misbehavingServer(scenario, tls: tls ?? peerTLS)
     peers.append(peer)
     return peer
   }
 
-  private func channel(
+  func channel(
     _ scenario: String, configure: (inout GRPCChannelConfiguration) -> Void = { _ in }
   ) throws -> GRPCChannel {
     let peer = try server(scenario)
     var configuration = GRPCChannelConfiguration(host: "127.0.0.1", port: peer.port)
+    configuration.tls = try channelTLS
     configure(&configuration)
     let eventLog = self.eventLog
     return try GRPCChannel.connect(configuration: configuration, loop: loop) { event in
@@ -40,7 +45,7 @@ final class MisbehavingServerTests: XCTestCase {
   }
 
   /// One call, counting completions: a second completion fails the test.
-  private nonisolated static func call(
+  nonisolated static func call(
     _ channel: GRPCChannel, _ path: String = "/test.Echo/Call",
     payload: [UInt8] = Array("hello".utf8),
     metadata: GRPCMetadata = GRPCMetadata(), timeout: Duration = .seconds(10)
@@ -62,7 +67,7 @@ final class MisbehavingServerTests: XCTestCase {
 
   /// Starts a call now: its request is queued before anything this thread submits later, so
   /// on one connection it reaches the server first. The result arrives in the recorder.
-  private static func begin(
+  static func begin(
     _ channel: GRPCChannel, _ path: String, payload: [UInt8] = []
   ) -> EventRecorder<Result<[UInt8], MilvexError>> {
     let outcome = EventRecorder<Result<[UInt8], MilvexError>>()
@@ -71,7 +76,7 @@ final class MisbehavingServerTests: XCTestCase {
   }
 
   /// Waits for a call started by ``begin(_:_:payload:)`` (exactly once).
-  private static func finish(
+  static func finish(
     _ outcome: EventRecorder<Result<[UInt8], MilvexError>>
   ) async -> Result<[UInt8], MilvexError>? {
     let result = await outcome.first(within: .seconds(15)) { _ in true }
@@ -85,7 +90,7 @@ final class MisbehavingServerTests: XCTestCase {
     XCTAssertEqual(try? echoed.get(), Array("hello".utf8))
   }
 
-  private func expectStatus(
+  func expectStatus(
     _ result: Result<[UInt8], MilvexError>, _ code: GRPCStatusCode, containing text: String? = nil,
     file: StaticString = #filePath, line: UInt = #line
   ) {
@@ -117,7 +122,7 @@ final class MisbehavingServerTests: XCTestCase {
     }
   }
 
-  private func waitForEvent(
+  func waitForEvent(
     timeout: Duration = .seconds(5), _ matches: @escaping @Sendable (ChannelEvent) -> Bool
   ) async -> ChannelEvent? {
     await eventLog.first(within: timeout, where: matches)
@@ -138,7 +143,8 @@ final class MisbehavingServerTests: XCTestCase {
         path: "/test.Echo/Call", request: [], metadata: metadata, timeout: .seconds(5)),
       as: UTF8.self)
     for expected in [
-      ":method: POST", ":path: /test.Echo/Call", ":scheme: http", "content-type: application/grpc",
+      ":method: POST", ":path: /test.Echo/Call",
+      try channelTLS == nil ? ":scheme: http" : ":scheme: https", "content-type: application/grpc",
       "te: trailers", "user-agent: milvex-reactor-swift/", "x-custom: value", "x-trace-bin: AAEC/w",
       "grpc-timeout: ",
     ] {
@@ -478,8 +484,9 @@ final class MisbehavingServerTests: XCTestCase {
 
   func testHostNameIsResolvedWithCAres() async throws {
     let peer = try server("echo")
-    let channel = try GRPCChannel.connect(
-      configuration: GRPCChannelConfiguration(host: "localhost", port: peer.port), loop: loop)
+    var configuration = GRPCChannelConfiguration(host: "localhost", port: peer.port)
+    configuration.tls = try channelTLS
+    let channel = try GRPCChannel.connect(configuration: configuration, loop: loop)
     let result = await Self.call(channel)
     XCTAssertEqual(try result.get(), Array("hello".utf8))
   }
