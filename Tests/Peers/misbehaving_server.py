@@ -373,19 +373,8 @@ class ConnectionHandler:
         self.sock.sendall(bytes(garbage))
         self.log(f"sent 64 random bytes that are not HTTP/2 ({bytes(garbage[:9]).hex()}...); "
                  f"closing in {GARBAGE_AFTER_HANDSHAKE_SECONDS:.0f} s")
-        deadline = time.monotonic() + GARBAGE_AFTER_HANDSHAKE_SECONDS
-        while (remaining := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(remaining)
-            try:
-                if not self.sock.recv(65536):
-                    self.log("peer closed")
-                    return
-            except socket.timeout:
-                break
-            except OSError as e:
-                self.log(f"recv failed: {e!r}")
-                return
-        self.graceful_close()
+        if self.discard_input_for(GARBAGE_AFTER_HANDSHAKE_SECONDS):
+            self.graceful_close()
 
     def run_no_settings(self):
         # Never write a byte: the client must time out waiting for SETTINGS.
@@ -404,22 +393,25 @@ class ConnectionHandler:
     def run_garbage(self):
         self.sock.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\nthis is not http/2 garbage garbage")
         self.log("sent HTTP/1.1 garbage; closing in 2 s")
-        deadline = time.monotonic() + 2.0
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+        if self.discard_input_for(2.0):
+            self.graceful_close()
+
+    def discard_input_for(self, seconds):
+        """Reads and drops what the peer sends for `seconds`; False if the peer closed first or
+        the socket failed (then there is nothing left to close gracefully)."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
             self.sock.settimeout(remaining)
             try:
                 if not self.sock.recv(65536):
                     self.log("peer closed")
-                    return
+                    return False
             except socket.timeout:
                 break
             except OSError as e:
-                self.log(f"recv failed: {e}")
-                return
-        self.graceful_close()
+                self.log(f"recv failed: {e!r}")
+                return False
+        return True
 
     def run_h2(self):
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
