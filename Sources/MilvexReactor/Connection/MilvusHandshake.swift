@@ -1,9 +1,9 @@
 import SwiftProtobuf
 
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #elseif canImport(Musl)
-import Musl
+  import Musl
 #endif
 
 /// Milvus's `Connect` handshake, run on every new channel before the connection counts as

@@ -166,6 +166,7 @@ final class TLSContext: @unchecked Sendable {
           "could not read tls.privateKey (\(path)): \(Self.lastErrorText())")
       }
     case .bytes(let pem):
+      guard pem.count <= Int(Int32.max) else { throw Self.failure("tls.privateKey is too large") }
       let key = pem.withUnsafeBytes { bytes -> OpaquePointer? in
         let bio = BIO_new_mem_buf(bytes.baseAddress, Int32(bytes.count))
         defer { BIO_free(bio) }
@@ -188,6 +189,7 @@ final class TLSContext: @unchecked Sendable {
   private static func certificates(_ pem: [UInt8], field: String) throws(TLSFailure)
     -> [OpaquePointer]
   {
+    guard pem.count <= Int(Int32.max) else { throw failure("\(field) is too large") }
     var certificates: [OpaquePointer] = []
     pem.withUnsafeBytes { bytes in
       let bio = BIO_new_mem_buf(bytes.baseAddress, Int32(bytes.count))

@@ -365,7 +365,8 @@ final class ConnectionStateMachineTests: XCTestCase {
     XCTAssertEqual(
       machine.waitForReady(id: WaiterID(2), deadline: clock.now + .seconds(5), now: clock.now),
       .fail(refusal))
-    XCTAssertEqual(machine.attemptRefused(generation: generation, error: refusal, reason: "x"), .none)
+    XCTAssertEqual(
+      machine.attemptRefused(generation: generation, error: refusal, reason: "x"), .none)
     XCTAssertEqual(machine.disconnect(reason: "later"), .none, "already terminal")
   }
 }

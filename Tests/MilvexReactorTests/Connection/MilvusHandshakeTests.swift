@@ -1,12 +1,15 @@
 import Logging
-@testable import MilvexReactor
 import SwiftProtobuf
 import XCTest
 
+@testable import MilvexReactor
+
 /// The Connect handshake: the pure reading of answers, and the metadata on the wire.
 final class MilvusHandshakeTests: XCTestCase {
-  private func response(code: Int32 = 0, errorCode: Milvus_Proto_Common_ErrorCode = .success,
-                        reason: String = "", identifier: Int64 = 0) throws -> [UInt8] {
+  private func response(
+    code: Int32 = 0, errorCode: Milvus_Proto_Common_ErrorCode = .success,
+    reason: String = "", identifier: Int64 = 0
+  ) throws -> [UInt8] {
     var response = Milvus_Proto_Milvus_ConnectResponse()
     response.status.code = code
     response.status.errorCode = errorCode
@@ -16,16 +19,26 @@ final class MilvusHandshakeTests: XCTestCase {
   }
 
   func testOutcomes() throws {
-    XCTAssertEqual(MilvusHandshake.outcome(.success(try response(identifier: 42))), .proceed(identifier: 42))
+    XCTAssertEqual(
+      MilvusHandshake.outcome(.success(try response(identifier: 42))), .proceed(identifier: 42))
     XCTAssertEqual(MilvusHandshake.outcome(.success(try response())), .proceed(identifier: nil))
-    XCTAssertEqual(MilvusHandshake.outcome(.failure(.status(.unimplemented, "no Connect"))), .proceed(identifier: nil),
-                   "older servers without Connect")
-    guard case .fail(let reason) = MilvusHandshake.outcome(.success(try response(code: 1100, reason: "bad user")))
+    XCTAssertEqual(
+      MilvusHandshake.outcome(.failure(.status(.unimplemented, "no Connect"))),
+      .proceed(identifier: nil),
+      "older servers without Connect")
+    guard
+      case .fail(let reason) = MilvusHandshake.outcome(
+        .success(try response(code: 1100, reason: "bad user")))
     else { return XCTFail() }
     XCTAssertTrue(reason.contains("1100") && reason.contains("bad user"), reason)
-    guard case .fail = MilvusHandshake.outcome(.success(try response(errorCode: .unexpectedError))) else { return XCTFail() }
-    guard case .fail = MilvusHandshake.outcome(.success([0xFF, 0xFF])) else { return XCTFail("garbage") }
-    guard case .fail = MilvusHandshake.outcome(.failure(.status(.unavailable, "down"))) else { return XCTFail() }
+    guard case .fail = MilvusHandshake.outcome(.success(try response(errorCode: .unexpectedError)))
+    else { return XCTFail() }
+    guard case .fail = MilvusHandshake.outcome(.success([0xFF, 0xFF])) else {
+      return XCTFail("garbage")
+    }
+    guard case .fail = MilvusHandshake.outcome(.failure(.status(.unavailable, "down"))) else {
+      return XCTFail()
+    }
     // Wrong credentials: refused for good, with the server's words, as UNAUTHENTICATED.
     for answer: Result<[UInt8], MilvexError> in [
       .failure(.status(.unauthenticated, "auth check failure")),
@@ -50,7 +63,8 @@ final class MilvusHandshakeTests: XCTestCase {
   }
 
   func testEveryCallCarriesAuthorizationAndDatabaseAndCallsMayOverrideIt() async throws {
-    let server = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "echo"])
+    let server = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "echo"])
     defer { server.stop() }
     let loop = try EventLoop(threadName: "handshake-test")
     defer { loop.shutdown() }
@@ -60,15 +74,19 @@ final class MilvusHandshakeTests: XCTestCase {
     defer { connection.disconnect() }
     let (channel, _) = try await connection.waitForChannel(timeout: .seconds(5))
 
-    let headers = String(decoding: try await channel.unary(
-      path: "/test.Echo/Call", request: [], metadata: GRPCMetadata([("x-echo-metadata", "1")]),
-      timeout: .seconds(5)), as: UTF8.self)
-    XCTAssertTrue(headers.contains("authorization: cm9vdDpNaWx2dXM="), headers)  // base64("root:Milvus")
+    let headers = String(
+      decoding: try await channel.unary(
+        path: "/test.Echo/Call", request: [], metadata: GRPCMetadata([("x-echo-metadata", "1")]),
+        timeout: .seconds(5)), as: UTF8.self)
+    // base64("root:Milvus")
+    XCTAssertTrue(headers.contains("authorization: cm9vdDpNaWx2dXM="), headers)
     XCTAssertTrue(headers.contains("dbname: db1"), headers)
 
-    let overridden = String(decoding: try await channel.unary(
-      path: "/test.Echo/Call", request: [], metadata: GRPCMetadata([("x-echo-metadata", "1"), ("dbname", "db2")]),
-      timeout: .seconds(5)), as: UTF8.self)
+    let overridden = String(
+      decoding: try await channel.unary(
+        path: "/test.Echo/Call", request: [],
+        metadata: GRPCMetadata([("x-echo-metadata", "1"), ("dbname", "db2")]),
+        timeout: .seconds(5)), as: UTF8.self)
     XCTAssertTrue(overridden.contains("dbname: db2"), overridden)
     XCTAssertFalse(overridden.contains("dbname: db1"), overridden)
   }

@@ -171,7 +171,8 @@ private final class LazyMilvusServer: Sendable {
 
   private func start() -> Result<PeerProcess, PeerError> {
     let data = FileManager.default.temporaryDirectory
-      .appendingPathComponent("milvex-milvus-\(kind.rawValue)-\(getpid())-\(UUID().uuidString)").path
+      .appendingPathComponent("milvex-milvus-\(kind.rawValue)-\(getpid())-\(UUID().uuidString)")
+      .path
     do {
       // It stops when our end of its stdin closes (this process exited, however) or, should a
       // child have inherited that end, when this process is gone; it removes its data and its

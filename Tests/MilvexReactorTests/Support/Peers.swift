@@ -57,7 +57,9 @@ final class PeerProcess: @unchecked Sendable {
   func command(_ line: String) throws {
     stdinPipe.fileHandleForWriting.write(Data((line + "\n").utf8))
     let reply = try readLine()
-    guard reply.hasPrefix("OK") else { throw PeerError.unexpected("\(name) answered '\(reply)' to '\(line)'") }
+    guard reply.hasPrefix("OK") else {
+      throw PeerError.unexpected("\(name) answered '\(reply)' to '\(line)'")
+    }
   }
 
   func readLine() throws -> String {
@@ -65,7 +67,9 @@ final class PeerProcess: @unchecked Sendable {
     let handle = stdoutPipe.fileHandleForReading
     while true {
       let chunk = handle.readData(ofLength: 1)
-      guard let byte = chunk.first else { throw PeerError.unexpected("\(name) exited before answering") }
+      guard let byte = chunk.first else {
+        throw PeerError.unexpected("\(name) exited before answering")
+      }
       if byte == 10 { return String(decoding: bytes, as: UTF8.self) }
       bytes.append(byte)
     }
@@ -176,11 +180,15 @@ final class MilvusLite: @unchecked Sendable {
   init(port: Int = freeLocalPort(), dataDirectory: URL? = nil) throws {
     self.port = port
     self.ownsData = dataDirectory == nil
-    self.dataDirectory = dataDirectory ?? FileManager.default.temporaryDirectory
+    self.dataDirectory =
+      dataDirectory
+      ?? FileManager.default.temporaryDirectory
       .appendingPathComponent("milvus-lite-\(UUID().uuidString)")
     peer = PeerProcess(
       name: "milvus-lite", executable: PeerProcess.venvBin.appendingPathComponent("milvus-lite"),
-      arguments: ["server", "--data-dir", self.dataDirectory.path, "--host", "127.0.0.1", "--port", "\(port)"])
+      arguments: [
+        "server", "--data-dir", self.dataDirectory.path, "--host", "127.0.0.1", "--port", "\(port)",
+      ])
     try peer.process.run()
     // milvus-lite prints "MilvusLite gRPC server listening on HOST:PORT" once it accepts calls;
     // if it dies instead, reading hits EOF and this throws.
