@@ -8,7 +8,9 @@ extension MilvusCall where Output == String {
   public static func serverVersion() -> MilvusCall {
     make("GetVersion", response: Milvus_Proto_Milvus_GetVersionResponse.self) { _ in
       Milvus_Proto_Milvus_GetVersionRequest()
-    } output: { response, _ in response.version }
+    } output: { response, _ in
+      response.version
+    }
   }
 }
 
@@ -17,7 +19,9 @@ extension MilvusCall where Output == MilvusHealth {
   public static func checkHealth() -> MilvusCall {
     make("CheckHealth", response: Milvus_Proto_Milvus_CheckHealthResponse.self) { _ in
       Milvus_Proto_Milvus_CheckHealthRequest()
-    } output: { response, _ in MilvusHealth(isHealthy: response.isHealthy, reasons: response.reasons) }
+    } output: { response, _ in
+      MilvusHealth(isHealthy: response.isHealthy, reasons: response.reasons)
+    }
   }
 }
 
@@ -26,22 +30,30 @@ extension MilvusCall where Output == Void {
     _ method: String, invalid: MilvexError?, effect: SchemaCacheEffect = .none,
     request: @escaping @Sendable (MilvusCallContext) throws -> Request
   ) -> MilvusCall {
-    make(method, response: Milvus_Proto_Common_Status.self, invalid: invalid, effect: effect, request: request) { _, _ in }
+    make(
+      method, response: Milvus_Proto_Common_Status.self, invalid: invalid, effect: effect,
+      request: request
+    ) { _, _ in }
   }
 
   // MARK: Databases
 
-  public static func createDatabase(_ name: String, properties: [String: String] = [:]) -> MilvusCall {
+  public static func createDatabase(_ name: String, properties: [String: String] = [:])
+    -> MilvusCall
+  {
     status("CreateDatabase", invalid: Check.name(name, "database")) { _ in
       Milvus_Proto_Milvus_CreateDatabaseRequest.with {
         $0.dbName = name
-        $0.properties = properties.sorted { $0.key < $1.key }.map { .init(key: $0.key, value: $0.value) }
+        $0.properties = properties.sorted { $0.key < $1.key }.map {
+          .init(key: $0.key, value: $0.value)
+        }
       }
     }
   }
 
   public static func dropDatabase(_ name: String) -> MilvusCall {
-    status("DropDatabase", invalid: Check.name(name, "database"), effect: .forgetDatabase(name)) { _ in
+    status("DropDatabase", invalid: Check.name(name, "database"), effect: .forgetDatabase(name)) {
+      _ in
       Milvus_Proto_Milvus_DropDatabaseRequest.with { $0.dbName = name }
     }
   }
@@ -59,7 +71,8 @@ extension MilvusCall where Output == Void {
       do { try schema.validate() } catch { invalid = error }
     }
     if invalid == nil, !(1...64).contains(shardCount) {
-      invalid = .invalidArgument(field: "shardCount", message: "must be in 1...64, is \(shardCount)")
+      invalid = .invalidArgument(
+        field: "shardCount", message: "must be in 1...64, is \(shardCount)")
     }
     return status(
       "CreateCollection", invalid: invalid, effect: .remember(collection: name, schema: schema)
@@ -72,20 +85,26 @@ extension MilvusCall where Output == Void {
         $0.schema = schemaBytes
         $0.shardsNum = Int32(shardCount)
         $0.consistencyLevel = consistencyLevel.proto
-        $0.properties = properties.sorted { $0.key < $1.key }.map { .init(key: $0.key, value: $0.value) }
+        $0.properties = properties.sorted { $0.key < $1.key }.map {
+          .init(key: $0.key, value: $0.value)
+        }
       }
     }
   }
 
   public static func dropCollection(_ name: String) -> MilvusCall {
-    status("DropCollection", invalid: Check.name(name, "collection"), effect: .forget(collections: [name])) { _ in
+    status(
+      "DropCollection", invalid: Check.name(name, "collection"),
+      effect: .forget(collections: [name])
+    ) { _ in
       Milvus_Proto_Milvus_DropCollectionRequest.with { $0.collectionName = name }
     }
   }
 
   public static func renameCollection(_ name: String, to newName: String) -> MilvusCall {
     status(
-      "RenameCollection", invalid: Check.first(Check.name(name, "collection"), Check.name(newName, "newName")),
+      "RenameCollection",
+      invalid: Check.first(Check.name(name, "collection"), Check.name(newName, "newName")),
       effect: .forget(collections: [name, newName])
     ) { _ in
       Milvus_Proto_Milvus_RenameCollectionRequest.with {
@@ -100,7 +119,8 @@ extension MilvusCall where Output == Void {
   public static func loadCollection(_ name: String, replicas: Int = 1) -> MilvusCall {
     let invalid = Check.first(
       Check.name(name, "collection"),
-      replicas >= 1 ? nil : .invalidArgument(field: "replicas", message: "must be at least 1, is \(replicas)"))
+      replicas >= 1
+        ? nil : .invalidArgument(field: "replicas", message: "must be at least 1, is \(replicas)"))
     return status("LoadCollection", invalid: invalid) { _ in
       Milvus_Proto_Milvus_LoadCollectionRequest.with {
         $0.collectionName = name
@@ -117,31 +137,46 @@ extension MilvusCall where Output == Void {
 
   /// Seals the collections' growing segments and persists them.
   public static func flush(_ collections: [String]) -> MilvusCall {
-    make("Flush", response: Milvus_Proto_Milvus_FlushResponse.self, invalid: Check.names(collections, "collections")) { _ in
+    make(
+      "Flush", response: Milvus_Proto_Milvus_FlushResponse.self,
+      invalid: Check.names(collections, "collections")
+    ) { _ in
       Milvus_Proto_Milvus_FlushRequest.with { $0.collectionNames = collections }
-    } output: { _, _ in }
+    } output: { _, _ in
+    }
   }
 
   // MARK: Partitions
 
   public static func createPartition(_ partition: String, in collection: String) -> MilvusCall {
-    partitionCall("CreatePartition", Milvus_Proto_Milvus_CreatePartitionRequest.self, partition, collection)
+    partitionCall(
+      "CreatePartition", Milvus_Proto_Milvus_CreatePartitionRequest.self, partition, collection)
   }
 
   public static func dropPartition(_ partition: String, in collection: String) -> MilvusCall {
-    partitionCall("DropPartition", Milvus_Proto_Milvus_DropPartitionRequest.self, partition, collection)
+    partitionCall(
+      "DropPartition", Milvus_Proto_Milvus_DropPartitionRequest.self, partition, collection)
   }
 
   private static func partitionCall<Request: PartitionRequest>(
     _ method: String, _ type: Request.Type, _ partition: String, _ collection: String
   ) -> MilvusCall {
-    status(method, invalid: Check.first(Check.name(collection, "collection"), Check.name(partition, "partition"))) { _ in
+    status(
+      method,
+      invalid: Check.first(Check.name(collection, "collection"), Check.name(partition, "partition"))
+    ) { _ in
       Request.named(partition, in: collection)
     }
   }
 
-  public static func loadPartitions(_ partitions: [String], in collection: String, replicas: Int = 1) -> MilvusCall {
-    status("LoadPartitions", invalid: Check.first(Check.name(collection, "collection"), Check.names(partitions, "partitions"))) { _ in
+  public static func loadPartitions(
+    _ partitions: [String], in collection: String, replicas: Int = 1
+  ) -> MilvusCall {
+    status(
+      "LoadPartitions",
+      invalid: Check.first(
+        Check.name(collection, "collection"), Check.names(partitions, "partitions"))
+    ) { _ in
       Milvus_Proto_Milvus_LoadPartitionsRequest.with {
         $0.collectionName = collection
         $0.partitionNames = partitions
@@ -150,8 +185,13 @@ extension MilvusCall where Output == Void {
     }
   }
 
-  public static func releasePartitions(_ partitions: [String], in collection: String) -> MilvusCall {
-    status("ReleasePartitions", invalid: Check.first(Check.name(collection, "collection"), Check.names(partitions, "partitions"))) { _ in
+  public static func releasePartitions(_ partitions: [String], in collection: String) -> MilvusCall
+  {
+    status(
+      "ReleasePartitions",
+      invalid: Check.first(
+        Check.name(collection, "collection"), Check.names(partitions, "partitions"))
+    ) { _ in
       Milvus_Proto_Milvus_ReleasePartitionsRequest.with {
         $0.collectionName = collection
         $0.partitionNames = partitions
@@ -167,8 +207,12 @@ extension MilvusCall where Output == Void {
       Check.name(collection, "collection"), Check.name(spec.fieldName, "fieldName"),
       Check.name(spec.indexType.rawValue, "indexType"))
     return status("CreateIndex", invalid: invalid) { _ in
-      var params = [Milvus_Proto_Common_KeyValuePair(key: "index_type", value: spec.indexType.rawValue)]
-      if let metric = spec.metricType { params.append(.init(key: "metric_type", value: metric.rawValue)) }
+      var params = [
+        Milvus_Proto_Common_KeyValuePair(key: "index_type", value: spec.indexType.rawValue)
+      ]
+      if let metric = spec.metricType {
+        params.append(.init(key: "metric_type", value: metric.rawValue))
+      }
       if !spec.params.isEmpty {
         var json = ""
         JSONText.writeObject(spec.params, to: &json)
@@ -184,7 +228,9 @@ extension MilvusCall where Output == Void {
   }
 
   /// Drops the index on `fieldName` (or the one called `indexName`).
-  public static func dropIndex(on collection: String, fieldName: String = "", indexName: String = "") -> MilvusCall {
+  public static func dropIndex(
+    on collection: String, fieldName: String = "", indexName: String = ""
+  ) -> MilvusCall {
     let invalid = Check.first(
       Check.name(collection, "collection"),
       fieldName.isEmpty && indexName.isEmpty
@@ -201,7 +247,10 @@ extension MilvusCall where Output == Void {
   // MARK: Aliases
 
   public static func createAlias(_ alias: String, for collection: String) -> MilvusCall {
-    status("CreateAlias", invalid: Check.first(Check.name(collection, "collection"), Check.name(alias, "alias"))) { _ in
+    status(
+      "CreateAlias",
+      invalid: Check.first(Check.name(collection, "collection"), Check.name(alias, "alias"))
+    ) { _ in
       Milvus_Proto_Milvus_CreateAliasRequest.with {
         $0.collectionName = collection
         $0.alias = alias
@@ -212,7 +261,8 @@ extension MilvusCall where Output == Void {
   /// Points an existing alias at another collection.
   public static func alterAlias(_ alias: String, to collection: String) -> MilvusCall {
     status(
-      "AlterAlias", invalid: Check.first(Check.name(collection, "collection"), Check.name(alias, "alias")),
+      "AlterAlias",
+      invalid: Check.first(Check.name(collection, "collection"), Check.name(alias, "alias")),
       effect: .forget(collections: [alias])
     ) { _ in
       Milvus_Proto_Milvus_AlterAliasRequest.with {
@@ -223,7 +273,8 @@ extension MilvusCall where Output == Void {
   }
 
   public static func dropAlias(_ alias: String) -> MilvusCall {
-    status("DropAlias", invalid: Check.name(alias, "alias"), effect: .forget(collections: [alias])) { _ in
+    status("DropAlias", invalid: Check.name(alias, "alias"), effect: .forget(collections: [alias]))
+    { _ in
       Milvus_Proto_Milvus_DropAliasRequest.with { $0.alias = alias }
     }
   }
@@ -233,50 +284,76 @@ extension MilvusCall where Output == [String] {
   public static func listDatabases() -> MilvusCall {
     make("ListDatabases", response: Milvus_Proto_Milvus_ListDatabasesResponse.self) { _ in
       Milvus_Proto_Milvus_ListDatabasesRequest()
-    } output: { response, _ in response.dbNames }
+    } output: { response, _ in
+      response.dbNames
+    }
   }
 
   /// The collections of the current database.
   public static func listCollections() -> MilvusCall {
     make("ShowCollections", response: Milvus_Proto_Milvus_ShowCollectionsResponse.self) { _ in
       Milvus_Proto_Milvus_ShowCollectionsRequest()
-    } output: { response, _ in response.collectionNames }
+    } output: { response, _ in
+      response.collectionNames
+    }
   }
 
   public static func listPartitions(in collection: String) -> MilvusCall {
-    make("ShowPartitions", response: Milvus_Proto_Milvus_ShowPartitionsResponse.self,
-         invalid: Check.name(collection, "collection")) { _ in
+    make(
+      "ShowPartitions", response: Milvus_Proto_Milvus_ShowPartitionsResponse.self,
+      invalid: Check.name(collection, "collection")
+    ) { _ in
       Milvus_Proto_Milvus_ShowPartitionsRequest.with { $0.collectionName = collection }
-    } output: { response, _ in response.partitionNames }
+    } output: { response, _ in
+      response.partitionNames
+    }
   }
 
   /// The aliases of `collection` (of every collection in the database if empty).
   public static func listAliases(of collection: String = "") -> MilvusCall {
-    make("ListAliases", response: Milvus_Proto_Milvus_ListAliasesResponse.self) { _ in
-      Milvus_Proto_Milvus_ListAliasesRequest.with { $0.collectionName = collection }
-    } output: { response, _ in response.aliases }
+    make("ListAliases", response: Milvus_Proto_Milvus_ListAliasesResponse.self) { context in
+      // The database in the request too: Milvus 2.3.5 reads ListAliases' database only from
+      // there (not from the `dbname` metadata), so in another database it found no collection.
+      Milvus_Proto_Milvus_ListAliasesRequest.with {
+        $0.collectionName = collection
+        $0.dbName = context.database
+      }
+    } output: { response, _ in
+      response.aliases
+    }
   }
 }
 
 extension MilvusCall where Output == Bool {
   public static func hasCollection(_ name: String) -> MilvusCall {
-    make("HasCollection", response: Milvus_Proto_Milvus_BoolResponse.self, invalid: Check.name(name, "collection")) { _ in
+    make(
+      "HasCollection", response: Milvus_Proto_Milvus_BoolResponse.self,
+      invalid: Check.name(name, "collection")
+    ) { _ in
       Milvus_Proto_Milvus_HasCollectionRequest.with { $0.collectionName = name }
-    } output: { response, _ in response.value }
+    } output: { response, _ in
+      response.value
+    }
   }
 
   public static func hasPartition(_ partition: String, in collection: String) -> MilvusCall {
-    make("HasPartition", response: Milvus_Proto_Milvus_BoolResponse.self,
-         invalid: Check.first(Check.name(collection, "collection"), Check.name(partition, "partition"))) { _ in
+    make(
+      "HasPartition", response: Milvus_Proto_Milvus_BoolResponse.self,
+      invalid: Check.first(Check.name(collection, "collection"), Check.name(partition, "partition"))
+    ) { _ in
       Milvus_Proto_Milvus_HasPartitionRequest.named(partition, in: collection)
-    } output: { response, _ in response.value }
+    } output: { response, _ in
+      response.value
+    }
   }
 }
 
 extension MilvusCall where Output == DatabaseDescription {
   public static func describeDatabase(_ name: String) -> MilvusCall {
-    make("DescribeDatabase", response: Milvus_Proto_Milvus_DescribeDatabaseResponse.self,
-         invalid: Check.name(name, "database")) { _ in
+    make(
+      "DescribeDatabase", response: Milvus_Proto_Milvus_DescribeDatabaseResponse.self,
+      invalid: Check.name(name, "database")
+    ) { _ in
       Milvus_Proto_Milvus_DescribeDatabaseRequest.with { $0.dbName = name }
     } output: { response, _ in
       DatabaseDescription(
@@ -289,8 +366,10 @@ extension MilvusCall where Output == DatabaseDescription {
 extension MilvusCall where Output == CollectionDescription {
   /// Describes a collection; its schema is remembered for later inserts and searches.
   public static func describeCollection(_ name: String) -> MilvusCall {
-    make("DescribeCollection", response: Milvus_Proto_Milvus_DescribeCollectionResponse.self,
-         invalid: Check.name(name, "collection")) { _ in
+    make(
+      "DescribeCollection", response: Milvus_Proto_Milvus_DescribeCollectionResponse.self,
+      invalid: Check.name(name, "collection")
+    ) { _ in
       Milvus_Proto_Milvus_DescribeCollectionRequest.with { $0.collectionName = name }
     } output: { response, context in
       CollectionDescription(
@@ -308,20 +387,26 @@ extension MilvusCall where Output == CollectionDescription {
 extension MilvusCall where Output == LoadState {
   /// Whether the collection (or the named partitions) is loaded.
   public static func loadState(of collection: String, partitions: [String] = []) -> MilvusCall {
-    make("GetLoadState", response: Milvus_Proto_Milvus_GetLoadStateResponse.self,
-         invalid: Check.name(collection, "collection")) { _ in
+    make(
+      "GetLoadState", response: Milvus_Proto_Milvus_GetLoadStateResponse.self,
+      invalid: Check.name(collection, "collection")
+    ) { _ in
       Milvus_Proto_Milvus_GetLoadStateRequest.with {
         $0.collectionName = collection
         $0.partitionNames = partitions
       }
-    } output: { response, _ in LoadState(proto: response.state) }
+    } output: { response, _ in
+      LoadState(proto: response.state)
+    }
   }
 }
 
 extension MilvusCall where Output == CollectionStatistics {
   public static func collectionStatistics(_ name: String) -> MilvusCall {
-    make("GetCollectionStatistics", response: Milvus_Proto_Milvus_GetCollectionStatisticsResponse.self,
-         invalid: Check.name(name, "collection")) { _ in
+    make(
+      "GetCollectionStatistics", response: Milvus_Proto_Milvus_GetCollectionStatisticsResponse.self,
+      invalid: Check.name(name, "collection")
+    ) { _ in
       Milvus_Proto_Milvus_GetCollectionStatisticsRequest.with { $0.collectionName = name }
     } output: { response, _ in
       let all = response.stats.dictionary
@@ -335,9 +420,13 @@ extension MilvusCall where Output == CollectionStatistics {
 
 extension MilvusCall where Output == [IndexDescription] {
   /// The indexes of a collection (only the one on `fieldName`, or called `indexName`, if given).
-  public static func describeIndex(on collection: String, fieldName: String = "", indexName: String = "") -> MilvusCall {
-    make("DescribeIndex", response: Milvus_Proto_Milvus_DescribeIndexResponse.self,
-         invalid: Check.name(collection, "collection")) { _ in
+  public static func describeIndex(
+    on collection: String, fieldName: String = "", indexName: String = ""
+  ) -> MilvusCall {
+    make(
+      "DescribeIndex", response: Milvus_Proto_Milvus_DescribeIndexResponse.self,
+      invalid: Check.name(collection, "collection")
+    ) { _ in
       Milvus_Proto_Milvus_DescribeIndexRequest.with {
         $0.collectionName = collection
         $0.fieldName = fieldName
@@ -346,19 +435,22 @@ extension MilvusCall where Output == [IndexDescription] {
     } output: { response, _ in
       response.indexDescriptions.map { index in
         let params = index.params.dictionary
-        let state: IndexDescription.State = switch index.state {
-        case .unissued: .unissued
-        case .inProgress: .inProgress
-        case .finished: .finished
-        case .failed: .failed
-        case .retry: .retry
-        default: .none
-        }
+        let state: IndexDescription.State =
+          switch index.state {
+          case .unissued: .unissued
+          case .inProgress: .inProgress
+          case .finished: .finished
+          case .failed: .failed
+          case .retry: .retry
+          default: .none
+          }
         return IndexDescription(
           indexName: index.indexName, fieldName: index.fieldName,
           indexType: params["index_type"].map(IndexType.init(rawValue:)),
-          metricType: params["metric_type"].map(MetricType.init(rawValue:)), params: params, state: state,
-          failReason: index.indexStateFailReason, indexedRows: index.indexedRows, totalRows: index.totalRows,
+          metricType: params["metric_type"].map(MetricType.init(rawValue:)), params: params,
+          state: state,
+          failReason: index.indexStateFailReason, indexedRows: index.indexedRows,
+          totalRows: index.totalRows,
           pendingRows: index.pendingIndexRows)
       }
     }

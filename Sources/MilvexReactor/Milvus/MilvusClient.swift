@@ -47,7 +47,8 @@ public final class MilvusClient: Sendable {
     self.retryPolicy = retryPolicy
     self.schemas = LoopBound([:], loop: connection.loop)
     self.logger = logger ?? Logger(label: "MilvexReactor.MilvusClient")
-    self.metrics = LoopBound(MilvusCallMetrics(factory: metrics ?? MetricsSystem.factory), loop: connection.loop)
+    self.metrics = LoopBound(
+      MilvusCallMetrics(factory: metrics ?? MetricsSystem.factory), loop: connection.loop)
   }
 
   /// Starts a ``Connection`` and a client over it. Returns at once (the connection keeps
@@ -55,14 +56,17 @@ public final class MilvusClient: Sendable {
   ///
   /// - Important: Callable from any thread.
   public static func connect(
-    config: ConnectionConfig, on loop: EventLoop, name: String? = nil, retryPolicy: RetryPolicy = RetryPolicy(),
+    config: ConnectionConfig, on loop: EventLoop, name: String? = nil,
+    retryPolicy: RetryPolicy = RetryPolicy(),
     logger: Logger? = nil, metrics: (any MetricsFactory)? = nil
   ) throws(MilvexError) -> MilvusClient {
     try retryPolicy.validate()
     let connection = try Connection.start(
-      config: config, on: loop, name: name, logger: logger ?? Logger(label: "MilvexReactor.Connection"),
+      config: config, on: loop, name: name,
+      logger: logger ?? Logger(label: "MilvexReactor.Connection"),
       metrics: metrics)
-    return try MilvusClient(connection: connection, retryPolicy: retryPolicy, logger: logger, metrics: metrics)
+    return try MilvusClient(
+      connection: connection, retryPolicy: retryPolicy, logger: logger, metrics: metrics)
   }
 
   /// Disconnects the connection; calls in flight fail with ``MilvexError/disconnected(reason:)``.
@@ -87,10 +91,12 @@ public final class MilvusClient: Sendable {
   ) -> MilvusCallHandle {
     let cancellation = CallCancellation(loop: connection.loop)
     let decode = call.decode
-    submit(call.erased, options: options, cancellation: cancellation, deliver: { bytes, context in
-      let output = try decode(bytes, context)
-      return { completion(.success(output)) }
-    }, fail: { completion(.failure($0)) })
+    submit(
+      call.erased, options: options, cancellation: cancellation,
+      deliver: { bytes, context in
+        let output = try decode(bytes, context)
+        return { completion(.success(output)) }
+      }, fail: { completion(.failure($0)) })
     return MilvusCallHandle(cancellation: cancellation)
   }
 
@@ -107,11 +113,14 @@ public final class MilvusClient: Sendable {
     let cancellation = CallCancellation(loop: connection.loop)
     let decode = call.decode
     let result = await withTaskCancellationHandler {
-      await withCheckedContinuation { (continuation: CheckedContinuation<Result<Output, MilvexError>, Never>) in
-        submit(call.erased, options: options, cancellation: cancellation, deliver: { bytes, context in
-          let output = try decode(bytes, context)
-          return { continuation.resume(returning: .success(output)) }
-        }, fail: { continuation.resume(returning: .failure($0)) })
+      await withCheckedContinuation {
+        (continuation: CheckedContinuation<Result<Output, MilvexError>, Never>) in
+        submit(
+          call.erased, options: options, cancellation: cancellation,
+          deliver: { bytes, context in
+            let output = try decode(bytes, context)
+            return { continuation.resume(returning: .success(output)) }
+          }, fail: { continuation.resume(returning: .failure($0)) })
       }
     } onCancel: {
       cancellation.cancel()
@@ -128,10 +137,12 @@ public final class MilvusClient: Sendable {
     completion: @escaping (Result<Output, MilvexError>) -> Void
   ) {
     let decode = call.decode
-    startOnLoop(call.erased, options: options, startedAt: .now, cancellation: nil, deliver: { bytes, context in
-      let output = try decode(bytes, context)
-      return { completion(.success(output)) }
-    }, fail: { completion(.failure($0)) })
+    startOnLoop(
+      call.erased, options: options, startedAt: .now, cancellation: nil,
+      deliver: { bytes, context in
+        let output = try decode(bytes, context)
+        return { completion(.success(output)) }
+      }, fail: { completion(.failure($0)) })
   }
 
   /// Decodes a response; returns the typed success to deliver (or throws).
@@ -149,7 +160,9 @@ public final class MilvusClient: Sendable {
     let startedAt = ContinuousClock.now
     do {
       try connection.loop.execute { [self] in
-        startOnLoop(call, options: options, startedAt: startedAt, cancellation: cancellation, deliver: deliver, fail: fail)
+        startOnLoop(
+          call, options: options, startedAt: startedAt, cancellation: cancellation,
+          deliver: deliver, fail: fail)
       }
     } catch {
       fail(error)
@@ -158,7 +171,8 @@ public final class MilvusClient: Sendable {
 
   private func startOnLoop(
     _ call: ErasedCall, options: MilvusCallOptions, startedAt: ContinuousClock.Instant,
-    cancellation: CallCancellation?, deliver: @escaping Deliver, fail: @escaping (MilvexError) -> Void
+    cancellation: CallCancellation?, deliver: @escaping Deliver,
+    fail: @escaping (MilvexError) -> Void
   ) {
     connection.loop.assertInLoopThread()
     func reject(_ error: MilvexError) {
@@ -175,7 +189,8 @@ public final class MilvusClient: Sendable {
     }
     let timeout = options.timeout ?? connection.config.timeout
     guard timeout > .zero else {
-      return reject(.invalidArgument(field: "options.timeout", message: "must be positive, is \(timeout)"))
+      return reject(
+        .invalidArgument(field: "options.timeout", message: "must be positive, is \(timeout)"))
     }
     let run = CallRun(
       client: self, call: call, policy: policy, startedAt: startedAt, deadline: startedAt + timeout,
@@ -190,7 +205,9 @@ public final class MilvusClient: Sendable {
 
   // MARK: - Schema cache (loop thread)
 
-  func cachedSchema(database: String, collection: String) -> (schema: CollectionSchema, timestamp: UInt64)? {
+  func cachedSchema(database: String, collection: String) -> (
+    schema: CollectionSchema, timestamp: UInt64
+  )? {
     schemas.value[SchemaKey(database: database, collection: collection)]
   }
 
@@ -200,7 +217,9 @@ public final class MilvusClient: Sendable {
     case .remember(let collection, let schema, let timestamp):
       schemas.value[SchemaKey(database: database, collection: collection)] = (schema, timestamp)
     case .forget(let collections):
-      for collection in collections { schemas.value[SchemaKey(database: database, collection: collection)] = nil }
+      for collection in collections {
+        schemas.value[SchemaKey(database: database, collection: collection)] = nil
+      }
     case .forgetDatabase(let name):
       schemas.value = schemas.value.filter { $0.key.database != name }
     }
@@ -219,12 +238,20 @@ public final class MilvusClient: Sendable {
   // MARK: - Conveniences
 
   /// Makes `database` the current one for later calls (kept across reconnects), after checking
-  /// that it exists.
+  /// that it exists: by `DescribeDatabase`, or, on servers before Milvus 2.4 that lack it
+  /// (UNIMPLEMENTED), by listing the databases.
   ///
   /// - Important: Callable from any task.
-  /// - Throws: the Milvus error if the database does not exist.
+  /// - Throws: the Milvus error if the database does not exist (Milvus's "database not found",
+  ///   code 800, when the server lacks `DescribeDatabase`).
   public func useDatabase(_ database: String) async throws(MilvexError) {
-    _ = try await perform(.describeDatabase(database))
+    do {
+      _ = try await perform(.describeDatabase(database))
+    } catch .grpcStatus(let status) where status.code == .unimplemented {
+      guard try await perform(.listDatabases()).contains(database) else {
+        throw .milvus(code: 800, reason: "database not found[database=\(database)]")
+      }
+    }
     try connection.useDatabase(database)
   }
 
@@ -232,7 +259,9 @@ public final class MilvusClient: Sendable {
   /// `DEADLINE_EXCEEDED` after `timeout`.
   ///
   /// - Important: Callable from any task.
-  public func loadCollection(_ name: String, timeout: Duration = .seconds(60)) async throws(MilvexError) {
+  public func loadCollection(_ name: String, timeout: Duration = .seconds(60))
+    async throws(MilvexError)
+  {
     let deadline = ContinuousClock.now + timeout
     try await perform(.loadCollection(name), options: MilvusCallOptions(timeout: timeout))
     while true {
@@ -240,7 +269,8 @@ public final class MilvusClient: Sendable {
       guard remaining > .zero else {
         throw .status(.deadlineExceeded, "collection '\(name)' was not loaded within \(timeout)")
       }
-      let state = try await perform(.loadState(of: name), options: MilvusCallOptions(timeout: remaining))
+      let state = try await perform(
+        .loadState(of: name), options: MilvusCallOptions(timeout: remaining))
       switch state {
       case .loaded: return
       case .notExist: throw .milvus(code: 100, reason: "collection '\(name)' does not exist")
