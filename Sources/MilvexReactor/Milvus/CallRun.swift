@@ -84,13 +84,16 @@ final class CallRun {
   /// Runs `body` once the call's context (and schema, if it needs one) is known.
   private func withContext(_ body: @escaping () -> Void) {
     if context != nil { return body() }
+    let session = client.sessionTimestamps
+    let sessionTimestamp = session.timestamp(database: database, collection: call.schemaOf)
     guard let collection = call.schemaOf else {
-      context = MilvusCallContext(database: database, schema: nil)
+      context = MilvusCallContext(database: database, schema: nil, session: session)
       return body()
     }
     if let cached = client.cachedSchema(database: database, collection: collection) {
       context = MilvusCallContext(
-        database: database, schema: cached.schema, schemaTimestamp: cached.timestamp)
+        database: database, schema: cached.schema, schemaTimestamp: cached.timestamp,
+        session: session, sessionTimestamp: sessionTimestamp)
       return body()
     }
     let remaining = deadline - .now
@@ -112,7 +115,8 @@ final class CallRun {
           database: database)
         context = MilvusCallContext(
           database: database, schema: description.schema,
-          schemaTimestamp: description.updateTimestamp)
+          schemaTimestamp: description.updateTimestamp, session: session,
+          sessionTimestamp: sessionTimestamp)
         body()
       case .failure(let error):
         failed(error)

@@ -8,33 +8,50 @@ extension MilvusCall where Output == MutationResult {
   /// present (except an auto-ID key), values of the field's type, vectors of its dimension,
   /// strings within their maximum length, no unknown keys unless the collection has a dynamic
   /// field. A write: retried only if the retry policy allows writes.
-  public static func insert(into collection: String, _ entities: Entities, partition: String = "") -> MilvusCall {
-    write("Insert", Milvus_Proto_Milvus_InsertRequest.self, collection, entities, partition, purpose: .insert)
+  public static func insert(into collection: String, _ entities: Entities, partition: String = "")
+    -> MilvusCall
+  {
+    write(
+      "Insert", Milvus_Proto_Milvus_InsertRequest.self, collection, entities, partition,
+      purpose: .insert)
   }
 
   /// Inserts rows; see ``insert(into:_:partition:)``.
-  public static func insert(into collection: String, rows: [Row], partition: String = "") -> MilvusCall {
+  public static func insert(into collection: String, rows: [Row], partition: String = "")
+    -> MilvusCall
+  {
     insert(into: collection, .rows(rows), partition: partition)
   }
 
   /// Inserts, or replaces the entities with the same primary keys (which must be given, also
   /// for auto-ID collections).
-  public static func upsert(into collection: String, _ entities: Entities, partition: String = "") -> MilvusCall {
-    write("Upsert", Milvus_Proto_Milvus_UpsertRequest.self, collection, entities, partition, purpose: .upsert)
+  public static func upsert(into collection: String, _ entities: Entities, partition: String = "")
+    -> MilvusCall
+  {
+    write(
+      "Upsert", Milvus_Proto_Milvus_UpsertRequest.self, collection, entities, partition,
+      purpose: .upsert)
   }
 
   /// Upserts rows; see ``upsert(into:_:partition:)``.
-  public static func upsert(into collection: String, rows: [Row], partition: String = "") -> MilvusCall {
+  public static func upsert(into collection: String, rows: [Row], partition: String = "")
+    -> MilvusCall
+  {
     upsert(into: collection, .rows(rows), partition: partition)
   }
 
   private static func write<Request: EntityWriteRequest>(
-    _ method: String, _ type: Request.Type, _ collection: String, _ entities: Entities, _ partition: String,
+    _ method: String, _ type: Request.Type, _ collection: String, _ entities: Entities,
+    _ partition: String,
     purpose: EntityCodec.Purpose
   ) -> MilvusCall {
-    make(method, response: Milvus_Proto_Milvus_MutationResult.self, isWrite: true, schemaOf: collection,
-         invalid: Check.first(Check.name(collection, "collection"),
-                              entities.count == 0 ? .invalidArgument(field: "entities", message: "must not be empty") : nil)
+    make(
+      method, response: Milvus_Proto_Milvus_MutationResult.self, isWrite: true,
+      schemaOf: collection,
+      invalid: Check.first(
+        Check.name(collection, "collection"),
+        entities.count == 0
+          ? .invalidArgument(field: "entities", message: "must not be empty") : nil)
     ) { context in
       let (fields, rows) = try EntityCodec.encode(
         entities, schema: context.schema!, collection: collection, purpose: purpose)
@@ -45,14 +62,23 @@ extension MilvusCall where Output == MutationResult {
       request.numRows = try UInt32(rows: rows)
       request.schemaTimestamp = context.schemaTimestamp
       return request
-    } output: { response, _ in MutationResult(response) }
+    } output: { response, context in
+      context.session?.record(
+        database: context.database, collection: collection, timestamp: response.timestamp)
+      return MutationResult(response)
+    }
   }
 
   /// Deletes the entities with these primary keys.
-  public static func delete(from collection: String, ids: [PrimaryKey], partition: String = "") -> MilvusCall {
-    make("Delete", response: Milvus_Proto_Milvus_MutationResult.self, isWrite: true, schemaOf: collection,
-         invalid: Check.first(Check.name(collection, "collection"),
-                              ids.isEmpty ? .invalidArgument(field: "ids", message: "must not be empty") : nil)
+  public static func delete(from collection: String, ids: [PrimaryKey], partition: String = "")
+    -> MilvusCall
+  {
+    make(
+      "Delete", response: Milvus_Proto_Milvus_MutationResult.self, isWrite: true,
+      schemaOf: collection,
+      invalid: Check.first(
+        Check.name(collection, "collection"),
+        ids.isEmpty ? .invalidArgument(field: "ids", message: "must not be empty") : nil)
     ) { context in
       let expression = try Filter.primaryKeyIn(ids, schema: context.schema!, collection: collection)
       return Milvus_Proto_Milvus_DeleteRequest.with {
@@ -60,20 +86,31 @@ extension MilvusCall where Output == MutationResult {
         $0.partitionName = partition
         $0.expr = expression
       }
-    } output: { response, _ in MutationResult(response) }
+    } output: { response, context in
+      context.session?.record(
+        database: context.database, collection: collection, timestamp: response.timestamp)
+      return MutationResult(response)
+    }
   }
 
   /// Deletes the entities matching a filter expression.
-  public static func delete(from collection: String, filter: String, partition: String = "") -> MilvusCall {
-    make("Delete", response: Milvus_Proto_Milvus_MutationResult.self, isWrite: true,
-         invalid: Check.first(Check.name(collection, "collection"), Check.name(filter, "filter"))
+  public static func delete(from collection: String, filter: String, partition: String = "")
+    -> MilvusCall
+  {
+    make(
+      "Delete", response: Milvus_Proto_Milvus_MutationResult.self, isWrite: true,
+      invalid: Check.first(Check.name(collection, "collection"), Check.name(filter, "filter"))
     ) { _ in
       Milvus_Proto_Milvus_DeleteRequest.with {
         $0.collectionName = collection
         $0.partitionName = partition
         $0.expr = filter
       }
-    } output: { response, _ in MutationResult(response) }
+    } output: { response, context in
+      context.session?.record(
+        database: context.database, collection: collection, timestamp: response.timestamp)
+      return MutationResult(response)
+    }
   }
 }
 
@@ -81,16 +118,23 @@ extension MilvusCall where Output == [Row] {
   /// The entities matching `filter` (an empty filter needs a limit), with the requested fields
   /// (the primary key always). `count(*)` as the only output field counts them instead.
   public static func query(
-    _ collection: String, filter: String, outputFields: [String] = [], limit: Int? = nil, offset: Int = 0,
+    _ collection: String, filter: String, outputFields: [String] = [], limit: Int? = nil,
+    offset: Int = 0,
     partitions: [String] = [], consistencyLevel: ConsistencyLevel? = nil
   ) -> MilvusCall {
     let invalid = Check.first(
       Check.name(collection, "collection"),
-      limit.map { $0 >= 1 ? nil : .invalidArgument(field: "limit", message: "must be at least 1, is \($0)") } ?? nil,
-      offset >= 0 ? nil : .invalidArgument(field: "offset", message: "must not be negative, is \(offset)"),
+      limit.map {
+        $0 >= 1 ? nil : .invalidArgument(field: "limit", message: "must be at least 1, is \($0)")
+      } ?? nil,
+      offset >= 0
+        ? nil : .invalidArgument(field: "offset", message: "must not be negative, is \(offset)"),
       filter.isEmpty && limit == nil && outputFields != ["count(*)"]
         ? .invalidArgument(field: "filter", message: "an empty filter needs a limit") : nil)
-    return make("Query", response: Milvus_Proto_Milvus_QueryResults.self, schemaOf: collection, invalid: invalid) { context in
+    return make(
+      "Query", response: Milvus_Proto_Milvus_QueryResults.self, schemaOf: collection,
+      invalid: invalid
+    ) { context in
       try Filter.checkOutputFields(outputFields, schema: context.schema!, collection: collection)
       return Milvus_Proto_Milvus_QueryRequest.with {
         $0.collectionName = collection
@@ -101,9 +145,11 @@ extension MilvusCall where Output == [Row] {
         if let limit { params.append(.init(key: "limit", value: "\(limit)")) }
         if offset > 0 { params.append(.init(key: "offset", value: "\(offset)")) }
         $0.queryParams = params
-        $0.setConsistency(consistencyLevel)
+        $0.setConsistency(consistencyLevel, session: context.sessionTimestamp)
       }
-    } output: { response, _ in try EntityCodec.rows(from: response.fieldsData) }
+    } output: { response, _ in
+      try EntityCodec.rows(from: response.fieldsData)
+    }
   }
 
   /// The entities with these primary keys (those that exist), with the requested fields (all
@@ -115,7 +161,10 @@ extension MilvusCall where Output == [Row] {
     let invalid = Check.first(
       Check.name(collection, "collection"),
       ids.isEmpty ? .invalidArgument(field: "ids", message: "must not be empty") : nil)
-    return make("Query", response: Milvus_Proto_Milvus_QueryResults.self, schemaOf: collection, invalid: invalid) { context in
+    return make(
+      "Query", response: Milvus_Proto_Milvus_QueryResults.self, schemaOf: collection,
+      invalid: invalid
+    ) { context in
       let schema = context.schema!
       try Filter.checkOutputFields(outputFields, schema: schema, collection: collection)
       let expression = try Filter.primaryKeyIn(ids, schema: schema, collection: collection)
@@ -124,9 +173,11 @@ extension MilvusCall where Output == [Row] {
         $0.expr = expression
         $0.outputFields = outputFields.isEmpty ? ["*"] : outputFields
         $0.partitionNames = partitions
-        $0.setConsistency(consistencyLevel)
+        $0.setConsistency(consistencyLevel, session: context.sessionTimestamp)
       }
-    } output: { response, _ in try EntityCodec.rows(from: response.fieldsData) }
+    } output: { response, _ in
+      try EntityCodec.rows(from: response.fieldsData)
+    }
   }
 }
 
@@ -134,25 +185,34 @@ extension MilvusCall where Output == [[SearchHit]] {
   /// Searches for the nearest neighbours of each query vector: one list of hits per vector,
   /// nearest first. The vectors are checked against the field's dimension before sending.
   public static func search(
-    _ collection: String, vectors: [[Float]], annsField: String? = nil, limit: Int = 10, filter: String = "",
+    _ collection: String, vectors: [[Float]], annsField: String? = nil, limit: Int = 10,
+    filter: String = "",
     outputFields: [String] = [], metricType: MetricType? = nil, params: [String: FieldValue] = [:],
     offset: Int = 0, partitions: [String] = [], consistencyLevel: ConsistencyLevel? = nil
   ) -> MilvusCall {
     search(
       collection,
-      AnnSearch(vectors: vectors, annsField: annsField, limit: limit, filter: filter, metricType: metricType, params: params),
-      outputFields: outputFields, partitions: partitions, offset: offset, consistencyLevel: consistencyLevel)
+      AnnSearch(
+        vectors: vectors, annsField: annsField, limit: limit, filter: filter,
+        metricType: metricType, params: params),
+      outputFields: outputFields, partitions: partitions, offset: offset,
+      consistencyLevel: consistencyLevel)
   }
 
   /// Runs one ``AnnSearch``.
   public static func search(
-    _ collection: String, _ search: AnnSearch, outputFields: [String] = [], partitions: [String] = [],
+    _ collection: String, _ search: AnnSearch, outputFields: [String] = [],
+    partitions: [String] = [],
     offset: Int = 0, consistencyLevel: ConsistencyLevel? = nil
   ) -> MilvusCall {
     let invalid = Check.first(
       Check.name(collection, "collection"), search.invalid(""),
-      offset >= 0 ? nil : .invalidArgument(field: "offset", message: "must not be negative, is \(offset)"))
-    return make("Search", response: Milvus_Proto_Milvus_SearchResults.self, schemaOf: collection, invalid: invalid) { context in
+      offset >= 0
+        ? nil : .invalidArgument(field: "offset", message: "must not be negative, is \(offset)"))
+    return make(
+      "Search", response: Milvus_Proto_Milvus_SearchResults.self, schemaOf: collection,
+      invalid: invalid
+    ) { context in
       let schema = context.schema!
       try Filter.checkOutputFields(outputFields, schema: schema, collection: collection)
       var request = try search.request(
@@ -160,49 +220,62 @@ extension MilvusCall where Output == [[SearchHit]] {
         extra: [("round_decimal", "-1"), ("offset", "\(offset)")])
       request.outputFields = outputFields
       request.partitionNames = partitions
-      request.setConsistency(consistencyLevel)
+      request.setConsistency(consistencyLevel, session: context.sessionTimestamp)
       return request
-    } output: { response, _ in try SearchDecoding.hits(response.results) }
+    } output: { response, _ in
+      try SearchDecoding.hits(response.results)
+    }
   }
 
   /// Runs several searches (on different vector fields, or with different filters) and fuses
   /// their hits with `ranker` into one list per query vector.
   public static func hybridSearch(
-    _ collection: String, _ searches: [AnnSearch], ranker: Ranker, limit: Int = 10, outputFields: [String] = [],
+    _ collection: String, _ searches: [AnnSearch], ranker: Ranker, limit: Int = 10,
+    outputFields: [String] = [],
     partitions: [String] = [], consistencyLevel: ConsistencyLevel? = nil
   ) -> MilvusCall {
     var invalid = Check.first(
       Check.name(collection, "collection"),
       searches.isEmpty ? .invalidArgument(field: "searches", message: "must not be empty") : nil,
-      (1...16_384).contains(limit) ? nil : .invalidArgument(field: "limit", message: "must be in 1...16384, is \(limit)"))
+      (1...16_384).contains(limit)
+        ? nil : .invalidArgument(field: "limit", message: "must be in 1...16384, is \(limit)"))
     for (index, search) in searches.enumerated() where invalid == nil {
       invalid = search.invalid("searches[\(index)].")
       if invalid == nil, search.vectors.count != searches[0].vectors.count {
         invalid = .invalidArgument(
           field: "searches[\(index)].vectors",
-          message: "has \(search.vectors.count) query vectors, searches[0] has \(searches[0].vectors.count)")
+          message:
+            "has \(search.vectors.count) query vectors, searches[0] has \(searches[0].vectors.count)"
+        )
       }
     }
     if invalid == nil, case .weighted(let weights, _) = ranker, weights.count != searches.count {
       invalid = .invalidArgument(
         field: "ranker", message: "has \(weights.count) weights for \(searches.count) searches")
     }
-    return make("HybridSearch", response: Milvus_Proto_Milvus_SearchResults.self, schemaOf: collection, invalid: invalid) { context in
+    return make(
+      "HybridSearch", response: Milvus_Proto_Milvus_SearchResults.self, schemaOf: collection,
+      invalid: invalid
+    ) { context in
       let schema = context.schema!
       try Filter.checkOutputFields(outputFields, schema: schema, collection: collection)
       var request = Milvus_Proto_Milvus_HybridSearchRequest()
       request.collectionName = collection
       for (index, search) in searches.enumerated() {
-        var sub = try search.request(collection: collection, schema: schema, path: "searches[\(index)].", extra: [])
+        var sub = try search.request(
+          collection: collection, schema: schema, path: "searches[\(index)].", extra: [])
         sub.partitionNames = partitions
         request.requests.append(sub)
       }
-      request.rankParams = (ranker.params + [("limit", "\(limit)"), ("round_decimal", "-1"), ("offset", "0")])
+      request.rankParams =
+        (ranker.params + [("limit", "\(limit)"), ("round_decimal", "-1"), ("offset", "0")])
         .map { .init(key: $0.0, value: $0.1) }
       request.outputFields = outputFields
       request.partitionNames = partitions
-      request.setConsistency(consistencyLevel)
+      request.setConsistency(consistencyLevel, session: context.sessionTimestamp)
       return request
-    } output: { response, _ in try SearchDecoding.hits(response.results) }
+    } output: { response, _ in
+      try SearchDecoding.hits(response.results)
+    }
   }
 }

@@ -75,6 +75,10 @@ struct MilvusCallContext: Sendable {
   /// The schema's update timestamp from DescribeCollection (0: unknown), sent with inserts and
   /// upserts so that the server can say the schema changed (`SchemaMismatch`).
   var schemaTimestamp: UInt64 = 0
+  /// Where writes record their timestamp for session reads (nil: not recorded).
+  var session: SessionTimestamps? = nil
+  /// The latest write to the call's collection: a read's session guarantee (0: none).
+  var sessionTimestamp: UInt64 = 0
 }
 
 enum SchemaCacheEffect: Sendable {

@@ -22,6 +22,8 @@ public final class MilvusClient: Sendable {
   let logger: Logger
   /// Per-method call counts, outcomes, retries and durations (see ``MilvusCallMetrics``).
   let metrics: LoopBound<MilvusCallMetrics>
+  /// The latest write per collection, for session reads (loop-confined).
+  let sessionTimestamps = SessionTimestamps()
 
   struct SchemaKey: Hashable {
     let database: String

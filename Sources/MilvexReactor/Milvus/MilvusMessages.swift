@@ -8,22 +8,54 @@ protocol MilvusResponse: SwiftProtobuf.Message {
 }
 
 extension Milvus_Proto_Common_Status: MilvusResponse { var milvusStatus: Self { self } }
-extension Milvus_Proto_Milvus_GetVersionResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_CheckHealthResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_ListDatabasesResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_DescribeDatabaseResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_BoolResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_DescribeCollectionResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_ShowCollectionsResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_GetLoadStateResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_GetCollectionStatisticsResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_FlushResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_ShowPartitionsResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_DescribeIndexResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_MutationResult: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_QueryResults: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_SearchResults: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
-extension Milvus_Proto_Milvus_ListAliasesResponse: MilvusResponse { var milvusStatus: Milvus_Proto_Common_Status { status } }
+extension Milvus_Proto_Milvus_GetVersionResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_CheckHealthResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_ListDatabasesResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_DescribeDatabaseResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_BoolResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_DescribeCollectionResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_ShowCollectionsResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_GetLoadStateResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_GetCollectionStatisticsResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_FlushResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_ShowPartitionsResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_DescribeIndexResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_MutationResult: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_QueryResults: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_SearchResults: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
+extension Milvus_Proto_Milvus_ListAliasesResponse: MilvusResponse {
+  var milvusStatus: Milvus_Proto_Common_Status { status }
+}
 
 /// The requests that name one partition of one collection.
 protocol PartitionRequest: SwiftProtobuf.Message {
@@ -60,12 +92,17 @@ extension Milvus_Proto_Milvus_UpsertRequest: EntityWriteRequest {}
 protocol ReadRequest {
   var consistencyLevel: Milvus_Proto_Common_ConsistencyLevel { get set }
   var useDefaultConsistency: Bool { get set }
+  var guaranteeTimestamp: UInt64 { get set }
 }
 
 extension ReadRequest {
-  mutating func setConsistency(_ level: ConsistencyLevel?) {
+  /// `level` (nil: the collection's default), with the session guarantee `sessionTimestamp`
+  /// (``SessionTimestamps``) for a session read, or a default that may be session: Milvus uses
+  /// the request's guarantee only for session, and its own clock for the other levels.
+  mutating func setConsistency(_ level: ConsistencyLevel?, session sessionTimestamp: UInt64) {
     consistencyLevel = level?.proto ?? .bounded
     useDefaultConsistency = level == nil
+    if level == nil || level == .session { guaranteeTimestamp = sessionTimestamp }
   }
 }
 
@@ -77,7 +114,8 @@ extension Milvus_Proto_Milvus_HybridSearchRequest: ReadRequest {}
 extension UInt32 {
   init(rows: Int) throws(MilvexError) {
     guard let value = UInt32(exactly: rows) else {
-      throw .invalidArgument(field: "entities", message: "\(rows) rows are too many for one request")
+      throw .invalidArgument(
+        field: "entities", message: "\(rows) rows are too many for one request")
     }
     self = value
   }
