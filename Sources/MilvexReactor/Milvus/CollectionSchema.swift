@@ -137,13 +137,16 @@ public struct CollectionSchema: Sendable, Hashable {
         throw .invalidArgument(
           field: path, message: "vector dimension must be in 1...32768, is \(dimension)")
       }
+    case .unsupported(let name, _):
+      throw .invalidArgument(
+        field: path, message: "has Milvus type \(name), which this client cannot create yet")
     case .array(let element, let capacity):
       guard (1...4_096).contains(capacity) else {
         throw .invalidArgument(
           field: path, message: "array capacity must be in 1...4096, is \(capacity)")
       }
       switch element {
-      case .array, .json, .floatVector:
+      case .array, .json, .floatVector, .unsupported:
         throw .invalidArgument(
           field: path, message: "array elements must be scalars, not \(element)")
       default: try validate(type: element, path: path)
@@ -183,8 +186,9 @@ public struct CollectionSchema: Sendable, Hashable {
     return schema
   }
 
-  /// The schema a server describes. Fields of types this library does not model are rejected
-  /// by name (they cannot be written or read correctly).
+  /// The schema a server describes. A field of a type this library does not model is carried
+  /// as ``DataType/unsupported(name:code:)``: calls that do not touch it work, and writing or
+  /// reading it fails with an error naming the field and the type.
   init(proto: Milvus_Proto_Schema_CollectionSchema) throws(MilvexError) {
     var fields: [FieldSchema] = []
     for field in proto.fields where !field.isDynamic {
@@ -225,9 +229,8 @@ public struct CollectionSchema: Sendable, Hashable {
       let elementType = try dataType(element, element: .none, params: params, field: field)
       return .array(of: elementType, capacity: int("max_capacity"))
     default:
-      throw .invalidArgument(
-        field: "schema.\(field)",
-        message: "has Milvus type \(type), which this client does not support yet")
+      // Carried as it is: the collection stays usable for the fields this client knows.
+      return .unsupported(name: "\(type)", code: type.rawValue)
     }
   }
 }

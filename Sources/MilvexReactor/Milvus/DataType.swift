@@ -14,6 +14,11 @@ public indirect enum DataType: Sendable, Hashable, CustomStringConvertible {
   case array(of: DataType, capacity: Int)
   /// A dense float vector of `dimension` (1 … 32,768) components.
   case floatVector(dimension: Int)
+  /// A type a server described that this client does not model yet (binary or sparse
+  /// vectors, Geometry, Text, …), named as Milvus names it. The collection stays usable: calls
+  /// that do not touch the field work; writing or reading it fails with an error naming the
+  /// field and the type. It cannot be used to create a collection.
+  case unsupported(name: String, code: Int)
 
   public var description: String {
     switch self {
@@ -28,11 +33,14 @@ public indirect enum DataType: Sendable, Hashable, CustomStringConvertible {
     case .json: return "json"
     case .array(let element, let capacity): return "array<\(element)>[\(capacity)]"
     case .floatVector(let dimension): return "float_vector(\(dimension))"
+    case .unsupported(let name, _): return "\(name) (not supported by this client)"
     }
   }
 
   /// The types without parameters.
-  static let parameterless: [DataType] = [.bool, .int8, .int16, .int32, .int64, .float, .double, .json]
+  static let parameterless: [DataType] = [
+    .bool, .int8, .int16, .int32, .int64, .float, .double, .json,
+  ]
 
   var isVector: Bool {
     if case .floatVector = self { return true }
@@ -52,6 +60,7 @@ public indirect enum DataType: Sendable, Hashable, CustomStringConvertible {
     case .json: return .json
     case .array: return .array
     case .floatVector: return .floatVector
+    case .unsupported(_, let code): return Milvus_Proto_Schema_DataType(rawValue: code) ?? .none
     }
   }
 }

@@ -164,7 +164,8 @@ enum EntityCodec {
     case .vectors(let vectors):
       guard case .floatVector(let floats) = vectors.data else {
         throw .protocolViolation(
-          "field '\(field.fieldName)' has a vector type this client does not read")
+          "field '\(field.fieldName)' has Milvus type \(field.type), which this client does not read yet"
+        )
       }
       let dimension = Int(vectors.dim)
       guard dimension > 0, floats.data.count % dimension == 0 else {
@@ -329,6 +330,8 @@ private final class ColumnBuilder {
         )
       }
       builder.floats.append(contentsOf: vector)
+    case .unsupported:
+      throw EntityCodec.unsupported(fieldName: fieldName, type: type, collection: collection)
     case .array(let element, let capacity):
       guard case .array(let elements) = value else { throw mismatch(value, type, path) }
       guard elements.count <= capacity else {
@@ -359,7 +362,7 @@ private final class ColumnBuilder {
         $0.data = arrays
         $0.elementType = element.proto
       }
-    case .floatVector: break
+    case .floatVector, .unsupported: break
     }
     return scalars
   }
@@ -377,5 +380,16 @@ private final class ColumnBuilder {
       data.scalars = scalarField()
     }
     return data
+  }
+}
+
+extension EntityCodec {
+  /// A field of a type this client does not model: it cannot be written or read.
+  static func unsupported(fieldName: String, type: DataType, collection: String) -> MilvexError {
+    .invalidArgument(
+      field: fieldName,
+      message:
+        "field '\(fieldName)' of collection '\(collection)' has Milvus type \(type); this client "
+        + "cannot write or read it yet (calls that do not touch it work)")
   }
 }

@@ -18,7 +18,8 @@ enum Filter {
         literals.append(text)
       default:
         throw .invalidArgument(
-          field: "ids[\(index)]", message: "\(id) does not match primary key '\(key.name)' of type \(key.type)")
+          field: "ids[\(index)]",
+          message: "\(id) does not match primary key '\(key.name)' of type \(key.type)")
       }
     }
     return "\(key.name) in [\(literals.joined(separator: ","))]"
@@ -29,11 +30,17 @@ enum Filter {
     _ names: [String], schema: CollectionSchema, collection: String
   ) throws(MilvexError) {
     for (index, name) in names.enumerated() {
-      if name.isEmpty { throw .invalidArgument(field: "outputFields[\(index)]", message: "must not be empty") }
+      if name.isEmpty {
+        throw .invalidArgument(field: "outputFields[\(index)]", message: "must not be empty")
+      }
       if name == "*" || name == "count(*)" || name == EntityCodec.dynamicFieldName { continue }
       if schema.field(named: name) == nil && !schema.enableDynamicField {
         throw .invalidArgument(
-          field: "outputFields[\(index)]", message: "unknown field '\(name)': collection '\(collection)' has no such field")
+          field: "outputFields[\(index)]",
+          message: "unknown field '\(name)': collection '\(collection)' has no such field")
+      }
+      if let field = schema.field(named: name), case .unsupported = field.type {
+        throw EntityCodec.unsupported(fieldName: name, type: field.type, collection: collection)
       }
     }
   }
