@@ -217,7 +217,8 @@ public final class GRPCChannel: Sendable {
         .failure(
           .status(
             .resourceExhausted,
-            "request message of \(request.count) bytes exceeds maxSendMessageSize (\(configuration.maxSendMessageSize) bytes)"
+            "request message of \(request.count) bytes exceeds maxSendMessageSize "
+              + "(\(configuration.maxSendMessageSize) bytes)"
           )))
       return nil
     }

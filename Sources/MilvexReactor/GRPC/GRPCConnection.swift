@@ -175,7 +175,10 @@ final class GRPCConnection {
     guard let tls = configuration.tls else { return tcp }
     if !tls.verifyCertificate {
       logger.warning(
-        "TLS certificate verification is OFF: anyone who can intercept this connection can read and change it",
+        """
+        TLS certificate verification is OFF: anyone who can intercept this connection \
+        can read and change it
+        """,
         metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
     }
     do {
@@ -411,7 +414,10 @@ final class GRPCConnection {
     let tooManyPings = errorCode == HTTP2ErrorCode.enhanceYourCalm && debug == "too_many_pings"
     if tooManyPings {
       logger.warning(
-        "server sent GOAWAY too_many_pings; the next connection will use keepaliveTime \(configuration.keepaliveTime * 2)",
+        """
+        server sent GOAWAY too_many_pings; the next connection will use keepaliveTime \
+        \(configuration.keepaliveTime * 2)
+        """,
         metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
     }
     let reason = MilvexError.connection(
@@ -516,7 +522,8 @@ final class GRPCConnection {
     guard bytes.count >= 5, bytes[0..<5].elementsEqual("HTTP/".utf8) else { return nil }
     let line = bytes[0..<min(bytes.count, 64)].prefix { $0 != 13 && $0 != 10 }
     return .protocolViolation(
-      "\(configuration.host):\(configuration.port) answered in HTTP/1 (\"\(String(decoding: line, as: UTF8.self))\"), "
+      "\(configuration.host):\(configuration.port) answered in HTTP/1 "
+        + "(\"\(String(decoding: line, as: UTF8.self))\"), "
         + "not HTTP/2; is this a gRPC port?")
   }
 

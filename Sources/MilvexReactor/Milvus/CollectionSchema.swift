@@ -221,7 +221,8 @@ public struct CollectionSchema: Sendable, Hashable {
       // A dimension the server cannot mean would fail every insert and search in odd ways.
       guard let dimension = params["dim"].flatMap({ Int($0) }), dimension > 0 else {
         throw .protocolViolation(
-          "Milvus described float vector field '\(field)' without a positive dimension (dim: \(params["dim"].map { "'\($0.prefix(40))'" } ?? "missing"))"
+          "Milvus described float vector field '\(field)' without a positive dimension "
+            + "(dim: \(params["dim"].map { "'\($0.prefix(40))'" } ?? "missing"))"
         )
       }
       return .floatVector(dimension: dimension)

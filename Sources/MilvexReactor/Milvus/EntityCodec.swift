@@ -55,10 +55,12 @@ enum EntityCodec {
       guard rowCount > 0 else {
         throw .invalidArgument(field: "columns", message: "must not be empty")
       }
-      for name in names where columns[name]!.count != rowCount {
+      for name in names {
+        let count = columns[name]?.count ?? 0
+        guard count != rowCount else { continue }
         throw .invalidArgument(
           field: "columns.\(name)",
-          message: "has \(columns[name]!.count) values; column '\(names[0])' has \(rowCount)")
+          message: "has \(count) values; column '\(names[0])' has \(rowCount)")
       }
       for builderIndex in builders.indices {
         let name = builders[builderIndex].field.name
@@ -114,7 +116,8 @@ enum EntityCodec {
       throw .invalidArgument(
         field: "\(path).\(key)",
         message:
-          "unknown field '\(key)': collection '\(collection)' has no such field and no dynamic field"
+          "unknown field '\(key)': collection '\(collection)' has no such field "
+          + "and no dynamic field"
       )
     }
     guard !key.isEmpty, !key.hasPrefix("$") else {
@@ -138,7 +141,8 @@ enum EntityCodec {
     for column in columns {
       guard column.values.count == count else {
         throw .protocolViolation(
-          "Milvus returned \(column.values.count) values for field '\(column.name)', expected \(count)"
+          "Milvus returned \(column.values.count) values for field '\(column.name)', "
+            + "expected \(count)"
         )
       }
       for index in 0..<count {
@@ -164,13 +168,15 @@ enum EntityCodec {
     case .vectors(let vectors):
       guard case .floatVector(let floats) = vectors.data else {
         throw .protocolViolation(
-          "field '\(field.fieldName)' has Milvus type \(field.type), which this client does not read yet"
+          "field '\(field.fieldName)' has Milvus type \(field.type), "
+            + "which this client does not read yet"
         )
       }
       let dimension = Int(vectors.dim)
       guard dimension > 0, floats.data.count % dimension == 0 else {
         throw .protocolViolation(
-          "field '\(field.fieldName)': \(floats.data.count) floats do not split into vectors of \(dimension)"
+          "field '\(field.fieldName)': \(floats.data.count) floats do not split "
+            + "into vectors of \(dimension)"
         )
       }
       values = stride(from: 0, to: floats.data.count, by: dimension).map {
@@ -326,7 +332,8 @@ private final class ColumnBuilder {
         throw .invalidArgument(
           field: path,
           message:
-            "has \(vector.count) dimensions; field '\(fieldName)' of collection '\(collection)' has \(dimension)"
+            "has \(vector.count) dimensions; field '\(fieldName)' of collection "
+            + "'\(collection)' has \(dimension)"
         )
       }
       builder.floats.append(contentsOf: vector)

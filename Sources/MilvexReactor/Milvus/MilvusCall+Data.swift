@@ -245,7 +245,8 @@ extension MilvusCall where Output == [[SearchHit]] {
         invalid = .invalidArgument(
           field: "searches[\(index)].vectors",
           message:
-            "has \(search.vectors.count) query vectors, searches[0] has \(searches[0].vectors.count)"
+            "has \(search.vectors.count) query vectors, "
+            + "searches[0] has \(searches[0].vectors.count)"
         )
       }
     }

@@ -76,10 +76,10 @@ final class TLSContext: @unchecked Sendable {
         (size, seconds, nanoseconds, inode) = (-1, 0, 0, 0)
         return
       }
-      size = Int64(info.st_size)
+      size = Int64(truncatingIfNeeded: info.st_size)
       seconds = info.st_mtim.tv_sec
       nanoseconds = info.st_mtim.tv_nsec
-      inode = UInt64(info.st_ino)
+      inode = UInt64(truncatingIfNeeded: info.st_ino)
     }
   }
 
