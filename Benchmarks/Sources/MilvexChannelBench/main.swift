@@ -157,7 +157,8 @@ nonisolated func measureSetups(
   let pacer = ConnectionPacer(intervalMilliseconds: intervalMs)
   for index in 0..<count {
     let wait = pacer.nanosecondsUntilStart(of: index)
-    if wait > 0 { usleep(UInt32(clamping: wait / 1_000)) }  // main thread: paces fresh connections like h2load --rate
+    // The main thread paces fresh connections like h2load --rate (not the loop thread).
+    if wait > 0 { usleep(UInt32(clamping: wait / 1_000)) }
     let setup = ConnectionSetup(configuration: configuration, loop: loop)
     try loop.execute { setup.begin() }
     setup.done.wait()

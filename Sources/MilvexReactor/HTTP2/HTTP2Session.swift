@@ -121,7 +121,9 @@ final class HTTP2Session {
     let rc = nghttp2_session_mem_recv(
       session, base.assumingMemoryBound(to: UInt8.self), bytes.count)
     let error: MilvexError? =
-      rc < 0 ? .protocolViolation("HTTP/2 error: \(HTTP2Session.describe(Int32(truncatingIfNeeded: rc)))") : nil
+      rc < 0
+      ? .protocolViolation("HTTP/2 error: \(HTTP2Session.describe(Int32(truncatingIfNeeded: rc)))")
+      : nil
     return Outcome(events: events, error: error)
   }
 
@@ -137,7 +139,8 @@ final class HTTP2Session {
       if count < 0 {
         return Outcome(
           events: events,
-          error: .protocolViolation("HTTP/2 error: \(HTTP2Session.describe(Int32(truncatingIfNeeded: count)))"))
+          error: .protocolViolation(
+            "HTTP/2 error: \(HTTP2Session.describe(Int32(truncatingIfNeeded: count)))"))
       }
       guard count > 0, let chunk else { return Outcome(events: events) }
       output.append(contentsOf: UnsafeBufferPointer(start: chunk, count: count))
