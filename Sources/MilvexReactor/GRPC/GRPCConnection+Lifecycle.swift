@@ -122,14 +122,25 @@ struct GRPCConnectionLifecycle: Equatable {
     case .connecting, .awaitingSettings: return .wait
     case .ready: return .start
     case .draining, .closed:
-      switch closeReason {
-      case .disconnected(let reason)?: return .reject(.disconnected(reason: reason))
-      case .eventLoopShutDown(let operation)?:
-        return .reject(.eventLoopShutDown(operation: operation))
-      default:
-        let reason = closeReason.map { "\($0)" } ?? "the connection is closing"
-        return .reject(.status(.unavailable, "no new call can start on this connection: \(reason)"))
+      guard let closeReason else {
+        return .reject(.status(.unavailable, "no new call can start: the connection is closing"))
       }
+      return .reject(Self.callError(closedBy: closeReason, "no new call can start on this connection"))
+    }
+  }
+
+  /// How a call fails because the connection closed with `error`: disconnects and loop shutdown
+  /// as they are, anything else as a retriable UNAVAILABLE that keeps a typed TLS cause, the same
+  /// for calls in flight and for calls that arrive after the close.
+  static func callError(closedBy error: MilvexError, _ context: String) -> MilvexError {
+    switch error {
+    case .disconnected, .eventLoopShutDown:
+      return error
+    case .tls(let failure, _, _):
+      return .grpcStatus(
+        GRPCStatus(code: .unavailable, message: "\(context): \(error)", cause: .tls(failure)))
+    default:
+      return .status(.unavailable, "\(context): \(error)")
     }
   }
 

@@ -582,17 +582,7 @@ final class GRPCConnection {
     stream?.close()
     stream = nil
     session = nil
-    let callError: MilvexError
-    switch error {
-    case .disconnected, .eventLoopShutDown:
-      callError = error
-    case .tls(let failure, _, _):
-      callError = .grpcStatus(
-        GRPCStatus(
-          code: .unavailable, message: "the connection closed: \(error)", cause: .tls(failure)))
-    default:
-      callError = .status(.unavailable, "the connection closed: \(error)")
-    }
+    let callError = GRPCConnectionLifecycle.callError(closedBy: error, "the connection closed")
     let started = streams.elements
     streams.removeAll()
     for call in started { complete(call, .failure(callError)) }

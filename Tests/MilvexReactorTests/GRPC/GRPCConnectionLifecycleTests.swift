@@ -128,6 +128,22 @@ final class GRPCConnectionLifecycleTests: XCTestCase {
     _ = closedByOwner.handle(.failed(.disconnected(reason: "bye")))
     XCTAssertEqual(
       closedByOwner.admission, .reject(.disconnected(reason: "bye")), "final, not retriable")
+    // A call that arrives after a TLS failure closed the connection fails like the calls that
+    // were waiting: retriable UNAVAILABLE with the typed TLS cause (found by CI under TSan, where
+    // a bad CA path could close the connection before the first call reached it).
+    var closedByTLS = Machine()
+    let badCA = TLSFailure.configuration("could not read /nonexistent/ca.pem")
+    _ = closedByTLS.handle(.failed(.tls(badCA, host: "h", port: 1)))
+    guard case .reject(.grpcStatus(let late)) = closedByTLS.admission else { return XCTFail() }
+    XCTAssertEqual(late.code, .unavailable)
+    XCTAssertEqual(late.cause, .tls(badCA))
+    XCTAssertEqual(
+      Machine.callError(closedBy: .tls(badCA, host: "h", port: 1), "the connection closed"),
+      .grpcStatus(
+        GRPCStatus(
+          code: .unavailable,
+          message: "the connection closed: \(MilvexError.tls(badCA, host: "h", port: 1))",
+          cause: .tls(badCA))))
     XCTAssertEqual(machine(in: .connecting).connectPhase, "connecting")
     XCTAssertEqual(
       machine(in: .awaitingSettings).connectPhase, "waiting for the server's HTTP/2 SETTINGS")
