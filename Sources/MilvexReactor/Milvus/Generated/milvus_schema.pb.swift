@@ -215,6 +215,61 @@ public nonisolated enum Milvus_Proto_Schema_FieldState: SwiftProtobuf.Enum, Swif
 
 }
 
+/// Sent serialized inside CreateCollectionRequest.schema (bytes) and returned by
+/// DescribeCollection. autoID (3) is deprecated in favour of FieldSchema.autoID but kept so a
+/// described schema from an older server still reads.
+/// What a schema function computes. BM25 turns an analyzed VarChar field into a sparse vector
+/// field at insert time and turns raw search text into a sparse query vector.
+public nonisolated enum Milvus_Proto_Schema_FunctionType: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unknown // = 0
+  case bm25 // = 1
+  case textEmbedding // = 2
+  case rerank // = 3
+  case minHash // = 4
+  case molFingerprint // = 5
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unknown
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unknown
+    case 1: self = .bm25
+    case 2: self = .textEmbedding
+    case 3: self = .rerank
+    case 4: self = .minHash
+    case 5: self = .molFingerprint
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unknown: return 0
+    case .bm25: return 1
+    case .textEmbedding: return 2
+    case .rerank: return 3
+    case .minHash: return 4
+    case .molFingerprint: return 5
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Milvus_Proto_Schema_FunctionType] = [
+    .unknown,
+    .bm25,
+    .textEmbedding,
+    .rerank,
+    .minHash,
+    .molFingerprint,
+  ]
+
+}
+
 /// One column of a collection. Vector dimension and varchar max length travel as type_params
 /// ("dim", "max_length"); the element type of an Array column is element_type.
 public nonisolated struct Milvus_Proto_Schema_FieldSchema: @unchecked Sendable {
@@ -318,9 +373,34 @@ public nonisolated struct Milvus_Proto_Schema_FieldSchema: @unchecked Sendable {
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-/// Sent serialized inside CreateCollectionRequest.schema (bytes) and returned by
-/// DescribeCollection. autoID (3) is deprecated in favour of FieldSchema.autoID but kept so a
-/// described schema from an older server still reads.
+public nonisolated struct Milvus_Proto_Schema_FunctionSchema: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var id: Int64 = 0
+
+  public var description_p: String = String()
+
+  public var type: Milvus_Proto_Schema_FunctionType = .unknown
+
+  public var inputFieldNames: [String] = []
+
+  public var inputFieldIds: [Int64] = []
+
+  public var outputFieldNames: [String] = []
+
+  public var outputFieldIds: [Int64] = []
+
+  public var params: [Milvus_Proto_Common_KeyValuePair] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Milvus_Proto_Schema_CollectionSchema: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -338,6 +418,8 @@ public nonisolated struct Milvus_Proto_Schema_CollectionSchema: Sendable {
   public var enableDynamicField: Bool = false
 
   public var properties: [Milvus_Proto_Common_KeyValuePair] = []
+
+  public var functions: [Milvus_Proto_Schema_FunctionSchema] = []
 
   public var dbName: String = String()
 
@@ -942,6 +1024,10 @@ nonisolated extension Milvus_Proto_Schema_FieldState: SwiftProtobuf._ProtoNamePr
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FieldCreated\0\u{1}FieldCreating\0\u{1}FieldDropping\0\u{1}FieldDropped\0")
 }
 
+nonisolated extension Milvus_Proto_Schema_FunctionType: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0Unknown\0\u{1}BM25\0\u{1}TextEmbedding\0\u{1}Rerank\0\u{1}MinHash\0\u{1}MolFingerprint\0")
+}
+
 nonisolated extension Milvus_Proto_Schema_FieldSchema: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FieldSchema"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}fieldID\0\u{1}name\0\u{3}is_primary_key\0\u{1}description\0\u{3}data_type\0\u{3}type_params\0\u{3}index_params\0\u{1}autoID\0\u{1}state\0\u{3}element_type\0\u{3}default_value\0\u{3}is_dynamic\0\u{3}is_partition_key\0\u{3}is_clustering_key\0\u{1}nullable\0\u{3}is_function_output\0\u{3}external_field\0")
@@ -1124,9 +1210,79 @@ nonisolated extension Milvus_Proto_Schema_FieldSchema: SwiftProtobuf.Message, Sw
   }
 }
 
+nonisolated extension Milvus_Proto_Schema_FunctionSchema: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FunctionSchema"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}id\0\u{1}description\0\u{1}type\0\u{3}input_field_names\0\u{3}input_field_ids\0\u{3}output_field_names\0\u{3}output_field_ids\0\u{1}params\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.id) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.type) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.inputFieldNames) }()
+      case 6: try { try decoder.decodeRepeatedInt64Field(value: &self.inputFieldIds) }()
+      case 7: try { try decoder.decodeRepeatedStringField(value: &self.outputFieldNames) }()
+      case 8: try { try decoder.decodeRepeatedInt64Field(value: &self.outputFieldIds) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.params) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.id != 0 {
+      try visitor.visitSingularInt64Field(value: self.id, fieldNumber: 2)
+    }
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 3)
+    }
+    if self.type != .unknown {
+      try visitor.visitSingularEnumField(value: self.type, fieldNumber: 4)
+    }
+    if !self.inputFieldNames.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.inputFieldNames, fieldNumber: 5)
+    }
+    if !self.inputFieldIds.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.inputFieldIds, fieldNumber: 6)
+    }
+    if !self.outputFieldNames.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.outputFieldNames, fieldNumber: 7)
+    }
+    if !self.outputFieldIds.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.outputFieldIds, fieldNumber: 8)
+    }
+    if !self.params.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.params, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Milvus_Proto_Schema_FunctionSchema, rhs: Milvus_Proto_Schema_FunctionSchema) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.id != rhs.id {return false}
+    if lhs.description_p != rhs.description_p {return false}
+    if lhs.type != rhs.type {return false}
+    if lhs.inputFieldNames != rhs.inputFieldNames {return false}
+    if lhs.inputFieldIds != rhs.inputFieldIds {return false}
+    if lhs.outputFieldNames != rhs.outputFieldNames {return false}
+    if lhs.outputFieldIds != rhs.outputFieldIds {return false}
+    if lhs.params != rhs.params {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Milvus_Proto_Schema_CollectionSchema: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CollectionSchema"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}description\0\u{1}autoID\0\u{1}fields\0\u{3}enable_dynamic_field\0\u{1}properties\0\u{2}\u{2}dbName\0\u{2}\u{2}version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}description\0\u{1}autoID\0\u{1}fields\0\u{3}enable_dynamic_field\0\u{1}properties\0\u{1}functions\0\u{1}dbName\0\u{2}\u{2}version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1140,6 +1296,7 @@ nonisolated extension Milvus_Proto_Schema_CollectionSchema: SwiftProtobuf.Messag
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.fields) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.enableDynamicField) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.properties) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.functions) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.dbName) }()
       case 10: try { try decoder.decodeSingularInt32Field(value: &self.version) }()
       default: break
@@ -1166,6 +1323,9 @@ nonisolated extension Milvus_Proto_Schema_CollectionSchema: SwiftProtobuf.Messag
     if !self.properties.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.properties, fieldNumber: 6)
     }
+    if !self.functions.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.functions, fieldNumber: 7)
+    }
     if !self.dbName.isEmpty {
       try visitor.visitSingularStringField(value: self.dbName, fieldNumber: 8)
     }
@@ -1182,6 +1342,7 @@ nonisolated extension Milvus_Proto_Schema_CollectionSchema: SwiftProtobuf.Messag
     if lhs.fields != rhs.fields {return false}
     if lhs.enableDynamicField != rhs.enableDynamicField {return false}
     if lhs.properties != rhs.properties {return false}
+    if lhs.functions != rhs.functions {return false}
     if lhs.dbName != rhs.dbName {return false}
     if lhs.version != rhs.version {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
