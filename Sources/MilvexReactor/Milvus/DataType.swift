@@ -14,8 +14,20 @@ public indirect enum DataType: Sendable, Hashable, CustomStringConvertible {
   case array(of: DataType, capacity: Int)
   /// A dense float vector of `dimension` (1 … 32,768) components.
   case floatVector(dimension: Int)
-  /// A type a server described that this client does not model yet (binary or sparse
-  /// vectors, Geometry, Text, …), named as Milvus names it. The collection stays usable: calls
+  /// A binary vector of `dimension` bits (a multiple of 8, 8 … 32,768), stored as
+  /// `dimension / 8` bytes; compared with HAMMING or JACCARD.
+  case binaryVector(dimension: Int)
+  /// A vector of IEEE 754 half-precision (float16) components, 1 … 32,768 of them.
+  case float16Vector(dimension: Int)
+  /// A vector of bfloat16 components (the top 16 bits of a float32), 1 … 32,768 of them.
+  case bfloat16Vector(dimension: Int)
+  /// A vector of signed 8-bit integer components, 1 … 32,768 of them.
+  case int8Vector(dimension: Int)
+  /// A sparse vector: index → float value, any number of non-zero entries, indices below
+  /// 2³² − 1. Needs no dimension.
+  case sparseFloatVector
+  /// A type a server described that this client does not model (Geometry, Text, Timestamptz,
+  /// structs, arrays of vectors, …), named as Milvus names it. The collection stays usable: calls
   /// that do not touch the field work; writing or reading it fails with an error naming the
   /// field and the type. It cannot be used to create a collection.
   case unsupported(name: String, code: Int)
@@ -33,18 +45,41 @@ public indirect enum DataType: Sendable, Hashable, CustomStringConvertible {
     case .json: return "json"
     case .array(let element, let capacity): return "array<\(element)>[\(capacity)]"
     case .floatVector(let dimension): return "float_vector(\(dimension))"
+    case .binaryVector(let dimension): return "binary_vector(\(dimension))"
+    case .float16Vector(let dimension): return "float16_vector(\(dimension))"
+    case .bfloat16Vector(let dimension): return "bfloat16_vector(\(dimension))"
+    case .int8Vector(let dimension): return "int8_vector(\(dimension))"
+    case .sparseFloatVector: return "sparse_float_vector"
     case .unsupported(let name, _): return "\(name) (not supported by this client)"
     }
   }
 
   /// The types without parameters.
   static let parameterless: [DataType] = [
-    .bool, .int8, .int16, .int32, .int64, .float, .double, .json,
+    .bool, .int8, .int16, .int32, .int64, .float, .double, .json, .sparseFloatVector,
   ]
 
-  var isVector: Bool {
-    if case .floatVector = self { return true }
-    return false
+  public var isVector: Bool {
+    switch self {
+    case .floatVector, .binaryVector, .float16Vector, .bfloat16Vector, .int8Vector,
+      .sparseFloatVector:
+      return true
+    case .unsupported(_, let code):
+      // Vector codes (binary 100 … int8 105, vector arrays 106, future ones) stay vectors, so
+      // a collection with only such a field is still described as having a vector field.
+      return (100..<200).contains(code)
+    default: return false
+    }
+  }
+
+  /// The dense dimension (components, or bits for a binary vector); nil for other types.
+  public var dimension: Int? {
+    switch self {
+    case .floatVector(let dimension), .binaryVector(let dimension), .float16Vector(let dimension),
+      .bfloat16Vector(let dimension), .int8Vector(let dimension):
+      return dimension
+    default: return nil
+    }
   }
 
   var proto: Milvus_Proto_Schema_DataType {
@@ -60,7 +95,25 @@ public indirect enum DataType: Sendable, Hashable, CustomStringConvertible {
     case .json: return .json
     case .array: return .array
     case .floatVector: return .floatVector
+    case .binaryVector: return .binaryVector
+    case .float16Vector: return .float16Vector
+    case .bfloat16Vector: return .bfloat16Vector
+    case .int8Vector: return .int8Vector
+    case .sparseFloatVector: return .sparseFloatVector
     case .unsupported(_, let code): return Milvus_Proto_Schema_DataType(rawValue: code) ?? .none
+    }
+  }
+
+  /// How a search sends a query vector for a field of this type.
+  var placeholderType: Milvus_Proto_Common_PlaceholderType? {
+    switch self {
+    case .floatVector: return .floatVector
+    case .binaryVector: return .binaryVector
+    case .float16Vector: return .float16Vector
+    case .bfloat16Vector: return .bfloat16Vector
+    case .int8Vector: return .int8Vector
+    case .sparseFloatVector: return .sparseFloatVector
+    default: return nil
     }
   }
 }

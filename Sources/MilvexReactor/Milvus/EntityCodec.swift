@@ -12,8 +12,11 @@ enum EntityCodec {
   static func encode(
     _ entities: Entities, schema: CollectionSchema, collection: String, purpose: Purpose
   ) throws(MilvexError) -> (fields: [Milvus_Proto_Schema_FieldData], rowCount: Int) {
-    // The fields the caller must (and may) provide: all but an auto-ID key on insert.
-    let writable = schema.fields.filter { !($0.isPrimaryKey && $0.autoID && purpose == .insert) }
+    // The fields the caller may provide: all but an auto-ID key on insert and the outputs of
+    // functions (the server computes those).
+    let writable = schema.fields.filter {
+      !($0.isPrimaryKey && $0.autoID && purpose == .insert) && !schema.isComputed($0)
+    }
     let builders = writable.map { ColumnBuilder(field: $0, collection: collection) }
     var dynamic: [String]? = schema.enableDynamicField ? [] : nil
     let rowCount: Int
@@ -28,13 +31,14 @@ enum EntityCodec {
       for builder in builders { builder.reserve(rowCount) }
       for (index, row) in rows.enumerated() {
         for builderIndex in builders.indices {
-          let name = builders[builderIndex].field.name
-          guard let value = row[name] else {
+          let field = builders[builderIndex].field
+          let value = row[field.name]
+          if case Optional<FieldValue>.none = value, !field.mayBeOmitted {
             throw .invalidArgument(
               field: "rows[\(index)]",
-              message: "missing field '\(name)' of collection '\(collection)'")
+              message: "missing field '\(field.name)' of collection '\(collection)'")
           }
-          try builders[builderIndex].append(value, path: "rows[\(index)].\(name)")
+          try builders[builderIndex].append(value, path: "rows[\(index)].\(field.name)")
         }
         var extra: [String: FieldValue] = [:]
         for (key, value) in row where !known.contains(key) {
@@ -63,14 +67,21 @@ enum EntityCodec {
           message: "has \(count) values; column '\(names[0])' has \(rowCount)")
       }
       for builderIndex in builders.indices {
-        let name = builders[builderIndex].field.name
-        guard let column = columns[name] else {
-          throw .invalidArgument(
-            field: "columns", message: "missing field '\(name)' of collection '\(collection)'")
-        }
+        let field = builders[builderIndex].field
         builders[builderIndex].reserve(rowCount)
+        guard let column = columns[field.name] else {
+          guard field.mayBeOmitted else {
+            throw .invalidArgument(
+              field: "columns",
+              message: "missing field '\(field.name)' of collection '\(collection)'")
+          }
+          for row in 0..<rowCount {
+            try builders[builderIndex].append(nil, path: "columns.\(field.name)[\(row)]")
+          }
+          continue
+        }
         for row in 0..<rowCount {
-          try builders[builderIndex].append(column[row], path: "columns.\(name)[\(row)]")
+          try builders[builderIndex].append(column[row], path: "columns.\(field.name)[\(row)]")
         }
       }
       let known = Set(writable.map(\.name))
@@ -111,6 +122,13 @@ enum EntityCodec {
       throw .invalidArgument(
         field: "\(path).\(key)",
         message: "is the auto-ID primary key of collection '\(collection)'; the server assigns it")
+    }
+    if let function = schema.function(producing: key) {
+      throw .invalidArgument(
+        field: "\(path).\(key)",
+        message:
+          "is the output of \(function.kind) function '\(function.name)' of collection "
+          + "'\(collection)'; the server computes it from \(function.inputFields.joined(separator: ", "))")
     }
     guard schema.enableDynamicField else {
       throw .invalidArgument(
@@ -159,38 +177,110 @@ enum EntityCodec {
     return rows
   }
 
-  /// The values of one returned column.
+  /// The values of one returned column. A nullable column's `valid_data` marks the nulls; the
+  /// data holds either one entry per row or only the valid ones (both forms occur).
   static func values(of field: Milvus_Proto_Schema_FieldData) throws(MilvexError) -> [FieldValue] {
+    switch field.type {
+    case .none, .bool, .int8, .int16, .int32, .int64, .float, .double, .string, .varChar, .array,
+      .json, .binaryVector, .floatVector, .float16Vector, .bfloat16Vector, .int8Vector,
+      .sparseFloatVector:
+      break
+    default:
+      throw .protocolViolation(
+        "field '\(field.fieldName)' has Milvus type \(field.type), which this client does not read")
+    }
     var values: [FieldValue]
     switch field.field {
     case .scalars(let scalars):
       values = try self.values(of: scalars, type: field.type, name: field.fieldName)
     case .vectors(let vectors):
-      guard case .floatVector(let floats) = vectors.data else {
-        throw .protocolViolation(
-          "field '\(field.fieldName)' has Milvus type \(field.type), "
-            + "which this client does not read yet"
-        )
-      }
-      let dimension = Int(vectors.dim)
-      guard dimension > 0, floats.data.count % dimension == 0 else {
-        throw .protocolViolation(
-          "field '\(field.fieldName)': \(floats.data.count) floats do not split "
-            + "into vectors of \(dimension)"
-        )
-      }
-      values = stride(from: 0, to: floats.data.count, by: dimension).map {
-        .floatVector(Array(floats.data[$0..<($0 + dimension)]))
-      }
+      values = try self.values(of: vectors, type: field.type, name: field.fieldName)
     case nil:
       values = []
     }
-    if !field.validData.isEmpty {
-      for (index, valid) in field.validData.enumerated() where !valid && index < values.count {
-        values[index] = .null
+    let valid = field.validData
+    guard !valid.isEmpty else { return values }
+    if values.count == valid.count {
+      for (index, isValid) in valid.enumerated() where !isValid { values[index] = .null }
+      return values
+    }
+    let validCount = valid.reduce(0) { $0 + ($1 ? 1 : 0) }
+    guard values.count == validCount else {
+      throw .protocolViolation(
+        "field '\(field.fieldName)' has \(values.count) values for \(valid.count) rows of which "
+          + "\(validCount) are not null")
+    }
+    var expanded: [FieldValue] = []
+    expanded.reserveCapacity(valid.count)
+    var next = 0
+    for isValid in valid {
+      if isValid {
+        expanded.append(values[next])
+        next += 1
+      } else {
+        expanded.append(.null)
       }
     }
-    return values
+    return expanded
+  }
+
+  private static func values(
+    of vectors: Milvus_Proto_Schema_VectorField, type: Milvus_Proto_Schema_DataType, name: String
+  ) throws(MilvexError) -> [FieldValue] {
+    let dimension = Int(clamping: vectors.dim)
+    func rows(_ count: Int, per width: Int, _ what: String) throws(MilvexError) -> Int {
+      guard width > 0, count % width == 0 else {
+        throw .protocolViolation(
+          "field '\(name)': \(count) \(what) do not split into vectors of dimension \(dimension)")
+      }
+      return count / width
+    }
+    switch vectors.data {
+    case .floatVector(let floats):
+      if floats.data.isEmpty { return [] }
+      _ = try rows(floats.data.count, per: dimension, "floats")
+      return stride(from: 0, to: floats.data.count, by: dimension).map {
+        .floatVector(Array(floats.data[$0..<($0 + dimension)]))
+      }
+    case .binaryVector(let bytes):
+      if bytes.isEmpty { return [] }
+      let width = dimension / 8
+      let count = try rows(bytes.count, per: dimension % 8 == 0 ? width : 0, "bytes")
+      let array = [UInt8](bytes)
+      return (0..<count).map { .binaryVector(Array(array[($0 * width)..<(($0 + 1) * width)])) }
+    case .int8Vector(let bytes):
+      if bytes.isEmpty { return [] }
+      let count = try rows(bytes.count, per: dimension, "bytes")
+      let array = [UInt8](bytes)
+      return (0..<count).map { row in
+        .int8Vector(array[(row * dimension)..<((row + 1) * dimension)].map { Int8(bitPattern: $0) })
+      }
+    case .float16Vector(let bytes), .bfloat16Vector(let bytes):
+      if bytes.isEmpty { return [] }
+      let isFloat16: Bool
+      if case .float16Vector = vectors.data { isFloat16 = true } else { isFloat16 = false }
+      let count = try rows(bytes.count, per: dimension * 2, "bytes")
+      let array = [UInt8](bytes)
+      return (0..<count).map { row in
+        var halves: [UInt16] = []
+        halves.reserveCapacity(dimension)
+        var offset = row * dimension * 2
+        for _ in 0..<dimension {
+          halves.append(UInt16(array[offset]) | UInt16(array[offset + 1]) << 8)
+          offset += 2
+        }
+        return isFloat16 ? .float16Vector(halves) : .bfloat16Vector(halves)
+      }
+    case .sparseFloatVector(let sparse):
+      var values: [FieldValue] = []
+      values.reserveCapacity(sparse.contents.count)
+      for row in sparse.contents {
+        values.append(.sparseVector(try VectorEncoding.sparse(from: row, field: name)))
+      }
+      return values
+    case nil:
+      return []
+    }
   }
 
   private static func values(
@@ -245,10 +335,13 @@ enum EntityCodec {
   }
 }
 
-/// Collects one field's values, checking each against the field's type.
+/// Collects one field's values, checking each against the field's type. A field that may be
+/// null (or has a default) records which rows have a value in `valid_data` and keeps only the
+/// values that are there, as pymilvus sends them.
 private final class ColumnBuilder {
   let field: FieldSchema
   let collection: String
+  private var valid: [Bool]? = nil
   private var bools: [Bool] = []
   private var ints: [Int32] = []
   private var longs: [Int64] = []
@@ -257,47 +350,62 @@ private final class ColumnBuilder {
   private var strings: [String] = []
   private var jsons: [Data] = []
   private var arrays: [Milvus_Proto_Schema_ScalarField] = []
+  /// Binary, float16, bfloat16 and int8 vectors, flattened.
+  private var bytes: [UInt8] = []
+  private var sparseRows: [Data] = []
+  private var sparseDimension: Int64 = 0
 
   init(field: FieldSchema, collection: String) {
     self.field = field
     self.collection = collection
+    if field.mayBeOmitted { valid = [] }
   }
 
   func reserve(_ count: Int) {
+    valid?.reserveCapacity(count)
     switch field.type {
     case .floatVector(let dimension):
       // The dimension may come from a server; a huge one must fail on the first row (wrong
       // dimension), not here on an overflow or an impossible allocation.
       let (total, overflow) = count.multipliedReportingOverflow(by: dimension)
       if !overflow, dimension <= 32_768 { floats.reserveCapacity(total) }
+    case .float16Vector(let dimension), .bfloat16Vector(let dimension):
+      let (total, overflow) = count.multipliedReportingOverflow(by: dimension * 2)
+      if !overflow, dimension <= 32_768 { bytes.reserveCapacity(total) }
+    case .sparseFloatVector: sparseRows.reserveCapacity(count)
     case .int64: longs.reserveCapacity(count)
     case .varChar: strings.reserveCapacity(count)
     default: break
     }
   }
 
-  func append(_ value: FieldValue, path: String) throws(MilvexError) {
-    try Self.append(
-      value, type: field.type, path: path, into: self, fieldName: field.name, collection: collection
-    )
+  /// Adds one row's value; nil when the row leaves the field out.
+  func append(_ value: FieldValue?, path: String) throws(MilvexError) {
+    if valid != nil {
+      guard let value, value != .null else {
+        valid!.append(false)
+        return
+      }
+      valid!.append(true)
+      try append(value, path: path)
+    } else if let value {
+      try append(value, path: path)
+    }
   }
 
-  private static func mismatch(_ value: FieldValue, _ type: DataType, _ path: String) -> MilvexError
-  {
-    .invalidArgument(field: path, message: "expected \(type), got \(value.kindName)")
-  }
-
-  private static func append(
-    _ value: FieldValue, type: DataType, path: String, into builder: ColumnBuilder,
-    fieldName: String,
-    collection: String
-  ) throws(MilvexError) {
+  private func append(_ value: FieldValue, path: String) throws(MilvexError) {
+    let type = field.type
+    if case .null = value, type != .json {
+      throw .invalidArgument(
+        field: path,
+        message: "is null; field '\(field.name)' of collection '\(collection)' is not nullable")
+    }
     switch type {
     case .bool:
-      guard case .bool(let flag) = value else { throw mismatch(value, type, path) }
-      builder.bools.append(flag)
+      guard case .bool(let flag) = value else { throw mismatch(value, path) }
+      bools.append(flag)
     case .int8, .int16, .int32:
-      guard case .int(let number) = value else { throw mismatch(value, type, path) }
+      guard case .int(let number) = value else { throw mismatch(value, path) }
       let range: ClosedRange<Int64> =
         switch type {
         case .int8: -128...127
@@ -307,51 +415,55 @@ private final class ColumnBuilder {
       guard range.contains(number) else {
         throw .invalidArgument(field: path, message: "\(number) is out of range for \(type)")
       }
-      builder.ints.append(Int32(number))
+      ints.append(Int32(number))
     case .int64:
-      guard case .int(let number) = value else { throw mismatch(value, type, path) }
-      builder.longs.append(number)
+      guard case .int(let number) = value else { throw mismatch(value, path) }
+      longs.append(number)
     case .float:
-      guard let number = value.doubleValue else { throw mismatch(value, type, path) }
-      builder.floats.append(Float(number))
+      guard let number = value.doubleValue else { throw mismatch(value, path) }
+      floats.append(Float(number))
     case .double:
-      guard let number = value.doubleValue else { throw mismatch(value, type, path) }
-      builder.doubles.append(number)
+      guard let number = value.doubleValue else { throw mismatch(value, path) }
+      doubles.append(number)
     case .varChar(let maxLength):
-      guard case .string(let string) = value else { throw mismatch(value, type, path) }
+      guard case .string(let string) = value else { throw mismatch(value, path) }
       guard string.utf8.count <= maxLength else {
         throw .invalidArgument(
           field: path, message: "is \(string.utf8.count) bytes long; the maximum is \(maxLength)")
       }
-      builder.strings.append(string)
+      strings.append(string)
     case .json:
-      builder.jsons.append(Data(value.jsonText.utf8))
+      jsons.append(Data(value.jsonText.utf8))
     case .floatVector(let dimension):
-      guard let vector = value.floatVectorValue else { throw mismatch(value, type, path) }
-      guard vector.count == dimension else {
-        throw .invalidArgument(
-          field: path,
-          message:
-            "has \(vector.count) dimensions; field '\(fieldName)' of collection "
-            + "'\(collection)' has \(dimension)"
-        )
-      }
-      builder.floats.append(contentsOf: vector)
+      try VectorEncoding.appendFloats(
+        value, dimension: dimension, path: path, field: field.name, collection: collection,
+        to: &floats)
+    case .binaryVector, .float16Vector, .bfloat16Vector, .int8Vector:
+      try VectorEncoding.appendBytes(
+        value, type: type, path: path, field: field.name, collection: collection, to: &bytes)
+    case .sparseFloatVector:
+      let vector = try VectorEncoding.sparse(value, path: path)
+      if let last = vector.indices.last { sparseDimension = max(sparseDimension, Int64(last) + 1) }
+      sparseRows.append(VectorEncoding.sparseBytes(vector))
     case .unsupported:
-      throw EntityCodec.unsupported(fieldName: fieldName, type: type, collection: collection)
+      throw EntityCodec.unsupported(fieldName: field.name, type: type, collection: collection)
     case .array(let element, let capacity):
-      guard case .array(let elements) = value else { throw mismatch(value, type, path) }
+      guard case .array(let elements) = value else { throw mismatch(value, path) }
       guard elements.count <= capacity else {
         throw .invalidArgument(
           field: path, message: "has \(elements.count) elements; the capacity is \(capacity)")
       }
       let inner = ColumnBuilder(
-        field: FieldSchema(name: fieldName, type: element), collection: collection)
+        field: FieldSchema(name: field.name, type: element), collection: collection)
       for (index, element) in elements.enumerated() {
         try inner.append(element, path: "\(path)[\(index)]")
       }
-      builder.arrays.append(inner.scalarField())
+      arrays.append(inner.scalarField())
     }
+  }
+
+  private func mismatch(_ value: FieldValue, _ path: String) -> MilvexError {
+    VectorEncoding.mismatch(value, field.type, path)
   }
 
   private func scalarField() -> Milvus_Proto_Schema_ScalarField {
@@ -369,7 +481,7 @@ private final class ColumnBuilder {
         $0.data = arrays
         $0.elementType = element.proto
       }
-    case .floatVector, .unsupported: break
+    default: break
     }
     return scalars
   }
@@ -378,14 +490,28 @@ private final class ColumnBuilder {
     var data = Milvus_Proto_Schema_FieldData()
     data.type = field.type.proto
     data.fieldName = field.name
-    if case .floatVector(let dimension) = field.type {
-      var vectors = Milvus_Proto_Schema_VectorField()
-      vectors.dim = Int64(dimension)
-      vectors.floatVector = .with { $0.data = floats }
-      data.vectors = vectors
-    } else {
+    if let valid { data.validData = valid }
+    guard field.type.isVector else {
       data.scalars = scalarField()
+      return data
     }
+    var vectors = Milvus_Proto_Schema_VectorField()
+    vectors.dim = Int64(field.type.dimension ?? 0)
+    switch field.type {
+    case .floatVector: vectors.floatVector = .with { $0.data = floats }
+    case .binaryVector: vectors.binaryVector = Data(bytes)
+    case .float16Vector: vectors.float16Vector = Data(bytes)
+    case .bfloat16Vector: vectors.bfloat16Vector = Data(bytes)
+    case .int8Vector: vectors.int8Vector = Data(bytes)
+    case .sparseFloatVector:
+      vectors.dim = sparseDimension
+      vectors.sparseFloatVector = .with {
+        $0.contents = sparseRows
+        $0.dim = sparseDimension
+      }
+    default: break
+    }
+    data.vectors = vectors
     return data
   }
 }

@@ -17,6 +17,18 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
   case double(Double)
   case string(String)
   case floatVector([Float])
+  /// A binary vector's bytes (8 dimensions per byte, the first dimension in the lowest bit of
+  /// the first byte, as Milvus and numpy's `packbits(bitorder="little")`… store them).
+  case binaryVector([UInt8])
+  /// A float16 vector as raw IEEE 754 binary16 bits. A float16 field also accepts
+  /// `.floatVector` (converted with round-to-nearest-even); ``floatVectorValue`` converts back.
+  case float16Vector([UInt16])
+  /// A bfloat16 vector as raw bits. A bfloat16 field also accepts `.floatVector`.
+  case bfloat16Vector([UInt16])
+  case int8Vector([Int8])
+  /// A sparse vector. A sparse field also accepts an object (`["3": 0.5]`) or an array of
+  /// `[index, value]` pairs.
+  case sparseVector(SparseVector)
   /// An ARRAY field's elements, or a JSON array.
   case array([FieldValue])
   /// A JSON object.
@@ -47,10 +59,14 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
     return nil
   }
 
-  /// The vector (from `floatVector`, or an `array` of numbers).
+  /// The vector as floats (from `floatVector`, the 16-bit float vectors, `int8Vector`, or an
+  /// `array` of numbers).
   public var floatVectorValue: [Float]? {
     switch self {
     case .floatVector(let vector): return vector
+    case .float16Vector(let bits): return bits.map { HalfFloat.float(float16Bits: $0) }
+    case .bfloat16Vector(let bits): return bits.map { HalfFloat.float(bfloat16Bits: $0) }
+    case .int8Vector(let components): return components.map { Float($0) }
     case .array(let values):
       var vector: [Float] = []
       vector.reserveCapacity(values.count)
@@ -61,6 +77,21 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
       return vector
     default: return nil
     }
+  }
+
+  public var sparseVectorValue: SparseVector? {
+    if case .sparseVector(let vector) = self { return vector }
+    return nil
+  }
+
+  /// A float16 vector converted from floats with round-to-nearest-even.
+  public static func float16Vector(converting floats: [Float]) -> FieldValue {
+    .float16Vector(floats.map(HalfFloat.float16Bits))
+  }
+
+  /// A bfloat16 vector converted from floats with round-to-nearest-even.
+  public static func bfloat16Vector(converting floats: [Float]) -> FieldValue {
+    .bfloat16Vector(floats.map(HalfFloat.bfloat16Bits))
   }
 
   public var arrayValue: [FieldValue]? {
@@ -92,6 +123,11 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
     case .double: return "a double"
     case .string: return "a string"
     case .floatVector: return "a float vector"
+    case .binaryVector: return "a binary vector"
+    case .float16Vector: return "a float16 vector"
+    case .bfloat16Vector: return "a bfloat16 vector"
+    case .int8Vector: return "an int8 vector"
+    case .sparseVector: return "a sparse vector"
     case .array: return "an array"
     case .object: return "an object"
     }

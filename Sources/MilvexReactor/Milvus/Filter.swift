@@ -1,3 +1,23 @@
+/// Builders for filter expressions whose quoting is easy to get wrong.
+///
+/// ```swift
+/// let filter = FilterExpression.textMatch("body", "vector database")  // TEXT_MATCH(body, "vector database")
+/// ```
+public enum FilterExpression {
+  /// `TEXT_MATCH(field, "words")`: rows whose analyzed text in `field` (a varchar field with
+  /// `enableMatch`) contains any of the words.
+  public static func textMatch(_ field: String, _ words: String) -> String {
+    "TEXT_MATCH(\(field), \(literal(words)))"
+  }
+
+  /// A string literal for a filter, quoted and escaped (`"it's \"quoted\""`).
+  public static func literal(_ text: String) -> String {
+    var literal = ""
+    JSONText.write(.string(text), to: &literal)
+    return literal
+  }
+}
+
 /// Filter expressions the client writes, and checks of field names against the schema.
 enum Filter {
   /// `pk in [1, 2]` or `pk in ["a", "b"]`, the keys checked against the key's type.

@@ -18,6 +18,21 @@ enum JSONText {
         writeNumber(Double(element), to: &text)
       }
       text += "]"
+    case .binaryVector(let bytes):
+      writeList(bytes, to: &text) { $1 += String($0) }
+    case .int8Vector(let components):
+      writeList(components, to: &text) { $1 += String($0) }
+    case .float16Vector, .bfloat16Vector:
+      writeList(value.floatVectorValue ?? [], to: &text) { writeNumber(Double($0), to: &$1) }
+    case .sparseVector(let vector):
+      // As a JSON object of index → value (pymilvus's dictionary form).
+      text += "{"
+      for (position, (index, element)) in zip(vector.indices, vector.values).enumerated() {
+        if position > 0 { text += "," }
+        text += "\"\(index)\":"
+        writeNumber(Double(element), to: &text)
+      }
+      text += "}"
     case .array(let elements):
       text += "["
       for (index, element) in elements.enumerated() {
@@ -28,6 +43,17 @@ enum JSONText {
     case .object(let members):
       writeObject(members, to: &text)
     }
+  }
+
+  private static func writeList<Element>(
+    _ elements: [Element], to text: inout String, _ write: (Element, inout String) -> Void
+  ) {
+    text += "["
+    for (index, element) in elements.enumerated() {
+      if index > 0 { text += "," }
+      write(element, &text)
+    }
+    text += "]"
   }
 
   static func writeObject(_ members: [String: FieldValue], to text: inout String) {

@@ -61,10 +61,12 @@ extension MilvusCall where Output == Void {
   // MARK: Collections
 
   /// Creates a collection. The schema is checked first (one int64 or varchar primary key, at
-  /// least one vector field, sizes in range) and remembered for later inserts and searches.
+  /// least one vector field, sizes in range, functions with fitting fields) and remembered for
+  /// later inserts and searches. `numPartitions` (1 … 4,096) sets how many partitions a
+  /// partition key spreads rows over (the server's default is 16).
   public static func createCollection(
     _ name: String, schema: CollectionSchema, consistencyLevel: ConsistencyLevel = .bounded,
-    shardCount: Int = 1, properties: [String: String] = [:]
+    shardCount: Int = 1, numPartitions: Int? = nil, properties: [String: String] = [:]
   ) -> MilvusCall {
     var invalid = Check.name(name, "collection")
     if invalid == nil {
@@ -73,6 +75,15 @@ extension MilvusCall where Output == Void {
     if invalid == nil, !(1...64).contains(shardCount) {
       invalid = .invalidArgument(
         field: "shardCount", message: "must be in 1...64, is \(shardCount)")
+    }
+    if invalid == nil, let numPartitions {
+      if !schema.fields.contains(where: \.isPartitionKey) {
+        invalid = .invalidArgument(
+          field: "numPartitions", message: "needs a partition key field in the schema")
+      } else if !(1...4_096).contains(numPartitions) {
+        invalid = .invalidArgument(
+          field: "numPartitions", message: "must be in 1...4096, is \(numPartitions)")
+      }
     }
     return status(
       "CreateCollection", invalid: invalid, effect: .remember(collection: name, schema: schema)
@@ -84,6 +95,7 @@ extension MilvusCall where Output == Void {
         $0.collectionName = name
         $0.schema = schemaBytes
         $0.shardsNum = Int32(shardCount)
+        if let numPartitions { $0.numPartitions = Int64(numPartitions) }
         $0.consistencyLevel = consistencyLevel.proto
         $0.properties = properties.sorted { $0.key < $1.key }.map {
           .init(key: $0.key, value: $0.value)

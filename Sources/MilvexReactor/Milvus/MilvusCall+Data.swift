@@ -199,6 +199,38 @@ extension MilvusCall where Output == [[SearchHit]] {
       consistencyLevel: consistencyLevel)
   }
 
+  /// Searches with queries of any vector type (binary, float16, bfloat16, int8, sparse, or
+  /// float) or with raw text against a BM25 function's output field: one list of hits per
+  /// query, nearest first. See ``AnnSearch``.
+  public static func search(
+    _ collection: String, queries: [FieldValue], annsField: String? = nil, limit: Int = 10,
+    filter: String = "", outputFields: [String] = [], metricType: MetricType? = nil,
+    params: [String: FieldValue] = [:], offset: Int = 0, partitions: [String] = [],
+    consistencyLevel: ConsistencyLevel? = nil
+  ) -> MilvusCall {
+    search(
+      collection,
+      AnnSearch(
+        queries: queries, annsField: annsField, limit: limit, filter: filter,
+        metricType: metricType, params: params),
+      outputFields: outputFields, partitions: partitions, offset: offset,
+      consistencyLevel: consistencyLevel)
+  }
+
+  /// Full-text search: each text is analyzed by the server and scored with BM25 against
+  /// `annsField`, the sparse output field of a BM25 function.
+  public static func search(
+    _ collection: String, texts: [String], annsField: String, limit: Int = 10,
+    filter: String = "", outputFields: [String] = [], params: [String: FieldValue] = [:],
+    offset: Int = 0, partitions: [String] = [], consistencyLevel: ConsistencyLevel? = nil
+  ) -> MilvusCall {
+    search(
+      collection,
+      AnnSearch(texts: texts, annsField: annsField, limit: limit, filter: filter, params: params),
+      outputFields: outputFields, partitions: partitions, offset: offset,
+      consistencyLevel: consistencyLevel)
+  }
+
   /// Runs one ``AnnSearch``.
   public static func search(
     _ collection: String, _ search: AnnSearch, outputFields: [String] = [],
@@ -241,12 +273,12 @@ extension MilvusCall where Output == [[SearchHit]] {
         ? nil : .invalidArgument(field: "limit", message: "must be in 1...16384, is \(limit)"))
     for (index, search) in searches.enumerated() where invalid == nil {
       invalid = search.invalid("searches[\(index)].")
-      if invalid == nil, search.vectors.count != searches[0].vectors.count {
+      if invalid == nil, search.queries.count != searches[0].queries.count {
         invalid = .invalidArgument(
-          field: "searches[\(index)].vectors",
+          field: "searches[\(index)].queries",
           message:
-            "has \(search.vectors.count) query vectors, "
-            + "searches[0] has \(searches[0].vectors.count)"
+            "has \(search.queries.count) queries, "
+            + "searches[0] has \(searches[0].queries.count)"
         )
       }
     }

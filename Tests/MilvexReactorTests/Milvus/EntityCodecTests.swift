@@ -105,10 +105,10 @@ final class EntityCodecTests: XCTestCase {
     // A type the client does not model is carried, named, instead of failing the whole schema
     // (issue 13; UnsupportedFieldTypeTests covers the calls).
     var unsupported = proto
-    unsupported.fields[1].dataType = .binaryVector
+    unsupported.fields[1].dataType = .arrayOfVector
     let described = try CollectionSchema(proto: unsupported)
     XCTAssertEqual(
       described.field(named: "vec")?.type,
-      .unsupported(name: "binaryVector", code: Milvus_Proto_Schema_DataType.binaryVector.rawValue))
+      .unsupported(name: "arrayOfVector", code: Milvus_Proto_Schema_DataType.arrayOfVector.rawValue))
   }
 }

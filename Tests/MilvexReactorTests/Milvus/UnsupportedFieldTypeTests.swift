@@ -28,8 +28,9 @@ final class UnsupportedFieldTypeTests: XCTestCase {
         ]
       },
       .with {
-        $0.name = "bits"
-        $0.dataType = .binaryVector
+        // An array of vectors (Milvus 2.6): a type this client does not model.
+        $0.name = "chunks"
+        $0.dataType = .arrayOfVector
         $0.typeParams = [
           .with {
             $0.key = "dim"; $0.value = "16"
@@ -42,16 +43,16 @@ final class UnsupportedFieldTypeTests: XCTestCase {
 
   func testDescribingKeepsTheFieldAsUnsupported() throws {
     let schema = try describedSchema()
-    XCTAssertEqual(schema.fields.map(\.name), ["id", "title", "bits"])
-    guard case .unsupported(let name, let code) = schema.field(named: "bits")?.type else {
+    XCTAssertEqual(schema.fields.map(\.name), ["id", "title", "chunks"])
+    guard case .unsupported(let name, let code) = schema.field(named: "chunks")?.type else {
       return XCTFail("\(schema)")
     }
-    XCTAssertEqual(name, "binaryVector")
-    XCTAssertEqual(code, Milvus_Proto_Schema_DataType.binaryVector.rawValue)
-    XCTAssertTrue("\(schema.field(named: "bits")!.type)".contains("not supported by this client"))
+    XCTAssertEqual(name, "arrayOfVector")
+    XCTAssertEqual(code, Milvus_Proto_Schema_DataType.arrayOfVector.rawValue)
+    XCTAssertTrue("\(schema.field(named: "chunks")!.type)".contains("not supported by this client"))
     // It cannot be used to create a collection: the error names the field and the type.
     XCTAssertThrowsError(try schema.validate()) { error in
-      XCTAssertTrue("\(error)".contains("bits") && "\(error)".contains("binaryVector"), "\(error)")
+      XCTAssertTrue("\(error)".contains("chunks") && "\(error)".contains("arrayOfVector"), "\(error)")
     }
   }
 
@@ -61,17 +62,17 @@ final class UnsupportedFieldTypeTests: XCTestCase {
     let query = MilvusCall<[Row]>.query("mixed", filter: "id > 0", outputFields: ["id", "title"])
     XCTAssertNoThrow(try query.encodedRequest(schema: schema))
     // Reading the field fails before anything is sent, naming it and its type.
-    let reading = MilvusCall<[Row]>.query("mixed", filter: "id > 0", outputFields: ["bits"])
+    let reading = MilvusCall<[Row]>.query("mixed", filter: "id > 0", outputFields: ["chunks"])
     XCTAssertThrowsError(try reading.encodedRequest(schema: schema)) { error in
       XCTAssertTrue(
-        "\(error)".contains("'bits'") && "\(error)".contains("binaryVector"), "\(error)")
+        "\(error)".contains("'chunks'") && "\(error)".contains("arrayOfVector"), "\(error)")
     }
     // Writing it too.
     let writing = MilvusCall<MutationResult>.insert(
-      into: "mixed", rows: [["id": .int(1), "title": .string("a"), "bits": .string("\u{1}\u{2}")]])
+      into: "mixed", rows: [["id": .int(1), "title": .string("a"), "chunks": .string("\u{1}\u{2}")]])
     XCTAssertThrowsError(try writing.encodedRequest(schema: schema)) { error in
       XCTAssertTrue(
-        "\(error)".contains("'bits'") && "\(error)".contains("binaryVector"), "\(error)")
+        "\(error)".contains("'chunks'") && "\(error)".contains("arrayOfVector"), "\(error)")
     }
     // A deletion by key does not touch it.
     let deletion = MilvusCall<MutationResult>.delete(from: "mixed", ids: [1, 2])
@@ -81,15 +82,15 @@ final class UnsupportedFieldTypeTests: XCTestCase {
   /// A returned column of a type the client does not read names the field and the type.
   func testAReturnedColumnOfAnUnknownTypeNamesIt() throws {
     var column = Milvus_Proto_Schema_FieldData()
-    column.fieldName = "bits"
-    column.type = .binaryVector
+    column.fieldName = "chunks"
+    column.type = .arrayOfVector
     column.vectors = .with {
       $0.dim = 16
-      $0.binaryVector = Data([1, 2, 3, 4])
+      $0.floatVector = .with { $0.data = Array(repeating: 0.5, count: 32) }
     }
     XCTAssertThrowsError(try EntityCodec.values(of: column)) { error in
       XCTAssertTrue(
-        "\(error)".contains("'bits'") && "\(error)".contains("binaryVector"), "\(error)")
+        "\(error)".contains("'chunks'") && "\(error)".contains("arrayOfVector"), "\(error)")
     }
   }
 }

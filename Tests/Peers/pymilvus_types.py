@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""Writes, reads and searches rows of every Milvus data type with pymilvus, as typed JSON.
+
+Test peer for the type cross-checks: the Swift tests write rows through MilvexReactor and read
+them back here through pymilvus (the reference SDK), write here and read through Swift, and run
+the same searches through both. Values travel in a lossless typed JSON encoding (README.md).
+
+    pymilvus_types.py REQUEST.json      (or the request itself as the argument, if it starts with {)
+
+The request is {"uri": ..., "token": ..., "db": ..., "collection": ..., "timeout": 60,
+"actions": [...]}; the actions (create, insert, query, search, describe, flush, drop) run in
+order and the output is one line on stdout, {"results": [one entry per action]}. Status 0 on
+success; on any failure, one line naming the action and the error goes to stderr and the
+status is 1. Each pymilvus call gives up after "timeout" seconds (default 60; pymilvus keeps
+retrying some errors until then), the whole run after "max_seconds" (default 600).
+"""
+
+import enum
+import json
+import math
+import os
+import signal
+import sys
+
+import numpy as np
+from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+BYTE_VECTORS = (DataType.BINARY_VECTOR, DataType.FLOAT16_VECTOR, DataType.BFLOAT16_VECTOR)
+
+
+class RequestError(Exception):
+    """A request this peer cannot carry out (as opposed to an error from pymilvus)."""
+
+
+def data_type(name):
+    try:
+        return DataType[name.upper()]
+    except (KeyError, AttributeError):
+        raise RequestError(f"unknown data type {name!r}; pymilvus knows "
+                           f"{', '.join(t.name for t in DataType)}") from None
+
+
+# ------------------------------------------------------------------ typed JSON -> pymilvus
+def tagged(value, tag, field):
+    if not isinstance(value, dict) or set(value) != {tag}:
+        raise RequestError(f"field {field!r}: expected {{{tag!r}: ...}}, got {value!r}")
+    return value[tag]
+
+
+def to_pymilvus(value, field):
+    """A typed-JSON value as pymilvus takes it for `field` (a described field, or None for a
+    dynamic key, whose value goes in as it is)."""
+    if field is None:
+        return value
+    name, dtype = field["name"], field["type"]
+    if value is None:
+        if dtype == DataType.JSON and not (field.get("nullable") or "default_value" in field):
+            return "null"  # the JSON value null in a field that cannot be null
+        return None
+    if dtype == DataType.JSON:
+        # pymilvus takes a str as JSON text: serialize everything, so "abc" stays a string.
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    if dtype in BYTE_VECTORS:
+        return bytes.fromhex(tagged(value, "hex", name))
+    if dtype == DataType.INT8_VECTOR:
+        return np.array(tagged(value, "int8", name), dtype=np.int8)
+    if dtype == DataType.SPARSE_FLOAT_VECTOR:
+        return {int(index): float(number) for index, number in tagged(value, "sparse", name)}
+    return value
+
+
+def query_vector(value, field):
+    """A search query for the anns field: its type's typed encoding, or raw text (BM25)."""
+    if isinstance(value, str):
+        return value
+    if field["type"] in BYTE_VECTORS:
+        # For bytes pymilvus takes the placeholder type from the schema (binary by default).
+        return bytes.fromhex(tagged(value, "hex", field["name"]))
+    return to_pymilvus(value, field)
+
+
+# ------------------------------------------------------------------ pymilvus -> typed JSON
+def plain(value):
+    """JSON-safe copies of values with no declared type (dynamic keys, JSON, arrays)."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, (bytes, bytearray)):
+        return {"hex": bytes(value).hex()}
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def raw_bytes(value):
+    """The bytes of a binary/float16/bfloat16/int8 vector as pymilvus returns it: bytes, a list
+    holding one bytes (query), or numpy values."""
+    if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], (bytes, bytearray)):
+        value = value[0]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], np.generic):
+        value = np.array(value, dtype=value[0].dtype)
+    if isinstance(value, np.ndarray):
+        return value.tobytes()
+    raise TypeError(f"unexpected {type(value).__name__} for a byte vector: {value!r:.200}")
+
+
+def float32_repr(number):
+    number = float(number)
+    if not math.isfinite(number):
+        raise ValueError(f"{number} has no JSON form")
+    return float(np.float32(number))  # json.dumps prints repr: the exact float32 value
+
+
+def from_pymilvus(value, dtype):
+    if value is None:
+        return None
+    if dtype == DataType.FLOAT_VECTOR:
+        return [float32_repr(x) for x in np.asarray(value, dtype=np.float32).tolist()]
+    if dtype in BYTE_VECTORS:
+        return {"hex": raw_bytes(value).hex()}
+    if dtype == DataType.INT8_VECTOR:
+        if isinstance(value, (list, tuple)) and value and isinstance(value[0], (int, np.integer)):
+            return {"int8": [int(x) for x in value]}
+        return {"int8": np.frombuffer(raw_bytes(value), dtype=np.int8).tolist()}
+    if dtype == DataType.SPARSE_FLOAT_VECTOR:
+        pairs = value.items() if isinstance(value, dict) else value
+        return {"sparse": sorted([int(index), float32_repr(number)] for index, number in pairs)}
+    if dtype == DataType.FLOAT:
+        return float32_repr(value)
+    return plain(value)
+
+
+def typed_row(row, fields):
+    out = {}
+    for key, value in row.items():
+        field = fields.get(key)
+        out[key] = from_pymilvus(value, field["type"]) if field else plain(value)
+    return out
+
+
+def json_safe(value):
+    """describe_collection's answer as JSON: enums by name, protobuf values unwrapped."""
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, enum.Enum):  # DataType, FunctionType, ...
+        return value.name
+    if hasattr(value, "DESCRIPTOR") and hasattr(value, "WhichOneof"):  # e.g. default_value
+        oneofs = value.DESCRIPTOR.oneofs_by_name
+        if "data" in oneofs:
+            which = value.WhichOneof("data")
+            return None if which is None else json_safe(getattr(value, which))
+        from google.protobuf.json_format import MessageToDict
+        return MessageToDict(value)
+    return plain(value)
+
+
+# ------------------------------------------------------------------ actions
+class Session:
+    def __init__(self, request):
+        self.collection = request["collection"]
+        self.timeout = float(request.get("timeout", 60))
+        self.client = MilvusClient(uri=request["uri"], token=request.get("token", ""),
+                                   db_name=request.get("db", ""), timeout=self.timeout)
+        self.fields_cache = None
+
+    def fields(self):
+        """name -> described field (types as pymilvus DataType), fetched once per collection."""
+        if self.fields_cache is None:
+            described = self.client.describe_collection(self.collection, timeout=self.timeout)
+            self.fields_cache = {field["name"]: field for field in described["fields"]}
+        return self.fields_cache
+
+    def create(self, action):
+        spec = action["schema"]
+        schema = MilvusClient.create_schema(auto_id=spec.get("auto_id", False),
+                                            enable_dynamic_field=spec.get("enable_dynamic_field", False))
+        for field in spec["fields"]:
+            options = {key: value for key, value in field.items() if key not in ("name", "type")}
+            if "element_type" in options:
+                options["element_type"] = data_type(options["element_type"])
+            schema.add_field(field["name"], data_type(field["type"]), **options)
+        for function in spec.get("functions", []):
+            try:
+                kind = FunctionType[function["type"].upper()]
+            except KeyError:
+                raise RequestError(f"unknown function type {function['type']!r}") from None
+            schema.add_function(Function(
+                name=function["name"], function_type=kind,
+                input_field_names=function["input_field_names"],
+                output_field_names=function["output_field_names"],
+                params=function.get("params") or {}))
+        if self.client.has_collection(self.collection, timeout=self.timeout):
+            self.client.drop_collection(self.collection, timeout=self.timeout)
+        options = {key: action[key] for key in ("num_partitions", "consistency_level", "num_shards")
+                   if key in action}
+        self.client.create_collection(self.collection, schema=schema, timeout=self.timeout, **options)
+        self.fields_cache = None
+        if action.get("index"):
+            index_params = self.client.prepare_index_params()
+            for index in action["index"]:
+                index_params.add_index(
+                    field_name=index["field"], index_type=index.get("index_type", ""),
+                    index_name=index.get("index_name", ""), metric_type=index.get("metric_type"),
+                    params=index.get("params") or {})
+            self.client.create_index(self.collection, index_params, timeout=self.timeout)
+        if action.get("load", False):
+            self.client.load_collection(self.collection, timeout=self.timeout)
+        return {"ok": True}
+
+    def insert(self, action):
+        fields = self.fields()
+        rows = [{key: to_pymilvus(value, fields.get(key)) for key, value in row.items()}
+                for row in action["rows"]]
+        result = self.client.insert(self.collection, rows, timeout=self.timeout)
+        return {"insert_count": result["insert_count"], "ids": plain(list(result["ids"]))}
+
+    def query(self, action):
+        fields = self.fields()
+        options = {key: action[key] for key in ("limit", "offset", "consistency_level",
+                                                "partition_names") if key in action}
+        rows = self.client.query(self.collection, filter=action.get("filter", ""),
+                                 output_fields=action.get("output_fields", ["*"]),
+                                 timeout=self.timeout, **options)
+        primary = next(name for name, field in fields.items() if field.get("is_primary"))
+        rows = sorted((dict(row) for row in rows), key=lambda row: row[primary])
+        return {"rows": [typed_row(row, fields) for row in rows]}
+
+    def search(self, action):
+        fields = self.fields()
+        anns = action["anns_field"]
+        if anns not in fields:
+            raise RequestError(f"anns_field {anns!r} is not a field of {self.collection!r}")
+        options = {key: action[key] for key in ("consistency_level", "partition_names")
+                   if key in action}
+        hits = self.client.search(
+            self.collection, data=[query_vector(query, fields[anns]) for query in action["data"]],
+            anns_field=anns, limit=action.get("limit", 10), filter=action.get("filter", ""),
+            output_fields=action.get("output_fields", []),
+            search_params=action.get("search_params") or {}, timeout=self.timeout, **options)
+        return {"hits": [[{"id": plain(hit["id"]), "distance": float(hit["distance"]),
+                           "entity": typed_row(hit.get("entity") or {}, fields)}
+                          for hit in query] for query in hits]}
+
+    def describe(self, action):
+        return json_safe(self.client.describe_collection(self.collection, timeout=self.timeout))
+
+    def flush(self, action):
+        self.client.flush(self.collection, timeout=self.timeout)
+        return {"ok": True}
+
+    def drop(self, action):
+        self.client.drop_collection(self.collection, timeout=self.timeout)
+        self.fields_cache = None
+        return {"ok": True}
+
+
+def read_request(argv):
+    if len(argv) != 2:
+        raise RequestError("usage: pymilvus_types.py REQUEST.json | '{...}'")
+    text = argv[1]
+    if not text.lstrip().startswith("{"):
+        with open(text, encoding="utf-8") as f:
+            text = f.read()
+    request = json.loads(text)
+    for key in ("uri", "collection", "actions"):
+        if key not in request:
+            raise RequestError(f"the request has no {key!r}")
+    return request
+
+
+def fail(message):
+    sys.stderr.write(f"pymilvus_types.py: {message}\n")
+    sys.stderr.flush()
+    os._exit(1)  # pymilvus's gRPC threads must not keep us alive
+
+
+def main():
+    where = "request"
+    try:
+        request = read_request(sys.argv)
+        seconds = int(request.get("max_seconds", 600))
+        signal.signal(signal.SIGALRM, lambda *_: fail(f"{where}: not done after {seconds} s"))
+        signal.alarm(seconds)
+        session = Session(request)
+        results = []
+        for number, action in enumerate(request["actions"], 1):
+            op = action.get("op")
+            where = f"action {number} ({op})"
+            if op not in ("create", "insert", "query", "search", "describe", "flush", "drop"):
+                raise RequestError(f"unknown op {op!r}")
+            results.append(getattr(session, op)(action))
+        output = json.dumps({"results": results}, ensure_ascii=False, allow_nan=False)
+    except Exception as error:  # pymilvus raises many kinds; each is reported the same way
+        detail = " ".join(str(error).split())
+        fail(f"{where}: {type(error).__name__}: {detail}")
+    sys.stdout.write(output + "\n")
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
