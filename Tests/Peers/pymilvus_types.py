@@ -17,10 +17,12 @@ retrying some errors until then), the whole run after "max_seconds" (default 600
 
 import enum
 import json
+import logging
 import math
 import os
-import signal
 import sys
+import threading
+from collections.abc import Mapping
 
 import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
@@ -80,14 +82,19 @@ def query_vector(value, field):
 
 
 # ------------------------------------------------------------------ pymilvus -> typed JSON
+def is_repeated(value):
+    """Protobuf repeated fields (RepeatedScalarContainer and the like), which pymilvus passes on."""
+    return type(value).__name__.startswith("Repeated") and hasattr(value, "__len__")
+
+
 def plain(value):
     """JSON-safe copies of values with no declared type (dynamic keys, JSON, arrays)."""
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
     if isinstance(value, (bytes, bytearray)):
         return {"hex": bytes(value).hex()}
+    if isinstance(value, (list, tuple)) or is_repeated(value):
+        return [plain(item) for item in value]
     if isinstance(value, np.ndarray):
         return plain(value.tolist())
     if isinstance(value, np.generic):
@@ -145,9 +152,9 @@ def typed_row(row, fields):
 
 def json_safe(value):
     """describe_collection's answer as JSON: enums by name, protobuf values unwrapped."""
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(key): json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple)) or is_repeated(value):
         return [json_safe(item) for item in value]
     if isinstance(value, enum.Enum):  # DataType, FunctionType, ...
         return value.name
@@ -282,12 +289,16 @@ def fail(message):
 
 
 def main():
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # the one line from fail() suffices
     where = "request"
     try:
         request = read_request(sys.argv)
-        seconds = int(request.get("max_seconds", 600))
-        signal.signal(signal.SIGALRM, lambda *_: fail(f"{where}: not done after {seconds} s"))
-        signal.alarm(seconds)
+        seconds = float(request.get("max_seconds", 600))
+        # A timer thread, not SIGALRM: it fires even while the main thread waits inside gRPC.
+        watchdog = threading.Timer(seconds, lambda: fail(f"{where}: not done after {seconds:g} s"))
+        watchdog.daemon = True
+        watchdog.start()
+        where = f"connecting to {request['uri']}"
         session = Session(request)
         results = []
         for number, action in enumerate(request["actions"], 1):
@@ -296,6 +307,7 @@ def main():
             if op not in ("create", "insert", "query", "search", "describe", "flush", "drop"):
                 raise RequestError(f"unknown op {op!r}")
             results.append(getattr(session, op)(action))
+        where = "output"
         output = json.dumps({"results": results}, ensure_ascii=False, allow_nan=False)
     except Exception as error:  # pymilvus raises many kinds; each is reported the same way
         detail = " ".join(str(error).split())
