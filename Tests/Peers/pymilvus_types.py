@@ -8,7 +8,8 @@ the same searches through both. Values travel in a lossless typed JSON encoding 
     pymilvus_types.py REQUEST.json      (or the request itself as the argument, if it starts with {)
 
 The request is {"uri": ..., "token": ..., "db": ..., "collection": ..., "timeout": 60,
-"actions": [...]}; the actions (create, insert, query, search, describe, flush, drop) run in
+"actions": [...]}; the actions (create, insert, query, search, describe, flush, drop, and
+encode, which needs no server: pymilvus's insert encoding of rows as hex) run in
 order and the output is one line on stdout, {"results": [one entry per action]}. Status 0 on
 success; on any failure, one line naming the action and the error goes to stderr and the
 status is 1. Each pymilvus call gives up after "timeout" seconds (default 60; pymilvus keeps
@@ -268,6 +269,30 @@ class Session:
         return {"ok": True}
 
 
+def encode(action):
+    """pymilvus's own insert encoding of `rows`, without a server: the serialized InsertRequest
+    as hex, for byte-for-byte comparison of the column data. `fields` describe the collection
+    as {"name", "type", "dim"/"max_length"/"element_type"/"max_capacity", "is_primary",
+    "nullable", "default_value"}."""
+    from pymilvus.client.prepare import Prepare
+    fields = []
+    for spec in action["fields"]:
+        params = {key: spec[key] for key in ("dim", "max_length", "max_capacity") if key in spec}
+        field = {"name": spec["name"], "type": data_type(spec["type"]), "params": params,
+                 "is_primary": spec.get("is_primary", False), "auto_id": False,
+                 "nullable": spec.get("nullable", False)}
+        if "element_type" in spec:
+            field["element_type"] = data_type(spec["element_type"])
+        if "default_value" in spec:
+            field["default_value"] = spec["default_value"]
+        fields.append(field)
+    by_name = {field["name"]: field for field in fields}
+    rows = [{key: to_pymilvus(value, by_name.get(key)) for key, value in row.items()}
+            for row in action["rows"]]
+    request = Prepare.row_insert_param(action.get("collection", "c"), rows, "", fields)
+    return {"request_hex": request.SerializeToString().hex()}
+
+
 def read_request(argv):
     if len(argv) != 2:
         raise RequestError("usage: pymilvus_types.py REQUEST.json | '{...}'")
@@ -298,14 +323,20 @@ def main():
         watchdog = threading.Timer(seconds, lambda: fail(f"{where}: not done after {seconds:g} s"))
         watchdog.daemon = True
         watchdog.start()
-        where = f"connecting to {request['uri']}"
-        session = Session(request)
+        session = None
         results = []
         for number, action in enumerate(request["actions"], 1):
             op = action.get("op")
             where = f"action {number} ({op})"
+            if op == "encode":  # local: no server needed
+                results.append(encode(action))
+                continue
             if op not in ("create", "insert", "query", "search", "describe", "flush", "drop"):
                 raise RequestError(f"unknown op {op!r}")
+            if session is None:
+                where = f"connecting to {request['uri']}"
+                session = Session(request)
+                where = f"action {number} ({op})"
             results.append(getattr(session, op)(action))
         where = "output"
         output = json.dumps({"results": results}, ensure_ascii=False, allow_nan=False)
