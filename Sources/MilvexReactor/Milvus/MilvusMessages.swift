@@ -102,7 +102,11 @@ extension ReadRequest {
   mutating func setConsistency(_ level: ConsistencyLevel?, session sessionTimestamp: UInt64) {
     consistencyLevel = level?.proto ?? .bounded
     useDefaultConsistency = level == nil
-    if level == nil || level == .session { guaranteeTimestamp = sessionTimestamp }
+    switch level {
+    case nil, .session?: guaranteeTimestamp = sessionTimestamp
+    case .atLeast(let timestamp)?: guaranteeTimestamp = timestamp
+    default: break
+    }
   }
 }
 

@@ -35,6 +35,8 @@ final class SessionConsistencyTests: XCTestCase {
       XCTAssertEqual(
         try guarantee(nil, session: 42, query: query), 42, "the default may be session")
       XCTAssertEqual(try guarantee(.session, session: 0, query: query), 0, "no write yet")
+      XCTAssertEqual(
+        try guarantee(.atLeast(timestamp: 7), session: 42, query: query), 7, "the caller's")
       for level in [ConsistencyLevel.strong, .bounded, .eventually] {
         XCTAssertEqual(
           try guarantee(level, session: 42, query: query), 0, "\(level): the server's own")
@@ -89,5 +91,36 @@ final class SessionConsistencyTests: XCTestCase {
     }
     try await client.perform(.dropCollection(name))
     await client.close()
+  }
+
+  /// Read-your-writes across clients: a second client, with no session of its own, reads at
+  /// the first client's write timestamp and sees each row at once, 20 times in a row; the same
+  /// reads at `.eventually` are the control (they may or may not see the row).
+  func testAReadAtAWriteTimestampSeesItFromAnotherClientOnTheRealServer() async throws {
+    let server = try MilvusServers.plain
+    let loop = try EventLoop(threadName: "timestamp-test")
+    defer { loop.shutdown() }
+    let config = try ConnectionConfig(host: server.host, port: server.port, timeout: .seconds(60))
+    let writer = try MilvusClient.connect(config: config, on: loop)
+    let reader = try MilvusClient.connect(config: config, on: loop)
+    let name = "at_least_\(UUID().uuidString.prefix(8).lowercased())"
+    try await writer.perform(.createCollection(name, schema: schema, consistencyLevel: .bounded))
+    try await writer.perform(
+      .createIndex(on: name, IndexSpec(fieldName: "vec", indexType: .flat, metricType: .l2)))
+    try await writer.loadCollection(name, timeout: .seconds(60))
+    for index in 0..<20 {
+      let inserted = try await writer.perform(
+        .insert(
+          into: name,
+          rows: [["id": .int(Int64(index)), "vec": .floatVector(TestData.vector(index))]]))
+      let seen = try await reader.perform(
+        .query(
+          name, filter: "id == \(index)", outputFields: ["id"],
+          consistencyLevel: .atLeast(timestamp: inserted.timestamp)))
+      XCTAssertEqual(seen.count, 1, "insert \(index) not seen at its own timestamp")
+    }
+    try await writer.perform(.dropCollection(name))
+    await writer.close()
+    await reader.close()
   }
 }
