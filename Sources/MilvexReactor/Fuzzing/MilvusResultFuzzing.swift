@@ -42,7 +42,7 @@ enum MilvusResultFuzzing {
   private static func decodeDescribe(_ bytes: [UInt8]) {
     guard let description = decoded(describe, bytes) else { return }
     for field in description.schema.fields {
-      if case .floatVector(let dimension) = field.type {
+      if let dimension = field.type.dimension {
         precondition(dimension > 0, "a described vector field without a positive dimension")
       }
     }
@@ -113,15 +113,40 @@ enum MilvusResultFuzzing {
       field.autoID = input.bool()
       field.isPartitionKey = input.bool()
       field.isDynamic = input.choice(4) == 0
+      field.nullable = input.bool()
+      field.isFunctionOutput = input.choice(4) == 0
+      if input.choice(3) == 0 {
+        field.defaultValue = .with { value in
+          switch input.choice(4) {
+          case 0: value.longData = input.edgyInt64()
+          case 1: value.stringData = input.string()
+          case 2: value.bytesData = Data(input.bytes(input.choice(4)))
+          default: break
+          }
+        }
+      }
       field.typeParams = (0..<input.choice(4)).map { _ in
         Milvus_Proto_Common_KeyValuePair(
-          key: input.pick(["dim", "max_length", "max_capacity", "dim", "other"]),
+          key: input.pick([
+            "dim", "max_length", "max_capacity", "dim", "other", "analyzer_params",
+            "enable_analyzer",
+          ]),
           value: input.pick([
             "4", "0", "-1", "1", "abc", "", "32768", "65535", "4096", "9223372036854775807",
-            "-9223372036854775808", "99999999999999999999", "1e3", " 4",
+            "-9223372036854775808", "99999999999999999999", "1e3", " 4", "true", "{\"type\":1}",
+            "{",
           ]))
       }
       schema.fields.append(field)
+    }
+    for _ in 0..<input.choice(3) {
+      schema.functions.append(
+        .with { function in
+          function.name = input.pick(["bm25", "", "f"])
+          function.type = Milvus_Proto_Schema_FunctionType(rawValue: input.choice(7)) ?? .unknown
+          function.inputFieldNames = (0..<input.choice(3)).map { _ in input.pick(["title", "v", "x"]) }
+          function.outputFieldNames = (0..<input.choice(3)).map { _ in input.pick(["v", "id"]) }
+        })
     }
     response.schema = schema
     response.collectionName = input.pick(["", "c", "other"])
@@ -146,7 +171,10 @@ enum MilvusResultFuzzing {
   }
 
   private static func dataType(_ input: inout FuzzInput) -> Milvus_Proto_Schema_DataType {
-    let raw = input.pick([0, 1, 2, 3, 4, 5, 10, 11, 20, 21, 22, 23, 25, 100, 101, 104, 200, 999])
+    let raw = input.pick([
+      0, 1, 2, 3, 4, 5, 10, 11, 20, 21, 22, 23, 24, 25, 100, 101, 102, 103, 104, 105, 106, 200,
+      999,
+    ])
     return Milvus_Proto_Schema_DataType(rawValue: raw) ?? .none
   }
 
@@ -181,9 +209,18 @@ enum MilvusResultFuzzing {
       vectors.dim = dimension
       let floats =
         input.choice(4) == 0 ? input.choice(16) : values * Int(clamping: min(max(dimension, 0), 8))
-      if input.choice(6) == 0 {
-        vectors.binaryVector = Data(input.bytes(floats))
-      } else {
+      // Every vector encoding, with lengths that fit the dimension or not.
+      switch input.choice(8) {
+      case 0: vectors.binaryVector = Data(input.bytes(floats))
+      case 1: vectors.float16Vector = Data(input.bytes(floats * 2 + input.choice(2)))
+      case 2: vectors.bfloat16Vector = Data(input.bytes(floats * 2))
+      case 3: vectors.int8Vector = Data(input.bytes(floats))
+      case 4:
+        vectors.sparseFloatVector = .with { sparse in
+          sparse.dim = dimension
+          sparse.contents = (0..<values).map { _ in Data(input.bytes(8 * input.choice(4) + input.choice(2))) }
+        }
+      default:
         vectors.floatVector = .with { array in
           array.data = (0..<floats).map { _ in input.float() }
         }

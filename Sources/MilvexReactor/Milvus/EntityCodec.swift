@@ -259,7 +259,8 @@ enum EntityCodec {
       if bytes.isEmpty { return [] }
       let isFloat16: Bool
       if case .float16Vector = vectors.data { isFloat16 = true } else { isFloat16 = false }
-      let count = try rows(bytes.count, per: dimension * 2, "bytes")
+      let (width, overflow) = dimension.multipliedReportingOverflow(by: 2)
+      let count = try rows(bytes.count, per: overflow ? 0 : width, "bytes")
       let array = [UInt8](bytes)
       return (0..<count).map { row in
         var halves: [UInt16] = []
