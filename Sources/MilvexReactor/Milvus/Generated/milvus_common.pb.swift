@@ -1166,6 +1166,44 @@ public nonisolated enum Milvus_Proto_Common_IndexState: SwiftProtobuf.Enum, Swif
 
 }
 
+public nonisolated enum Milvus_Proto_Common_CompactionState: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case undefiedState // = 0
+  case executing // = 1
+  case completed // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .undefiedState
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .undefiedState
+    case 1: self = .executing
+    case 2: self = .completed
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .undefiedState: return 0
+    case .executing: return 1
+    case .completed: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Milvus_Proto_Common_CompactionState] = [
+    .undefiedState,
+    .executing,
+    .completed,
+  ]
+
+}
+
 /// Every Milvus response carries a Status: Milvus reports most failures here, inside a gRPC call
 /// that itself succeeded. `code` (with `reason`) is the current error code; `error_code` is the
 /// legacy one that older servers still fill in.
@@ -1353,6 +1391,10 @@ nonisolated extension Milvus_Proto_Common_LoadState: SwiftProtobuf._ProtoNamePro
 
 nonisolated extension Milvus_Proto_Common_IndexState: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0IndexStateNone\0\u{1}Unissued\0\u{1}InProgress\0\u{1}Finished\0\u{1}Failed\0\u{1}Retry\0")
+}
+
+nonisolated extension Milvus_Proto_Common_CompactionState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UndefiedState\0\u{1}Executing\0\u{1}Completed\0")
 }
 
 nonisolated extension Milvus_Proto_Common_Status: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -1012,6 +1012,160 @@ public nonisolated struct Milvus_Proto_Schema_SearchResultData: @unchecked Senda
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
+/// A value for a filter template placeholder ({name} in an expression), sent in
+/// expr_template_values so large lists need no parsing as expression text.
+public nonisolated struct Milvus_Proto_Schema_TemplateValue: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var val: Milvus_Proto_Schema_TemplateValue.OneOf_Val? = nil
+
+  public var boolVal: Bool {
+    get {
+      if case .boolVal(let v)? = val {return v}
+      return false
+    }
+    set {val = .boolVal(newValue)}
+  }
+
+  public var int64Val: Int64 {
+    get {
+      if case .int64Val(let v)? = val {return v}
+      return 0
+    }
+    set {val = .int64Val(newValue)}
+  }
+
+  public var floatVal: Double {
+    get {
+      if case .floatVal(let v)? = val {return v}
+      return 0
+    }
+    set {val = .floatVal(newValue)}
+  }
+
+  public var stringVal: String {
+    get {
+      if case .stringVal(let v)? = val {return v}
+      return String()
+    }
+    set {val = .stringVal(newValue)}
+  }
+
+  public var arrayVal: Milvus_Proto_Schema_TemplateArrayValue {
+    get {
+      if case .arrayVal(let v)? = val {return v}
+      return Milvus_Proto_Schema_TemplateArrayValue()
+    }
+    set {val = .arrayVal(newValue)}
+  }
+
+  public var bytesVal: Data {
+    get {
+      if case .bytesVal(let v)? = val {return v}
+      return Data()
+    }
+    set {val = .bytesVal(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Val: Equatable, Sendable {
+    case boolVal(Bool)
+    case int64Val(Int64)
+    case floatVal(Double)
+    case stringVal(String)
+    case arrayVal(Milvus_Proto_Schema_TemplateArrayValue)
+    case bytesVal(Data)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Milvus_Proto_Schema_TemplateArrayValue: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var data: Milvus_Proto_Schema_TemplateArrayValue.OneOf_Data? = nil
+
+  public var boolData: Milvus_Proto_Schema_BoolArray {
+    get {
+      if case .boolData(let v)? = data {return v}
+      return Milvus_Proto_Schema_BoolArray()
+    }
+    set {data = .boolData(newValue)}
+  }
+
+  public var longData: Milvus_Proto_Schema_LongArray {
+    get {
+      if case .longData(let v)? = data {return v}
+      return Milvus_Proto_Schema_LongArray()
+    }
+    set {data = .longData(newValue)}
+  }
+
+  public var doubleData: Milvus_Proto_Schema_DoubleArray {
+    get {
+      if case .doubleData(let v)? = data {return v}
+      return Milvus_Proto_Schema_DoubleArray()
+    }
+    set {data = .doubleData(newValue)}
+  }
+
+  public var stringData: Milvus_Proto_Schema_StringArray {
+    get {
+      if case .stringData(let v)? = data {return v}
+      return Milvus_Proto_Schema_StringArray()
+    }
+    set {data = .stringData(newValue)}
+  }
+
+  public var arrayData: Milvus_Proto_Schema_TemplateArrayValueArray {
+    get {
+      if case .arrayData(let v)? = data {return v}
+      return Milvus_Proto_Schema_TemplateArrayValueArray()
+    }
+    set {data = .arrayData(newValue)}
+  }
+
+  public var jsonData: Milvus_Proto_Schema_JSONArray {
+    get {
+      if case .jsonData(let v)? = data {return v}
+      return Milvus_Proto_Schema_JSONArray()
+    }
+    set {data = .jsonData(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Data: Equatable, Sendable {
+    case boolData(Milvus_Proto_Schema_BoolArray)
+    case longData(Milvus_Proto_Schema_LongArray)
+    case doubleData(Milvus_Proto_Schema_DoubleArray)
+    case stringData(Milvus_Proto_Schema_StringArray)
+    case arrayData(Milvus_Proto_Schema_TemplateArrayValueArray)
+    case jsonData(Milvus_Proto_Schema_JSONArray)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Milvus_Proto_Schema_TemplateArrayValueArray: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var data: [Milvus_Proto_Schema_TemplateArrayValue] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "milvus.proto.schema"
@@ -2434,6 +2588,281 @@ nonisolated extension Milvus_Proto_Schema_SearchResultData: SwiftProtobuf.Messag
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Milvus_Proto_Schema_TemplateValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TemplateValue"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bool_val\0\u{3}int64_val\0\u{3}float_val\0\u{3}string_val\0\u{3}array_val\0\u{3}bytes_val\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Bool?
+        try decoder.decodeSingularBoolField(value: &v)
+        if let v = v {
+          if self.val != nil {try decoder.handleConflictingOneOf()}
+          self.val = .boolVal(v)
+        }
+      }()
+      case 2: try {
+        var v: Int64?
+        try decoder.decodeSingularInt64Field(value: &v)
+        if let v = v {
+          if self.val != nil {try decoder.handleConflictingOneOf()}
+          self.val = .int64Val(v)
+        }
+      }()
+      case 3: try {
+        var v: Double?
+        try decoder.decodeSingularDoubleField(value: &v)
+        if let v = v {
+          if self.val != nil {try decoder.handleConflictingOneOf()}
+          self.val = .floatVal(v)
+        }
+      }()
+      case 4: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.val != nil {try decoder.handleConflictingOneOf()}
+          self.val = .stringVal(v)
+        }
+      }()
+      case 5: try {
+        var v: Milvus_Proto_Schema_TemplateArrayValue?
+        var hadOneofValue = false
+        if let current = self.val {
+          hadOneofValue = true
+          if case .arrayVal(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.val = .arrayVal(v)
+        }
+      }()
+      case 6: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.val != nil {try decoder.handleConflictingOneOf()}
+          self.val = .bytesVal(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.val {
+    case .boolVal?: try {
+      guard case .boolVal(let v)? = self.val else { preconditionFailure() }
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 1)
+    }()
+    case .int64Val?: try {
+      guard case .int64Val(let v)? = self.val else { preconditionFailure() }
+      try visitor.visitSingularInt64Field(value: v, fieldNumber: 2)
+    }()
+    case .floatVal?: try {
+      guard case .floatVal(let v)? = self.val else { preconditionFailure() }
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 3)
+    }()
+    case .stringVal?: try {
+      guard case .stringVal(let v)? = self.val else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 4)
+    }()
+    case .arrayVal?: try {
+      guard case .arrayVal(let v)? = self.val else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .bytesVal?: try {
+      guard case .bytesVal(let v)? = self.val else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 6)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Milvus_Proto_Schema_TemplateValue, rhs: Milvus_Proto_Schema_TemplateValue) -> Bool {
+    if lhs.val != rhs.val {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Milvus_Proto_Schema_TemplateArrayValue: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TemplateArrayValue"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bool_data\0\u{3}long_data\0\u{3}double_data\0\u{3}string_data\0\u{3}array_data\0\u{3}json_data\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Milvus_Proto_Schema_BoolArray?
+        var hadOneofValue = false
+        if let current = self.data {
+          hadOneofValue = true
+          if case .boolData(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.data = .boolData(v)
+        }
+      }()
+      case 2: try {
+        var v: Milvus_Proto_Schema_LongArray?
+        var hadOneofValue = false
+        if let current = self.data {
+          hadOneofValue = true
+          if case .longData(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.data = .longData(v)
+        }
+      }()
+      case 3: try {
+        var v: Milvus_Proto_Schema_DoubleArray?
+        var hadOneofValue = false
+        if let current = self.data {
+          hadOneofValue = true
+          if case .doubleData(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.data = .doubleData(v)
+        }
+      }()
+      case 4: try {
+        var v: Milvus_Proto_Schema_StringArray?
+        var hadOneofValue = false
+        if let current = self.data {
+          hadOneofValue = true
+          if case .stringData(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.data = .stringData(v)
+        }
+      }()
+      case 5: try {
+        var v: Milvus_Proto_Schema_TemplateArrayValueArray?
+        var hadOneofValue = false
+        if let current = self.data {
+          hadOneofValue = true
+          if case .arrayData(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.data = .arrayData(v)
+        }
+      }()
+      case 6: try {
+        var v: Milvus_Proto_Schema_JSONArray?
+        var hadOneofValue = false
+        if let current = self.data {
+          hadOneofValue = true
+          if case .jsonData(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.data = .jsonData(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.data {
+    case .boolData?: try {
+      guard case .boolData(let v)? = self.data else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .longData?: try {
+      guard case .longData(let v)? = self.data else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .doubleData?: try {
+      guard case .doubleData(let v)? = self.data else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .stringData?: try {
+      guard case .stringData(let v)? = self.data else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .arrayData?: try {
+      guard case .arrayData(let v)? = self.data else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .jsonData?: try {
+      guard case .jsonData(let v)? = self.data else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Milvus_Proto_Schema_TemplateArrayValue, rhs: Milvus_Proto_Schema_TemplateArrayValue) -> Bool {
+    if lhs.data != rhs.data {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Milvus_Proto_Schema_TemplateArrayValueArray: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TemplateArrayValueArray"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.data) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.data.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.data, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Milvus_Proto_Schema_TemplateArrayValueArray, rhs: Milvus_Proto_Schema_TemplateArrayValueArray) -> Bool {
+    if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
