@@ -8,14 +8,14 @@ enum JSONText {
     case .null: text += "null"
     case .bool(let flag): text += flag ? "true" : "false"
     case .int(let number): text += String(number)
-    case .float(let number): writeNumber(Double(number), to: &text)
+    case .float(let number): writeNumber(number, to: &text)
     case .double(let number): writeNumber(number, to: &text)
     case .string(let string): writeString(string, to: &text)
     case .floatVector(let vector):
       text += "["
       for (index, element) in vector.enumerated() {
         if index > 0 { text += "," }
-        writeNumber(Double(element), to: &text)
+        writeNumber(element, to: &text)
       }
       text += "]"
     case .binaryVector(let bytes):
@@ -23,14 +23,14 @@ enum JSONText {
     case .int8Vector(let components):
       writeList(components, to: &text) { $1 += String($0) }
     case .float16Vector, .bfloat16Vector:
-      writeList(value.floatVectorValue ?? [], to: &text) { writeNumber(Double($0), to: &$1) }
+      writeList(value.floatVectorValue ?? [], to: &text) { writeNumber($0, to: &$1) }
     case .sparseVector(let vector):
       // As a JSON object of index → value (pymilvus's dictionary form).
       text += "{"
       for (position, (index, element)) in zip(vector.indices, vector.values).enumerated() {
         if position > 0 { text += "," }
         text += "\"\(index)\":"
-        writeNumber(Double(element), to: &text)
+        writeNumber(element, to: &text)
       }
       text += "}"
     case .array(let elements):
@@ -66,6 +66,12 @@ enum JSONText {
       write(members[key]!, to: &text)
     }
     text += "}"
+  }
+
+  /// A float32 as its shortest decimal form (`0.1`, not the widened `0.10000000149011612`),
+  /// which reads back as the same float32.
+  private static func writeNumber(_ number: Float, to text: inout String) {
+    if number.isFinite { text += "\(number)" } else { text += "null" }
   }
 
   private static func writeNumber(_ number: Double, to text: inout String) {

@@ -434,6 +434,13 @@ final class VectorTypesTests: XCTestCase {
     ) { XCTAssertTrue("\($0)".contains("has 16 bits (2 bytes)"), "\($0)") }
   }
 
+  func testFloatsPrintInTheirShortestForm() throws {
+    XCTAssertEqual(FieldValue.float(0.1).jsonText, "0.1")
+    XCTAssertEqual(FieldValue.sparseVector(SparseVector([3: 0.1])).jsonText, "{\"3\":0.1}")
+    XCTAssertEqual(FieldValue.floatVector([0.1, 1e-7]).jsonText, "[0.1,1e-07]")
+    XCTAssertEqual(try JSONText.parse(Data("[0.1,1e-07]".utf8)).floatVectorValue, [0.1, 1e-7])
+  }
+
   func testTextMatchFiltersAreQuoted() {
     XCTAssertEqual(FilterExpression.textMatch("body", "vector db"), "TEXT_MATCH(body, \"vector db\")")
     XCTAssertEqual(FilterExpression.literal("it's \"x\"\\"), "\"it's \\\"x\\\"\\\\\"")
