@@ -95,12 +95,14 @@ bench-memory:
 	cd Benchmarks && $(SWIFT) build -c release --product MilvexMemoryProbe
 	Benchmarks/.build/release/MilvexMemoryProbe
 
-## What the typed Milvus layer costs: per call on top of the channel, and local encoding.
+## What the typed Milvus layer costs: per call on top of the channel, and local encoding (then
+## pymilvus encoding the same inserts, for comparison).
 bench-client:
 	@scripts/install-deps.sh --bench
 	$(MAKE) -C Benchmarks/cpp-server
 	cd Benchmarks && $(SWIFT) build -c release --product MilvexClientBench
 	taskset -c 0 Benchmarks/.build/release/MilvexClientBench --server Benchmarks/.build-cpp/generic_server --server-cpu 1
+	taskset -c 0 .venv/bin/python Benchmarks/pymilvus_encode_bench.py
 
 ## The fault soak (Benchmarks/README.md): SOAK_SECONDS (default 600) of calls through a proxy
 ## that breaks the network, with server kills; fails on a lost, duplicated or late call.

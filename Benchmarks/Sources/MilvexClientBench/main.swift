@@ -11,8 +11,9 @@
 //   MilvexClientBench --server Benchmarks/.build-cpp/generic_server [--calls N] [--rounds R]
 //                     [--server-cpu C]   (the server runs pinned to CPU C with taskset; -1: not pinned)
 //                     [--port P]   (use an echo server already listening on 127.0.0.1:P)
-//                     [--mode all|raw|typed]   (raw/typed: only those calls at concurrency 1, for
-//                                               instruction counts under callgrind)
+//                     [--mode all|raw|typed|codec]   (raw/typed: only those calls at concurrency 1, for
+//                                               instruction counts under callgrind;
+//                                               codec: only the local encoding and decoding, no server)
 import Foundation
 @_spi(Benchmarks) import MilvexReactor
 import ChannelBenchSupport
@@ -37,7 +38,7 @@ struct Options {
       case "--rounds": rounds = try Self.positive(argument, value)
       case "--port": port = try Self.positive(argument, value)
       case "--mode":
-        guard ["all", "raw", "typed"].contains(value) else { throw BenchError("--mode must be all, raw or typed, got \(value)") }
+        guard ["all", "raw", "typed", "codec"].contains(value) else { throw BenchError("--mode must be all, raw, typed or codec, got \(value)") }
         mode = value
       case "--server-cpu":
         guard let cpu = Int(value), cpu >= -1 else { throw BenchError("--server-cpu must be a CPU number or -1, got \(value)") }
@@ -227,13 +228,14 @@ func localCodec() throws {
   let call = MilvusCall.search("c", vectors: queries, limit: 100, outputFields: ["title"])
   let decodeTime = try time(500) { _ = try call.decodedResponse(responseBytes) }
   print(String(format: "search results, 10 × 100 hits with one varchar field: %.1f µs (%.3f µs/hit)", decodeTime, decodeTime / 1000))
+  try mixedTypesCodec(floatSchema: schema, floatRows: rows, floatColumns: columns)
 }
 
 nonisolated func main() async throws {
   let options = try Options(CommandLine.arguments)
   print("MilvexClientBench \(Date()) on \(ProcessInfo.processInfo.hostName), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
-  if options.mode == "all" { try localCodec() }
-  try await perCallComparison(options)
+  if options.mode == "all" || options.mode == "codec" { try localCodec() }
+  if options.mode != "codec" { try await perCallComparison(options) }
 }
 
 // A synchronous main (see ChannelBenchSupport.runBlocking): valgrind cannot run an async one.
