@@ -256,32 +256,4 @@ public final class MilvusClient: Sendable {
     }
     try connection.useDatabase(database)
   }
-
-  /// Loads a collection and waits until it is loaded (polling its load state), or fails with
-  /// `DEADLINE_EXCEEDED` after `timeout`.
-  ///
-  /// - Important: Callable from any task.
-  public func loadCollection(_ name: String, timeout: Duration = .seconds(60))
-    async throws(MilvexError)
-  {
-    let deadline = ContinuousClock.now + timeout
-    try await perform(.loadCollection(name), options: MilvusCallOptions(timeout: timeout))
-    while true {
-      let remaining = deadline - .now
-      guard remaining > .zero else {
-        throw .status(.deadlineExceeded, "collection '\(name)' was not loaded within \(timeout)")
-      }
-      let state = try await perform(
-        .loadState(of: name), options: MilvusCallOptions(timeout: remaining))
-      switch state {
-      case .loaded: return
-      case .notExist: throw .milvus(code: 100, reason: "collection '\(name)' does not exist")
-      case .loading, .notLoaded:
-        await LoopPause.pause(for: .milliseconds(50), on: connection.loop)
-        if Task.isCancelled {
-          throw .status(.cancelled, "waiting for collection '\(name)' to load was cancelled")
-        }
-      }
-    }
-  }
 }
