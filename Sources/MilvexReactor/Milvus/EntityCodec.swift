@@ -29,21 +29,35 @@ enum EntityCodec {
       }
       let known = Set(writable.map(\.name))
       for builder in builders { builder.reserve(rowCount) }
+      // Extra keys already checked: each distinct one is checked once, not once per row.
+      var checkedExtras = Set<String>()
       for (index, row) in rows.enumerated() {
+        var found = 0
         for builderIndex in builders.indices {
           let field = builders[builderIndex].field
           let value = row[field.name]
-          if case Optional<FieldValue>.none = value, !field.mayBeOmitted {
-            throw .invalidArgument(
-              field: "rows[\(index)]",
-              message: "missing field '\(field.name)' of collection '\(collection)'")
+          if case Optional<FieldValue>.none = value {
+            guard field.mayBeOmitted else {
+              throw .invalidArgument(
+                field: "rows[\(index)]",
+                message: "missing field '\(field.name)' of collection '\(collection)'")
+            }
+          } else {
+            found += 1
           }
-          try builders[builderIndex].append(value, path: "rows[\(index)].\(field.name)")
+          try builders[builderIndex].append(value, at: .row(index, field.name))
         }
         var extra: [String: FieldValue] = [:]
-        for (key, value) in row where !known.contains(key) {
-          try checkExtra(key: key, schema: schema, collection: collection, path: "rows[\(index)]")
-          extra[key] = value
+        // Every key was a field: no need to look for extras.
+        if found < row.count {
+          for (key, value) in row where !known.contains(key) {
+            if !checkedExtras.contains(key) {
+              try checkExtra(
+                key: key, schema: schema, collection: collection, path: "rows[\(index)]")
+              checkedExtras.insert(key)
+            }
+            extra[key] = value
+          }
         }
         if dynamic != nil {
           var text = ""
@@ -76,12 +90,12 @@ enum EntityCodec {
               message: "missing field '\(field.name)' of collection '\(collection)'")
           }
           for row in 0..<rowCount {
-            try builders[builderIndex].append(nil, path: "columns.\(field.name)[\(row)]")
+            try builders[builderIndex].append(nil, at: .column(field.name, row))
           }
           continue
         }
         for row in 0..<rowCount {
-          try builders[builderIndex].append(column[row], path: "columns.\(field.name)[\(row)]")
+          try builders[builderIndex].append(column[row], at: .column(field.name, row))
         }
       }
       let known = Set(writable.map(\.name))
@@ -336,6 +350,20 @@ enum EntityCodec {
   }
 }
 
+/// Where a value sits in the caller's input; turned into words (`rows[3].title`,
+/// `columns.title[3]`) only when an error names it.
+enum ValueLocation: CustomStringConvertible {
+  case row(Int, String)
+  case column(String, Int)
+
+  var description: String {
+    switch self {
+    case .row(let row, let field): return "rows[\(row)].\(field)"
+    case .column(let field, let row): return "columns.\(field)[\(row)]"
+    }
+  }
+}
+
 /// Collects one field's values, checking each against the field's type. A field that may be
 /// null (or has a default) records which rows have a value in `valid_data` and keeps only the
 /// values that are there, as pymilvus sends them.
@@ -381,32 +409,33 @@ private final class ColumnBuilder {
   }
 
   /// Adds one row's value; nil when the row leaves the field out.
-  func append(_ value: FieldValue?, path: String) throws(MilvexError) {
+  func append(_ value: FieldValue?, at location: ValueLocation) throws(MilvexError) {
     if valid != nil {
       guard let value, value != .null else {
         valid!.append(false)
         return
       }
       valid!.append(true)
-      try append(value, path: path)
+      try append(value, path: location.description)
     } else if let value {
-      try append(value, path: path)
+      try append(value, path: location.description)
     }
   }
 
-  private func append(_ value: FieldValue, path: String) throws(MilvexError) {
+  /// `path` names the value in errors; it is built only when one is thrown.
+  private func append(_ value: FieldValue, path: @autoclosure () -> String) throws(MilvexError) {
     let type = field.type
     if case .null = value, type != .json {
       throw .invalidArgument(
-        field: path,
+        field: path(),
         message: "is null; field '\(field.name)' of collection '\(collection)' is not nullable")
     }
     switch type {
     case .bool:
-      guard case .bool(let flag) = value else { throw mismatch(value, path) }
+      guard case .bool(let flag) = value else { throw mismatch(value, path()) }
       bools.append(flag)
     case .int8, .int16, .int32:
-      guard case .int(let number) = value else { throw mismatch(value, path) }
+      guard case .int(let number) = value else { throw mismatch(value, path()) }
       let range: ClosedRange<Int64> =
         switch type {
         case .int8: -128...127
@@ -414,53 +443,128 @@ private final class ColumnBuilder {
         default: Int64(Int32.min)...Int64(Int32.max)
         }
       guard range.contains(number) else {
-        throw .invalidArgument(field: path, message: "\(number) is out of range for \(type)")
+        throw .invalidArgument(field: path(), message: "\(number) is out of range for \(type)")
       }
       ints.append(Int32(number))
     case .int64:
-      guard case .int(let number) = value else { throw mismatch(value, path) }
+      guard case .int(let number) = value else { throw mismatch(value, path()) }
       longs.append(number)
     case .float:
-      guard let number = value.doubleValue else { throw mismatch(value, path) }
+      guard let number = value.doubleValue else { throw mismatch(value, path()) }
       floats.append(Float(number))
     case .double:
-      guard let number = value.doubleValue else { throw mismatch(value, path) }
+      guard let number = value.doubleValue else { throw mismatch(value, path()) }
       doubles.append(number)
     case .varChar(let maxLength):
-      guard case .string(let string) = value else { throw mismatch(value, path) }
+      guard case .string(let string) = value else { throw mismatch(value, path()) }
       guard string.utf8.count <= maxLength else {
         throw .invalidArgument(
-          field: path, message: "is \(string.utf8.count) bytes long; the maximum is \(maxLength)")
+          field: path(), message: "is \(string.utf8.count) bytes long; the maximum is \(maxLength)")
       }
       strings.append(string)
     case .json:
       jsons.append(Data(value.jsonText.utf8))
     case .floatVector(let dimension):
       try VectorEncoding.appendFloats(
-        value, dimension: dimension, path: path, field: field.name, collection: collection,
+        value, dimension: dimension, path: path(), field: field.name, collection: collection,
         to: &floats)
     case .binaryVector, .float16Vector, .bfloat16Vector, .int8Vector:
       try VectorEncoding.appendBytes(
-        value, type: type, path: path, field: field.name, collection: collection, to: &bytes)
+        value, type: type, path: path(), field: field.name, collection: collection, to: &bytes)
     case .sparseFloatVector:
-      let vector = try VectorEncoding.sparse(value, path: path)
+      let vector = try VectorEncoding.sparse(value, path: path())
       if let last = vector.indices.last { sparseDimension = max(sparseDimension, Int64(last) + 1) }
       sparseRows.append(VectorEncoding.sparseBytes(vector))
     case .unsupported:
       throw EntityCodec.unsupported(fieldName: field.name, type: type, collection: collection)
     case .array(let element, let capacity):
-      guard case .array(let elements) = value else { throw mismatch(value, path) }
+      guard case .array(let elements) = value else { throw mismatch(value, path()) }
       guard elements.count <= capacity else {
         throw .invalidArgument(
-          field: path, message: "has \(elements.count) elements; the capacity is \(capacity)")
+          field: path(), message: "has \(elements.count) elements; the capacity is \(capacity)")
       }
-      let inner = ColumnBuilder(
-        field: FieldSchema(name: field.name, type: element), collection: collection)
-      for (index, element) in elements.enumerated() {
-        try inner.append(element, path: "\(path)[\(index)]")
-      }
-      arrays.append(inner.scalarField())
+      arrays.append(try Self.scalarArray(elements, of: element, path: path()))
     }
+  }
+
+  /// An ARRAY value's elements as one `ScalarField`, each checked against `element`.
+  private static func scalarArray(
+    _ elements: [FieldValue], of element: DataType, path: @autoclosure () -> String
+  ) throws(MilvexError) -> Milvus_Proto_Schema_ScalarField {
+    func mismatch(_ index: Int) -> MilvexError {
+      VectorEncoding.mismatch(elements[index], element, "\(path())[\(index)]")
+    }
+    var scalars = Milvus_Proto_Schema_ScalarField()
+    switch element {
+    case .bool:
+      var values: [Bool] = []
+      values.reserveCapacity(elements.count)
+      for (index, value) in elements.enumerated() {
+        guard case .bool(let flag) = value else { throw mismatch(index) }
+        values.append(flag)
+      }
+      scalars.boolData.data = values
+    case .int8, .int16, .int32:
+      let range: ClosedRange<Int64> =
+        switch element {
+        case .int8: -128...127
+        case .int16: -32_768...32_767
+        default: Int64(Int32.min)...Int64(Int32.max)
+        }
+      var values: [Int32] = []
+      values.reserveCapacity(elements.count)
+      for (index, value) in elements.enumerated() {
+        guard case .int(let number) = value else { throw mismatch(index) }
+        guard range.contains(number) else {
+          throw .invalidArgument(
+            field: "\(path())[\(index)]", message: "\(number) is out of range for \(element)")
+        }
+        values.append(Int32(number))
+      }
+      scalars.intData.data = values
+    case .int64:
+      var values: [Int64] = []
+      values.reserveCapacity(elements.count)
+      for (index, value) in elements.enumerated() {
+        guard case .int(let number) = value else { throw mismatch(index) }
+        values.append(number)
+      }
+      scalars.longData.data = values
+    case .float:
+      var values: [Float] = []
+      values.reserveCapacity(elements.count)
+      for (index, value) in elements.enumerated() {
+        guard let number = value.doubleValue else { throw mismatch(index) }
+        values.append(Float(number))
+      }
+      scalars.floatData.data = values
+    case .double:
+      var values: [Double] = []
+      values.reserveCapacity(elements.count)
+      for (index, value) in elements.enumerated() {
+        guard let number = value.doubleValue else { throw mismatch(index) }
+        values.append(number)
+      }
+      scalars.doubleData.data = values
+    case .varChar(let maxLength):
+      var values: [String] = []
+      values.reserveCapacity(elements.count)
+      for (index, value) in elements.enumerated() {
+        guard case .string(let string) = value else { throw mismatch(index) }
+        guard string.utf8.count <= maxLength else {
+          throw .invalidArgument(
+            field: "\(path())[\(index)]",
+            message: "is \(string.utf8.count) bytes long; the maximum is \(maxLength)")
+        }
+        values.append(string)
+      }
+      scalars.stringData.data = values
+    default:
+      // The schema check refuses other element types; a described one is named here.
+      throw .invalidArgument(
+        field: path(), message: "arrays of \(element) cannot be written by this client")
+    }
+    return scalars
   }
 
   private func mismatch(_ value: FieldValue, _ path: String) -> MilvexError {

@@ -5,21 +5,21 @@ import Foundation
 enum VectorEncoding {
   /// Appends a float vector's components, checking the dimension and that each is finite.
   static func appendFloats(
-    _ value: FieldValue, dimension: Int, path: String, field: String, collection: String,
+    _ value: FieldValue, dimension: Int, path: @autoclosure () -> String, field: String, collection: String,
     to floats: inout [Float]
   ) throws(MilvexError) {
     guard let vector = value.floatVectorValue, !isHalfOrInt(value) else {
-      throw mismatch(value, .floatVector(dimension: dimension), path)
+      throw mismatch(value, .floatVector(dimension: dimension), path())
     }
-    try checkCount(vector.count, dimension, path: path, field: field, collection: collection)
-    try checkFinite(vector, path: path)
+    try checkCount(vector.count, dimension, path: path(), field: field, collection: collection)
+    try checkFinite(vector, path: path())
     floats.append(contentsOf: vector)
   }
 
   /// Appends a binary, float16, bfloat16 or int8 vector's bytes (little-endian for the 16-bit
   /// types, as Milvus and numpy store them).
   static func appendBytes(
-    _ value: FieldValue, type: DataType, path: String, field: String, collection: String,
+    _ value: FieldValue, type: DataType, path: @autoclosure () -> String, field: String, collection: String,
     to bytes: inout [UInt8]
   ) throws(MilvexError) {
     switch type {
@@ -27,12 +27,12 @@ enum VectorEncoding {
       let packed: [UInt8]
       switch value {
       case .binaryVector(let values): packed = values
-      case .array(let elements): packed = try byteList(elements, type: type, path: path)
-      default: throw mismatch(value, type, path)
+      case .array(let elements): packed = try byteList(elements, type: type, path: path())
+      default: throw mismatch(value, type, path())
       }
       guard packed.count * 8 == bits else {
         throw .invalidArgument(
-          field: path,
+          field: path(),
           message:
             "has \(packed.count) bytes (\(packed.count * 8) bits); field '\(field)' of "
             + "collection '\(collection)' has \(bits) bits (\(bits / 8) bytes)")
@@ -41,53 +41,47 @@ enum VectorEncoding {
     case .float16Vector(let dimension), .bfloat16Vector(let dimension):
       let isFloat16: Bool
       if case .float16Vector = type { isFloat16 = true } else { isFloat16 = false }
-      let halves: [UInt16]
       switch value {
-      case .float16Vector(let bits) where isFloat16: halves = bits
-      case .bfloat16Vector(let bits) where !isFloat16: halves = bits
-      case .floatVector, .array:
-        guard let floats = value.floatVectorValue else { throw mismatch(value, type, path) }
-        try checkFinite(floats, path: path)
-        halves = floats.map(isFloat16 ? HalfFloat.float16Bits : HalfFloat.bfloat16Bits)
-      default: throw mismatch(value, type, path)
-      }
-      try checkCount(halves.count, dimension, path: path, field: field, collection: collection)
-      for (index, half) in halves.enumerated() {
-        let exponentMask: UInt16 = isFloat16 ? 0x7C00 : 0x7F80
-        guard half & exponentMask != exponentMask else {
-          throw .invalidArgument(
-            field: "\(path)[\(index)]",
-            message: "is infinite or NaN (bits 0x\(String(half, radix: 16))); Milvus accepts "
-              + "only finite values")
-        }
-        bytes.append(UInt8(truncatingIfNeeded: half))
-        bytes.append(UInt8(truncatingIfNeeded: half >> 8))
+      case .float16Vector(let bits) where isFloat16:
+        try checkCount(bits.count, dimension, path: path(), field: field, collection: collection)
+        try appendHalves(bits, isFloat16: true, path: path(), to: &bytes)
+      case .bfloat16Vector(let bits) where !isFloat16:
+        try checkCount(bits.count, dimension, path: path(), field: field, collection: collection)
+        try appendHalves(bits, isFloat16: false, path: path(), to: &bytes)
+      case .floatVector(let floats):
+        try checkCount(floats.count, dimension, path: path(), field: field, collection: collection)
+        try appendConverted(floats, isFloat16: isFloat16, path: path(), to: &bytes)
+      case .array:
+        guard let floats = value.floatVectorValue else { throw mismatch(value, type, path()) }
+        try checkCount(floats.count, dimension, path: path(), field: field, collection: collection)
+        try appendConverted(floats, isFloat16: isFloat16, path: path(), to: &bytes)
+      default: throw mismatch(value, type, path())
       }
     case .int8Vector(let dimension):
       switch value {
       case .int8Vector(let components):
-        try checkCount(components.count, dimension, path: path, field: field, collection: collection)
+        try checkCount(components.count, dimension, path: path(), field: field, collection: collection)
         for component in components { bytes.append(UInt8(bitPattern: component)) }
       case .array(let elements):
-        try checkCount(elements.count, dimension, path: path, field: field, collection: collection)
+        try checkCount(elements.count, dimension, path: path(), field: field, collection: collection)
         for (index, element) in elements.enumerated() {
           guard case .int(let number) = element, (-128...127).contains(number) else {
             throw .invalidArgument(
-              field: "\(path)[\(index)]", message: "expected an integer in -128...127, got \(element)")
+              field: "\(path())[\(index)]", message: "expected an integer in -128...127, got \(element)")
           }
           bytes.append(UInt8(bitPattern: Int8(number)))
         }
-      default: throw mismatch(value, type, path)
+      default: throw mismatch(value, type, path())
       }
     default:
-      throw mismatch(value, type, path)
+      throw mismatch(value, type, path())
     }
   }
 
   /// A sparse vector from any of its input shapes: `.sparseVector`, an object of index → value
   /// (`["3": 0.5]`), or an array of `[index, value]` pairs. Indices must be in 0 ..< 2³² − 1
   /// and values finite.
-  static func sparse(_ value: FieldValue, path: String) throws(MilvexError) -> SparseVector {
+  static func sparse(_ value: FieldValue, path: @autoclosure () -> String) throws(MilvexError) -> SparseVector {
     let vector: SparseVector
     switch value {
     case .sparseVector(let given): vector = given
@@ -96,9 +90,9 @@ enum VectorEncoding {
       pairs.reserveCapacity(members.count)
       for (key, member) in members {
         guard let index = Int64(key) else {
-          throw .invalidArgument(field: "\(path).\(key)", message: "a sparse index must be an integer")
+          throw .invalidArgument(field: "\(path()).\(key)", message: "a sparse index must be an integer")
         }
-        pairs.append((try sparseIndex(index, path: path), try sparseValue(member, path: "\(path).\(key)")))
+        pairs.append((try sparseIndex(index, path: path()), try sparseValue(member, path: "\(path()).\(key)")))
       }
       vector = SparseVector(pairs: pairs)
     case .array(let elements):
@@ -107,20 +101,20 @@ enum VectorEncoding {
       for (position, element) in elements.enumerated() {
         guard case .array(let pair) = element, pair.count == 2, case .int(let index) = pair[0] else {
           throw .invalidArgument(
-            field: "\(path)[\(position)]", message: "expected an [index, value] pair, got \(element)")
+            field: "\(path())[\(position)]", message: "expected an [index, value] pair, got \(element)")
         }
         pairs.append(
-          (try sparseIndex(index, path: "\(path)[\(position)]"),
-           try sparseValue(pair[1], path: "\(path)[\(position)]")))
+          (try sparseIndex(index, path: "\(path())[\(position)]"),
+           try sparseValue(pair[1], path: "\(path())[\(position)]")))
       }
       vector = SparseVector(pairs: pairs)
     default:
-      throw mismatch(value, .sparseFloatVector, path)
+      throw mismatch(value, .sparseFloatVector, path())
     }
     if vector.indices.last == UInt32.max {
-      throw .invalidArgument(field: path, message: "sparse index 4294967295 is out of range 0...4294967294")
+      throw .invalidArgument(field: path(), message: "sparse index 4294967295 is out of range 0...4294967294")
     }
-    try checkFinite(vector.values, path: path)
+    try checkFinite(vector.values, path: path())
     return vector
   }
 
@@ -161,6 +155,47 @@ enum VectorEncoding {
     return SparseVector(pairs: zip(indices, values).map { ($0, $1) })
   }
 
+  /// Floats converted to 16-bit floats (round to nearest even) in one pass, little-endian.
+  private static func appendConverted(
+    _ floats: [Float], isFloat16: Bool, path: @autoclosure () -> String, to bytes: inout [UInt8]
+  ) throws(MilvexError) {
+    bytes.reserveCapacity(bytes.count + floats.count * 2)
+    let exponentMask: UInt16 = isFloat16 ? 0x7C00 : 0x7F80
+    for (index, float) in floats.enumerated() {
+      guard float.isFinite else {
+        throw .invalidArgument(
+          field: "\(path())[\(index)]", message: "is \(float); Milvus accepts only finite values")
+      }
+      let half = isFloat16 ? HalfFloat.float16Bits(float) : HalfFloat.bfloat16Bits(float)
+      guard half & exponentMask != exponentMask else {
+        throw .invalidArgument(
+          field: "\(path())[\(index)]",
+          message: "is \(float), too large for \(isFloat16 ? "float16" : "bfloat16") (infinite); "
+            + "Milvus accepts only finite values")
+      }
+      bytes.append(UInt8(truncatingIfNeeded: half))
+      bytes.append(UInt8(truncatingIfNeeded: half >> 8))
+    }
+  }
+
+  /// Raw 16-bit floats, checked finite, little-endian.
+  private static func appendHalves(
+    _ halves: [UInt16], isFloat16: Bool, path: @autoclosure () -> String, to bytes: inout [UInt8]
+  ) throws(MilvexError) {
+    bytes.reserveCapacity(bytes.count + halves.count * 2)
+    let exponentMask: UInt16 = isFloat16 ? 0x7C00 : 0x7F80
+    for (index, half) in halves.enumerated() {
+      guard half & exponentMask != exponentMask else {
+        throw .invalidArgument(
+          field: "\(path())[\(index)]",
+          message: "is infinite or NaN (bits 0x\(String(half, radix: 16))); Milvus accepts "
+            + "only finite values")
+      }
+      bytes.append(UInt8(truncatingIfNeeded: half))
+      bytes.append(UInt8(truncatingIfNeeded: half >> 8))
+    }
+  }
+
   static func mismatch(_ value: FieldValue, _ type: DataType, _ path: String) -> MilvexError {
     .invalidArgument(field: path, message: "expected \(type), got \(value.kindName)")
   }
@@ -173,45 +208,47 @@ enum VectorEncoding {
   }
 
   private static func checkCount(
-    _ count: Int, _ dimension: Int, path: String, field: String, collection: String
+    _ count: Int, _ dimension: Int, path: @autoclosure () -> String, field: String, collection: String
   ) throws(MilvexError) {
     guard count == dimension else {
       throw .invalidArgument(
-        field: path,
+        field: path(),
         message: "has \(count) dimensions; field '\(field)' of collection '\(collection)' has \(dimension)")
     }
   }
 
-  private static func checkFinite(_ values: [Float], path: String) throws(MilvexError) {
+  private static func checkFinite(_ values: [Float], path: @autoclosure () -> String) throws(MilvexError) {
     guard let index = values.firstIndex(where: { !$0.isFinite }) else { return }
     throw .invalidArgument(
-      field: "\(path)[\(index)]", message: "is \(values[index]); Milvus accepts only finite values")
+      field: "\(path())[\(index)]", message: "is \(values[index]); Milvus accepts only finite values")
   }
 
-  private static func byteList(_ elements: [FieldValue], type: DataType, path: String) throws(MilvexError)
+  private static func byteList(
+    _ elements: [FieldValue], type: DataType, path: @autoclosure () -> String
+  ) throws(MilvexError)
     -> [UInt8]
   {
     var bytes: [UInt8] = []
     bytes.reserveCapacity(elements.count)
     for (index, element) in elements.enumerated() {
       guard case .int(let number) = element, (0...255).contains(number) else {
-        throw .invalidArgument(field: "\(path)[\(index)]", message: "expected a byte (0...255), got \(element)")
+        throw .invalidArgument(field: "\(path())[\(index)]", message: "expected a byte (0...255), got \(element)")
       }
       bytes.append(UInt8(number))
     }
     return bytes
   }
 
-  private static func sparseIndex(_ index: Int64, path: String) throws(MilvexError) -> UInt32 {
+  private static func sparseIndex(_ index: Int64, path: @autoclosure () -> String) throws(MilvexError) -> UInt32 {
     guard (0..<Int64(UInt32.max)).contains(index) else {
-      throw .invalidArgument(field: path, message: "sparse index \(index) is out of range 0...4294967294")
+      throw .invalidArgument(field: path(), message: "sparse index \(index) is out of range 0...4294967294")
     }
     return UInt32(index)
   }
 
-  private static func sparseValue(_ value: FieldValue, path: String) throws(MilvexError) -> Float {
+  private static func sparseValue(_ value: FieldValue, path: @autoclosure () -> String) throws(MilvexError) -> Float {
     guard let number = value.doubleValue else {
-      throw .invalidArgument(field: path, message: "a sparse value must be a number, got \(value.kindName)")
+      throw .invalidArgument(field: path(), message: "a sparse value must be a number, got \(value.kindName)")
     }
     return Float(number)
   }
