@@ -71,6 +71,18 @@ final class MilvusAPIGuideTests: XCTestCase {
     let indexes = try await client.perform(.describeIndex(on: "products"))
     try await client.loadCollection("products")   // loads and waits until loaded
 
+    try await client.flush(["products"])   // waits until the new segments are persisted
+    let compaction = try await client.compact("products")   // waits until it has completed
+    try await client.perform(.releaseCollection("products"))
+    try await client.loadCollection("products", timeout: .seconds(120)) { percent in
+      print("\(percent) % loaded")   // each time it changes, on the waiting task
+    }
+    try await client.perform(.alterCollection("products", set: ["collection.ttl.seconds": "86400"]))
+    let properties = try await client.perform(.describeCollection("products")).properties
+    print(compaction.state, properties["collection.ttl.seconds"] ?? "-")   // completed 86400
+    let stillThere = try await client.perform(.get("products", ids: [1], outputFields: ["name"],
+      consistencyLevel: .atLeast(timestamp: deleted.timestamp)))   // sees every write up to it
+
     let cheap = try await client.perform(.query(
       "products", filter: "price < 100 and color == \"red\"", outputFields: ["name", "price", "color"]))
     let byID = try await client.perform(.get("products", ids: [1, 2], outputFields: ["name"]))
@@ -160,6 +172,9 @@ final class MilvusAPIGuideTests: XCTestCase {
     XCTAssertEqual(onSale[0].map(\.id), [10])
     XCTAssertEqual(viaAlias[0].count, 1)
     XCTAssertEqual(aliases, ["catalog"])
+    XCTAssertEqual(compaction.state, .completed)
+    XCTAssertEqual(properties["collection.ttl.seconds"], "86400")
+    XCTAssertEqual(stillThere.first?["name"], "lamp")
     XCTAssertTrue(version.contains("milvus_lite") && health.isHealthy)
     XCTAssertEqual(raw.version, version)
     _ = retrying
@@ -442,7 +457,7 @@ final class MilvusAPIGuideTests: XCTestCase {
     }
     let tested = normalized(source)
     let blocks = guide.components(separatedBy: "```swift\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
-    XCTAssertGreaterThanOrEqual(blocks.count, 24)
+    XCTAssertGreaterThanOrEqual(blocks.count, 26)
     for block in blocks {
       XCTAssertTrue(tested.contains(normalized(block.dropLast())), "not in the test: \(block)")
     }
