@@ -159,23 +159,30 @@ enum VectorEncoding {
   private static func appendConverted(
     _ floats: [Float], isFloat16: Bool, path: @autoclosure () -> String, to bytes: inout [UInt8]
   ) throws(MilvexError) {
-    bytes.reserveCapacity(bytes.count + floats.count * 2)
     let exponentMask: UInt16 = isFloat16 ? 0x7C00 : 0x7F80
-    for (index, float) in floats.enumerated() {
-      guard float.isFinite else {
-        throw .invalidArgument(
-          field: "\(path())[\(index)]", message: "is \(float); Milvus accepts only finite values")
+    let start = bytes.count
+    bytes.append(contentsOf: repeatElement(0, count: floats.count * 2))
+    // The index of the first value that is not finite or does not fit, if any.
+    let bad: Int? = bytes.withUnsafeMutableBufferPointer { output in
+      var offset = start
+      for (index, float) in floats.enumerated() {
+        let half = isFloat16 ? HalfFloat.float16Bits(float) : HalfFloat.bfloat16Bits(float)
+        if half & exponentMask == exponentMask { return index }
+        output[offset] = UInt8(truncatingIfNeeded: half)
+        output[offset + 1] = UInt8(truncatingIfNeeded: half >> 8)
+        offset += 2
       }
-      let half = isFloat16 ? HalfFloat.float16Bits(float) : HalfFloat.bfloat16Bits(float)
-      guard half & exponentMask != exponentMask else {
-        throw .invalidArgument(
-          field: "\(path())[\(index)]",
-          message: "is \(float), too large for \(isFloat16 ? "float16" : "bfloat16") (infinite); "
-            + "Milvus accepts only finite values")
-      }
-      bytes.append(UInt8(truncatingIfNeeded: half))
-      bytes.append(UInt8(truncatingIfNeeded: half >> 8))
+      return nil
     }
+    guard let bad else { return }
+    bytes.removeLast(floats.count * 2)
+    let float = floats[bad]
+    throw .invalidArgument(
+      field: "\(path())[\(bad)]",
+      message: float.isFinite
+        ? "is \(float), too large for \(isFloat16 ? "float16" : "bfloat16") (infinite); "
+          + "Milvus accepts only finite values"
+        : "is \(float); Milvus accepts only finite values")
   }
 
   /// Raw 16-bit floats, checked finite, little-endian.

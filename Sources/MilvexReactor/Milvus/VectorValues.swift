@@ -70,7 +70,22 @@ public struct SparseVector: Sendable, Hashable, CustomStringConvertible {
 public enum HalfFloat {
   /// The IEEE 754 binary16 bits nearest to `value` (ties to even; overflow to infinity; NaN
   /// stays NaN).
+  @inline(__always)
   public static func float16Bits(_ value: Float) -> UInt16 {
+    let bits = value.bitPattern
+    let magnitude = bits & 0x7FFF_FFFF
+    // The common case, a result that is a normal binary16 (2^-14 up to what rounds to 65504):
+    // round the 13 dropped bits to nearest even, then rebias the exponent (127 - 15 = 112).
+    if magnitude >= 0x3880_0000 && magnitude < 0x477F_F000 {
+      let rounded = magnitude &+ 0x0FFF &+ ((magnitude >> 13) & 1)
+      return UInt16(truncatingIfNeeded: (bits >> 16) & 0x8000)
+        | UInt16(truncatingIfNeeded: (rounded &- 0x3800_0000) >> 13)
+    }
+    return float16BitsSlowly(value)
+  }
+
+  /// Zero, subnormal results, overflow to infinity, infinities and NaN.
+  private static func float16BitsSlowly(_ value: Float) -> UInt16 {
     let bits = value.bitPattern
     let sign = UInt16(truncatingIfNeeded: (bits >> 16) & 0x8000)
     let exponent = Int((bits >> 23) & 0xFF)
