@@ -17,7 +17,9 @@ enum EntityCodec {
     let writable = schema.fields.filter {
       !($0.isPrimaryKey && $0.autoID && purpose == .insert) && !schema.isComputed($0)
     }
-    let builders = writable.map { ColumnBuilder(field: $0, collection: collection) }
+    // Values, not objects: a struct in a local array is checked for exclusive access at compile
+    // time, where a class's stored arrays cost a dynamic check on every append.
+    var builders = writable.map { ColumnBuilder(field: $0, collection: collection) }
     var dynamic: [String]? = schema.enableDynamicField ? [] : nil
     let rowCount: Int
 
@@ -27,8 +29,12 @@ enum EntityCodec {
       guard rowCount > 0 else {
         throw .invalidArgument(field: "rows", message: "must not be empty")
       }
-      let known = Set(writable.map(\.name))
-      for builder in builders { builder.reserve(rowCount) }
+      // Few fields: comparing names (small strings compare in a word or two) beats hashing.
+      let knownNames = writable.map(\.name)
+      let known = Set(knownNames)
+      let isKnown: (String) -> Bool =
+        knownNames.count <= 16 ? { knownNames.contains($0) } : { known.contains($0) }
+      for builderIndex in builders.indices { builders[builderIndex].reserve(rowCount) }
       // Extra keys already checked: each distinct one is checked once, not once per row.
       var checkedExtras = Set<String>()
       for (index, row) in rows.enumerated() {
@@ -50,7 +56,7 @@ enum EntityCodec {
         var extra: [String: FieldValue] = [:]
         // Every key was a field: no need to look for extras.
         if found < row.count {
-          for (key, value) in row where !known.contains(key) {
+          for (key, value) in row where !isKnown(key) {
             if !checkedExtras.contains(key) {
               try checkExtra(
                 key: key, schema: schema, collection: collection, path: "rows[\(index)]")
@@ -367,7 +373,7 @@ enum ValueLocation: CustomStringConvertible {
 /// Collects one field's values, checking each against the field's type. A field that may be
 /// null (or has a default) records which rows have a value in `valid_data` and keeps only the
 /// values that are there, as pymilvus sends them.
-private final class ColumnBuilder {
+private struct ColumnBuilder {
   let field: FieldSchema
   let collection: String
   private var valid: [Bool]? = nil
@@ -390,7 +396,7 @@ private final class ColumnBuilder {
     if field.mayBeOmitted { valid = [] }
   }
 
-  func reserve(_ count: Int) {
+  mutating func reserve(_ count: Int) {
     valid?.reserveCapacity(count)
     switch field.type {
     case .floatVector(let dimension):
@@ -409,7 +415,7 @@ private final class ColumnBuilder {
   }
 
   /// Adds one row's value; nil when the row leaves the field out.
-  func append(_ value: FieldValue?, at location: ValueLocation) throws(MilvexError) {
+  mutating func append(_ value: FieldValue?, at location: ValueLocation) throws(MilvexError) {
     if valid != nil {
       guard let value, value != .null else {
         valid!.append(false)
@@ -423,7 +429,9 @@ private final class ColumnBuilder {
   }
 
   /// `path` names the value in errors; it is built only when one is thrown.
-  private func append(_ value: FieldValue, path: @autoclosure () -> String) throws(MilvexError) {
+  private mutating func append(_ value: FieldValue, path: @autoclosure () -> String)
+    throws(MilvexError)
+  {
     let type = field.type
     if case .null = value, type != .json {
       throw .invalidArgument(

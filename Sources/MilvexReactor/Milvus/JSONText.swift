@@ -57,6 +57,14 @@ enum JSONText {
   }
 
   static func writeObject(_ members: [String: FieldValue], to text: inout String) {
+    if members.count == 1, let (key, value) = members.first {
+      text += "{"
+      writeString(key, to: &text)
+      text += ":"
+      write(value, to: &text)
+      text += "}"
+      return
+    }
     text += "{"
     // Sorted keys: the same row always gives the same bytes.
     for (index, key) in members.keys.sorted().enumerated() {
