@@ -9,8 +9,9 @@ the same searches through both. Values travel in a lossless typed JSON encoding 
 
 The request is {"uri": ..., "token": ..., "db": ..., "collection": ..., "timeout": 60,
 "actions": [...]}; the actions (create, insert, query, search, describe, flush, drop, and
-encode, which needs no server: pymilvus's insert encoding of rows as hex) run in
-order and the output is one line on stdout, {"results": [one entry per action]}. Status 0 on
+encode, encode_search and encode_query, which need no server: pymilvus's own insert, search
+and query requests, serialized as hex) run in order and the output is one line on stdout,
+{"results": [one entry per action]}. Status 0 on
 success; on any failure, one line naming the action and the error goes to stderr and the
 status is 1. Each pymilvus call gives up after "timeout" seconds (default 60; pymilvus keeps
 retrying some errors until then), the whole run after "max_seconds" (default 600).
@@ -143,6 +144,12 @@ def from_pymilvus(value, dtype):
     return plain(value)
 
 
+def typed_hits(hits, fields):
+    return {"hits": [[{"id": plain(hit["id"]), "distance": float(hit["distance"]),
+                       "entity": typed_row(hit.get("entity") or {}, fields)}
+                      for hit in query] for query in hits]}
+
+
 def typed_row(row, fields):
     out = {}
     for key, value in row.items():
@@ -170,6 +177,15 @@ def json_safe(value):
 
 
 # ------------------------------------------------------------------ actions
+# Keys of a query or search action passed to pymilvus as they are (keyword arguments).
+QUERY_OPTIONS = ("limit", "offset", "consistency_level", "partition_names", "filter_params",
+                 "ignore_growing")
+SEARCH_OPTIONS = ("consistency_level", "partition_names", "filter_params", "offset",
+                  "ignore_growing", "group_by_field", "group_size", "strict_group_size")
+HYBRID_OPTIONS = ("consistency_level", "partition_names", "offset", "ignore_growing",
+                  "group_by_field", "group_size", "strict_group_size")
+
+
 class Session:
     def __init__(self, request):
         self.collection = request["collection"]
@@ -231,30 +247,60 @@ class Session:
 
     def query(self, action):
         fields = self.fields()
-        options = {key: action[key] for key in ("limit", "offset", "consistency_level",
-                                                "partition_names") if key in action}
-        rows = self.client.query(self.collection, filter=action.get("filter", ""),
-                                 output_fields=action.get("output_fields", ["*"]),
-                                 timeout=self.timeout, **options)
+        if "ids" in action:  # get by primary keys
+            options = {key: action[key] for key in ("consistency_level", "partition_names")
+                       if key in action}
+            rows = self.client.get(self.collection, ids=action["ids"],
+                                   output_fields=action.get("output_fields", ["*"]),
+                                   timeout=self.timeout, **options)
+        else:
+            options = {key: action[key] for key in QUERY_OPTIONS if key in action}
+            rows = self.client.query(self.collection, filter=action.get("filter", ""),
+                                     output_fields=action.get("output_fields", ["*"]),
+                                     timeout=self.timeout, **options)
         primary = next(name for name, field in fields.items() if field.get("is_primary"))
         rows = sorted((dict(row) for row in rows), key=lambda row: row[primary])
         return {"rows": [typed_row(row, fields) for row in rows]}
 
     def search(self, action):
         fields = self.fields()
+        if "searches" in action:
+            return self.hybrid_search(action, fields)
         anns = action["anns_field"]
         if anns not in fields:
             raise RequestError(f"anns_field {anns!r} is not a field of {self.collection!r}")
-        options = {key: action[key] for key in ("consistency_level", "partition_names")
-                   if key in action}
+        options = {key: action[key] for key in SEARCH_OPTIONS if key in action}
+        if "ids" in action:  # search by primary keys
+            options["ids"] = action["ids"]
+        else:
+            options["data"] = [query_vector(query, fields[anns]) for query in action["data"]]
         hits = self.client.search(
-            self.collection, data=[query_vector(query, fields[anns]) for query in action["data"]],
-            anns_field=anns, limit=action.get("limit", 10), filter=action.get("filter", ""),
-            output_fields=action.get("output_fields", []),
+            self.collection, anns_field=anns, limit=action.get("limit", 10),
+            filter=action.get("filter", ""), output_fields=action.get("output_fields", []),
             search_params=action.get("search_params") or {}, timeout=self.timeout, **options)
-        return {"hits": [[{"id": plain(hit["id"]), "distance": float(hit["distance"]),
-                           "entity": typed_row(hit.get("entity") or {}, fields)}
-                          for hit in query] for query in hits]}
+        return typed_hits(hits, fields)
+
+    def hybrid_search(self, action, fields):
+        """`searches` (each: anns_field, data, limit, filter, filter_params, search_params)
+        fused by `ranker` ({"rrf": k} or {"weighted": [weights]})."""
+        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
+        requests = []
+        for search in action["searches"]:
+            anns = search["anns_field"]
+            requests.append(AnnSearchRequest(
+                [query_vector(query, fields[anns]) for query in search["data"]], anns,
+                search.get("search_params") or {}, search.get("limit", 10),
+                expr=search.get("filter") or None, expr_params=search.get("filter_params")))
+        ranker = action.get("ranker", {"rrf": 60})
+        if "rrf" in ranker:
+            rerank = RRFRanker(ranker["rrf"])
+        else:
+            rerank = WeightedRanker(*ranker["weighted"])
+        options = {key: action[key] for key in HYBRID_OPTIONS if key in action}
+        hits = self.client.hybrid_search(
+            self.collection, requests, rerank, limit=action.get("limit", 10),
+            output_fields=action.get("output_fields", []), timeout=self.timeout, **options)
+        return typed_hits(hits, fields)
 
     def describe(self, action):
         return json_safe(self.client.describe_collection(self.collection, timeout=self.timeout))
@@ -293,6 +339,44 @@ def encode(action):
     return {"request_hex": request.SerializeToString().hex()}
 
 
+def encode_search(action):
+    """pymilvus's own SearchRequest for a search, without a server (as MilvusClient.search
+    builds it: the same consistency handling and keyword arguments), as hex. `data` holds
+    float vectors, or `ids` primary keys; the other keys are those of `search`."""
+    from pymilvus.client import ts_utils
+    from pymilvus.client.prepare import Prepare
+    kwargs = {key: action[key] for key in SEARCH_OPTIONS if key in action}
+    if "filter_params" in kwargs:
+        kwargs["expr_params"] = kwargs.pop("filter_params")
+    use_default = ts_utils.construct_guarantee_ts(action.get("collection", "c"), kwargs)
+    request = Prepare.search_requests_with_expr(
+        collection_name=action.get("collection", "c"), anns_field=action.get("anns_field", ""),
+        param=action.get("search_params") or {}, limit=action.get("limit", 10),
+        data=action.get("data"), ids=action.get("ids"), expr=action.get("filter", ""),
+        partition_names=kwargs.pop("partition_names", None),
+        output_fields=action.get("output_fields"), use_default_consistency=use_default, **kwargs)
+    return {"request_hex": request.SerializeToString().hex()}
+
+
+def encode_query(action):
+    """pymilvus's own QueryRequest for a query, without a server, as hex; the keys are those of
+    `query` (not `ids`)."""
+    from pymilvus.client import ts_utils
+    from pymilvus.client.prepare import Prepare
+    kwargs = {key: action[key] for key in QUERY_OPTIONS if key in action}
+    if "filter_params" in kwargs:
+        kwargs["expr_params"] = kwargs.pop("filter_params")
+    use_default = ts_utils.construct_guarantee_ts(action.get("collection", "c"), kwargs)
+    request = Prepare.query_request(
+        action.get("collection", "c"), action.get("filter", ""),
+        action.get("output_fields", []), kwargs.pop("partition_names", []),
+        use_default_consistency=use_default, **kwargs)
+    return {"request_hex": request.SerializeToString().hex()}
+
+
+LOCAL_ACTIONS = {"encode": encode, "encode_search": encode_search, "encode_query": encode_query}
+
+
 def read_request(argv):
     if len(argv) != 2:
         raise RequestError("usage: pymilvus_types.py REQUEST.json | '{...}'")
@@ -328,8 +412,8 @@ def main():
         for number, action in enumerate(request["actions"], 1):
             op = action.get("op")
             where = f"action {number} ({op})"
-            if op == "encode":  # local: no server needed
-                results.append(encode(action))
+            if op in LOCAL_ACTIONS:  # local: no server needed
+                results.append(LOCAL_ACTIONS[op](action))
                 continue
             if op not in ("create", "insert", "query", "search", "describe", "flush", "drop"):
                 raise RequestError(f"unknown op {op!r}")

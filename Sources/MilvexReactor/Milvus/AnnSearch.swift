@@ -2,48 +2,75 @@ import Foundation
 import SwiftProtobuf
 
 /// One vector search: the queries, the vector field, how many hits, an optional filter and
-/// search parameters. ``MilvusCall/search(_:_:outputFields:partitions:offset:consistencyLevel:)``
-/// runs one; ``MilvusCall/hybridSearch(_:_:ranker:limit:outputFields:partitions:consistencyLevel:)``
+/// search parameters. `MilvusCall.search(_:_:…)` runs one; `MilvusCall.hybridSearch(_:_:…)`
 /// runs several and fuses their hits.
 ///
 /// Queries are vectors of the field's type (`.floatVector`, `.binaryVector`, `.float16Vector`,
 /// `.bfloat16Vector`, `.int8Vector`, `.sparseVector`; a float16 or bfloat16 field also takes
 /// `.floatVector`, converted) or, for the sparse output of a BM25 function, raw text
-/// (`.string`), which the server analyzes.
+/// (`.string`), which the server analyzes; or, instead of queries, the primary keys of stored
+/// entities whose vectors are the queries (``ids``).
+///
+/// A range search (``radius``, ``rangeFilter``) keeps only hits within a band of distances:
+/// for metrics where smaller is closer (L2, HAMMING, JACCARD) `rangeFilter ≤ distance <
+/// radius`, for those where larger is closer (IP, COSINE, BM25) `radius < score ≤
+/// rangeFilter`; at most `limit` of them, nearest first. With ``metricType`` given, the order
+/// of the two is checked before sending (a wrong order finds nothing on milvus-lite and fails
+/// on Milvus 2.3.5).
 public struct AnnSearch: Sendable, Hashable {
   public var queries: [FieldValue]
+  /// Search by primary keys: the stored vectors of these entities (in `annsField`) are the
+  /// queries, one hit list per key, instead of ``queries``. Sent as pymilvus 3.0.2 sends it
+  /// (`SearchRequest.ids`), which Milvus 2.6 and later read; Milvus 2.3.5 and milvus-lite
+  /// 3.2.2 refuse it (no placeholder group). Not allowed in a hybrid search.
+  public var ids: [PrimaryKey]
   /// The vector field; may be left out when the collection has exactly one.
   public var annsField: String?
   public var limit: Int
-  /// A boolean expression over scalar fields (`"year > 2000 and tag == \"a\""`).
+  /// A boolean expression over scalar fields (`"year > 2000 and tag == \"a\""`), or a filter
+  /// template with `{placeholders}` for ``filterParams``.
   public var filter: String
+  /// The values of the filter's `{placeholders}` (Milvus 2.5 and later), typed: see
+  /// `MilvusCall.query(_:filter:filterParams:…)` for which values work.
+  public var filterParams: [String: FieldValue]
   /// Defaults to the metric the field's index was built with.
   public var metricType: MetricType?
   /// Index-specific search parameters (`ef`, `nprobe`, `drop_ratio_search`, …).
   public var params: [String: FieldValue]
+  /// Range search: the outer bound of the distances (or scores) kept, exclusive.
+  public var radius: Double?
+  /// Range search: the inner bound, inclusive (needs ``radius``).
+  public var rangeFilter: Double?
   /// How errors name the queries: as the argument the caller gave them in.
   var queriesName = "queries"
 
   public init(
     queries: [FieldValue], annsField: String? = nil, limit: Int = 10, filter: String = "",
-    metricType: MetricType? = nil, params: [String: FieldValue] = [:]
+    filterParams: [String: FieldValue] = [:], metricType: MetricType? = nil,
+    params: [String: FieldValue] = [:], radius: Double? = nil, rangeFilter: Double? = nil
   ) {
     self.queries = queries
+    self.ids = []
     self.annsField = annsField
     self.limit = limit
     self.filter = filter
+    self.filterParams = filterParams
     self.metricType = metricType
     self.params = params
+    self.radius = radius
+    self.rangeFilter = rangeFilter
   }
 
   /// A search with float query vectors.
   public init(
     vectors: [[Float]], annsField: String? = nil, limit: Int = 10, filter: String = "",
-    metricType: MetricType? = nil, params: [String: FieldValue] = [:]
+    filterParams: [String: FieldValue] = [:], metricType: MetricType? = nil,
+    params: [String: FieldValue] = [:], radius: Double? = nil, rangeFilter: Double? = nil
   ) {
     self.init(
       queries: vectors.map { .floatVector($0) }, annsField: annsField, limit: limit,
-      filter: filter, metricType: metricType, params: params)
+      filter: filter, filterParams: filterParams, metricType: metricType, params: params,
+      radius: radius, rangeFilter: rangeFilter)
     queriesName = "vectors"
   }
 
@@ -51,17 +78,39 @@ public struct AnnSearch: Sendable, Hashable {
   /// `annsField`, the sparse output of a BM25 function.
   public init(
     texts: [String], annsField: String, limit: Int = 10, filter: String = "",
-    params: [String: FieldValue] = [:]
+    filterParams: [String: FieldValue] = [:], params: [String: FieldValue] = [:],
+    radius: Double? = nil, rangeFilter: Double? = nil
   ) {
     self.init(
       queries: texts.map { .string($0) }, annsField: annsField, limit: limit, filter: filter,
-      metricType: .bm25, params: params)
+      filterParams: filterParams, metricType: .bm25, params: params, radius: radius,
+      rangeFilter: rangeFilter)
     queriesName = "texts"
+  }
+
+  /// A search by primary keys: the stored vectors of the entities with these keys are the
+  /// queries (see ``ids`` for which servers take it).
+  public init(
+    ids: [PrimaryKey], annsField: String? = nil, limit: Int = 10, filter: String = "",
+    filterParams: [String: FieldValue] = [:], metricType: MetricType? = nil,
+    params: [String: FieldValue] = [:], radius: Double? = nil, rangeFilter: Double? = nil
+  ) {
+    self.init(
+      queries: [], annsField: annsField, limit: limit, filter: filter,
+      filterParams: filterParams, metricType: metricType, params: params, radius: radius,
+      rangeFilter: rangeFilter)
+    self.ids = ids
+    queriesName = "ids"
   }
 
   /// Errors visible without the schema.
   func invalid(_ path: String) -> MilvexError? {
-    if queries.isEmpty {
+    if !ids.isEmpty {
+      if !queries.isEmpty {
+        return .invalidArgument(
+          field: "\(path)ids", message: "search by queries or by primary keys, not both")
+      }
+    } else if queries.isEmpty {
       return .invalidArgument(field: "\(path)\(queriesName)", message: "must not be empty")
     }
     for (index, query) in queries.enumerated() {
@@ -80,37 +129,105 @@ public struct AnnSearch: Sendable, Hashable {
     if annsField == "" {
       return .invalidArgument(field: "\(path)annsField", message: "must not be empty")
     }
-    return nil
+    if !filterParams.isEmpty && filter.isEmpty {
+      return .invalidArgument(
+        field: "\(path)filterParams",
+        message: "has values, but the filter is empty: name them in it as {placeholders}")
+    }
+    return invalidRange(path)
   }
 
-  /// The wire request, after checking the queries against the schema's vector field.
+  /// The range search's bounds: finite, a radius for a range filter, each given once, and in
+  /// the order the metric needs.
+  private func invalidRange(_ path: String) -> MilvexError? {
+    let bounds = [("radius", "radius", radius), ("rangeFilter", "range_filter", rangeFilter)]
+    for (name, key, value) in bounds {
+      guard let value else { continue }
+      if !value.isFinite {
+        return .invalidArgument(
+          field: "\(path)\(name)", message: "must be a finite number, is \(value)")
+      }
+      if params[key] != nil {
+        return .invalidArgument(
+          field: "\(path)params", message: "sets '\(key)', and so does \(name); give it once")
+      }
+    }
+    guard let rangeFilter else { return nil }
+    guard let radius else {
+      return .invalidArgument(
+        field: "\(path)rangeFilter",
+        message: "needs a radius: a range search keeps the hits between radius and rangeFilter")
+    }
+    guard let metricType else { return nil }
+    let metric = metricType.rawValue.uppercased()
+    switch metric {
+    case "L2", "HAMMING", "JACCARD":
+      if rangeFilter < radius { return nil }
+      return .invalidArgument(
+        field: "\(path)rangeFilter",
+        message:
+          "must be less than radius (\(radius)) for metric \(metric), where smaller distances "
+          + "are closer (rangeFilter ≤ distance < radius), is \(rangeFilter)")
+    case "IP", "COSINE", "BM25":
+      if rangeFilter > radius { return nil }
+      return .invalidArgument(
+        field: "\(path)rangeFilter",
+        message:
+          "must be greater than radius (\(radius)) for metric \(metric), where larger scores "
+          + "are closer (radius < score ≤ rangeFilter), is \(rangeFilter)")
+    default:
+      return nil
+    }
+  }
+
+  /// The wire request, after checking the queries (or keys) against the schema. `extra` are
+  /// more search parameters (offset, grouping, …); `templateValues` the converted
+  /// ``filterParams`` (nil: converted here).
   func request(
-    collection: String, schema: CollectionSchema, path: String, extra: [(String, String)]
+    collection: String, schema: CollectionSchema, path: String, extra: [(String, String)],
+    templateValues: [String: Milvus_Proto_Schema_TemplateValue]? = nil
   ) throws(MilvexError) -> Milvus_Proto_Milvus_SearchRequest {
     let field = try annsField(collection: collection, schema: schema, path: path)
-    var placeholder = Milvus_Proto_Common_PlaceholderValue()
-    placeholder.tag = "$0"
-    placeholder.values = try Self.encode(
-      queries, for: field, schema: schema, collection: collection, path: "\(path)\(queriesName)",
-      type: &placeholder.type)
-    var group = Milvus_Proto_Common_PlaceholderGroup()
-    group.placeholders = [placeholder]
+    var request = Milvus_Proto_Milvus_SearchRequest()
+    if ids.isEmpty {
+      var placeholder = Milvus_Proto_Common_PlaceholderValue()
+      placeholder.tag = "$0"
+      placeholder.values = try Self.encode(
+        queries, for: field, schema: schema, collection: collection,
+        path: "\(path)\(queriesName)", type: &placeholder.type)
+      var group = Milvus_Proto_Common_PlaceholderGroup()
+      group.placeholders = [placeholder]
+      request.placeholderGroup = try Self.serialize(group)
+      request.nq = Int64(queries.count)
+    } else {
+      // The server reads the keys' stored vectors (pymilvus 3.0.2 sends only this field).
+      request.ids = try Filter.primaryKeyIDs(
+        ids, schema: schema, collection: collection, path: "\(path)ids")
+      request.nq = Int64(ids.count)
+    }
 
+    // Range bounds go inside the "params" JSON, where pymilvus puts them.
+    var searchParamsJSON = params
+    if let radius { searchParamsJSON["radius"] = .double(radius) }
+    if let rangeFilter { searchParamsJSON["range_filter"] = .double(rangeFilter) }
     var paramsJSON = ""
-    JSONText.writeObject(params, to: &paramsJSON)
+    JSONText.writeObject(searchParamsJSON, to: &paramsJSON)
     var searchParams: [(String, String)] = [
       ("anns_field", field.name), ("topk", "\(limit)"), ("params", paramsJSON),
     ]
     if let metricType { searchParams.append(("metric_type", metricType.rawValue)) }
     searchParams += extra
 
-    var request = Milvus_Proto_Milvus_SearchRequest()
     request.collectionName = collection
     request.dsl = filter
     request.dslType = .boolExprV1
-    request.placeholderGroup = try Self.serialize(group)
-    request.nq = Int64(queries.count)
     request.searchParams = searchParams.map { .init(key: $0.0, value: $0.1) }
+    if let templateValues {
+      request.exprTemplateValues = templateValues
+    } else {
+      request.exprTemplateValues = try FilterTemplate.values(
+        filterParams, path: "\(path)filterParams")
+    }
     return request
   }
 
@@ -120,11 +237,13 @@ public struct AnnSearch: Sendable, Hashable {
     if let annsField {
       guard let named = schema.field(named: annsField) else {
         throw .invalidArgument(
-          field: "\(path)annsField", message: "collection '\(collection)' has no field '\(annsField)'")
+          field: "\(path)annsField",
+          message: "collection '\(collection)' has no field '\(annsField)'")
       }
       guard named.type.isVector else {
         throw .invalidArgument(
-          field: "\(path)annsField", message: "field '\(annsField)' is \(named.type), not a vector field")
+          field: "\(path)annsField",
+          message: "field '\(annsField)' is \(named.type), not a vector field")
       }
       return named
     }
@@ -201,6 +320,52 @@ public struct AnnSearch: Sendable, Hashable {
   }
 }
 
+/// A group-by search: hits grouped by the value of a scalar field (pymilvus's
+/// `group_by_field`, `group_size`, `strict_group_size`). The search returns `limit` groups,
+/// each of at most ``size`` hits, the groups ordered by their nearest hit and each group's
+/// hits together, nearest first. Milvus 2.4 and later group (milvus-lite 3.2.2 by bool,
+/// integer and varchar fields); Milvus 2.3.5 ignores grouping and returns plain hits.
+public struct SearchGrouping: Sendable, Hashable {
+  /// The field whose values form the groups: a scalar field of the schema.
+  public var field: String
+  /// Hits per group, at least 1.
+  public var size: Int
+  /// Whether Milvus must try to fill every group with ``size`` hits (slower); otherwise a
+  /// group may hold fewer.
+  public var strictSize: Bool
+
+  public init(field: String, size: Int = 1, strictSize: Bool = false) {
+    self.field = field
+    self.size = size
+    self.strictSize = strictSize
+  }
+
+  /// Errors visible without the schema.
+  func invalid(_ path: String) -> MilvexError? {
+    if field.isEmpty {
+      return .invalidArgument(field: "\(path).field", message: "must not be empty")
+    }
+    if size < 1 {
+      return .invalidArgument(field: "\(path).size", message: "must be at least 1, is \(size)")
+    }
+    return nil
+  }
+
+  /// The search (and rank) parameters, as pymilvus writes them.
+  var params: [(String, String)] {
+    [
+      ("group_by_field", field), ("group_size", "\(size)"),
+      ("strict_group_size", SearchParameter.bool(strictSize)),
+    ]
+  }
+}
+
+/// Search parameter values.
+enum SearchParameter {
+  /// A bool as pymilvus writes one (Python's `str(True)`); Milvus parses either case.
+  static func bool(_ flag: Bool) -> String { flag ? "True" : "False" }
+}
+
 /// How a hybrid search fuses the hits of its searches.
 public enum Ranker: Sendable, Hashable {
   /// Reciprocal rank fusion: score = Σ 1 / (k + rank).
@@ -214,7 +379,9 @@ public enum Ranker: Sendable, Hashable {
       return [("strategy", "rrf"), ("params", "{\"k\":\(k)}")]
     case .weighted(let weights, let normalize):
       let list = weights.map { "\($0)" }.joined(separator: ",")
-      return [("strategy", "weighted"), ("params", "{\"norm_score\":\(normalize),\"weights\":[\(list)]}")]
+      return [
+        ("strategy", "weighted"), ("params", "{\"norm_score\":\(normalize),\"weights\":[\(list)]}"),
+      ]
     }
   }
 }

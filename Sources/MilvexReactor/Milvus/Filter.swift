@@ -1,7 +1,8 @@
 /// Builders for filter expressions whose quoting is easy to get wrong.
 ///
 /// ```swift
-/// let filter = FilterExpression.textMatch("body", "vector database")  // TEXT_MATCH(body, "vector database")
+/// let filter = FilterExpression.textMatch("body", "vector database")
+/// // TEXT_MATCH(body, "vector database")
 /// ```
 public enum FilterExpression {
   /// `TEXT_MATCH(field, "words")`: rows whose analyzed text in `field` (a varchar field with
@@ -43,6 +44,54 @@ enum Filter {
       }
     }
     return "\(key.name) in [\(literals.joined(separator: ","))]"
+  }
+
+  /// The keys as an `IDs` message (search by primary keys), each checked against the key's
+  /// type; errors name `path[index]`.
+  static func primaryKeyIDs(
+    _ ids: [PrimaryKey], schema: CollectionSchema, collection: String, path: String
+  ) throws(MilvexError) -> Milvus_Proto_Schema_IDs {
+    guard let key = schema.primaryKey else {
+      throw .protocolViolation("collection '\(collection)' has no primary key in its schema")
+    }
+    var integers: [Int64] = []
+    var strings: [String] = []
+    for (index, id) in ids.enumerated() {
+      switch (id, key.type) {
+      case (.int(let value), .int64): integers.append(value)
+      case (.string(let value), .varChar): strings.append(value)
+      default:
+        throw .invalidArgument(
+          field: "\(path)[\(index)]",
+          message: "\(id) does not match primary key '\(key.name)' of type \(key.type)")
+      }
+    }
+    var message = Milvus_Proto_Schema_IDs()
+    if case .varChar = key.type {
+      message.strID = Milvus_Proto_Schema_StringArray.with { $0.data = strings }
+    } else {
+      message.intID = Milvus_Proto_Schema_LongArray.with { $0.data = integers }
+    }
+    return message
+  }
+
+  /// A group-by field must be a field of the schema and not a vector field (Milvus groups by
+  /// bool, integer and varchar fields; which others depends on the server).
+  static func checkGroupBy(
+    _ field: String, schema: CollectionSchema, collection: String, path: String
+  ) throws(MilvexError) {
+    guard let named = schema.field(named: field) else {
+      throw .invalidArgument(
+        field: path,
+        message:
+          "collection '\(collection)' has no field '\(field)'; a search groups by a scalar "
+          + "field of the schema (not a dynamic key)")
+    }
+    if named.type.isVector {
+      throw .invalidArgument(
+        field: path,
+        message: "field '\(field)' is \(named.type); a search groups by a scalar field")
+    }
   }
 
   /// Output fields must be schema fields, `*`, `count(*)`, or (with a dynamic field) any key.

@@ -117,11 +117,23 @@ extension MilvusCall where Output == MutationResult {
 extension MilvusCall where Output == [Row] {
   /// The entities matching `filter` (an empty filter needs a limit), with the requested fields
   /// (the primary key always). `count(*)` as the only output field counts them instead.
+  ///
+  /// - Parameters:
+  ///   - filter: A boolean expression, or a filter template naming `{placeholders}`.
+  ///   - filterParams: The placeholders' values (Milvus 2.5 and later): `.bool`, `.int`,
+  ///     `.double`/`.float`, `.string`, or an `.array` of those or of arrays (a mix of kinds
+  ///     is sent as JSON, as pymilvus does); null, objects and vectors are refused before
+  ///     sending, naming the key.
+  ///   - ignoreGrowing: Read only sealed segments, skipping rows not yet flushed (faster;
+  ///     Milvus 2.3.5 honours it, milvus-lite 3.2.2 reads everything).
+  ///   - consistencyLevel: This call's level; nil: the collection's default.
   public static func query(
-    _ collection: String, filter: String, outputFields: [String] = [], limit: Int? = nil,
-    offset: Int = 0,
-    partitions: [String] = [], consistencyLevel: ConsistencyLevel? = nil
+    _ collection: String, filter: String, filterParams: [String: FieldValue] = [:],
+    outputFields: [String] = [], limit: Int? = nil, offset: Int = 0,
+    partitions: [String] = [], ignoreGrowing: Bool = false,
+    consistencyLevel: ConsistencyLevel? = nil
   ) -> MilvusCall {
+    let templates = Result { () throws(MilvexError) in try FilterTemplate.values(filterParams) }
     let invalid = Check.first(
       Check.name(collection, "collection"),
       limit.map {
@@ -130,20 +142,31 @@ extension MilvusCall where Output == [Row] {
       offset >= 0
         ? nil : .invalidArgument(field: "offset", message: "must not be negative, is \(offset)"),
       filter.isEmpty && limit == nil && outputFields != ["count(*)"]
-        ? .invalidArgument(field: "filter", message: "an empty filter needs a limit") : nil)
+        ? .invalidArgument(field: "filter", message: "an empty filter needs a limit") : nil,
+      !filterParams.isEmpty && filter.isEmpty
+        ? .invalidArgument(
+          field: "filterParams",
+          message: "has values, but the filter is empty: name them in it as {placeholders}")
+        : nil,
+      templates.error)
     return make(
       "Query", response: Milvus_Proto_Milvus_QueryResults.self, schemaOf: collection,
       invalid: invalid
     ) { context in
       try Filter.checkOutputFields(outputFields, schema: context.schema!, collection: collection)
+      let templateValues = try templates.get()
       return Milvus_Proto_Milvus_QueryRequest.with {
         $0.collectionName = collection
         $0.expr = filter
+        $0.exprTemplateValues = templateValues
         $0.outputFields = outputFields
         $0.partitionNames = partitions
         var params: [Milvus_Proto_Common_KeyValuePair] = []
         if let limit { params.append(.init(key: "limit", value: "\(limit)")) }
         if offset > 0 { params.append(.init(key: "offset", value: "\(offset)")) }
+        if ignoreGrowing {
+          params.append(.init(key: "ignore_growing", value: SearchParameter.bool(true)))
+        }
         $0.queryParams = params
         $0.setConsistency(consistencyLevel, session: context.sessionTimestamp)
       }
@@ -184,19 +207,25 @@ extension MilvusCall where Output == [Row] {
 extension MilvusCall where Output == [[SearchHit]] {
   /// Searches for the nearest neighbours of each query vector: one list of hits per vector,
   /// nearest first. The vectors are checked against the field's dimension before sending.
+  /// The other arguments are those of
+  /// ``search(_:_:outputFields:partitions:offset:groupBy:ignoreGrowing:consistencyLevel:)``
+  /// and ``AnnSearch``.
   public static func search(
     _ collection: String, vectors: [[Float]], annsField: String? = nil, limit: Int = 10,
-    filter: String = "",
+    filter: String = "", filterParams: [String: FieldValue] = [:],
     outputFields: [String] = [], metricType: MetricType? = nil, params: [String: FieldValue] = [:],
-    offset: Int = 0, partitions: [String] = [], consistencyLevel: ConsistencyLevel? = nil
+    radius: Double? = nil, rangeFilter: Double? = nil, offset: Int = 0,
+    groupBy: SearchGrouping? = nil, ignoreGrowing: Bool = false, partitions: [String] = [],
+    consistencyLevel: ConsistencyLevel? = nil
   ) -> MilvusCall {
     search(
       collection,
       AnnSearch(
         vectors: vectors, annsField: annsField, limit: limit, filter: filter,
-        metricType: metricType, params: params),
-      outputFields: outputFields, partitions: partitions, offset: offset,
-      consistencyLevel: consistencyLevel)
+        filterParams: filterParams, metricType: metricType, params: params, radius: radius,
+        rangeFilter: rangeFilter),
+      outputFields: outputFields, partitions: partitions, offset: offset, groupBy: groupBy,
+      ignoreGrowing: ignoreGrowing, consistencyLevel: consistencyLevel)
   }
 
   /// Searches with queries of any vector type (binary, float16, bfloat16, int8, sparse, or
@@ -204,52 +233,100 @@ extension MilvusCall where Output == [[SearchHit]] {
   /// query, nearest first. See ``AnnSearch``.
   public static func search(
     _ collection: String, queries: [FieldValue], annsField: String? = nil, limit: Int = 10,
-    filter: String = "", outputFields: [String] = [], metricType: MetricType? = nil,
-    params: [String: FieldValue] = [:], offset: Int = 0, partitions: [String] = [],
+    filter: String = "", filterParams: [String: FieldValue] = [:], outputFields: [String] = [],
+    metricType: MetricType? = nil, params: [String: FieldValue] = [:], radius: Double? = nil,
+    rangeFilter: Double? = nil, offset: Int = 0, groupBy: SearchGrouping? = nil,
+    ignoreGrowing: Bool = false, partitions: [String] = [],
     consistencyLevel: ConsistencyLevel? = nil
   ) -> MilvusCall {
     search(
       collection,
       AnnSearch(
         queries: queries, annsField: annsField, limit: limit, filter: filter,
-        metricType: metricType, params: params),
-      outputFields: outputFields, partitions: partitions, offset: offset,
-      consistencyLevel: consistencyLevel)
+        filterParams: filterParams, metricType: metricType, params: params, radius: radius,
+        rangeFilter: rangeFilter),
+      outputFields: outputFields, partitions: partitions, offset: offset, groupBy: groupBy,
+      ignoreGrowing: ignoreGrowing, consistencyLevel: consistencyLevel)
   }
 
   /// Full-text search: each text is analyzed by the server and scored with BM25 against
   /// `annsField`, the sparse output field of a BM25 function.
   public static func search(
     _ collection: String, texts: [String], annsField: String, limit: Int = 10,
-    filter: String = "", outputFields: [String] = [], params: [String: FieldValue] = [:],
-    offset: Int = 0, partitions: [String] = [], consistencyLevel: ConsistencyLevel? = nil
+    filter: String = "", filterParams: [String: FieldValue] = [:], outputFields: [String] = [],
+    params: [String: FieldValue] = [:], radius: Double? = nil, rangeFilter: Double? = nil,
+    offset: Int = 0, groupBy: SearchGrouping? = nil, ignoreGrowing: Bool = false,
+    partitions: [String] = [], consistencyLevel: ConsistencyLevel? = nil
   ) -> MilvusCall {
     search(
       collection,
-      AnnSearch(texts: texts, annsField: annsField, limit: limit, filter: filter, params: params),
-      outputFields: outputFields, partitions: partitions, offset: offset,
-      consistencyLevel: consistencyLevel)
+      AnnSearch(
+        texts: texts, annsField: annsField, limit: limit, filter: filter,
+        filterParams: filterParams, params: params, radius: radius, rangeFilter: rangeFilter),
+      outputFields: outputFields, partitions: partitions, offset: offset, groupBy: groupBy,
+      ignoreGrowing: ignoreGrowing, consistencyLevel: consistencyLevel)
+  }
+
+  /// Searches by primary keys: the stored vectors of the entities with these keys are the
+  /// queries, one list of hits per key, nearest first. Sent as pymilvus 3.0.2 sends it, for
+  /// Milvus 2.6 and later (see ``AnnSearch/ids``).
+  public static func search(
+    _ collection: String, ids: [PrimaryKey], annsField: String? = nil, limit: Int = 10,
+    filter: String = "", filterParams: [String: FieldValue] = [:], outputFields: [String] = [],
+    metricType: MetricType? = nil, params: [String: FieldValue] = [:], radius: Double? = nil,
+    rangeFilter: Double? = nil, offset: Int = 0, groupBy: SearchGrouping? = nil,
+    ignoreGrowing: Bool = false, partitions: [String] = [],
+    consistencyLevel: ConsistencyLevel? = nil
+  ) -> MilvusCall {
+    search(
+      collection,
+      AnnSearch(
+        ids: ids, annsField: annsField, limit: limit, filter: filter, filterParams: filterParams,
+        metricType: metricType, params: params, radius: radius, rangeFilter: rangeFilter),
+      outputFields: outputFields, partitions: partitions, offset: offset, groupBy: groupBy,
+      ignoreGrowing: ignoreGrowing, consistencyLevel: consistencyLevel)
   }
 
   /// Runs one ``AnnSearch``.
+  ///
+  /// - Parameters:
+  ///   - offset: Hits to skip before the `limit` returned (paging; offset + limit ≤ 16,384).
+  ///   - groupBy: Group the hits by a scalar field (``SearchGrouping``); `limit` then counts
+  ///     groups. Checked against the schema before sending.
+  ///   - ignoreGrowing: Search only sealed segments, skipping rows not yet flushed (faster;
+  ///     Milvus 2.3.5 honours it, milvus-lite 3.2.2 searches everything).
+  ///   - consistencyLevel: This call's level; nil: the collection's default.
   public static func search(
     _ collection: String, _ search: AnnSearch, outputFields: [String] = [],
-    partitions: [String] = [],
-    offset: Int = 0, consistencyLevel: ConsistencyLevel? = nil
+    partitions: [String] = [], offset: Int = 0, groupBy: SearchGrouping? = nil,
+    ignoreGrowing: Bool = false, consistencyLevel: ConsistencyLevel? = nil
   ) -> MilvusCall {
+    let templates = Result { () throws(MilvexError) in
+      try FilterTemplate.values(search.filterParams)
+    }
     let invalid = Check.first(
       Check.name(collection, "collection"), search.invalid(""),
       offset >= 0
-        ? nil : .invalidArgument(field: "offset", message: "must not be negative, is \(offset)"))
+        ? nil : .invalidArgument(field: "offset", message: "must not be negative, is \(offset)"),
+      groupBy?.invalid("groupBy"), templates.error)
     return make(
       "Search", response: Milvus_Proto_Milvus_SearchResults.self, schemaOf: collection,
       invalid: invalid
     ) { context in
       let schema = context.schema!
       try Filter.checkOutputFields(outputFields, schema: schema, collection: collection)
+      if let groupBy {
+        try Filter.checkGroupBy(
+          groupBy.field, schema: schema, collection: collection, path: "groupBy.field")
+      }
+      // As pymilvus: the offset only when there is one.
+      var extra = [
+        ("round_decimal", "-1"), ("ignore_growing", SearchParameter.bool(ignoreGrowing)),
+      ]
+      if offset > 0 { extra.append(("offset", "\(offset)")) }
       var request = try search.request(
-        collection: collection, schema: schema, path: "",
-        extra: [("round_decimal", "-1"), ("offset", "\(offset)")])
+        collection: collection, schema: schema, path: "", extra: extra + (groupBy?.params ?? []),
+        templateValues: templates.get())
       request.outputFields = outputFields
       request.partitionNames = partitions
       request.setConsistency(consistencyLevel, session: context.sessionTimestamp)
@@ -261,18 +338,34 @@ extension MilvusCall where Output == [[SearchHit]] {
 
   /// Runs several searches (on different vector fields, or with different filters) and fuses
   /// their hits with `ranker` into one list per query vector.
+  ///
+  /// - Parameters:
+  ///   - offset: Fused hits to skip before the `limit` returned (paging).
+  ///   - groupBy: Group the fused hits by a scalar field (``SearchGrouping``).
+  ///   - ignoreGrowing: Every search reads only sealed segments.
+  ///   - consistencyLevel: This call's level; nil: the collection's default.
   public static func hybridSearch(
     _ collection: String, _ searches: [AnnSearch], ranker: Ranker, limit: Int = 10,
-    outputFields: [String] = [],
-    partitions: [String] = [], consistencyLevel: ConsistencyLevel? = nil
+    outputFields: [String] = [], partitions: [String] = [], offset: Int = 0,
+    groupBy: SearchGrouping? = nil, ignoreGrowing: Bool = false,
+    consistencyLevel: ConsistencyLevel? = nil
   ) -> MilvusCall {
     var invalid = Check.first(
       Check.name(collection, "collection"),
       searches.isEmpty ? .invalidArgument(field: "searches", message: "must not be empty") : nil,
       (1...16_384).contains(limit)
-        ? nil : .invalidArgument(field: "limit", message: "must be in 1...16384, is \(limit)"))
+        ? nil : .invalidArgument(field: "limit", message: "must be in 1...16384, is \(limit)"),
+      offset >= 0
+        ? nil : .invalidArgument(field: "offset", message: "must not be negative, is \(offset)"),
+      groupBy?.invalid("groupBy"))
+    var templates: [[String: Milvus_Proto_Schema_TemplateValue]] = []
     for (index, search) in searches.enumerated() where invalid == nil {
       invalid = search.invalid("searches[\(index)].")
+      if invalid == nil, !search.ids.isEmpty {
+        invalid = .invalidArgument(
+          field: "searches[\(index)].ids",
+          message: "a hybrid search takes query vectors or texts, not primary keys")
+      }
       if invalid == nil, search.queries.count != searches[0].queries.count {
         invalid = .invalidArgument(
           field: "searches[\(index)].queries",
@@ -281,27 +374,47 @@ extension MilvusCall where Output == [[SearchHit]] {
             + "searches[0] has \(searches[0].queries.count)"
         )
       }
+      do {
+        templates.append(
+          try FilterTemplate.values(
+            search.filterParams, path: "searches[\(index)].filterParams"))
+      } catch {
+        invalid = invalid ?? error
+      }
     }
     if invalid == nil, case .weighted(let weights, _) = ranker, weights.count != searches.count {
       invalid = .invalidArgument(
         field: "ranker", message: "has \(weights.count) weights for \(searches.count) searches")
     }
+    // Every search gets the call's paging, grouping and growing-segment choice too, as
+    // pymilvus sends them; the ranker's parameters say them for the fused list.
+    var subParams = [
+      ("round_decimal", "-1"), ("ignore_growing", SearchParameter.bool(ignoreGrowing)),
+    ]
+    if offset > 0 { subParams.append(("offset", "\(offset)")) }
+    subParams += groupBy?.params ?? []
     return make(
       "HybridSearch", response: Milvus_Proto_Milvus_SearchResults.self, schemaOf: collection,
       invalid: invalid
-    ) { context in
+    ) { [templates, subParams] context in
       let schema = context.schema!
       try Filter.checkOutputFields(outputFields, schema: schema, collection: collection)
+      if let groupBy {
+        try Filter.checkGroupBy(
+          groupBy.field, schema: schema, collection: collection, path: "groupBy.field")
+      }
       var request = Milvus_Proto_Milvus_HybridSearchRequest()
       request.collectionName = collection
       for (index, search) in searches.enumerated() {
         var sub = try search.request(
-          collection: collection, schema: schema, path: "searches[\(index)].", extra: [])
+          collection: collection, schema: schema, path: "searches[\(index)].",
+          extra: subParams, templateValues: index < templates.count ? templates[index] : nil)
         sub.partitionNames = partitions
         request.requests.append(sub)
       }
       request.rankParams =
-        (ranker.params + [("limit", "\(limit)"), ("round_decimal", "-1"), ("offset", "0")])
+        (ranker.params + [("limit", "\(limit)"), ("round_decimal", "-1"), ("offset", "\(offset)")]
+        + (groupBy?.params ?? []))
         .map { .init(key: $0.0, value: $0.1) }
       request.outputFields = outputFields
       request.partitionNames = partitions
@@ -310,5 +423,13 @@ extension MilvusCall where Output == [[SearchHit]] {
     } output: { response, _ in
       try SearchDecoding.hits(response.results)
     }
+  }
+}
+
+extension Result {
+  /// The error of a failure (for argument checks made when a call is created).
+  fileprivate var error: Failure? {
+    if case .failure(let error) = self { return error }
+    return nil
   }
 }

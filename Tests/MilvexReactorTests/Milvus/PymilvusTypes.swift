@@ -42,6 +42,35 @@ enum PymilvusTypes {
     return results
   }
 
+  /// The serialized request pymilvus builds for a local action (`encode`, `encode_search`,
+  /// `encode_query`), run without a server.
+  static func encoded(_ action: [String: Any]) throws -> [UInt8] {
+    let results = try run(uri: "http://127.0.0.1:1", collection: "unused", [action])
+    guard let hex = results.first?.objectValue?["request_hex"]?.stringValue else {
+      throw PeerError.unexpected("pymilvus_types.py returned no request_hex for \(action)")
+    }
+    return bytes(.string(hex))
+  }
+
+  /// One hit of a `search` action's result.
+  struct Hit {
+    let id: FieldValue
+    let distance: Double
+    let entity: FieldValue
+  }
+
+  /// The hit lists of a `search` action's result.
+  static func hits(_ result: FieldValue) -> [[Hit]] {
+    (result.objectValue?["hits"]?.arrayValue ?? []).map { query in
+      (query.arrayValue ?? []).map { hit in
+        let members = hit.objectValue ?? [:]
+        return Hit(
+          id: members["id"] ?? .null, distance: members["distance"]?.doubleValue ?? .nan,
+          entity: members["entity"] ?? .null)
+      }
+    }
+  }
+
   // MARK: - FieldValue → typed JSON
 
   /// A row for the peer; `schema` gives each field's type (keys not in it are dynamic).
