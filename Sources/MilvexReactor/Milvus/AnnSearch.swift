@@ -187,7 +187,7 @@ public struct AnnSearch: Sendable, Hashable {
     collection: String, schema: CollectionSchema, path: String, extra: [(String, String)],
     templateValues: [String: Milvus_Proto_Schema_TemplateValue]? = nil
   ) throws(MilvexError) -> Milvus_Proto_Milvus_SearchRequest {
-    let field = try annsField(collection: collection, schema: schema, path: path)
+    let field = try Self.vectorField(annsField, collection: collection, schema: schema, path: path)
     var request = Milvus_Proto_Milvus_SearchRequest()
     if ids.isEmpty {
       var placeholder = Milvus_Proto_Common_PlaceholderValue()
@@ -231,9 +231,11 @@ public struct AnnSearch: Sendable, Hashable {
     return request
   }
 
-  private func annsField(collection: String, schema: CollectionSchema, path: String)
-    throws(MilvexError) -> FieldSchema
-  {
+  /// The vector field a search runs on: the one named, or the collection's only one; errors
+  /// name `path` + `annsField` (shared by every search-shaped call).
+  static func vectorField(
+    _ annsField: String?, collection: String, schema: CollectionSchema, path: String
+  ) throws(MilvexError) -> FieldSchema {
     if let annsField {
       guard let named = schema.field(named: annsField) else {
         throw .invalidArgument(
