@@ -162,17 +162,29 @@ enum VectorEncoding {
     let exponentMask: UInt16 = isFloat16 ? 0x7C00 : 0x7F80
     let start = bytes.count
     bytes.append(contentsOf: repeatElement(0, count: floats.count * 2))
-    // The index of the first value that is not finite or does not fit, if any.
-    let bad: Int? = bytes.withUnsafeMutableBufferPointer { output in
-      var offset = start
-      for (index, float) in floats.enumerated() {
-        let half = isFloat16 ? HalfFloat.float16Bits(float) : HalfFloat.bfloat16Bits(float)
-        if half & exponentMask == exponentMask { return index }
-        output[offset] = UInt8(truncatingIfNeeded: half)
-        output[offset + 1] = UInt8(truncatingIfNeeded: half >> 8)
-        offset += 2
+    // The index of the first value that is not finite or does not fit, if any. One loop per
+    // format, over raw buffers: this runs for every component of every row.
+    let bad: Int? = floats.withUnsafeBufferPointer { input in
+      bytes.withUnsafeMutableBufferPointer { output in
+        guard let source = input.baseAddress, let base = output.baseAddress else { return nil }
+        let target = base + start
+        if isFloat16 {
+          for index in 0..<input.count {
+            let half = HalfFloat.float16Bits(source[index])
+            if half & exponentMask == exponentMask { return index }
+            target[2 &* index] = UInt8(truncatingIfNeeded: half)
+            target[2 &* index &+ 1] = UInt8(truncatingIfNeeded: half &>> 8)
+          }
+        } else {
+          for index in 0..<input.count {
+            let half = HalfFloat.bfloat16Bits(source[index])
+            if half & exponentMask == exponentMask { return index }
+            target[2 &* index] = UInt8(truncatingIfNeeded: half)
+            target[2 &* index &+ 1] = UInt8(truncatingIfNeeded: half &>> 8)
+          }
+        }
+        return nil
       }
-      return nil
     }
     guard let bad else { return }
     bytes.removeLast(floats.count * 2)

@@ -123,6 +123,7 @@ public enum HalfFloat {
 
   /// The bfloat16 bits nearest to `value` (the top half of its float32 bits, ties to even;
   /// NaN stays a quiet NaN).
+  @inline(__always)
   public static func bfloat16Bits(_ value: Float) -> UInt16 {
     let bits = value.bitPattern
     if value.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x40 }
