@@ -144,7 +144,9 @@ enum MilvusResultFuzzing {
         .with { function in
           function.name = input.pick(["bm25", "", "f"])
           function.type = Milvus_Proto_Schema_FunctionType(rawValue: input.choice(7)) ?? .unknown
-          function.inputFieldNames = (0..<input.choice(3)).map { _ in input.pick(["title", "v", "x"]) }
+          function.inputFieldNames = (0..<input.choice(3)).map { _ in
+            input.pick(["title", "v", "x"])
+          }
           function.outputFieldNames = (0..<input.choice(3)).map { _ in input.pick(["v", "id"]) }
         })
     }
@@ -218,7 +220,9 @@ enum MilvusResultFuzzing {
       case 4:
         vectors.sparseFloatVector = .with { sparse in
           sparse.dim = dimension
-          sparse.contents = (0..<values).map { _ in Data(input.bytes(8 * input.choice(4) + input.choice(2))) }
+          sparse.contents = (0..<values).map { _ in
+            Data(input.bytes(8 * input.choice(4) + input.choice(2)))
+          }
         }
       default:
         vectors.floatVector = .with { array in

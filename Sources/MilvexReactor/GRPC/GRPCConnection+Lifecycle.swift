@@ -125,7 +125,8 @@ struct GRPCConnectionLifecycle: Equatable {
       guard let closeReason else {
         return .reject(.status(.unavailable, "no new call can start: the connection is closing"))
       }
-      return .reject(Self.callError(closedBy: closeReason, "no new call can start on this connection"))
+      return .reject(
+        Self.callError(closedBy: closeReason, "no new call can start on this connection"))
     }
   }
 

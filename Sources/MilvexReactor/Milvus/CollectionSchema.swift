@@ -295,12 +295,17 @@ public struct CollectionSchema: Sendable, Hashable {
         field: "schema.primaryKey '\(key.name)'",
         message: "a primary key cannot be nullable or have a default value")
     }
-    for (flag, name) in [(\FieldSchema.isPartitionKey, "partition key"), (\.isClusteringKey, "clustering key")] {
+    for (flag, name) in [
+      (\FieldSchema.isPartitionKey, "partition key"), (\.isClusteringKey, "clustering key"),
+    ] {
       let marked = fields.filter { $0[keyPath: flag] }
       guard marked.count <= 1 else {
         throw .invalidArgument(
           field: "schema",
-          message: "has \(marked.count) \(name) fields (\(marked.map(\.name).joined(separator: ", "))); at most one is allowed")
+          message:
+            "has \(marked.count) \(name) fields "
+            + "(\(marked.map(\.name).joined(separator: ", "))); at most one is allowed"
+        )
       }
     }
     if let partitionKey = fields.first(where: \.isPartitionKey) {
@@ -308,7 +313,8 @@ public struct CollectionSchema: Sendable, Hashable {
       switch partitionKey.type {
       case .int64, .varChar: break
       default:
-        throw .invalidArgument(field: path, message: "must be int64 or varchar, is \(partitionKey.type)")
+        throw .invalidArgument(
+          field: path, message: "must be int64 or varchar, is \(partitionKey.type)")
       }
       if partitionKey.isPrimaryKey || partitionKey.nullable {
         throw .invalidArgument(field: path, message: "cannot be the primary key or nullable")
@@ -326,23 +332,28 @@ public struct CollectionSchema: Sendable, Hashable {
     for (index, function) in functions.enumerated() {
       let path = "schema.functions[\(index)] '\(function.name)'"
       guard !function.name.isEmpty else {
-        throw .invalidArgument(field: "schema.functions[\(index)].name", message: "must not be empty")
+        throw .invalidArgument(
+          field: "schema.functions[\(index)].name", message: "must not be empty")
       }
       guard names.insert(function.name).inserted else {
         throw .invalidArgument(field: path, message: "the name is used by two functions")
       }
       for name in function.inputFields + function.outputFields where field(named: name) == nil {
-        throw .invalidArgument(field: path, message: "names field '\(name)', which the schema does not have")
+        throw .invalidArgument(
+          field: path, message: "names field '\(name)', which the schema does not have")
       }
       for name in function.outputFields {
         guard outputs.insert(name).inserted else {
-          throw .invalidArgument(field: path, message: "field '\(name)' is the output of two functions")
+          throw .invalidArgument(
+            field: path, message: "field '\(name)' is the output of two functions")
         }
         guard !function.inputFields.contains(name) else {
-          throw .invalidArgument(field: path, message: "field '\(name)' is both its input and its output")
+          throw .invalidArgument(
+            field: path, message: "field '\(name)' is both its input and its output")
         }
         if let output = field(named: name), output.isPrimaryKey || output.nullable {
-          throw .invalidArgument(field: path, message: "output field '\(name)' cannot be the primary key or nullable")
+          throw .invalidArgument(
+            field: path, message: "output field '\(name)' cannot be the primary key or nullable")
         }
       }
       guard function.kind == .bm25 else { continue }
@@ -350,16 +361,23 @@ public struct CollectionSchema: Sendable, Hashable {
         let input = field(named: function.inputFields[0]),
         let output = field(named: function.outputFields[0])
       else {
-        throw .invalidArgument(field: path, message: "a BM25 function has exactly one input and one output field")
+        throw .invalidArgument(
+          field: path, message: "a BM25 function has exactly one input and one output field")
       }
       guard case .varChar = input.type, input.enableAnalyzer else {
         throw .invalidArgument(
           field: path,
-          message: "BM25 input '\(input.name)' must be a varchar field with enableAnalyzer (FieldSchema.text), is \(input.type)\(input.enableAnalyzer ? "" : " without an analyzer")")
+          message:
+            "BM25 input '\(input.name)' must be a varchar field with enableAnalyzer "
+            + "(FieldSchema.text), is \(input.type)"
+            + (input.enableAnalyzer ? "" : " without an analyzer")
+        )
       }
       guard output.type == .sparseFloatVector else {
         throw .invalidArgument(
-          field: path, message: "BM25 output '\(output.name)' must be a sparse float vector field, is \(output.type)")
+          field: path,
+          message:
+            "BM25 output '\(output.name)' must be a sparse float vector field, is \(output.type)")
       }
     }
   }
@@ -370,7 +388,9 @@ public struct CollectionSchema: Sendable, Hashable {
     }
     if field.enableAnalyzer || field.enableMatch || field.analyzerParams != nil {
       guard case .varChar = field.type else {
-        throw .invalidArgument(field: path, message: "analyzers and text match are for varchar fields, not \(field.type)")
+        throw .invalidArgument(
+          field: path, message: "analyzers and text match are for varchar fields, not \(field.type)"
+        )
       }
       if field.enableMatch && !field.enableAnalyzer {
         throw .invalidArgument(field: path, message: "enableMatch needs enableAnalyzer")
@@ -406,7 +426,10 @@ public struct CollectionSchema: Sendable, Hashable {
       guard (8...262_144).contains(dimension), dimension % 8 == 0 else {
         throw .invalidArgument(
           field: path,
-          message: "binary vector dimension (in bits) must be a multiple of 8 in 8...262144, is \(dimension)")
+          message:
+            "binary vector dimension (in bits) must be a multiple of 8 in 8...262144, "
+            + "is \(dimension)"
+        )
       }
     case .unsupported(let name, _):
       throw .invalidArgument(
@@ -417,7 +440,8 @@ public struct CollectionSchema: Sendable, Hashable {
           field: path, message: "array capacity must be in 1...4096, is \(capacity)")
       }
       if element.isVector {
-        throw .invalidArgument(field: path, message: "array elements must be scalars, not \(element)")
+        throw .invalidArgument(
+          field: path, message: "array elements must be scalars, not \(element)")
       }
       switch element {
       case .array, .json, .unsupported:

@@ -148,7 +148,9 @@ enum EntityCodec {
         field: "\(path).\(key)",
         message:
           "is the output of \(function.kind) function '\(function.name)' of collection "
-          + "'\(collection)'; the server computes it from \(function.inputFields.joined(separator: ", "))")
+          + "'\(collection)'; the server computes it from "
+          + function.inputFields.joined(separator: ", ")
+      )
     }
     guard schema.enableDynamicField else {
       throw .invalidArgument(
@@ -418,10 +420,10 @@ private struct ColumnBuilder {
   mutating func append(_ value: FieldValue?, at location: ValueLocation) throws(MilvexError) {
     if valid != nil {
       guard let value, value != .null else {
-        valid!.append(false)
+        valid?.append(false)
         return
       }
-      valid!.append(true)
+      valid?.append(true)
       try append(value, path: location.description)
     } else if let value {
       try append(value, path: location.description)

@@ -219,7 +219,8 @@ extension MilvusCall where Output == Void {
       var request = Request()
       fill(&request)
       return request
-    } output: { _, _ in }
+    } output: { _, _ in
+    }
   }
 
   /// A change must change something, and a key is either set or removed.
@@ -227,7 +228,9 @@ extension MilvusCall where Output == Void {
     if properties.isEmpty && keys.isEmpty {
       return .invalidArgument(field: "properties", message: "nothing to set or remove")
     }
-    if let key = properties.keys.sorted().first(where: { $0.isEmpty }) ?? keys.first(where: \.isEmpty) {
+    if let key = properties.keys.sorted().first(where: { $0.isEmpty })
+      ?? keys.first(where: \.isEmpty)
+    {
       return .invalidArgument(field: "properties", message: "a property name '\(key)' is empty")
     }
     if let both = keys.first(where: { properties[$0] != nil }) {

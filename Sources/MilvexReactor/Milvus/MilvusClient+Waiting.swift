@@ -41,12 +41,16 @@ extension MilvusClient {
     progress: (@Sendable (IndexDescription) -> Void)? = nil
   ) async throws(MilvexError) -> IndexDescription {
     let deadline = ContinuousClock.now + timeout
-    try await perform(.createIndex(on: collection, index), options: MilvusCallOptions(timeout: timeout))
+    try await perform(
+      .createIndex(on: collection, index), options: MilvusCallOptions(timeout: timeout))
     var last: IndexDescription?
-    return try await poll("the index on '\(index.fieldName)' of collection '\(collection)'", deadline: deadline) {
+    return try await poll(
+      "the index on '\(index.fieldName)' of collection '\(collection)'", deadline: deadline
+    ) {
       remaining throws(MilvexError) in
       let indexes = try await self.perform(
-        .describeIndex(on: collection, fieldName: index.fieldName, indexName: index.indexName ?? ""),
+        .describeIndex(
+          on: collection, fieldName: index.fieldName, indexName: index.indexName ?? ""),
         options: MilvusCallOptions(timeout: remaining))
       guard let description = indexes.first else { return nil }
       if description != last {
@@ -102,7 +106,8 @@ extension MilvusClient {
       ? "collection '\(name)'" : "partitions \(partitions) of collection '\(name)'"
     try await poll("loading \(what)", deadline: deadline) { remaining throws(MilvexError) in
       let options = MilvusCallOptions(timeout: remaining)
-      let state = try await self.perform(.loadState(of: name, partitions: partitions), options: options)
+      let state = try await self.perform(
+        .loadState(of: name, partitions: partitions), options: options)
       switch state {
       case .loaded:
         if percent != 100 { progress?(100) }

@@ -1,6 +1,7 @@
 /// A name Milvus knows, as a type of its own: any string may be used, the common ones are
 /// static members.
-public protocol MilvusName: RawRepresentable<String>, Sendable, Hashable, ExpressibleByStringLiteral,
+public protocol MilvusName: RawRepresentable<String>, Sendable, Hashable,
+  ExpressibleByStringLiteral,
   CustomStringConvertible
 {
   init(rawValue: String)

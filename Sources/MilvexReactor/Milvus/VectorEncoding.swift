@@ -5,7 +5,8 @@ import Foundation
 enum VectorEncoding {
   /// Appends a float vector's components, checking the dimension and that each is finite.
   static func appendFloats(
-    _ value: FieldValue, dimension: Int, path: @autoclosure () -> String, field: String, collection: String,
+    _ value: FieldValue, dimension: Int, path: @autoclosure () -> String, field: String,
+    collection: String,
     to floats: inout [Float]
   ) throws(MilvexError) {
     guard let vector = value.floatVectorValue, !isHalfOrInt(value) else {
@@ -19,7 +20,8 @@ enum VectorEncoding {
   /// Appends a binary, float16, bfloat16 or int8 vector's bytes (little-endian for the 16-bit
   /// types, as Milvus and numpy store them).
   static func appendBytes(
-    _ value: FieldValue, type: DataType, path: @autoclosure () -> String, field: String, collection: String,
+    _ value: FieldValue, type: DataType, path: @autoclosure () -> String, field: String,
+    collection: String,
     to bytes: inout [UInt8]
   ) throws(MilvexError) {
     switch type {
@@ -60,14 +62,17 @@ enum VectorEncoding {
     case .int8Vector(let dimension):
       switch value {
       case .int8Vector(let components):
-        try checkCount(components.count, dimension, path: path(), field: field, collection: collection)
+        try checkCount(
+          components.count, dimension, path: path(), field: field, collection: collection)
         for component in components { bytes.append(UInt8(bitPattern: component)) }
       case .array(let elements):
-        try checkCount(elements.count, dimension, path: path(), field: field, collection: collection)
+        try checkCount(
+          elements.count, dimension, path: path(), field: field, collection: collection)
         for (index, element) in elements.enumerated() {
           guard case .int(let number) = element, (-128...127).contains(number) else {
             throw .invalidArgument(
-              field: "\(path())[\(index)]", message: "expected an integer in -128...127, got \(element)")
+              field: "\(path())[\(index)]",
+              message: "expected an integer in -128...127, got \(element)")
           }
           bytes.append(UInt8(bitPattern: Int8(number)))
         }
@@ -81,7 +86,9 @@ enum VectorEncoding {
   /// A sparse vector from any of its input shapes: `.sparseVector`, an object of index → value
   /// (`["3": 0.5]`), or an array of `[index, value]` pairs. Indices must be in 0 ..< 2³² − 1
   /// and values finite.
-  static func sparse(_ value: FieldValue, path: @autoclosure () -> String) throws(MilvexError) -> SparseVector {
+  static func sparse(_ value: FieldValue, path: @autoclosure () -> String) throws(MilvexError)
+    -> SparseVector
+  {
     let vector: SparseVector
     switch value {
     case .sparseVector(let given): vector = given
@@ -90,29 +97,36 @@ enum VectorEncoding {
       pairs.reserveCapacity(members.count)
       for (key, member) in members {
         guard let index = Int64(key) else {
-          throw .invalidArgument(field: "\(path()).\(key)", message: "a sparse index must be an integer")
+          throw .invalidArgument(
+            field: "\(path()).\(key)", message: "a sparse index must be an integer")
         }
-        pairs.append((try sparseIndex(index, path: path()), try sparseValue(member, path: "\(path()).\(key)")))
+        pairs.append(
+          (try sparseIndex(index, path: path()), try sparseValue(member, path: "\(path()).\(key)")))
       }
       vector = SparseVector(pairs: pairs)
     case .array(let elements):
       var pairs: [(UInt32, Float)] = []
       pairs.reserveCapacity(elements.count)
       for (position, element) in elements.enumerated() {
-        guard case .array(let pair) = element, pair.count == 2, case .int(let index) = pair[0] else {
+        guard case .array(let pair) = element, pair.count == 2, case .int(let index) = pair[0]
+        else {
           throw .invalidArgument(
-            field: "\(path())[\(position)]", message: "expected an [index, value] pair, got \(element)")
+            field: "\(path())[\(position)]",
+            message: "expected an [index, value] pair, got \(element)")
         }
         pairs.append(
-          (try sparseIndex(index, path: "\(path())[\(position)]"),
-           try sparseValue(pair[1], path: "\(path())[\(position)]")))
+          (
+            try sparseIndex(index, path: "\(path())[\(position)]"),
+            try sparseValue(pair[1], path: "\(path())[\(position)]")
+          ))
       }
       vector = SparseVector(pairs: pairs)
     default:
       throw mismatch(value, .sparseFloatVector, path())
     }
     if vector.indices.last == UInt32.max {
-      throw .invalidArgument(field: path(), message: "sparse index 4294967295 is out of range 0...4294967294")
+      throw .invalidArgument(
+        field: path(), message: "sparse index 4294967295 is out of range 0...4294967294")
     }
     try checkFinite(vector.values, path: path())
     return vector
@@ -124,9 +138,11 @@ enum VectorEncoding {
     var data = Data(count: vector.count * 8)
     data.withUnsafeMutableBytes { raw in
       for position in 0..<vector.count {
-        raw.storeBytes(of: vector.indices[position].littleEndian, toByteOffset: position * 8, as: UInt32.self)
         raw.storeBytes(
-          of: vector.values[position].bitPattern.littleEndian, toByteOffset: position * 8 + 4, as: UInt32.self)
+          of: vector.indices[position].littleEndian, toByteOffset: position * 8, as: UInt32.self)
+        raw.storeBytes(
+          of: vector.values[position].bitPattern.littleEndian, toByteOffset: position * 8 + 4,
+          as: UInt32.self)
       }
     }
     return data
@@ -144,9 +160,12 @@ enum VectorEncoding {
     values.reserveCapacity(bytes.count / 8)
     bytes.withUnsafeBytes { raw in
       for offset in stride(from: 0, to: raw.count, by: 8) {
-        indices.append(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+        indices.append(
+          UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
         values.append(
-          Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))))
+          Float(
+            bitPattern: UInt32(
+              littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))))
       }
     }
     if zip(indices, indices.dropFirst()).allSatisfy({ $0 < $1 }) {
@@ -227,19 +246,25 @@ enum VectorEncoding {
   }
 
   private static func checkCount(
-    _ count: Int, _ dimension: Int, path: @autoclosure () -> String, field: String, collection: String
+    _ count: Int, _ dimension: Int, path: @autoclosure () -> String, field: String,
+    collection: String
   ) throws(MilvexError) {
     guard count == dimension else {
       throw .invalidArgument(
         field: path(),
-        message: "has \(count) dimensions; field '\(field)' of collection '\(collection)' has \(dimension)")
+        message:
+          "has \(count) dimensions; field '\(field)' of collection '\(collection)' has \(dimension)"
+      )
     }
   }
 
-  private static func checkFinite(_ values: [Float], path: @autoclosure () -> String) throws(MilvexError) {
+  private static func checkFinite(_ values: [Float], path: @autoclosure () -> String)
+    throws(MilvexError)
+  {
     guard let index = values.firstIndex(where: { !$0.isFinite }) else { return }
     throw .invalidArgument(
-      field: "\(path())[\(index)]", message: "is \(values[index]); Milvus accepts only finite values")
+      field: "\(path())[\(index)]",
+      message: "is \(values[index]); Milvus accepts only finite values")
   }
 
   private static func byteList(
@@ -251,23 +276,30 @@ enum VectorEncoding {
     bytes.reserveCapacity(elements.count)
     for (index, element) in elements.enumerated() {
       guard case .int(let number) = element, (0...255).contains(number) else {
-        throw .invalidArgument(field: "\(path())[\(index)]", message: "expected a byte (0...255), got \(element)")
+        throw .invalidArgument(
+          field: "\(path())[\(index)]", message: "expected a byte (0...255), got \(element)")
       }
       bytes.append(UInt8(number))
     }
     return bytes
   }
 
-  private static func sparseIndex(_ index: Int64, path: @autoclosure () -> String) throws(MilvexError) -> UInt32 {
+  private static func sparseIndex(_ index: Int64, path: @autoclosure () -> String)
+    throws(MilvexError) -> UInt32
+  {
     guard (0..<Int64(UInt32.max)).contains(index) else {
-      throw .invalidArgument(field: path(), message: "sparse index \(index) is out of range 0...4294967294")
+      throw .invalidArgument(
+        field: path(), message: "sparse index \(index) is out of range 0...4294967294")
     }
     return UInt32(index)
   }
 
-  private static func sparseValue(_ value: FieldValue, path: @autoclosure () -> String) throws(MilvexError) -> Float {
+  private static func sparseValue(_ value: FieldValue, path: @autoclosure () -> String)
+    throws(MilvexError) -> Float
+  {
     guard let number = value.doubleValue else {
-      throw .invalidArgument(field: path(), message: "a sparse value must be a number, got \(value.kindName)")
+      throw .invalidArgument(
+        field: path(), message: "a sparse value must be a number, got \(value.kindName)")
     }
     return Float(number)
   }

@@ -61,7 +61,9 @@ final class DataTypesWorkflowTests: XCTestCase {
       "a_d": [.double(Double(index) / 7)], "a_s": [.string("w\(index % 5)"), .string("x")],
       "shop": .string(index % 2 == 0 ? "north" : "south"), "year": .int(2_000 + n % 5),
       "body": .string(
-        "\(words[index % 8]) \(words[(index * 3 + 1) % 8]) \(words[(index * 5 + 2) % 8]) doc\(index)"),
+        "\(words[index % 8]) \(words[(index * 3 + 1) % 8]) "
+          + "\(words[(index * 5 + 2) % 8]) doc\(index)"
+      ),
       "sparse": .sparseVector(
         SparseVector([UInt32(index % 13): 1, UInt32(20 + index % 7): Float(index % 4) / 2 + 0.5])),
       "dense": .floatVector(TestData.vector(index, dimension: 4)),
@@ -97,13 +99,24 @@ final class DataTypesWorkflowTests: XCTestCase {
     let uri = "http://127.0.0.1:\(fixture.server.port)"
     _ = try PymilvusTypes.run(
       uri: uri, collection: name,
-      [["op": "insert", "rows": (40..<60).map { PymilvusTypes.json(Self.liteRow($0, written: true), schema: schema) }]])
+      [
+        [
+          "op": "insert",
+          "rows": (40..<60).map {
+            PymilvusTypes.json(Self.liteRow($0, written: true), schema: schema)
+          },
+        ]
+      ])
 
-    try await client.perform(.createIndex(on: name, IndexSpec(fieldName: "dense", indexType: .flat, metricType: .l2)))
     try await client.perform(
-      .createIndex(on: name, IndexSpec(fieldName: "sparse", indexType: .sparseInvertedIndex, metricType: .ip)))
+      .createIndex(on: name, IndexSpec(fieldName: "dense", indexType: .flat, metricType: .l2)))
     try await client.perform(
-      .createIndex(on: name, IndexSpec(fieldName: "body_sparse", indexType: .sparseInvertedIndex, metricType: .bm25)))
+      .createIndex(
+        on: name, IndexSpec(fieldName: "sparse", indexType: .sparseInvertedIndex, metricType: .ip)))
+    try await client.perform(
+      .createIndex(
+        on: name,
+        IndexSpec(fieldName: "body_sparse", indexType: .sparseInvertedIndex, metricType: .bm25)))
     try await client.loadCollection(name)
 
     // Described as created: the function, the analyzer, nullability, defaults.
@@ -118,8 +131,9 @@ final class DataTypesWorkflowTests: XCTestCase {
 
     // Every row reads back as written (columns 30 ..< 40 gave `d` to none: the default).
     let ours = try await client.perform(
-      .query(name, filter: "id >= 0", outputFields: Self.liteOutput, limit: 100))
-      .sorted { ($0["id"]?.intValue ?? 0) < ($1["id"]?.intValue ?? 0) }
+      .query(name, filter: "id >= 0", outputFields: Self.liteOutput, limit: 100)
+    )
+    .sorted { ($0["id"]?.intValue ?? 0) < ($1["id"]?.intValue ?? 0) }
     XCTAssertEqual(ours.count, 60)
     for (index, row) in ours.enumerated() {
       var expected = Self.liteRow(index)
@@ -140,14 +154,24 @@ final class DataTypesWorkflowTests: XCTestCase {
     }
 
     // The same searches through both clients: the same ids in the same order.
-    let dense: [FieldValue] = [.floatVector(TestData.vector(7, dimension: 4)), .floatVector([0.5, 0.5, 0.5, 0.5])]
-    let sparse: [FieldValue] = [.sparseVector(SparseVector([3: 1, 22: 0.5])), .sparseVector(SparseVector([9: 2]))]
-    let texts = ["quick fox", "lazy milvus dog"]
-    let searches: [(field: String, queries: [FieldValue], json: [Any], metric: MetricType, filter: String)] = [
-      ("dense", dense, dense.map { PymilvusTypes.json($0, type: .floatVector(dimension: 4)) }, .l2, "i16 > -6000"),
-      ("sparse", sparse, sparse.map { PymilvusTypes.json($0, type: .sparseFloatVector) }, .ip, ""),
-      ("body_sparse", texts.map { .string($0) }, texts, .bm25, "shop == \"north\""),
+    let dense: [FieldValue] = [
+      .floatVector(TestData.vector(7, dimension: 4)), .floatVector([0.5, 0.5, 0.5, 0.5]),
     ]
+    let sparse: [FieldValue] = [
+      .sparseVector(SparseVector([3: 1, 22: 0.5])), .sparseVector(SparseVector([9: 2])),
+    ]
+    let texts = ["quick fox", "lazy milvus dog"]
+    let searches:
+      [(field: String, queries: [FieldValue], json: [Any], metric: MetricType, filter: String)] = [
+        (
+          "dense", dense, dense.map { PymilvusTypes.json($0, type: .floatVector(dimension: 4)) },
+          .l2, "i16 > -6000"
+        ),
+        (
+          "sparse", sparse, sparse.map { PymilvusTypes.json($0, type: .sparseFloatVector) }, .ip, ""
+        ),
+        ("body_sparse", texts.map { .string($0) }, texts, .bm25, "shop == \"north\""),
+      ]
     for search in searches {
       let ourHits = try await client.perform(
         .search(
@@ -155,11 +179,13 @@ final class DataTypesWorkflowTests: XCTestCase {
           outputFields: ["s", "i32"], metricType: search.metric))
       let their = try PymilvusTypes.run(
         uri: uri, collection: name,
-        [[
-          "op": "search", "anns_field": search.field, "data": search.json, "limit": 6,
-          "filter": search.filter, "output_fields": ["s", "i32"],
-          "search_params": ["metric_type": search.metric.rawValue],
-        ]])
+        [
+          [
+            "op": "search", "anns_field": search.field, "data": search.json, "limit": 6,
+            "filter": search.filter, "output_fields": ["s", "i32"],
+            "search_params": ["metric_type": search.metric.rawValue],
+          ]
+        ])
       let theirHits = their[0].objectValue?["hits"]?.arrayValue ?? []
       XCTAssertEqual(ourHits.count, search.queries.count)
       XCTAssertEqual(theirHits.count, search.queries.count)
@@ -171,7 +197,8 @@ final class DataTypesWorkflowTests: XCTestCase {
           "\(search.field) query \(query)")
         for (hit, other) in zip(mine, otherHits) {
           XCTAssertEqual(
-            Double(hit.distance), other.objectValue?["distance"]?.doubleValue ?? .nan, accuracy: 1e-5)
+            Double(hit.distance), other.objectValue?["distance"]?.doubleValue ?? .nan,
+            accuracy: 1e-5)
           let entity = PymilvusTypes.row(other.objectValue?["entity"] ?? [:], schema: schema)
           XCTAssertEqual(hit.fields["s"], entity["s"])
           XCTAssertEqual(hit.fields["i32"], entity["i32"])
@@ -187,7 +214,8 @@ final class DataTypesWorkflowTests: XCTestCase {
     let matched = try await client.perform(
       .query(name, filter: FilterExpression.textMatch("body", "doc7 doc12"), outputFields: ["id"]))
     XCTAssertEqual(Set(matched.compactMap { $0["id"]?.intValue }), [7, 12])
-    let nulls = try await client.perform(.query(name, filter: "s is null", outputFields: ["id"], limit: 100))
+    let nulls = try await client.perform(
+      .query(name, filter: "s is null", outputFields: ["id"], limit: 100))
     XCTAssertEqual(nulls.count, (0..<60).filter { $0 % 3 == 1 }.count)
 
     try await client.perform(.dropCollection(name))
@@ -226,7 +254,8 @@ final class DataTypesWorkflowTests: XCTestCase {
     let loop = try EventLoop(threadName: "types-test")
     defer { loop.shutdown() }
     let client = try MilvusClient.connect(
-      config: ConnectionConfig(host: server.host, port: server.port, timeout: .seconds(60)), on: loop)
+      config: ConnectionConfig(host: server.host, port: server.port, timeout: .seconds(60)),
+      on: loop)
     let uri = "http://\(server.host):\(server.port)"
     let suffix = UUID().uuidString.prefix(8).lowercased()
     let binary = "bin_\(suffix)"
@@ -239,23 +268,34 @@ final class DataTypesWorkflowTests: XCTestCase {
     _ = try await client.perform(.insert(into: binary, rows: (0..<40).map(Self.binaryRow)))
     _ = try PymilvusTypes.run(
       uri: uri, collection: binary,
-      [["op": "insert", "rows": (40..<80).map { PymilvusTypes.json(Self.binaryRow($0), schema: schema) }]])
-    let queries: [FieldValue] = [.binaryVector(Self.bits(5)), .binaryVector(Self.bits(61)), .binaryVector([255, 0, 255, 0, 1, 2, 3, 4])]
+      [
+        [
+          "op": "insert",
+          "rows": (40..<80).map { PymilvusTypes.json(Self.binaryRow($0), schema: schema) },
+        ]
+      ])
+    let queries: [FieldValue] = [
+      .binaryVector(Self.bits(5)), .binaryVector(Self.bits(61)),
+      .binaryVector([255, 0, 255, 0, 1, 2, 3, 4]),
+    ]
     for metric in [MetricType.hamming, .jaccard] {
       try await client.perform(.releaseCollection(binary))
       _ = try? await client.perform(.dropIndex(on: binary, fieldName: "bits"))
       try await client.perform(
-        .createIndex(on: binary, IndexSpec(fieldName: "bits", indexType: .binFlat, metricType: metric)))
+        .createIndex(
+          on: binary, IndexSpec(fieldName: "bits", indexType: .binFlat, metricType: metric)))
       try await client.loadCollection(binary)
       let ours = try await client.perform(
         .search(binary, queries: queries, limit: 10, outputFields: ["title"], metricType: metric))
       let theirs = try PymilvusTypes.run(
         uri: uri, collection: binary,
-        [[
-          "op": "search", "anns_field": "bits", "limit": 10, "output_fields": ["title"],
-          "data": queries.map { PymilvusTypes.json($0, type: .binaryVector(dimension: 64)) },
-          "search_params": ["metric_type": metric.rawValue], "consistency_level": "Strong",
-        ]])
+        [
+          [
+            "op": "search", "anns_field": "bits", "limit": 10, "output_fields": ["title"],
+            "data": queries.map { PymilvusTypes.json($0, type: .binaryVector(dimension: 64)) },
+            "search_params": ["metric_type": metric.rawValue], "consistency_level": "Strong",
+          ]
+        ])
       let theirHits = theirs[0].objectValue?["hits"]?.arrayValue ?? []
       XCTAssertEqual(ours.count, 3)
       XCTAssertEqual(ours[0].first?.id, .int(5), "\(metric): a stored vector is its own nearest")
@@ -272,38 +312,65 @@ final class DataTypesWorkflowTests: XCTestCase {
       }
     }
     let ourRows = try await client.perform(
-      .query(binary, filter: "id >= 0", outputFields: ["bits", "title", "shop", "tags", "meta"], limit: 100))
-      .sorted { ($0["id"]?.intValue ?? 0) < ($1["id"]?.intValue ?? 0) }
+      .query(
+        binary, filter: "id >= 0", outputFields: ["bits", "title", "shop", "tags", "meta"],
+        limit: 100)
+    )
+    .sorted { ($0["id"]?.intValue ?? 0) < ($1["id"]?.intValue ?? 0) }
     XCTAssertEqual(ourRows, (0..<80).map(Self.binaryRow))
     let theirRows = try PymilvusTypes.run(
       uri: uri, collection: binary,
-      [["op": "query", "filter": "id >= 0", "output_fields": ["bits", "title", "shop", "tags", "meta"], "limit": 100]])
+      [
+        [
+          "op": "query", "filter": "id >= 0",
+          "output_fields": ["bits", "title", "shop", "tags", "meta"], "limit": 100,
+        ]
+      ])
     XCTAssertEqual(
-      (theirRows[0].objectValue?["rows"]?.arrayValue ?? []).map { PymilvusTypes.row($0, schema: schema) },
+      (theirRows[0].objectValue?["rows"]?.arrayValue ?? []).map {
+        PymilvusTypes.row($0, schema: schema)
+      },
       (0..<80).map(Self.binaryRow))
 
     // float16: written from floats here and as raw bits by pymilvus, read back bit for bit.
-    let halfSchema = CollectionSchema(fields: [.primaryKey("id"), .field("v", .float16Vector(dimension: 8))])
+    let halfSchema = CollectionSchema(fields: [
+      .primaryKey("id"), .field("v", .float16Vector(dimension: 8)),
+    ])
     try await client.perform(.createCollection(half, schema: halfSchema, consistencyLevel: .strong))
     func floats(_ index: Int) -> [Float] { TestData.vector(index, dimension: 8).map { $0 * 3 - 1 } }
     _ = try await client.perform(
-      .insert(into: half, rows: (0..<20).map { ["id": .int(Int64($0)), "v": .floatVector(floats($0))] }))
+      .insert(
+        into: half, rows: (0..<20).map { ["id": .int(Int64($0)), "v": .floatVector(floats($0))] }))
     _ = try PymilvusTypes.run(
       uri: uri, collection: half,
-      [["op": "insert", "rows": (20..<40).map {
-        PymilvusTypes.json(["id": .int(Int64($0)), "v": .float16Vector(converting: floats($0))], schema: halfSchema)
-      }]])
-    try await client.perform(.createIndex(on: half, IndexSpec(fieldName: "v", indexType: .flat, metricType: .l2)))
+      [
+        [
+          "op": "insert",
+          "rows": (20..<40).map {
+            PymilvusTypes.json(
+              ["id": .int(Int64($0)), "v": .float16Vector(converting: floats($0))],
+              schema: halfSchema)
+          },
+        ]
+      ])
+    try await client.perform(
+      .createIndex(on: half, IndexSpec(fieldName: "v", indexType: .flat, metricType: .l2)))
     try await client.loadCollection(half)
-    let expected: [Row] = (0..<40).map { ["id": .int(Int64($0)), "v": .float16Vector(converting: floats($0))] }
-    let halves = try await client.perform(.query(half, filter: "id >= 0", outputFields: ["v"], limit: 100))
-      .sorted { ($0["id"]?.intValue ?? 0) < ($1["id"]?.intValue ?? 0) }
+    let expected: [Row] = (0..<40).map {
+      ["id": .int(Int64($0)), "v": .float16Vector(converting: floats($0))]
+    }
+    let halves = try await client.perform(
+      .query(half, filter: "id >= 0", outputFields: ["v"], limit: 100)
+    )
+    .sorted { ($0["id"]?.intValue ?? 0) < ($1["id"]?.intValue ?? 0) }
     XCTAssertEqual(halves, expected)
     let theirHalves = try PymilvusTypes.run(
       uri: uri, collection: half,
       [["op": "query", "filter": "id >= 0", "output_fields": ["v"], "limit": 100]])
     XCTAssertEqual(
-      (theirHalves[0].objectValue?["rows"]?.arrayValue ?? []).map { PymilvusTypes.row($0, schema: halfSchema) },
+      (theirHalves[0].objectValue?["rows"]?.arrayValue ?? []).map {
+        PymilvusTypes.row($0, schema: halfSchema)
+      },
       expected)
     XCTAssertEqual(halves[3]["v"]?.floatVectorValue?.count, 8)
 
@@ -357,7 +424,8 @@ final class DataTypesWorkflowTests: XCTestCase {
       .search(name, vectors: [TestData.vector(3, dimension: 4)], limit: 3, outputFields: ["id"]))
     XCTAssertEqual(hits[0].first?.id, .int(3))
     _ = try await client.perform(
-      .insert(into: name, rows: [["id": 100, "v": .floatVector(TestData.vector(100, dimension: 4))]]))
+      .insert(
+        into: name, rows: [["id": 100, "v": .floatVector(TestData.vector(100, dimension: 4))]]))
     let count = try await client.perform(
       .query(name, filter: "", outputFields: ["count(*)"], consistencyLevel: .strong))
     XCTAssertEqual(count.first?["count(*)"], .int(11))
@@ -369,7 +437,9 @@ final class DataTypesWorkflowTests: XCTestCase {
     }) { "\($0)".contains("'shape'") && "\($0)".contains("geometry") }
     await assertMilvexError({
       try await client.perform(
-        .insert(into: name, rows: [["id": 101, "v": .floatVector([1, 2, 3, 4]), "at": "2026-01-01T00:00:00Z"]]))
+        .insert(
+          into: name,
+          rows: [["id": 101, "v": .floatVector([1, 2, 3, 4]), "at": "2026-01-01T00:00:00Z"]]))
     }) { "\($0)".contains("'at'") && "\($0)".contains("timestamptz") }
     try await client.perform(.dropCollection(name))
     await fixture.stop()
@@ -397,14 +467,19 @@ final class DataTypesWorkflowTests: XCTestCase {
         "bits": .binaryVector([UInt8(index), 0xF0]),
         "sparse": .sparseVector(SparseVector([UInt32(index): 0.5, 100: x])),
         "dense": .floatVector([x, -x]), "note": index % 2 == 0 ? .null : .string("n\(index)"),
-        "n": index % 3 == 0 ? .null : .int(Int64(index) * 1_000), "tags": [.int(Int64(index)), .int(-3)],
+        "n": index % 3 == 0 ? .null : .int(Int64(index) * 1_000),
+        "tags": [.int(Int64(index)), .int(-3)],
       ]
     }
-    let ours = try EntityCodec.encode(.rows(rows), schema: schema, collection: "c", purpose: .insert)
+    let ours = try EntityCodec.encode(
+      .rows(rows), schema: schema, collection: "c", purpose: .insert)
     let fieldSpecs: [[String: Any]] = [
-      ["name": "id", "type": "INT64", "is_primary": true], ["name": "bf", "type": "BFLOAT16_VECTOR", "dim": 3],
-      ["name": "i8v", "type": "INT8_VECTOR", "dim": 4], ["name": "f16", "type": "FLOAT16_VECTOR", "dim": 3],
-      ["name": "bits", "type": "BINARY_VECTOR", "dim": 16], ["name": "sparse", "type": "SPARSE_FLOAT_VECTOR"],
+      ["name": "id", "type": "INT64", "is_primary": true],
+      ["name": "bf", "type": "BFLOAT16_VECTOR", "dim": 3],
+      ["name": "i8v", "type": "INT8_VECTOR", "dim": 4],
+      ["name": "f16", "type": "FLOAT16_VECTOR", "dim": 3],
+      ["name": "bits", "type": "BINARY_VECTOR", "dim": 16],
+      ["name": "sparse", "type": "SPARSE_FLOAT_VECTOR"],
       ["name": "dense", "type": "FLOAT_VECTOR", "dim": 2],
       ["name": "note", "type": "VARCHAR", "max_length": 8, "nullable": true],
       ["name": "n", "type": "INT32", "nullable": true],
@@ -412,7 +487,12 @@ final class DataTypesWorkflowTests: XCTestCase {
     ]
     let result = try PymilvusTypes.run(
       uri: "http://127.0.0.1:1", collection: "c",
-      [["op": "encode", "fields": fieldSpecs, "rows": rows.map { PymilvusTypes.json($0, schema: schema) }]])
+      [
+        [
+          "op": "encode", "fields": fieldSpecs,
+          "rows": rows.map { PymilvusTypes.json($0, schema: schema) },
+        ]
+      ])
     let hex = Array((result[0].objectValue?["request_hex"]?.stringValue ?? "").utf8)
     let bytes = stride(from: 0, to: hex.count - 1, by: 2).compactMap {
       UInt8(String(decoding: hex[$0...($0 + 1)], as: UTF8.self), radix: 16)

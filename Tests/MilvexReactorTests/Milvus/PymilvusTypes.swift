@@ -34,7 +34,8 @@ enum PymilvusTypes {
     let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-      throw PeerError.unexpected("pymilvus_types.py exited \(process.terminationStatus): \(message)")
+      throw PeerError.unexpected(
+        "pymilvus_types.py exited \(process.terminationStatus): \(message)")
     }
     guard let results = try JSONText.parse(data).objectValue?["results"]?.arrayValue else {
       throw PeerError.unexpected("pymilvus_types.py printed no results")
@@ -124,7 +125,8 @@ enum PymilvusTypes {
     case .float16Vector: return .float16Vector(halves(bytes(tagged?["hex"])))
     case .bfloat16Vector: return .bfloat16Vector(halves(bytes(tagged?["hex"])))
     case .int8Vector:
-      return .int8Vector((tagged?["int8"]?.arrayValue ?? []).compactMap { $0.intValue.map { Int8($0) } })
+      return .int8Vector(
+        (tagged?["int8"]?.arrayValue ?? []).compactMap { $0.intValue.map { Int8($0) } })
     case .sparseFloatVector:
       let pairs = (tagged?["sparse"]?.arrayValue ?? []).compactMap { pair -> (UInt32, Float)? in
         guard let items = pair.arrayValue, items.count == 2, let index = items[0].intValue,
@@ -151,6 +153,8 @@ enum PymilvusTypes {
   }
 
   private static func halves(_ bytes: [UInt8]) -> [UInt16] {
-    stride(from: 0, to: bytes.count - 1, by: 2).map { UInt16(bytes[$0]) | UInt16(bytes[$0 + 1]) << 8 }
+    stride(from: 0, to: bytes.count - 1, by: 2).map {
+      UInt16(bytes[$0]) | UInt16(bytes[$0 + 1]) << 8
+    }
   }
 }

@@ -52,7 +52,8 @@ final class UnsupportedFieldTypeTests: XCTestCase {
     XCTAssertTrue("\(schema.field(named: "chunks")!.type)".contains("not supported by this client"))
     // It cannot be used to create a collection: the error names the field and the type.
     XCTAssertThrowsError(try schema.validate()) { error in
-      XCTAssertTrue("\(error)".contains("chunks") && "\(error)".contains("arrayOfVector"), "\(error)")
+      XCTAssertTrue(
+        "\(error)".contains("chunks") && "\(error)".contains("arrayOfVector"), "\(error)")
     }
   }
 
@@ -69,7 +70,8 @@ final class UnsupportedFieldTypeTests: XCTestCase {
     }
     // Writing it too.
     let writing = MilvusCall<MutationResult>.insert(
-      into: "mixed", rows: [["id": .int(1), "title": .string("a"), "chunks": .string("\u{1}\u{2}")]])
+      into: "mixed",
+      rows: [["id": .int(1), "title": .string("a"), "chunks": .string("\u{1}\u{2}")]])
     XCTAssertThrowsError(try writing.encodedRequest(schema: schema)) { error in
       XCTAssertTrue(
         "\(error)".contains("'chunks'") && "\(error)".contains("arrayOfVector"), "\(error)")

@@ -22,7 +22,8 @@ final class VectorTypesTests: XCTestCase {
         continue
       }
       XCTAssertEqual(value.bitPattern, expected.bitPattern, "bits 0x\(String(bits, radix: 16))")
-      XCTAssertEqual(HalfFloat.float16Bits(value), bits, "round trip of 0x\(String(bits, radix: 16))")
+      XCTAssertEqual(
+        HalfFloat.float16Bits(value), bits, "round trip of 0x\(String(bits, radix: 16))")
     }
   }
 
@@ -133,7 +134,8 @@ final class VectorTypesTests: XCTestCase {
     [
       "id": .int(index), "bits": .binaryVector([0b1010_0101, UInt8(index)]),
       "half": .floatVector([1, -2.5]), "brain": .bfloat16Vector(converting: [0.5, 3]),
-      "small": .int8Vector([-128, 0, 127]), "sparse": .sparseVector(SparseVector([40: 0.25, 3: 1])),
+      "small": .int8Vector([-128, 0, 127]),
+      "sparse": .sparseVector(SparseVector([40: 0.25, 3: 1])),
       "dense": .floatVector([0.5, Float(index)]),
     ]
   }
@@ -148,9 +150,11 @@ final class VectorTypesTests: XCTestCase {
     XCTAssertEqual([UInt8](fields["bits"]!.vectors.binaryVector), [0xA5, 1, 0xA5, 2])
     // float16: 1.0 = 0x3C00, -2.5 = 0xC100, little-endian.
     XCTAssertEqual(
-      [UInt8](fields["half"]!.vectors.float16Vector), [0x00, 0x3C, 0x00, 0xC1, 0x00, 0x3C, 0x00, 0xC1])
+      [UInt8](fields["half"]!.vectors.float16Vector),
+      [0x00, 0x3C, 0x00, 0xC1, 0x00, 0x3C, 0x00, 0xC1])
     // bfloat16: 0.5 = 0x3F00, 3.0 = 0x4040.
-    XCTAssertEqual([UInt8](fields["brain"]!.vectors.bfloat16Vector).prefix(4), [0x00, 0x3F, 0x40, 0x40])
+    XCTAssertEqual(
+      [UInt8](fields["brain"]!.vectors.bfloat16Vector).prefix(4), [0x00, 0x3F, 0x40, 0x40])
     XCTAssertEqual([UInt8](fields["small"]!.vectors.int8Vector), [0x80, 0, 0x7F, 0x80, 0, 0x7F])
     // Sparse: sorted (index u32, value f32) pairs, dim = largest index + 1.
     let sparse = fields["sparse"]!.vectors.sparseFloatVector
@@ -186,19 +190,30 @@ final class VectorTypesTests: XCTestCase {
         XCTAssertTrue("\($0)".contains(text), "\($0)", line: line)
       }
     }
-    rejects("bits", .binaryVector([1]), "rows[1].bits", "has 1 bytes (8 bits); field 'bits' of collection 'v' has 16 bits")
+    rejects(
+      "bits", .binaryVector([1]), "rows[1].bits",
+      "has 1 bytes (8 bits); field 'bits' of collection 'v' has 16 bits")
     rejects("bits", [1, 256], "rows[1].bits[1]", "expected a byte (0...255)")
-    rejects("half", .floatVector([1, 2, 3]), "rows[1].half", "has 3 dimensions; field 'half' of collection 'v' has 2")
+    rejects(
+      "half", .floatVector([1, 2, 3]), "rows[1].half",
+      "has 3 dimensions; field 'half' of collection 'v' has 2")
     rejects("half", .floatVector([1, .infinity]), "rows[1].half[1]", "only finite values")
     rejects("half", .floatVector([1, 70_000]), "rows[1].half[1]", "too large for float16")
-    rejects("half", .bfloat16Vector([0, 0]), "rows[1].half", "expected float16_vector(2), got a bfloat16 vector")
+    rejects(
+      "half", .bfloat16Vector([0, 0]), "rows[1].half",
+      "expected float16_vector(2), got a bfloat16 vector")
     rejects("brain", .float16Vector([0, 0]), "rows[1].brain", "got a float16 vector")
     rejects("small", [1, 2, 300], "rows[1].small[2]", "expected an integer in -128...127")
     rejects("small", .int8Vector([1]), "rows[1].small", "has 1 dimensions")
-    rejects("dense", .floatVector([.nan, 1]), "rows[1].dense[0]", "is nan; Milvus accepts only finite values")
-    rejects("dense", .int8Vector([1, 2]), "rows[1].dense", "expected float_vector(2), got an int8 vector")
+    rejects(
+      "dense", .floatVector([.nan, 1]), "rows[1].dense[0]",
+      "is nan; Milvus accepts only finite values")
+    rejects(
+      "dense", .int8Vector([1, 2]), "rows[1].dense", "expected float_vector(2), got an int8 vector")
     rejects("sparse", [[1, 0.5], [-3, 1]], "rows[1].sparse[1]", "out of range")
-    rejects("sparse", .null, "rows[1].sparse", "is null; field 'sparse' of collection 'v' is not nullable")
+    rejects(
+      "sparse", .null, "rows[1].sparse", "is null; field 'sparse' of collection 'v' is not nullable"
+    )
   }
 
   // MARK: - Nullable and default values
@@ -224,7 +239,8 @@ final class VectorTypesTests: XCTestCase {
     let fields = Dictionary(uniqueKeysWithValues: encoded.fields.map { ($0.fieldName, $0) })
     XCTAssertEqual(fields["note"]?.validData, [true, false, false])
     XCTAssertEqual(fields["note"]?.scalars.stringData.data, ["a"])
-    XCTAssertEqual(fields["stock"]?.validData, [true, false, false], "the server fills the default")
+    XCTAssertEqual(
+      fields["stock"]?.validData, [true, false, false], "the server fills the default")
     XCTAssertEqual(fields["stock"]?.scalars.intData.data, [3])
     XCTAssertEqual(fields["rating"]?.scalars.doubleData.data, [4])
     XCTAssertEqual(fields["tags"]?.scalars.arrayData.data.count, 1)
@@ -233,7 +249,9 @@ final class VectorTypesTests: XCTestCase {
 
     // Columns may leave a nullable column out entirely.
     let columns = try EntityCodec.encode(
-      .columns(["id": .int([1, 2]), "v": .floatVectors([[0, 1], [1, 0]]), "note": .values(["x", nil])]),
+      .columns([
+        "id": .int([1, 2]), "v": .floatVectors([[0, 1], [1, 0]]), "note": .values(["x", nil]),
+      ]),
       schema: Self.nullableSchema, collection: "n", purpose: .insert)
     let byName = Dictionary(uniqueKeysWithValues: columns.fields.map { ($0.fieldName, $0) })
     XCTAssertEqual(byName["note"]?.validData, [true, false])
@@ -260,7 +278,8 @@ final class VectorTypesTests: XCTestCase {
         schema: Self.nullableSchema, collection: "n", purpose: .insert)
     ) {
       XCTAssertEqual(($0 as? MilvexError)?.invalidField, "rows[1].id")
-      XCTAssertTrue("\($0)".contains("is null; field 'id' of collection 'n' is not nullable"), "\($0)")
+      XCTAssertTrue(
+        "\($0)".contains("is null; field 'id' of collection 'n' is not nullable"), "\($0)")
     }
     XCTAssertThrowsError(
       try EntityCodec.encode(
@@ -310,13 +329,22 @@ final class VectorTypesTests: XCTestCase {
 
   func testFunctionOutputsAreComputedByTheServerNotWritten() throws {
     let encoded = try EntityCodec.encode(
-      .rows([["id": 1, "body": "hello", "shop": "a", "bits": .binaryVector(Array(repeating: 0, count: 8))]]),
+      .rows([
+        [
+          "id": 1, "body": "hello", "shop": "a",
+          "bits": .binaryVector(Array(repeating: 0, count: 8)),
+        ]
+      ]),
       schema: Self.textSchema, collection: "t", purpose: .insert)
     XCTAssertFalse(encoded.fields.map(\.fieldName).contains("sparse"))
     XCTAssertThrowsError(
       try EntityCodec.encode(
-        .rows([["id": 1, "body": "x", "shop": "a", "bits": .binaryVector(Array(repeating: 0, count: 8)),
-                "sparse": .sparseVector(SparseVector([1: 1]))]]),
+        .rows([
+          [
+            "id": 1, "body": "x", "shop": "a", "bits": .binaryVector(Array(repeating: 0, count: 8)),
+            "sparse": .sparseVector(SparseVector([1: 1])),
+          ]
+        ]),
         schema: Self.textSchema, collection: "t", purpose: .insert)
     ) {
       XCTAssertEqual(($0 as? MilvexError)?.invalidField, "rows[0].sparse")
@@ -360,13 +388,18 @@ final class VectorTypesTests: XCTestCase {
       CollectionSchema(fields: base + [.field("j", .json, defaultValue: ["a": 1])]),
       "cannot have a default value")
     rejects(
-      CollectionSchema(fields: base + [.field("a", .int64, isPartitionKey: true), .field("b", .varChar(maxLength: 4), isPartitionKey: true)]),
+      CollectionSchema(
+        fields: base + [
+          .field("a", .int64, isPartitionKey: true),
+          .field("b", .varChar(maxLength: 4), isPartitionKey: true),
+        ]),
       "2 partition key fields (a, b)")
     rejects(
       CollectionSchema(fields: base + [.field("a", .double, isPartitionKey: true)]),
       "must be int64 or varchar, is double")
     rejects(
-      CollectionSchema(fields: base + [FieldSchema(name: "t", type: .varChar(maxLength: 4), enableMatch: true)]),
+      CollectionSchema(
+        fields: base + [FieldSchema(name: "t", type: .varChar(maxLength: 4), enableMatch: true)]),
       "enableMatch needs enableAnalyzer")
     rejects(
       CollectionSchema(fields: base + [FieldSchema(name: "t", type: .int64, enableAnalyzer: true)]),
@@ -394,7 +427,8 @@ final class VectorTypesTests: XCTestCase {
     {
       let request = try Milvus_Proto_Milvus_SearchRequest(
         serializedBytes: call.encodedRequest(schema: schema))
-      let group = try Milvus_Proto_Common_PlaceholderGroup(serializedBytes: request.placeholderGroup)
+      let group = try Milvus_Proto_Common_PlaceholderGroup(
+        serializedBytes: request.placeholderGroup)
       return group.placeholders[0]
     }
     let binary = try placeholder(
@@ -403,7 +437,8 @@ final class VectorTypesTests: XCTestCase {
     XCTAssertEqual(binary.type, .binaryVector)
     XCTAssertEqual(binary.values, [Data([1, 2])])
     let half = try placeholder(
-      .search("v", queries: [.floatVector([1, -2.5])], annsField: "half"), schema: Self.vectorSchema)
+      .search("v", queries: [.floatVector([1, -2.5])], annsField: "half"), schema: Self.vectorSchema
+    )
     XCTAssertEqual(half.type, .float16Vector)
     XCTAssertEqual(half.values, [Data([0x00, 0x3C, 0x00, 0xC1])])
     let sparse = try placeholder(
@@ -411,7 +446,8 @@ final class VectorTypesTests: XCTestCase {
     XCTAssertEqual(sparse.type, .sparseFloatVector)
     XCTAssertEqual(sparse.values, [VectorEncoding.sparseBytes(SparseVector([5: 0.5]))])
     let text = try placeholder(
-      .search("t", texts: ["vector database", "swift"], annsField: "sparse"), schema: Self.textSchema)
+      .search("t", texts: ["vector database", "swift"], annsField: "sparse"),
+      schema: Self.textSchema)
     XCTAssertEqual(text.type, .varChar)
     XCTAssertEqual(text.values, [Data("vector database".utf8), Data("swift".utf8)])
     let request = try Milvus_Proto_Milvus_SearchRequest(
@@ -442,7 +478,8 @@ final class VectorTypesTests: XCTestCase {
   }
 
   func testTextMatchFiltersAreQuoted() {
-    XCTAssertEqual(FilterExpression.textMatch("body", "vector db"), "TEXT_MATCH(body, \"vector db\")")
+    XCTAssertEqual(
+      FilterExpression.textMatch("body", "vector db"), "TEXT_MATCH(body, \"vector db\")")
     XCTAssertEqual(FilterExpression.literal("it's \"x\"\\"), "\"it's \\\"x\\\"\\\\\"")
   }
 }

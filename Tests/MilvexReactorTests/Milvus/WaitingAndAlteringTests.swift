@@ -194,7 +194,9 @@ final class WaitingAndAlteringTests: XCTestCase {
         remaining throws(MilvexError) -> Void? in
         polls.add(remaining)
         return nil
-      } lastProgress: { "3 of 4" }
+      } lastProgress: {
+        "3 of 4"
+      }
     }) { error in
       guard case .grpcStatus(let status) = error else { return false }
       return status.code == .deadlineExceeded
