@@ -172,8 +172,10 @@ extension MilvusClient {
   ///   - offset: hits to skip first, nearest first.
   ///   - metricType: nil: the field's index's (read with DescribeIndex). L2, HAMMING, JACCARD,
   ///     TANIMOTO, IP, COSINE and BM25 can be iterated.
-  ///   - params: search parameters (`ef`, `nprobe`, …). `radius` and `range_filter` bound the
-  ///     iteration's range; `ef`, if given, must be at least `batchSize` (as in pymilvus).
+  ///   - params: search parameters (`ef`, `nprobe`, …); `ef`, if given, must be at least
+  ///     `batchSize` (as in pymilvus).
+  ///   - radius, rangeFilter: bound the iteration to a range search's band (see ``AnnSearch``):
+  ///     the first batch starts at `rangeFilter`, the last hit is before `radius`.
   ///   - consistencyLevel: of the first search (nil: the collection's default).
   ///   - options: for each call the iterator makes (the timeout is per search).
   /// - Returns: the iterator; nothing is sent until its first `next`. Argument errors come
@@ -182,14 +184,30 @@ extension MilvusClient {
   public func searchIterator(
     _ collection: String, query: FieldValue, annsField: String? = nil, batchSize: Int = 1_000,
     limit: Int? = nil, offset: Int = 0, filter: String = "", outputFields: [String] = [],
-    metricType: MetricType? = nil, params: [String: FieldValue] = [:], partitions: [String] = [],
+    metricType: MetricType? = nil, params: [String: FieldValue] = [:], radius: Double? = nil,
+    rangeFilter: Double? = nil, partitions: [String] = [],
     consistencyLevel: ConsistencyLevel? = nil, options: MilvusCallOptions = MilvusCallOptions()
   ) -> MilvusSearchIterator {
-    let arguments = SearchIteration.Arguments(
-      collection: collection, query: query, annsField: annsField, batchSize: batchSize,
+    searchIterator(
+      collection, query: query, queryName: "query", annsField: annsField, batchSize: batchSize,
       limit: limit, offset: offset, filter: filter, outputFields: outputFields,
-      metricType: metricType, params: params, partitions: partitions,
-      consistencyLevel: consistencyLevel, options: options)
+      metricType: metricType, params: params, radius: radius, rangeFilter: rangeFilter,
+      partitions: partitions, consistencyLevel: consistencyLevel, options: options)
+  }
+
+  private func searchIterator(
+    _ collection: String, query: FieldValue, queryName: String, annsField: String?,
+    batchSize: Int, limit: Int?, offset: Int, filter: String, outputFields: [String],
+    metricType: MetricType?, params: [String: FieldValue], radius: Double?,
+    rangeFilter: Double?, partitions: [String], consistencyLevel: ConsistencyLevel?,
+    options: MilvusCallOptions
+  ) -> MilvusSearchIterator {
+    let arguments = SearchIteration.Arguments(
+      collection: collection, query: query, queryName: queryName, annsField: annsField,
+      batchSize: batchSize, limit: limit, offset: offset, filter: filter,
+      outputFields: outputFields, metricType: metricType, params: params, radius: radius,
+      rangeFilter: rangeFilter, partitions: partitions, consistencyLevel: consistencyLevel,
+      options: options)
     return MilvusIterator(
       loop: connection.loop, source: SearchIteration(client: self, arguments: arguments))
   }
@@ -200,14 +218,16 @@ extension MilvusClient {
   public func searchIterator(
     _ collection: String, vector: [Float], annsField: String? = nil, batchSize: Int = 1_000,
     limit: Int? = nil, offset: Int = 0, filter: String = "", outputFields: [String] = [],
-    metricType: MetricType? = nil, params: [String: FieldValue] = [:], partitions: [String] = [],
+    metricType: MetricType? = nil, params: [String: FieldValue] = [:], radius: Double? = nil,
+    rangeFilter: Double? = nil, partitions: [String] = [],
     consistencyLevel: ConsistencyLevel? = nil, options: MilvusCallOptions = MilvusCallOptions()
   ) -> MilvusSearchIterator {
     searchIterator(
-      collection, query: .floatVector(vector), annsField: annsField, batchSize: batchSize,
-      limit: limit, offset: offset, filter: filter, outputFields: outputFields,
-      metricType: metricType, params: params, partitions: partitions,
-      consistencyLevel: consistencyLevel, options: options)
+      collection, query: .floatVector(vector), queryName: "vector", annsField: annsField,
+      batchSize: batchSize, limit: limit, offset: offset, filter: filter,
+      outputFields: outputFields, metricType: metricType, params: params, radius: radius,
+      rangeFilter: rangeFilter, partitions: partitions, consistencyLevel: consistencyLevel,
+      options: options)
   }
 }
 
@@ -306,7 +326,11 @@ final class QueryIteration: IteratorSource {
     var invalid: MilvexError? {
       Check.first(
         Check.name(collection, "collection"), IteratorCheck.batchSize(batchSize),
-        IteratorCheck.limit(limit), IteratorCheck.offset(offset))
+        IteratorCheck.limit(limit), IteratorCheck.offset(offset),
+        outputFields.firstIndex(of: "count(*)").map {
+          .invalidArgument(
+            field: "outputFields[\($0)]", message: "count(*) counts rows; it cannot be iterated")
+        })
     }
   }
 
@@ -315,6 +339,8 @@ final class QueryIteration: IteratorSource {
   private var cursor: QueryIteratorCursor?
   private var collectionID: Int64 = 0
   private var inFlight: MilvusCallHandle?
+  /// Closed: no more calls (an answer that raced the cancel must not start the next page).
+  private var cancelled = false
 
   init(client: MilvusClient, arguments: Arguments) {
     self.client = client
@@ -324,10 +350,12 @@ final class QueryIteration: IteratorSource {
   var snapshot: UInt64? { cursor?.snapshot }
 
   func cancel() {
+    cancelled = true
     inFlight?.cancel()
   }
 
   func fetch(_ completion: @escaping (Result<[Row]?, MilvexError>) -> Void) {
+    if cancelled { return completion(.success(nil)) }
     if let invalid = arguments.invalid { return completion(.failure(invalid)) }
     guard let cursor else { return setUp(then: completion) }
     guard case .fetch(let page) = cursor.next() else { return completion(.success(nil)) }
@@ -387,6 +415,8 @@ final class SearchIteration: IteratorSource {
   struct Arguments: Sendable {
     var collection: String
     var query: FieldValue
+    /// How errors name the query: `query` or `vector`, as the caller gave it.
+    var queryName: String
     var annsField: String?
     var batchSize: Int
     var limit: Int?
@@ -395,17 +425,32 @@ final class SearchIteration: IteratorSource {
     var outputFields: [String]
     var metricType: MetricType?
     var params: [String: FieldValue]
+    var radius: Double?
+    var rangeFilter: Double?
     var partitions: [String]
     var consistencyLevel: ConsistencyLevel?
     var options: MilvusCallOptions
 
+    /// The search of the first batch, for its argument checks.
+    func search(metricType: MetricType?) -> AnnSearch {
+      var search = AnnSearch(
+        queries: [query], annsField: annsField, filter: filter, metricType: metricType,
+        params: params, radius: radius, rangeFilter: rangeFilter)
+      search.queriesName = queryName
+      return search
+    }
+
     var invalid: MilvexError? {
-      Check.first(
+      let iterated = ["radius", "range_filter"].first { params[$0] != nil }
+      return Check.first(
         Check.name(collection, "collection"),
-        AnnSearch(queries: [query], annsField: annsField).invalid(""),
+        IteratorCheck.renamed(search(metricType: metricType).invalid(""), queryName),
+        iterated.map {
+          .invalidArgument(
+            field: "params", message: "sets '\($0)'; pass radius: and rangeFilter: instead")
+        },
         IteratorCheck.batchSize(batchSize), IteratorCheck.limit(limit),
-        IteratorCheck.offset(offset), IteratorCheck.number(params, "radius"),
-        IteratorCheck.number(params, "range_filter"), IteratorCheck.number(params, "ef"),
+        IteratorCheck.offset(offset), IteratorCheck.number(params, "ef"),
         metricType.map(IteratorCheck.order) ?? nil, IteratorCheck.ef(params, batchSize))
     }
   }
@@ -417,6 +462,8 @@ final class SearchIteration: IteratorSource {
   private var annsField = ""
   private var metricType = MetricType.l2
   private var inFlight: MilvusCallHandle?
+  /// Closed: no more calls (an answer that raced the cancel must not start the next search).
+  private var cancelled = false
 
   init(client: MilvusClient, arguments: Arguments) {
     self.client = client
@@ -426,10 +473,12 @@ final class SearchIteration: IteratorSource {
   var snapshot: UInt64? { cursor?.snapshot }
 
   func cancel() {
+    cancelled = true
     inFlight?.cancel()
   }
 
   func fetch(_ completion: @escaping (Result<[SearchHit]?, MilvexError>) -> Void) {
+    if cancelled { return completion(.success(nil)) }
     if let invalid = arguments.invalid { return completion(.failure(invalid)) }
     guard cursor != nil else { return setUp(then: completion) }
     switch cursor!.next() {
@@ -437,7 +486,8 @@ final class SearchIteration: IteratorSource {
     case .deliver(let hits): completion(.success(hits))
     case .search(let probe):
       let call = MilvusCall<IteratorHits>.iteratorSearch(
-        arguments.collection, probe, query: arguments.query, annsField: annsField,
+        arguments.collection, probe, query: arguments.query, queryName: arguments.queryName,
+        annsField: annsField,
         metricType: metricType, params: arguments.params, outputFields: arguments.outputFields,
         partitions: arguments.partitions, collectionID: collectionID,
         consistencyLevel: arguments.consistencyLevel)
@@ -463,7 +513,10 @@ final class SearchIteration: IteratorSource {
         IteratorCheck.remember(description, client: client, options: arguments.options)
         let key = try IteratorCheck.primaryKey(of: description)
         collectionID = description.id
-        annsField = try IteratorCheck.vectorField(arguments.annsField, of: description)
+        annsField = try AnnSearch.vectorField(
+          arguments.annsField, collection: arguments.collection, schema: description.schema,
+          path: ""
+        ).name
         if let metricType = arguments.metricType {
           try start(keyName: key.name, metricType: metricType)
           return fetch(completion)
@@ -503,25 +556,15 @@ final class SearchIteration: IteratorSource {
 
   private func start(keyName: String, metricType: MetricType) throws(MilvexError) {
     if let invalid = IteratorCheck.order(metricType) { throw invalid }
+    // The index's metric: the range's order is checked as for a search with that metric.
+    if let invalid = arguments.search(metricType: metricType).invalid("") { throw invalid }
     let order = SearchIteratorCursor.Order(metric: metricType)!
-    let radius = arguments.params["radius"]?.doubleValue
-    let rangeFilter = arguments.params["range_filter"]?.doubleValue
-    if let radius, let rangeFilter,
-      order == .ascending ? radius <= rangeFilter : radius >= rangeFilter
-    {
-      throw .invalidArgument(
-        field: "params.radius",
-        message:
-          "for metric \(metricType.rawValue) radius must be "
-          + "\(order == .ascending ? "larger" : "smaller") than range_filter, "
-          + "is \(radius) (range_filter \(rangeFilter))")
-    }
     self.metricType = metricType
     cursor = SearchIteratorCursor(
       order: order, keyName: keyName, filter: arguments.filter, batchSize: arguments.batchSize,
       limit: arguments.limit, offset: arguments.offset,
-      ef: arguments.params["ef"]?.intValue.map { Int(clamping: $0) }, radius: radius,
-      rangeFilter: rangeFilter)
+      ef: arguments.params["ef"]?.doubleValue.map { $0 < 0x1p62 ? Int($0) : Int.max },
+      radius: arguments.radius, rangeFilter: arguments.rangeFilter)
   }
 }
 
@@ -543,8 +586,8 @@ enum IteratorCheck {
   }
 
   static func number(_ params: [String: FieldValue], _ key: String) -> MilvexError? {
-    guard let value = params[key], value.doubleValue == nil else { return nil }
-    return .invalidArgument(field: "params.\(key)", message: "must be a number, is \(value)")
+    guard let value = params[key], !(value.doubleValue?.isFinite ?? false) else { return nil }
+    return .invalidArgument(field: "params.\(key)", message: "must be a finite number, is \(value)")
   }
 
   static func order(_ metric: MetricType) -> MilvexError? {
@@ -577,28 +620,13 @@ enum IteratorCheck {
     }
   }
 
-  /// The named vector field, or the collection's only one.
-  static func vectorField(_ name: String?, of description: CollectionDescription)
-    throws(MilvexError) -> String
-  {
-    let schema = description.schema
-    if let name {
-      guard let field = schema.field(named: name), field.type.isVector else {
-        throw .invalidArgument(
-          field: "annsField",
-          message: "collection '\(description.name)' has no vector field '\(name)'")
-      }
-      return field.name
-    }
-    let vectors = schema.vectorFields
-    guard vectors.count == 1 else {
-      throw .invalidArgument(
-        field: "annsField",
-        message:
-          "collection '\(description.name)' has \(vectors.count) vector fields "
-          + "(\(vectors.map(\.name).joined(separator: ", "))); name one")
-    }
-    return vectors[0].name
+  /// An error about the one query (`vector[0]`) names it as the caller gave it (`vector`).
+  static func renamed(_ error: MilvexError?, _ queryName: String) -> MilvexError? {
+    guard case .invalidArgument(let field, let message)? = error,
+      field.hasPrefix("\(queryName)[0]")
+    else { return error }
+    return .invalidArgument(
+      field: queryName + field.dropFirst(queryName.count + 3), message: message)
   }
 
   /// Caches the schema the description brought, so that the pages need not read it again.
@@ -664,27 +692,33 @@ extension MilvusCall where Output == IteratorHits {
   /// parameters pymilvus sends (`iterator`, `collection_id`).
   static func iteratorSearch(
     _ collection: String, _ probe: SearchIteratorCursor.Probe, query: FieldValue,
-    annsField: String, metricType: MetricType, params: [String: FieldValue],
+    queryName: String, annsField: String, metricType: MetricType, params: [String: FieldValue],
     outputFields: [String], partitions: [String], collectionID: Int64,
     consistencyLevel: ConsistencyLevel?
   ) -> MilvusCall {
-    var params = params
-    params["radius"] = probe.radius.map(FieldValue.double)
-    params["range_filter"] = probe.rangeFilter.map(FieldValue.double)
-    let search = AnnSearch(
+    var named = AnnSearch(
       queries: [query], annsField: annsField, limit: probe.limit, filter: probe.filter,
-      metricType: metricType, params: params)
+      metricType: metricType, params: params, radius: probe.radius,
+      rangeFilter: probe.rangeFilter)
+    named.queriesName = queryName
+    let search = named
     return make(
       "Search", response: Milvus_Proto_Milvus_SearchResults.self, schemaOf: collection,
-      invalid: search.invalid("")
+      invalid: IteratorCheck.renamed(search.invalid(""), queryName)
     ) { context in
       let schema = context.schema!
       try Filter.checkOutputFields(outputFields, schema: schema, collection: collection)
-      var request = try search.request(
-        collection: collection, schema: schema, path: "",
-        extra: [
-          ("round_decimal", "-1"), ("iterator", "True"), ("collection_id", "\(collectionID)"),
-        ])
+      var request: Milvus_Proto_Milvus_SearchRequest
+      do throws(MilvexError) {
+        request = try search.request(
+          collection: collection, schema: schema, path: "",
+          extra: [
+            ("round_decimal", "-1"), ("iterator", "True"),
+            ("collection_id", "\(collectionID)"),
+          ])
+      } catch {
+        throw IteratorCheck.renamed(error, queryName)!
+      }
       request.outputFields = outputFields
       request.partitionNames = partitions
       request.setConsistency(consistencyLevel, session: context.sessionTimestamp)

@@ -310,6 +310,117 @@ final class IteratorTests: XCTestCase {
     XCTAssertEqual(IteratorCheck.order("MAX_SIM")?.invalidField, "metricType")
   }
 
+  // MARK: - The wire form
+
+  /// A query page carries pymilvus's query parameters, the cursor expression, keys only for a
+  /// seek page, and the pinned snapshot as the guarantee timestamp.
+  func testQueryPageRequests() throws {
+    let context = MilvusCallContext(database: "default", schema: schema, sessionTimestamp: 5)
+    let page = QueryIteratorCursor.Page(
+      expression: "id > 41 and (year > 2000)", limit: 1_000, isSeek: false, snapshot: nil)
+    func request(_ page: QueryIteratorCursor.Page, _ level: ConsistencyLevel?) throws
+      -> Milvus_Proto_Milvus_QueryRequest
+    {
+      let call = MilvusCall<IteratorRows>.iteratorQuery(
+        "docs", page, keyName: "id", outputFields: ["year"], partitions: ["p"],
+        collectionID: 77, consistencyLevel: level)
+      return try Milvus_Proto_Milvus_QueryRequest(serializedBytes: call.encode(context))
+    }
+    let first = try request(page, .strong)
+    XCTAssertEqual(first.expr, "id > 41 and (year > 2000)")
+    XCTAssertEqual(first.outputFields, ["year"])
+    XCTAssertEqual(first.partitionNames, ["p"])
+    XCTAssertEqual(
+      first.queryParams.dictionary,
+      ["limit": "1000", "iterator": "True", "reduce_stop_for_best": "True", "collection_id": "77"])
+    XCTAssertEqual(first.consistencyLevel, .strong)
+    XCTAssertEqual(first.guaranteeTimestamp, 0, "strong: the server's clock")
+    XCTAssertEqual(try request(page, nil).guaranteeTimestamp, 5, "the default: the session's")
+
+    var pinned = page
+    pinned.snapshot = 1234
+    pinned.isSeek = true
+    let later = try request(pinned, .strong)
+    XCTAssertEqual(later.guaranteeTimestamp, 1234)
+    XCTAssertEqual(later.outputFields, ["id"], "a seek page asks for keys only")
+  }
+
+  /// A search carries the probe's band inside `params` (as pymilvus), its limit as `topk`,
+  /// the exclusion in the filter, `iterator` and `collection_id`, and the pinned snapshot.
+  func testSearchProbeRequests() throws {
+    let context = MilvusCallContext(database: "default", schema: schema)
+    let probe = SearchIteratorCursor.Probe(
+      limit: 10_000, filter: "(year > 2000) and id not in [4,7]", radius: 0.75,
+      rangeFilter: Double(Float(0.5).nextDown), isOuter: false, snapshot: 99)
+    let call = MilvusCall<IteratorHits>.iteratorSearch(
+      "docs", probe, query: .floatVector([1, 2]), queryName: "vector", annsField: "vec",
+      metricType: .l2, params: ["ef": 64], outputFields: [], partitions: [], collectionID: 77,
+      consistencyLevel: .bounded)
+    let request = try Milvus_Proto_Milvus_SearchRequest(serializedBytes: call.encode(context))
+    let params = request.searchParams.dictionary
+    XCTAssertEqual(params["topk"], "10000")
+    XCTAssertEqual(params["metric_type"], "L2")
+    XCTAssertEqual(params["iterator"], "True")
+    XCTAssertEqual(params["collection_id"], "77")
+    // The float32 below 0.5, written as the double it is exactly (a double-precision server
+    // compares with just that value).
+    XCTAssertEqual(
+      params["params"], #"{"ef":64,"radius":0.75,"range_filter":0.4999999701976776}"#)
+    XCTAssertEqual(request.dsl, "(year > 2000) and id not in [4,7]")
+    XCTAssertEqual(request.guaranteeTimestamp, 99)
+
+    let wrong = MilvusCall<IteratorHits>.iteratorSearch(
+      "docs", probe, query: .floatVector([1, 2, 3]), queryName: "vector", annsField: "vec",
+      metricType: .l2, params: [:], outputFields: [], partitions: [], collectionID: 77,
+      consistencyLevel: nil)
+    XCTAssertThrowsError(try wrong.encode(context)) {
+      XCTAssertEqual(($0 as? MilvexError)?.invalidField, "vector", "named as the caller gave it")
+    }
+  }
+
+  /// Argument errors come from the first `next`, before any network call (the port is
+  /// closed), naming the argument; and again from every later `next`.
+  func testArgumentErrorsComeFromNextWithoutTheNetwork() async throws {
+    let loop = try EventLoop(threadName: "iterator-test")
+    defer { loop.shutdown() }
+    let client = try MilvusClient.connect(
+      config: ConnectionConfig(host: "127.0.0.1", port: freeLocalPort(), timeout: .seconds(5)),
+      on: loop)
+    let queries: [(MilvusQueryIterator, String)] = [
+      (client.queryIterator("docs", batchSize: 0), "batchSize"),
+      (client.queryIterator("docs", batchSize: 16_385), "batchSize"),
+      (client.queryIterator("docs", limit: 0), "limit"),
+      (client.queryIterator("docs", offset: -3), "offset"),
+      (client.queryIterator(""), "collection"),
+      (client.queryIterator("docs", outputFields: ["id", "count(*)"]), "outputFields[1]"),
+    ]
+    let searches: [(MilvusSearchIterator, String)] = [
+      (client.searchIterator("docs", vector: []), "vector"),
+      (client.searchIterator("docs", query: .string("")), "query"),
+      (client.searchIterator("docs", vector: [1], annsField: ""), "annsField"),
+      (client.searchIterator("docs", vector: [1], metricType: "MAX_SIM"), "metricType"),
+      (client.searchIterator("docs", vector: [1], params: ["ef": 10]), "params.ef"),
+      (client.searchIterator("docs", vector: [1], params: ["ef": .double(.nan)]), "params.ef"),
+      (client.searchIterator("docs", vector: [1], params: ["range_filter": 1]), "params"),
+      (client.searchIterator("docs", vector: [1], rangeFilter: 0.5), "rangeFilter"),
+      (
+        client.searchIterator("docs", vector: [1], metricType: .ip, radius: 0.9, rangeFilter: 0.5),
+        "rangeFilter"
+      ),
+    ]
+    let started = ContinuousClock.now
+    for (iterator, field) in queries {
+      for _ in 0..<2 {
+        await assertMilvexError({ try await iterator.next() }) { $0.invalidField == field }
+      }
+    }
+    for (iterator, field) in searches {
+      await assertMilvexError({ try await iterator.next() }) { $0.invalidField == field }
+    }
+    XCTAssertLessThan(ContinuousClock.now - started, .seconds(2), "no connection awaited")
+    await client.close()
+  }
+
   // MARK: - The iterator over a scripted source
 
   /// Every `next` completes exactly once, in the order called, on the loop thread; nil after
@@ -406,6 +517,10 @@ final class IteratorTests: XCTestCase {
   }
 
   // MARK: - Helpers
+
+  private let schema = CollectionSchema(fields: [
+    .primaryKey("id"), .field("year", .int64), .vector("vec", dimension: 2),
+  ])
 
   private func page(
     _ expression: String, limit: Int, isSeek: Bool = false, snapshot: UInt64? = nil
