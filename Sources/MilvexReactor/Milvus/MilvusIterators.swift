@@ -29,11 +29,13 @@ import Foundation
 ///   rows (k: what one search asks for, `min(16384, 10 × batchSize)`), so there the
 ///   iteration reaches at most those.
 /// - Rows inserted during the iteration: a server that reports the first page's read
-///   timestamp (`session_ts`, Milvus 2.4 and later) gets it as the guarantee timestamp of every
+///   timestamp (`session_ts`, filled in by newer Milvus releases, whose proxy then reads an
+///   iterator's pages at their guarantee timestamp) gets it as the guarantee timestamp of every
 ///   later page and reads them all at that snapshot, so such rows never appear. Milvus 2.3.5
-///   and milvus-lite report none and read each page afresh (tested): such a row appears if
-///   the cursor has not passed it yet (its key is above the last key returned, or its distance
-///   beyond the last distance), and never twice.
+///   and milvus-lite 3.2.2 report none (and ignore a guarantee timestamp as a snapshot) and
+///   read each page afresh (tested): such a row appears if the cursor has not passed it yet
+///   (its key is above the last key returned, or its distance beyond the last distance), and
+///   never twice.
 ///
 /// What "matches when the iteration starts" means is the first page's consistency level:
 /// `.strong` sees every write acknowledged before it, `.session` this client's own.
@@ -298,15 +300,68 @@ final class IteratorEngine<Batch: Sendable> {
   }
 }
 
-/// Performs `call` from the loop thread; `body` runs on the loop thread.
-private func performOnLoop<Output>(
-  _ client: MilvusClient, _ call: MilvusCall<Output>, options: MilvusCallOptions,
-  _ body: @escaping (Result<Output, MilvexError>) -> Void
-) -> MilvusCallHandle {
-  // perform's completion runs on the loop thread (also when the loop is shutting down: then
-  // at once, on this thread, which is the loop thread), so the loop-bound body may run there.
-  let bound = LoopBound(body, loop: client.connection.loop)
-  return client.perform(call, options: options) { result in bound.value(result) }
+/// The calls of one iterator, one at a time from the loop thread, and its closing.
+///
+/// - Important: Loop-confined.
+final class IteratorCalls {
+  typealias Completion<Batch> = (Result<Batch?, MilvexError>) -> Void
+
+  let client: MilvusClient
+  let options: MilvusCallOptions
+  private var inFlight: MilvusCallHandle?
+  /// Closed: no more calls (an answer that raced the cancel must not start another).
+  private(set) var cancelled = false
+
+  init(client: MilvusClient, options: MilvusCallOptions) {
+    self.client = client
+    self.options = options
+  }
+
+  /// Cancels the call in flight; its `orFail` gets `CANCELLED`.
+  func cancel() {
+    cancelled = true
+    inFlight?.cancel()
+  }
+
+  /// Performs `call`; `body` gets its output on the loop thread, and `orFail` the call's
+  /// error or the one `body` throws.
+  func perform<Output, Batch>(
+    _ call: MilvusCall<Output>, orFail completion: @escaping Completion<Batch>,
+    _ body: @escaping (Output) throws(MilvexError) -> Void
+  ) {
+    // perform's completion runs on the loop thread (also when the loop is shutting down: then
+    // at once, on this thread, which is the loop thread), so the loop-bound closure may run.
+    let answered = LoopBound(
+      { [self] (result: Result<Output, MilvexError>) in
+        inFlight = nil
+        do throws(MilvexError) {
+          try body(try result.get())
+        } catch {
+          completion(.failure(error))
+        }
+      }, loop: client.connection.loop)
+    inFlight = client.perform(call, options: options) { answered.value($0) }
+  }
+
+  /// DescribeCollection, its schema kept in the client's cache (so that the pages need not
+  /// read it again), and the primary key.
+  func describe<Batch>(
+    _ collection: String, orFail completion: @escaping Completion<Batch>,
+    _ body:
+      @escaping (CollectionDescription, QueryIteratorCursor.KeyKind, String)
+      throws(MilvexError) -> Void
+  ) {
+    perform(.describeCollection(collection), orFail: completion) {
+      [client, options] description throws(MilvexError) in
+      client.apply(
+        .remember(
+          collection: description.name, schema: description.schema,
+          timestamp: description.updateTimestamp),
+        database: options.database ?? client.connection.databaseOnLoop)
+      let key = try IteratorCheck.primaryKey(of: description)
+      try body(description, key.kind, key.name)
+    }
+  }
 }
 
 /// A query iterator's source: DescribeCollection once, then the pages of a
@@ -334,66 +389,49 @@ final class QueryIteration: IteratorSource {
     }
   }
 
-  private let client: MilvusClient
   private let arguments: Arguments
+  /// Argument errors, found when the iterator was made.
+  private let invalid: MilvexError?
+  private let calls: IteratorCalls
   private var cursor: QueryIteratorCursor?
   private var collectionID: Int64 = 0
-  private var inFlight: MilvusCallHandle?
-  /// Closed: no more calls (an answer that raced the cancel must not start the next page).
-  private var cancelled = false
 
   init(client: MilvusClient, arguments: Arguments) {
-    self.client = client
     self.arguments = arguments
+    invalid = arguments.invalid
+    calls = IteratorCalls(client: client, options: arguments.options)
   }
 
   var snapshot: UInt64? { cursor?.snapshot }
 
   func cancel() {
-    cancelled = true
-    inFlight?.cancel()
+    calls.cancel()
   }
 
   func fetch(_ completion: @escaping (Result<[Row]?, MilvexError>) -> Void) {
-    if cancelled { return completion(.success(nil)) }
-    if let invalid = arguments.invalid { return completion(.failure(invalid)) }
-    guard let cursor else { return setUp(then: completion) }
+    if calls.cancelled { return completion(.success(nil)) }
+    if let invalid { return completion(.failure(invalid)) }
+    guard let cursor else {
+      return calls.describe(arguments.collection, orFail: completion) {
+        [self] description, keyKind, keyName in
+        collectionID = description.id
+        self.cursor = QueryIteratorCursor(
+          keyName: keyName, keyKind: keyKind, filter: arguments.filter,
+          batchSize: arguments.batchSize, limit: arguments.limit, offset: arguments.offset)
+        fetch(completion)
+      }
+    }
     guard case .fetch(let page) = cursor.next() else { return completion(.success(nil)) }
     let call = MilvusCall<IteratorRows>.iteratorQuery(
       arguments.collection, page, keyName: cursor.keyName, outputFields: arguments.outputFields,
       partitions: arguments.partitions, collectionID: collectionID,
       consistencyLevel: arguments.consistencyLevel)
-    inFlight = performOnLoop(client, call, options: arguments.options) { [self] result in
-      inFlight = nil
-      do throws(MilvexError) {
-        let answer = try result.get()
-        let keys = try answer.rows.map { row throws(MilvexError) in try key(of: row) }
-        switch try self.cursor!.received(keys: keys, readTimestamp: answer.readTimestamp) {
-        case .deliver(let count): completion(.success(Array(answer.rows.prefix(count))))
-        case .skipped: fetch(completion)
-        case .finished: completion(.success(nil))
-        }
-      } catch {
-        completion(.failure(error))
-      }
-    }
-  }
-
-  private func setUp(then completion: @escaping (Result<[Row]?, MilvexError>) -> Void) {
-    let call = MilvusCall<CollectionDescription>.describeCollection(arguments.collection)
-    inFlight = performOnLoop(client, call, options: arguments.options) { [self] result in
-      inFlight = nil
-      do throws(MilvexError) {
-        let description = try result.get()
-        IteratorCheck.remember(description, client: client, options: arguments.options)
-        let key = try IteratorCheck.primaryKey(of: description)
-        collectionID = description.id
-        cursor = QueryIteratorCursor(
-          keyName: key.name, keyKind: key.kind, filter: arguments.filter,
-          batchSize: arguments.batchSize, limit: arguments.limit, offset: arguments.offset)
-        fetch(completion)
-      } catch {
-        completion(.failure(error))
+    calls.perform(call, orFail: completion) { [self] answer throws(MilvexError) in
+      let keys = try answer.rows.map { row throws(MilvexError) in try key(of: row) }
+      switch try self.cursor!.received(keys: keys, readTimestamp: answer.readTimestamp) {
+      case .deliver(let count): completion(.success(Array(answer.rows.prefix(count))))
+      case .skipped: fetch(completion)
+      case .finished: completion(.success(nil))
       }
     }
   }
@@ -455,31 +493,30 @@ final class SearchIteration: IteratorSource {
     }
   }
 
-  private let client: MilvusClient
   private let arguments: Arguments
+  /// Argument errors, found when the iterator was made.
+  private let invalid: MilvexError?
+  private let calls: IteratorCalls
   private var cursor: SearchIteratorCursor?
   private var collectionID: Int64 = 0
   private var annsField = ""
   private var metricType = MetricType.l2
-  private var inFlight: MilvusCallHandle?
-  /// Closed: no more calls (an answer that raced the cancel must not start the next search).
-  private var cancelled = false
 
   init(client: MilvusClient, arguments: Arguments) {
-    self.client = client
     self.arguments = arguments
+    invalid = arguments.invalid
+    calls = IteratorCalls(client: client, options: arguments.options)
   }
 
   var snapshot: UInt64? { cursor?.snapshot }
 
   func cancel() {
-    cancelled = true
-    inFlight?.cancel()
+    calls.cancel()
   }
 
   func fetch(_ completion: @escaping (Result<[SearchHit]?, MilvexError>) -> Void) {
-    if cancelled { return completion(.success(nil)) }
-    if let invalid = arguments.invalid { return completion(.failure(invalid)) }
+    if calls.cancelled { return completion(.success(nil)) }
+    if let invalid { return completion(.failure(invalid)) }
     guard cursor != nil else { return setUp(then: completion) }
     switch cursor!.next() {
     case .finished: completion(.success(nil))
@@ -487,60 +524,35 @@ final class SearchIteration: IteratorSource {
     case .search(let probe):
       let call = MilvusCall<IteratorHits>.iteratorSearch(
         arguments.collection, probe, query: arguments.query, queryName: arguments.queryName,
-        annsField: annsField,
-        metricType: metricType, params: arguments.params, outputFields: arguments.outputFields,
-        partitions: arguments.partitions, collectionID: collectionID,
-        consistencyLevel: arguments.consistencyLevel)
-      inFlight = performOnLoop(client, call, options: arguments.options) { [self] result in
-        inFlight = nil
-        do throws(MilvexError) {
-          let answer = try result.get()
-          try cursor!.received(answer.hits, readTimestamp: answer.readTimestamp)
-          fetch(completion)
-        } catch {
-          completion(.failure(error))
-        }
+        annsField: annsField, metricType: metricType, params: arguments.params,
+        outputFields: arguments.outputFields, partitions: arguments.partitions,
+        collectionID: collectionID, consistencyLevel: arguments.consistencyLevel)
+      calls.perform(call, orFail: completion) { [self] answer throws(MilvexError) in
+        try cursor!.received(answer.hits, readTimestamp: answer.readTimestamp)
+        fetch(completion)
       }
     }
   }
 
   private func setUp(then completion: @escaping (Result<[SearchHit]?, MilvexError>) -> Void) {
-    let call = MilvusCall<CollectionDescription>.describeCollection(arguments.collection)
-    inFlight = performOnLoop(client, call, options: arguments.options) { [self] result in
-      inFlight = nil
-      do throws(MilvexError) {
-        let description = try result.get()
-        IteratorCheck.remember(description, client: client, options: arguments.options)
-        let key = try IteratorCheck.primaryKey(of: description)
-        collectionID = description.id
-        annsField = try AnnSearch.vectorField(
-          arguments.annsField, collection: arguments.collection, schema: description.schema,
-          path: ""
-        ).name
-        if let metricType = arguments.metricType {
-          try start(keyName: key.name, metricType: metricType)
-          return fetch(completion)
-        }
-        readMetric(keyName: key.name, then: completion)
-      } catch {
-        completion(.failure(error))
+    calls.describe(arguments.collection, orFail: completion) {
+      [self] description, _, keyName throws(MilvexError) in
+      collectionID = description.id
+      annsField = try AnnSearch.vectorField(
+        arguments.annsField, collection: arguments.collection, schema: description.schema,
+        path: ""
+      ).name
+      if let metricType = arguments.metricType {
+        try start(keyName: keyName, metricType: metricType)
+        return fetch(completion)
       }
-    }
-  }
-
-  /// The metric of the field's index, as pymilvus reads it for its search iterator.
-  private func readMetric(
-    keyName: String, then completion: @escaping (Result<[SearchHit]?, MilvexError>) -> Void
-  ) {
-    let call = MilvusCall<[IndexDescription]>.describeIndex(
-      on: arguments.collection, fieldName: annsField)
-    inFlight = performOnLoop(client, call, options: arguments.options) { [self] result in
-      inFlight = nil
-      do throws(MilvexError) {
-        let indexes = try result.get()
+      // The metric of the field's index, as pymilvus reads it for its search iterator.
+      let indexes = MilvusCall<[IndexDescription]>.describeIndex(
+        on: arguments.collection, fieldName: annsField)
+      calls.perform(indexes, orFail: completion) { [self] indexes throws(MilvexError) in
         let index = indexes.first { $0.fieldName == annsField && $0.metricType != nil }
         guard let metricType = index?.metricType else {
-          throw MilvexError.invalidArgument(
+          throw .invalidArgument(
             field: "metricType",
             message:
               "field '\(annsField)' of collection '\(arguments.collection)' has no index with "
@@ -548,8 +560,6 @@ final class SearchIteration: IteratorSource {
         }
         try start(keyName: keyName, metricType: metricType)
         fetch(completion)
-      } catch {
-        completion(.failure(error))
       }
     }
   }
@@ -557,7 +567,10 @@ final class SearchIteration: IteratorSource {
   private func start(keyName: String, metricType: MetricType) throws(MilvexError) {
     if let invalid = IteratorCheck.order(metricType) { throw invalid }
     // The index's metric: the range's order is checked as for a search with that metric.
-    if let invalid = arguments.search(metricType: metricType).invalid("") { throw invalid }
+    let search = arguments.search(metricType: metricType)
+    if let invalid = IteratorCheck.renamed(search.invalid(""), arguments.queryName) {
+      throw invalid
+    }
     let order = SearchIteratorCursor.Order(metric: metricType)!
     self.metricType = metricType
     cursor = SearchIteratorCursor(
@@ -627,17 +640,6 @@ enum IteratorCheck {
     else { return error }
     return .invalidArgument(
       field: queryName + field.dropFirst(queryName.count + 3), message: message)
-  }
-
-  /// Caches the schema the description brought, so that the pages need not read it again.
-  static func remember(
-    _ description: CollectionDescription, client: MilvusClient, options: MilvusCallOptions
-  ) {
-    client.apply(
-      .remember(
-        collection: description.name, schema: description.schema,
-        timestamp: description.updateTimestamp),
-      database: options.database ?? client.connection.databaseOnLoop)
   }
 }
 

@@ -8,8 +8,8 @@
 /// (Milvus stops merging its segments early); only an empty page ends the iteration.
 ///
 /// An `offset` is skipped first by seek pages that ask for keys only, up to 16,384 at a time,
-/// as pymilvus does. The first answer's read timestamp (`session_ts`, reported by Milvus 2.4
-/// and later) is sent as the guarantee timestamp of every later page, which such a server then
+/// as pymilvus does. The first answer's read timestamp (`session_ts`, reported by newer Milvus
+/// releases) is sent as the guarantee timestamp of every later page, which such a server then
 /// reads at: the whole iteration sees one snapshot.
 ///
 /// ```

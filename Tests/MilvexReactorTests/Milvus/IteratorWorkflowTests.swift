@@ -53,28 +53,20 @@ final class IteratorWorkflowTests: XCTestCase {
     XCTAssertGreaterThan(inserted.count, 0, "no row was inserted during the iteration")
 
     for (form, batches) in queries {
-      let ids = batches.flatMap { $0.map { $0["id"]!.intValue! } }
       XCTAssertTrue(batches.allSatisfy { (1...1_000).contains($0.count) }, form)
-      XCTAssertTrue(zip(ids, ids.dropFirst()).allSatisfy { $0 < $1 }, "\(form): not ascending")
-      XCTAssertTrue(existing.isSubset(of: ids), "\(form): an existing row was skipped")
-      let extra = Set(ids).subtracting(existing)
-      XCTAssertTrue(extra.isSubset(of: inserted), "\(form): a row nobody inserted")
+      let ids = Self.assertQueryGuarantee(batches, existing, inserted, form)
       print(
         "query iterator, \(form): \(ids.count) rows in \(batches.count) batches, "
-          + "\(extra.count) of \(inserted.count) concurrent inserts")
+          + "\(Set(ids).subtracting(existing).count) of \(inserted.count) concurrent inserts")
     }
     let nearness = Dictionary(uniqueKeysWithValues: existing.map { ($0, Self.distance(Int($0))) })
     for (form, batches) in searches {
-      let hits = batches.flatMap { $0 }
-      let ids = hits.map { $0.id.intValue! }
       XCTAssertEqual(batches.map(\.count), [Int](repeating: 1_000, count: 10), form)
-      XCTAssertEqual(Set(ids).count, ids.count, "\(form): a hit came twice")
-      XCTAssertEqual(hits.map(\.distance), hits.map(\.distance).sorted(), form)
-      XCTAssertTrue(Set(ids).subtracting(existing).isSubset(of: inserted), form)
+      let hits = batches.flatMap { $0 }
       // Computed here in float32: a margin for the server's own rounding.
       let within = hits.last!.distance - 1e-4
-      let nearer = nearness.filter { $0.value < within }.keys
-      XCTAssertTrue(Set(nearer).isSubset(of: ids), "\(form): an existing row was skipped")
+      let nearer = Set(nearness.filter { $0.value < within }.keys)
+      let ids = Self.assertSearchGuarantee(batches, nearer, inserted.union(existing), form)
       print(
         "search iterator, \(form): \(ids.count) hits, \(nearer.count) existing rows nearer "
           + "than the last, \(Set(ids).subtracting(existing).count) concurrent inserts")
@@ -300,21 +292,13 @@ final class IteratorWorkflowTests: XCTestCase {
     let inserted = try await inserter.stop()
     XCTAssertGreaterThan(inserted.count, 0)
 
-    for batches in queries {
-      let ids = batches.flatMap { $0.map { $0["id"]!.intValue! } }
-      XCTAssertTrue(zip(ids, ids.dropFirst()).allSatisfy { $0 < $1 }, "not ascending")
-      XCTAssertTrue(existing.isSubset(of: ids), "an existing row was skipped")
-      XCTAssertTrue(Set(ids).subtracting(existing).isSubset(of: inserted))
+    for (form, batches) in zip(["AsyncSequence", "callbacks"], queries) {
+      _ = Self.assertQueryGuarantee(batches, existing, inserted, form)
     }
-    for batches in searches {
-      let hits = batches.flatMap { $0 }
-      let ids = hits.map { $0.id.intValue! }
-      XCTAssertEqual(Set(ids).count, ids.count, "a hit came twice")
-      XCTAssertEqual(hits.map(\.distance), hits.map(\.distance).sorted())
-      XCTAssertTrue(existing.isSubset(of: ids), "an existing row was skipped")
-      XCTAssertTrue(Set(ids).subtracting(existing).isSubset(of: inserted))
+    for (form, batches) in zip(["AsyncSequence", "callbacks"], searches) {
+      let ids = Self.assertSearchGuarantee(batches, existing, inserted.union(existing), form)
       print(
-        "search iterator on Milvus 2.3.5: \(ids.count) hits, "
+        "search iterator on Milvus 2.3.5, \(form): \(ids.count) hits, "
           + "\(Set(ids).subtracting(existing).count) of \(inserted.count) concurrent inserts, "
           + "\(elapsed) for all four runs")
     }
@@ -496,6 +480,44 @@ final class IteratorWorkflowTests: XCTestCase {
       }
       step()
     }
+  }
+
+  /// The query iterator's guarantee: keys ascending (so none twice), every `existing` row, and
+  /// no row but existing or `inserted` ones. Returns the keys.
+  @discardableResult
+  static func assertQueryGuarantee(
+    _ batches: [[Row]], _ existing: Set<Int64>, _ inserted: Set<Int64>, _ form: String,
+    file: StaticString = #filePath, line: UInt = #line
+  ) -> [Int64] {
+    let ids = batches.flatMap { $0.map { $0["id"]!.intValue! } }
+    XCTAssertTrue(
+      zip(ids, ids.dropFirst()).allSatisfy { $0 < $1 }, "\(form): keys not ascending",
+      file: file, line: line)
+    XCTAssertTrue(
+      existing.isSubset(of: ids), "\(form): an existing row was skipped", file: file, line: line)
+    XCTAssertTrue(
+      Set(ids).subtracting(existing).isSubset(of: inserted), "\(form): a row nobody inserted",
+      file: file, line: line)
+    return ids
+  }
+
+  /// The search iterator's guarantee (L2): no hit twice, distances never decreasing, every
+  /// row of `required`, and none but `known` ones. Returns the keys.
+  static func assertSearchGuarantee(
+    _ batches: [[SearchHit]], _ required: Set<Int64>, _ known: Set<Int64>, _ form: String,
+    file: StaticString = #filePath, line: UInt = #line
+  ) -> [Int64] {
+    let hits = batches.flatMap { $0 }
+    let ids = hits.map { $0.id.intValue! }
+    XCTAssertEqual(Set(ids).count, ids.count, "\(form): a hit came twice", file: file, line: line)
+    XCTAssertEqual(
+      hits.map(\.distance), hits.map(\.distance).sorted(), "\(form): out of order", file: file,
+      line: line)
+    XCTAssertTrue(
+      required.isSubset(of: ids), "\(form): an existing row was skipped", file: file, line: line)
+    XCTAssertTrue(
+      Set(ids).isSubset(of: known), "\(form): a row nobody inserted", file: file, line: line)
+    return ids
   }
 
   /// The same hits in the same order, except that hits at one distance may come in any order.
