@@ -283,25 +283,9 @@ final class AccessControlTests: XCTestCase {
   }
 
   static func runPymilvusRBAC(_ request: [String: String]) throws -> [String: FieldValue] {
-    let process = Process()
-    process.executableURL = PeerProcess.venvBin.appendingPathComponent("python")
-    let json = String(
-      decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self)
-    process.arguments = [
-      PeerProcess.repositoryRoot.appendingPathComponent("Tests/Peers/pymilvus_rbac.py").path,
-      json,
-    ]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.standardError
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-      throw PeerError.unexpected("pymilvus_rbac.py exited with \(process.terminationStatus)")
-    }
-    return try XCTUnwrap(try JSONText.parse(data).objectValue)
+    try PeerProcess.runJSONScript("pymilvus_rbac.py", request)
   }
+
 
   // MARK: - Privileges and objects
 

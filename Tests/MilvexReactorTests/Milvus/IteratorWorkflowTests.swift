@@ -536,24 +536,9 @@ final class IteratorWorkflowTests: XCTestCase {
   }
 
   static func runPymilvus(_ request: [String: Any]) throws -> [String: FieldValue] {
-    let process = Process()
-    process.executableURL = PeerProcess.venvBin.appendingPathComponent("python")
-    let json = String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self)
-    process.arguments = [
-      PeerProcess.repositoryRoot.appendingPathComponent("Tests/Peers/pymilvus_iterators.py").path,
-      json,
-    ]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.standardError
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-      throw PeerError.unexpected("pymilvus_iterators.py exited with \(process.terminationStatus)")
-    }
-    return try XCTUnwrap(try JSONText.parse(data).objectValue)
+    try PeerProcess.runJSONScript("pymilvus_iterators.py", request)
   }
+
 }
 
 extension MilvusIterator {

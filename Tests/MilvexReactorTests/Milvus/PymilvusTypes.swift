@@ -19,24 +19,7 @@ enum PymilvusTypes {
       .appendingPathComponent("pymilvus-\(UUID().uuidString).json")
     try JSONSerialization.data(withJSONObject: request).write(to: file)
     defer { try? FileManager.default.removeItem(at: file) }
-    let process = Process()
-    process.executableURL = PeerProcess.venvBin.appendingPathComponent("python")
-    process.arguments = [
-      PeerProcess.repositoryRoot.appendingPathComponent("Tests/Peers/pymilvus_types.py").path,
-      file.path,
-    ]
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-      throw PeerError.unexpected(
-        "pymilvus_types.py exited \(process.terminationStatus): \(message)")
-    }
+    let data = try PeerProcess.runScript("pymilvus_types.py", [file.path])
     guard let results = try JSONText.parse(data).objectValue?["results"]?.arrayValue else {
       throw PeerError.unexpected("pymilvus_types.py printed no results")
     }
@@ -158,3 +141,14 @@ enum PymilvusTypes {
     }
   }
 }
+
+extension PeerProcess {
+  /// ``runScript(_:_:)`` with one JSON argument, its output parsed as a JSON object.
+  static func runJSONScript(_ script: String, _ request: Any) throws -> [String: FieldValue] {
+    let json = String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self)
+    let data = try runScript(script, [json])
+    guard let object = try JSONText.parse(data).objectValue else {
+      throw PeerError.unexpected("\(script) printed no JSON object")
+    }
+    return object
+  }}

@@ -145,19 +145,8 @@ final class WaitingAndAlteringTests: XCTestCase {
     _ call: MilvusCall<Void>, as type: Request.Type, pymilvus function: String, _ args: [Any],
     line: UInt = #line
   ) throws {
-    let process = Process()
-    process.executableURL = PeerProcess.venvBin.appendingPathComponent("python")
     let json = String(decoding: try JSONSerialization.data(withJSONObject: args), as: UTF8.self)
-    process.arguments = [
-      PeerProcess.repositoryRoot.appendingPathComponent("Tests/Peers/pymilvus_prepare.py").path,
-      function, json,
-    ]
-    let output = Pipe()
-    process.standardOutput = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    XCTAssertEqual(process.terminationStatus, 0, line: line)
+    let data = try PeerProcess.runScript("pymilvus_prepare.py", [function, json])
     let hex = Array((try JSONText.parse(data).objectValue?["hex"]?.stringValue ?? "").utf8)
     let bytes = stride(from: 0, to: hex.count - 1, by: 2).compactMap {
       UInt8(String(decoding: hex[$0...($0 + 1)], as: UTF8.self), radix: 16)

@@ -20,6 +20,36 @@ final class PeerProcess: @unchecked Sendable {
 
   static var venvBin: URL { repositoryRoot.appendingPathComponent(".venv/bin") }
 
+  /// Runs `Tests/Peers/<script>` with the venv's Python to completion (the pymilvus
+  /// cross-check scripts, which exit by themselves) and returns what it printed; a non-zero
+  /// exit throws with its stderr. stderr goes to a file, so neither pipe can fill and block it.
+  static func runScript(_ script: String, _ arguments: [String]) throws -> Data {
+    let process = Process()
+    process.executableURL = venvBin.appendingPathComponent("python")
+    process.arguments =
+      [repositoryRoot.appendingPathComponent("Tests/Peers/\(script)").path] + arguments
+    let errorsFile = FileManager.default.temporaryDirectory
+      .appendingPathComponent("milvex-peer-\(UUID().uuidString).err")
+    guard FileManager.default.createFile(atPath: errorsFile.path, contents: nil) else {
+      throw PeerError.unexpected("cannot create \(errorsFile.path)")
+    }
+    defer { try? FileManager.default.removeItem(at: errorsFile) }
+    let output = Pipe()
+    process.standardOutput = output
+    let errors = try FileHandle(forWritingTo: errorsFile)
+    defer { try? errors.close() }
+    process.standardError = errors
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+      let text = (try? String(contentsOf: errorsFile, encoding: .utf8)) ?? ""
+      throw PeerError.unexpected("\(script) exited \(process.terminationStatus): \(text)")
+    }
+    return data
+  }
+
+
   init(name: String, executable: URL, arguments: [String]) {
     self.name = name
     process.executableURL = executable
