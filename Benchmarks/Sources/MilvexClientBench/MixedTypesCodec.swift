@@ -41,7 +41,9 @@ func sparseEntries(_ index: Int) -> [UInt32: Float] {
 
 func mixedTags(_ index: Int) -> [FieldValue] { (0..<8).map { .int(Int64(index &+ $0)) } }
 
-func mixedMeta(_ index: Int) -> FieldValue { ["k": .int(Int64(index)), "group": .string("g\(index % 10)")] }
+func mixedMeta(_ index: Int) -> FieldValue {
+  ["k": .int(Int64(index)), "group": .string("g\(index % 10)")]
+}
 
 /// Every third row's title is null.
 func mixedTitle(_ index: Int) -> FieldValue { index % 3 == 0 ? .null : .string("title \(index)") }
@@ -69,29 +71,42 @@ func mixedColumns() -> [String: FieldColumn] {
   ]
 }
 
-@inline(never) @_optimize(none) func encodeFloatRows(_ rows: [Row], _ schema: CollectionSchema) throws -> Int {
+@inline(never) @_optimize(none) func encodeFloatRows(_ rows: [Row], _ schema: CollectionSchema)
+  throws -> Int
+{
   try MilvusCall.insert(into: "float", .rows(rows)).encodedRequest(schema: schema).count
 }
 
-@inline(never) @_optimize(none) func encodeFloatColumns(_ columns: [String: FieldColumn], _ schema: CollectionSchema) throws -> Int {
+@inline(never) @_optimize(none) func encodeFloatColumns(
+  _ columns: [String: FieldColumn], _ schema: CollectionSchema
+) throws -> Int {
   try MilvusCall.insert(into: "float", .columns(columns)).encodedRequest(schema: schema).count
 }
 
-@inline(never) @_optimize(none) func encodeMixedRows(_ rows: [Row], _ schema: CollectionSchema) throws -> Int {
+@inline(never) @_optimize(none) func encodeMixedRows(_ rows: [Row], _ schema: CollectionSchema)
+  throws -> Int
+{
   try MilvusCall.insert(into: "mixed", .rows(rows)).encodedRequest(schema: schema).count
 }
 
-@inline(never) @_optimize(none) func encodePartRows(_ rows: [Row], _ schema: CollectionSchema) throws -> Int {
+@inline(never) @_optimize(none) func encodePartRows(_ rows: [Row], _ schema: CollectionSchema)
+  throws -> Int
+{
   try MilvusCall.insert(into: "part", .rows(rows)).encodedRequest(schema: schema).count
 }
 
-@inline(never) @_optimize(none) func encodeMixedColumns(_ columns: [String: FieldColumn], _ schema: CollectionSchema) throws -> Int {
-  try MilvusCall.insert(into: "mixed-columns", .columns(columns)).encodedRequest(schema: schema).count
+@inline(never) @_optimize(none) func encodeMixedColumns(
+  _ columns: [String: FieldColumn], _ schema: CollectionSchema
+) throws -> Int {
+  try MilvusCall.insert(into: "mixed-columns", .columns(columns)).encodedRequest(schema: schema)
+    .count
 }
 
 /// Times the float-vector insert (`localCodec()`'s rows and columns) and the mixed insert in
 /// alternation, `mixedRounds` rounds of each, and prints medians per row and their ratios.
-func mixedTypesCodec(floatSchema: CollectionSchema, floatRows: [Row], floatColumns: [String: FieldColumn]) throws {
+func mixedTypesCodec(
+  floatSchema: CollectionSchema, floatRows: [Row], floatColumns: [String: FieldColumn]
+) throws {
   let rows = mixedRows()
   let columns = mixedColumns()
   let count = Double(mixedRowCount)
@@ -106,24 +121,40 @@ func mixedTypesCodec(floatSchema: CollectionSchema, floatRows: [Row], floatColum
   for _ in 0..<mixedRounds {
     floatRowTimes.append(try time(1) { _ = try encodeFloatRows(floatRows, floatSchema) } / count)
     mixedRowTimes.append(try time(1) { _ = try encodeMixedRows(rows, mixedSchema) } / count)
-    floatColumnTimes.append(try time(1) { _ = try encodeFloatColumns(floatColumns, floatSchema) } / count)
-    mixedColumnTimes.append(try time(1) { _ = try encodeMixedColumns(columns, mixedSchema) } / count)
+    floatColumnTimes.append(
+      try time(1) { _ = try encodeFloatColumns(floatColumns, floatSchema) } / count)
+    mixedColumnTimes.append(
+      try time(1) { _ = try encodeMixedColumns(columns, mixedSchema) } / count)
   }
   let floatRowsMedian = median(floatRowTimes), mixedRowsMedian = median(mixedRowTimes)
   let floatColumnsMedian = median(floatColumnTimes), mixedColumnsMedian = median(mixedColumnTimes)
-  print("mixed types vs float vector (issue 13), \(mixedRowCount) rows, \(mixedRounds) rounds in alternation, medians:")
+  print(
+    "mixed types vs float vector (issue 13), \(mixedRowCount) rows, \(mixedRounds) rounds in alternation, medians:"
+  )
   print("schema | request MB | rows µs/row | columns µs/row")
-  print(String(format: "float: int64 key, varchar, double, JSON, %d-dim float vector, dynamic key | %.2f | %.2f | %.2f",
-               dimension(floatSchema), Double(floatBytes) / 1e6, floatRowsMedian, floatColumnsMedian))
-  print(String(format: "mixed: int64 key, float16[%d] from floats, sparse (%d entries), nullable varchar (1/3 null), "
-                 + "int64 array[8], JSON, dynamic key | %.2f (columns %.2f) | %.2f | %.2f",
-               mixedDimension, sparseEntries, Double(mixedBytes) / 1e6, Double(mixedColumnBytes) / 1e6,
-               mixedRowsMedian, mixedColumnsMedian))
-  print(String(format: "ratio mixed/float per row: rows %.2f, columns %.2f (target ≤ 2)",
-               mixedRowsMedian / floatRowsMedian, mixedColumnsMedian / floatColumnsMedian))
-  print(String(format: "  per round, rows: %@; columns: %@",
-               zip(mixedRowTimes, floatRowTimes).map { String(format: "%.2f", $0 / $1) }.joined(separator: " "),
-               zip(mixedColumnTimes, floatColumnTimes).map { String(format: "%.2f", $0 / $1) }.joined(separator: " ")))
+  print(
+    String(
+      format:
+        "float: int64 key, varchar, double, JSON, %d-dim float vector, dynamic key | %.2f | %.2f | %.2f",
+      dimension(floatSchema), Double(floatBytes) / 1e6, floatRowsMedian, floatColumnsMedian))
+  print(
+    String(
+      format:
+        "mixed: int64 key, float16[%d] from floats, sparse (%d entries), nullable varchar (1/3 null), "
+        + "int64 array[8], JSON, dynamic key | %.2f (columns %.2f) | %.2f | %.2f",
+      mixedDimension, sparseEntries, Double(mixedBytes) / 1e6, Double(mixedColumnBytes) / 1e6,
+      mixedRowsMedian, mixedColumnsMedian))
+  print(
+    String(
+      format: "ratio mixed/float per row: rows %.2f, columns %.2f (target ≤ 2)",
+      mixedRowsMedian / floatRowsMedian, mixedColumnsMedian / floatColumnsMedian))
+  print(
+    String(
+      format: "  per round, rows: %@; columns: %@",
+      zip(mixedRowTimes, floatRowTimes).map { String(format: "%.2f", $0 / $1) }.joined(
+        separator: " "),
+      zip(mixedColumnTimes, floatColumnTimes).map { String(format: "%.2f", $0 / $1) }.joined(
+        separator: " ")))
   try perFieldBreakdown(rows)
 }
 

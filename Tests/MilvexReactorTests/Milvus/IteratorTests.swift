@@ -495,11 +495,19 @@ final class IteratorTests: XCTestCase {
       calls.withLock { $0.append("\(result)") }
       done.open()
     }
-    Thread.sleep(forTimeInterval: 0.05)
+    // The loop runs submitted work in order: once this barrier has run, the fetch has started.
+    func drainLoop() throws {
+      let barrier = Latch()
+      try loop.execute { barrier.open() }
+      barrier.waitOrFail("the loop barrier", timeout: .seconds(10))
+    }
+    try drainLoop()
     iterator.close()
     iterator.close()
     done.waitOrFail("the close", timeout: .seconds(10))
-    Thread.sleep(forTimeInterval: 0.05)
+    // Anything else the close queued has run by now: still exactly one answer.
+    try drainLoop()
+    try drainLoop()
     XCTAssertEqual(calls.withLock { $0 }, ["success(nil)"])
   }
 
