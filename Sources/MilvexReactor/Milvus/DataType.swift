@@ -72,6 +72,15 @@ public indirect enum DataType: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
+  /// The values an int8, int16 or int32 field holds (int32's for the other types).
+  var integerRange: ClosedRange<Int64> {
+    switch self {
+    case .int8: return -128...127
+    case .int16: return -32_768...32_767
+    default: return Int64(Int32.min)...Int64(Int32.max)
+    }
+  }
+
   /// The dense dimension (components, or bits for a binary vector); nil for other types.
   public var dimension: Int? {
     switch self {

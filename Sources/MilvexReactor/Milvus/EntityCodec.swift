@@ -446,12 +446,7 @@ private struct ColumnBuilder {
       bools.append(flag)
     case .int8, .int16, .int32:
       guard case .int(let number) = value else { throw mismatch(value, path()) }
-      let range: ClosedRange<Int64> =
-        switch type {
-        case .int8: -128...127
-        case .int16: -32_768...32_767
-        default: Int64(Int32.min)...Int64(Int32.max)
-        }
+      let range = type.integerRange
       guard range.contains(number) else {
         throw .invalidArgument(field: path(), message: "\(number) is out of range for \(type)")
       }
@@ -515,12 +510,7 @@ private struct ColumnBuilder {
       }
       scalars.boolData.data = values
     case .int8, .int16, .int32:
-      let range: ClosedRange<Int64> =
-        switch element {
-        case .int8: -128...127
-        case .int16: -32_768...32_767
-        default: Int64(Int32.min)...Int64(Int32.max)
-        }
+      let range = element.integerRange
       var values: [Int32] = []
       values.reserveCapacity(elements.count)
       for (index, value) in elements.enumerated() {

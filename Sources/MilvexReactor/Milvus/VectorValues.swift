@@ -157,12 +157,7 @@ enum ValueFieldCoding {
     switch (type, value) {
     case (.bool, .bool(let flag)): proto.boolData = flag
     case (.int8, .int(let number)), (.int16, .int(let number)), (.int32, .int(let number)):
-      let range: ClosedRange<Int64> =
-        switch type {
-        case .int8: -128...127
-        case .int16: -32_768...32_767
-        default: Int64(Int32.min)...Int64(Int32.max)
-        }
+      let range = type.integerRange
       guard range.contains(number) else {
         throw .invalidArgument(field: path, message: "\(number) is out of range for \(type)")
       }
