@@ -11,9 +11,8 @@ import XCTest
 /// search, TEXT_MATCH), nullable and default values, every array element type, JSON, dynamic
 /// fields, partition and clustering keys, several vector fields; it refuses binary, float16,
 /// bfloat16 and int8 vectors. The real Milvus 2.3.5 server stores binary vectors (HAMMING and
-/// JACCARD search), float16 vectors (its float16 search is broken: distances as if every stored
-/// vector were zero, so only writing and reading are checked), partition keys with
-/// `numPartitions`. No server here stores bfloat16 or int8 vectors: their bytes are checked
+/// JACCARD search) and partition keys with `numPartitions`; its float16 support is unfinished
+/// (see the real-server section), so float16 is checked here by bytes, as below. No server here stores bfloat16 or int8 vectors: their bytes are checked
 /// against pymilvus's own encoding of the same rows.
 final class DataTypesWorkflowTests: XCTestCase {
   // MARK: - milvus-lite: sparse, BM25, nullable, defaults, arrays, JSON, keys
@@ -222,7 +221,14 @@ final class DataTypesWorkflowTests: XCTestCase {
     await fixture.stop()
   }
 
-  // MARK: - The real Milvus 2.3.5 server: binary and float16 vectors, partition key
+  // MARK: - The real Milvus 2.3.5 server: binary vectors, partition key
+  //
+  // Not float16 here: 2.3.5's float16 support is unfinished (its searches compute distances as
+  // if every stored vector were zero, and once, in a ThreadSanitizer run of this suite, the
+  // server aborted with SIGABRT while this test loaded a float16 collection, which took every
+  // later real-server test with it). float16 is proven by the conversion tests, by the insert
+  // bytes equalling pymilvus's own encoding (below), and by the guide's two-row float16
+  // example on 2.3.5.
 
   private static let binarySchema = CollectionSchema(fields: [
     .primaryKey("id"),
@@ -249,7 +255,7 @@ final class DataTypesWorkflowTests: XCTestCase {
     ]
   }
 
-  func testBinaryAndFloat16VectorsOnTheRealServerMatchPymilvus() async throws {
+  func testBinaryVectorsOnTheRealServerMatchPymilvus() async throws {
     let server = try MilvusServers.plain
     let loop = try EventLoop(threadName: "types-test")
     defer { loop.shutdown() }
@@ -259,7 +265,6 @@ final class DataTypesWorkflowTests: XCTestCase {
     let uri = "http://\(server.host):\(server.port)"
     let suffix = UUID().uuidString.prefix(8).lowercased()
     let binary = "bin_\(suffix)"
-    let half = "half_\(suffix)"
     let schema = Self.binarySchema
     try await client.perform(
       .createCollection(binary, schema: schema, consistencyLevel: .strong, numPartitions: 8))
@@ -332,50 +337,7 @@ final class DataTypesWorkflowTests: XCTestCase {
       },
       (0..<80).map(Self.binaryRow))
 
-    // float16: written from floats here and as raw bits by pymilvus, read back bit for bit.
-    let halfSchema = CollectionSchema(fields: [
-      .primaryKey("id"), .field("v", .float16Vector(dimension: 8)),
-    ])
-    try await client.perform(.createCollection(half, schema: halfSchema, consistencyLevel: .strong))
-    func floats(_ index: Int) -> [Float] { TestData.vector(index, dimension: 8).map { $0 * 3 - 1 } }
-    _ = try await client.perform(
-      .insert(
-        into: half, rows: (0..<20).map { ["id": .int(Int64($0)), "v": .floatVector(floats($0))] }))
-    _ = try PymilvusTypes.run(
-      uri: uri, collection: half,
-      [
-        [
-          "op": "insert",
-          "rows": (20..<40).map {
-            PymilvusTypes.json(
-              ["id": .int(Int64($0)), "v": .float16Vector(converting: floats($0))],
-              schema: halfSchema)
-          },
-        ]
-      ])
-    try await client.perform(
-      .createIndex(on: half, IndexSpec(fieldName: "v", indexType: .flat, metricType: .l2)))
-    try await client.loadCollection(half)
-    let expected: [Row] = (0..<40).map {
-      ["id": .int(Int64($0)), "v": .float16Vector(converting: floats($0))]
-    }
-    let halves = try await client.perform(
-      .query(half, filter: "id >= 0", outputFields: ["v"], limit: 100)
-    )
-    .sorted { ($0["id"]?.intValue ?? 0) < ($1["id"]?.intValue ?? 0) }
-    XCTAssertEqual(halves, expected)
-    let theirHalves = try PymilvusTypes.run(
-      uri: uri, collection: half,
-      [["op": "query", "filter": "id >= 0", "output_fields": ["v"], "limit": 100]])
-    XCTAssertEqual(
-      (theirHalves[0].objectValue?["rows"]?.arrayValue ?? []).map {
-        PymilvusTypes.row($0, schema: halfSchema)
-      },
-      expected)
-    XCTAssertEqual(halves[3]["v"]?.floatVectorValue?.count, 8)
-
     try await client.perform(.dropCollection(binary))
-    try await client.perform(.dropCollection(half))
     await client.close()
   }
 
