@@ -19,12 +19,18 @@ demo: deps
 ## Milvus servers (plain, TLS, mutual TLS), started after the builds and stopped when the runs
 ## end, also on failure (scripts/milvus-peers.sh).
 test: deps check-protos
-	$(MAKE) build-tests build-tests-tsan
+	$(MAKE) build-tests build-tests-tsan echo-server
 	scripts/milvus-peers.sh run -- $(MAKE) test-unit test-tsan
 
 ## Fails when a field number, type or enum value in Protos/ differs from Milvus's wire format.
 check-protos: deps
 	.venv/bin/python scripts/check-protos.py
+
+## The gRPC C++ echo server (Benchmarks/cpp-server): a plain-gRPC test peer and the
+## benchmarks' server.
+.PHONY: echo-server
+echo-server: deps
+	$(MAKE) -C Benchmarks/cpp-server ../.build-cpp/generic_server
 
 # test-unit, test-tsan and test-asan start the Milvus servers themselves when run alone, and
 # use the outer run's when `make test` runs them (MILVEX_MILVUS_*_PORT already set).

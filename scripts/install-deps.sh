@@ -16,12 +16,12 @@ packages=(
   protobuf-compiler  # scripts/generate-protos.sh and the proto check
   pkg-config
   python3-venv
+  libgrpc++-dev      # the gRPC C++ echo server: a test peer and the benchmarks' server
 )
 # `--bench`: what the side-by-side channel benchmark needs besides (make bench-channel).
 if [ "${1:-}" = "--bench" ]; then
   packages+=(
     nghttp2-client   # h2load, the ceiling for a libev + nghttp2 client
-    libgrpc++-dev    # the C++ echo server
     valgrind         # instruction counts per call
     util-linux       # taskset
   )

@@ -65,7 +65,7 @@ final class ClosedLoopPhase: @unchecked Sendable {
     guard started < total else { return }
     started += 1
     let begin = monotonicNanoseconds()
-    channel.unaryOnLoop(path: "/bench.Echo/Call", request: payload, timeout: .seconds(30)) {
+    channel.onLoop.unary(path: "/bench.Echo/Call", request: payload, timeout: .seconds(30)) {
       result in
       self.finish(result, begin: begin)
     }
@@ -119,12 +119,14 @@ final class ConnectionSetup: @unchecked Sendable {
   func begin() {
     start = monotonicNanoseconds()
     do {
-      let channel = try GRPCChannel.connectOnLoop(configuration: configuration, loop: loop) {
+      // The events arrive on the loop thread, where this object lives.
+      nonisolated(unsafe) let run = self
+      let channel = try GRPCChannel.connect(configuration: configuration, loop: loop) {
         event in
-        if event == .ready, self.ready == nil { self.ready = monotonicNanoseconds() }
+        if event == .ready, run.ready == nil { run.ready = monotonicNanoseconds() }
       }
       self.channel = channel
-      channel.unaryOnLoop(path: "/bench.Echo/Call", request: payload, timeout: .seconds(30)) {
+      channel.onLoop.unary(path: "/bench.Echo/Call", request: payload, timeout: .seconds(30)) {
         result in
         self.finish(result, at: monotonicNanoseconds())
       }
@@ -142,7 +144,7 @@ final class ConnectionSetup: @unchecked Sendable {
       sample = ConnectionSetupSample(
         firstEchoNanoseconds: end - start, readyNanoseconds: ready.map { $0 - start })
     }
-    channel?.closeOnLoop()
+    channel?.onLoop.close()
     channel = nil
     done.open()
   }

@@ -3,9 +3,14 @@ import Logging
 import Metrics
 import ServiceLifecycle
 
-/// A connection to a Milvus server that stays alive: it keeps one gRPC channel, notices when
-/// it dies (EOF, error, GOAWAY, keepalive timeout) and replaces it with exponential backoff and
-/// jitter, until ``disconnect()``.
+/// A gRPC connection that stays alive: it keeps one gRPC channel, notices when it dies (EOF,
+/// error, GOAWAY, keepalive timeout) and replaces it with exponential backoff and jitter, until
+/// ``disconnect()``.
+///
+/// A set-up step (``ChannelSetup``) given to ``start(config:on:name:setup:logger:random:metrics:onStateChange:)``
+/// runs on every new channel before it counts as connected and supplies the metadata every call
+/// carries; the Milvus client's step is Milvus's `Connect` handshake. Without one, the
+/// connection serves any gRPC server.
 ///
 /// `Connection` is a `Sendable` handle; the work happens on its ``EventLoop``. See
 /// `Docs/connection.md` for the states and the backoff.
@@ -23,6 +28,8 @@ public final class Connection: Sendable, Service {
   public let config: ConnectionConfig
   /// The name it is registered under, if any.
   public let name: String?
+  /// The set-up step run on every new channel (nil: none, a plain gRPC connection).
+  public let setup: (any ChannelSetup)?
   /// The loop-side half. Nothing the driver holds points back at this handle (no `weak self`):
   /// the driver reports to `observers`, and its last act replaces it here with `.finished`, so a
   /// disconnected handle that the application keeps holds no driver, channel or timer.
@@ -44,10 +51,13 @@ public final class Connection: Sendable, Service {
     var nextStreamID: UInt64 = 0
   }
 
-  private init(loop: EventLoop, config: ConnectionConfig, name: String?) {
+  private init(
+    loop: EventLoop, config: ConnectionConfig, name: String?, setup: (any ChannelSetup)?
+  ) {
     self.loop = loop
     self.config = config
     self.name = name
+    self.setup = setup
     self.phase = LoopBound(.starting, loop: loop)
     self.observers = LockedState(Observers())
   }
@@ -70,6 +80,8 @@ public final class Connection: Sendable, Service {
   /// - Parameters:
   ///   - config: validated here; an invalid one is rejected at once.
   ///   - name: registers the connection under this name until it is disconnected.
+  ///   - setup: run on every new channel before it counts as connected, and the source of the
+  ///     metadata every call carries (``ChannelSetup``); nil for none (any gRPC server).
   ///   - onStateChange: told every transition (also available as ``transitions``).
   ///   - random: the jitter's random source (tests pin it).
   ///   - metrics: where the connection's counters and timers go (`MetricsSystem.factory` if nil):
@@ -80,6 +92,7 @@ public final class Connection: Sendable, Service {
   ///   use; ``MilvexError/eventLoopShutDown(operation:)`` if the loop has shut down.
   public static func start(
     config: ConnectionConfig, on loop: EventLoop, name: String? = nil,
+    setup: (any ChannelSetup)? = nil,
     logger: Logger = Logger(label: "milvex.connection"),
     random: any BackoffRandomSource = SystemBackoffRandomSource(),
     metrics: (any MetricsFactory)? = nil,
@@ -95,7 +108,7 @@ public final class Connection: Sendable, Service {
     if let name, name.isEmpty {
       throw .invalidArgument(field: "name", message: "must not be empty")
     }
-    let connection = Connection(loop: loop, config: config, name: name)
+    let connection = Connection(loop: loop, config: config, name: name, setup: setup)
     if let onStateChange { connection.observers.withLock { $0.callbacks.append(onStateChange) } }
     if let name {
       let registered = ConnectionRegistry.shared.withLock { names -> Bool in
@@ -123,7 +136,9 @@ public final class Connection: Sendable, Service {
   ) {
     let (phase, observers, name) = (self.phase, self.observers, self.name)
     let driver = ConnectionDriver(
-      loop: loop, config: config, name: name, logger: logger, random: random, metrics: metrics,
+      loop: loop, config: config, name: name,
+      setup: setup.map { ErasedChannelSetup($0) } ?? ErasedChannelSetup(NoChannelSetup()),
+      logger: logger, random: random, metrics: metrics,
       publish: { transition in Self.publish(transition, to: observers) },
       onTerminated: {
         Self.finish(phase)
@@ -213,9 +228,10 @@ public final class Connection: Sendable, Service {
 
   // MARK: - The current database
 
-  /// Makes `database` the one later calls default to (`dbname` metadata). The choice outlives
-  /// reconnects: every new channel carries it, and ``channel(_:)`` reports it in the config.
-  /// It does not check that the database exists; ``MilvusClient/useDatabase(_:)`` does.
+  /// Makes `database` the one later calls default to: the set-up step's metadata for it (for
+  /// Milvus, `dbname`) goes with every later call. The choice outlives reconnects: every new
+  /// channel carries it, and ``channel(_:)`` reports it in the config. It does not check that
+  /// the database exists (the Milvus client's `useDatabase` does).
   ///
   /// - Important: Callable from any thread; takes effect on the loop thread before any call
   ///   submitted after it returns.
@@ -232,44 +248,12 @@ public final class Connection: Sendable, Service {
     }
   }
 
-  /// Loop-thread form of ``useDatabase(_:)``.
-  ///
-  /// - Important: Loop thread only.
-  public func useDatabaseOnLoop(_ database: String) throws(MilvexError) {
-    loop.assertInLoopThread()
-    guard !database.isEmpty else {
-      throw .invalidArgument(field: "database", message: "must not be empty")
-    }
-    useDatabaseIfRunning(database)
-  }
-
   private func useDatabaseIfRunning(_ database: String) {
     switch phase.value {
     case .starting: break
     case .running(let driver): driver.useDatabase(database)
     case .finished(let error, _): phase.value = .finished(error: error, database: database)
     }
-  }
-
-  /// The database calls default to now (the config's until ``useDatabase(_:)``).
-  ///
-  /// - Important: Loop thread only.
-  public var databaseOnLoop: String {
-    loop.assertInLoopThread()
-    switch phase.value {
-    case .starting: return config.database
-    case .running(let driver): return driver.database
-    case .finished(_, let database): return database
-    }
-  }
-
-  /// The config with the database calls default to now.
-  ///
-  /// - Important: Loop thread only.
-  private var currentConfigOnLoop: ConnectionConfig {
-    var config = self.config
-    config.database = databaseOnLoop
-    return config
   }
 
   // MARK: - The channel
@@ -284,7 +268,7 @@ public final class Connection: Sendable, Service {
     _ completion: @escaping @Sendable (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void
   ) {
     do {
-      try loop.execute { [self] in completion(channelOnLoop()) }
+      try loop.execute { [self] in completion(onLoop.channel()) }
     } catch {
       completion(.failure(.disconnected(reason: "the event loop has shut down")))
     }
@@ -298,14 +282,6 @@ public final class Connection: Sendable, Service {
       channel { continuation.resume(returning: $0) }
     }
     return try result.get()
-  }
-
-  /// Loop-thread form of ``channel(_:)``.
-  ///
-  /// - Important: Loop thread only.
-  public func channelOnLoop() -> Result<(GRPCChannel, ConnectionConfig), MilvexError> {
-    guard let driver else { return .failure(noDriverError) }
-    return driver.channelNow()
   }
 
   /// Waits until connected (or `timeout` passes) and returns the channel and its config.
@@ -330,29 +306,6 @@ public final class Connection: Sendable, Service {
     }
   }
 
-  /// Loop-thread form of ``waitForChannel(timeout:_:)``: delivers the channel at once when
-  /// connected, else when connected or at `deadline`.
-  ///
-  /// - Important: Loop thread only; `completion` runs on the loop thread.
-  public func waitForChannelOnLoop(
-    deadline: ContinuousClock.Instant,
-    _ completion: @escaping (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void
-  ) {
-    waitForLiveChannelOnLoop(deadline: deadline) { [self] in
-      completion($0.map { ($0, currentConfigOnLoop) })
-    }
-  }
-
-  /// ``waitForChannelOnLoop(deadline:_:)`` without the config (the per-call path).
-  func waitForLiveChannelOnLoop(
-    deadline: ContinuousClock.Instant,
-    _ completion: @escaping (Result<GRPCChannel, MilvexError>) -> Void
-  ) {
-    loop.assertInLoopThread()
-    guard let driver else { return completion(.failure(noDriverError)) }
-    driver.waitForChannel(deadline: deadline, completion)
-  }
-
   /// `async` form of ``waitForChannel(timeout:_:)``.
   public func waitForChannel(timeout: Duration) async throws(MilvexError) -> (
     channel: GRPCChannel, config: ConnectionConfig
@@ -361,6 +314,78 @@ public final class Connection: Sendable, Service {
       waitForChannel(timeout: timeout) { continuation.resume(returning: $0) }
     }
     return try result.get()
+  }
+
+  // MARK: - On the loop thread
+
+  /// The connection's loop-thread forms, for code that runs on its loop (callbacks, timers,
+  /// layers built on the loop): no hop through the submission queue, completions need not be
+  /// `Sendable`, and a connected channel is delivered before the call returns.
+  ///
+  /// - Important: Use it on the loop thread only (checked in debug builds).
+  public var onLoop: LoopView { LoopView(connection: self) }
+
+  /// A ``Connection`` as seen from its loop thread. Not `Sendable`: it must not leave the loop.
+  public struct LoopView {
+    fileprivate let connection: Connection
+
+    /// The database calls default to now (the config's until ``Connection/useDatabase(_:)``).
+    ///
+    /// - Important: Loop thread only.
+    public var database: String {
+      connection.loop.assertInLoopThread()
+      switch connection.phase.value {
+      case .starting: return connection.config.database
+      case .running(let driver): return driver.database
+      case .finished(_, let database): return database
+      }
+    }
+
+    /// The config with the database calls default to now.
+    ///
+    /// - Important: Loop thread only.
+    public var config: ConnectionConfig {
+      var config = connection.config
+      config.database = database
+      return config
+    }
+
+    /// ``Connection/useDatabase(_:)`` in effect before it returns.
+    ///
+    /// - Important: Loop thread only.
+    /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for an empty name.
+    public func useDatabase(_ database: String) throws(MilvexError) {
+      connection.loop.assertInLoopThread()
+      guard !database.isEmpty else {
+        throw .invalidArgument(field: "database", message: "must not be empty")
+      }
+      connection.useDatabaseIfRunning(database)
+    }
+
+    /// The live channel and its config now, as ``Connection/channel(_:)`` delivers them.
+    ///
+    /// - Important: Loop thread only.
+    public func channel() -> Result<(GRPCChannel, ConnectionConfig), MilvexError> {
+      connection.loop.assertInLoopThread()
+      guard let driver = connection.driver else { return .failure(connection.noDriverError) }
+      return driver.channelNow()
+    }
+
+    /// Delivers the live channel once connected (at once when connected now), or fails at
+    /// `deadline` with a retriable ``MilvexError/notConnected(host:port:lastFailure:)``, or at
+    /// once after disconnect. ``config`` gives the config that goes with it.
+    ///
+    /// - Important: Loop thread only; `completion` runs on the loop thread.
+    public func waitForChannel(
+      deadline: ContinuousClock.Instant,
+      _ completion: @escaping (Result<GRPCChannel, MilvexError>) -> Void
+    ) {
+      connection.loop.assertInLoopThread()
+      guard let driver = connection.driver else {
+        return completion(.failure(connection.noDriverError))
+      }
+      driver.waitForChannel(deadline: deadline, completion)
+    }
   }
 
   // MARK: - State
@@ -510,3 +535,6 @@ final class OneShot<Value: Sendable>: Sendable {
     continuation?.resume(returning: value)
   }
 }
+
+@available(*, unavailable, message: "a loop view must stay on its loop thread")
+extension Connection.LoopView: Sendable {}

@@ -326,20 +326,6 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     return "\(Double(seconds) * 1000 + Double(attoseconds) / 1e15) ms"
   }
 
-  /// The gRPC metadata Milvus expects on every call: `authorization` (base64 of the token,
-  /// or of `user:password` when there is no token; absent when neither is set) and `dbname`.
-  ///
-  /// - Important: The values carry the credentials; never log them.
-  public var authorizationMetadata: [String: String] {
-    var metadata = ["dbname": database]
-    if let token {
-      metadata["authorization"] = GRPCWireFormat.base64Encode(token.utf8)
-    } else if let user, let password {
-      metadata["authorization"] = GRPCWireFormat.base64Encode("\(user):\(password)".utf8)
-    }
-    return metadata
-  }
-
   /// Every field, with `<redacted>` in place of the token, the password and the TLS key.
   public var description: String {
     var fields = [

@@ -34,9 +34,8 @@ final class ConnectionDriver {
   /// The database calls default to (`dbname`); starts as the config's, changed by
   /// ``useDatabase(_:)`` and kept across reconnects.
   private(set) var database: String
-  /// The server's identifier from the current channel's handshake (nil before it, or if the
-  /// server does not implement `Connect`).
-  private var identifier: Int64?
+  /// The per-channel set-up step and the default metadata (``ChannelSetup``).
+  private let setup: ErasedChannelSetup
 
   private let connects: Counter
   private let attempts: Counter
@@ -45,19 +44,20 @@ final class ConnectionDriver {
   private let disconnects: Counter
 
   init(
-    loop: EventLoop, config: ConnectionConfig, name: String?, logger: Logger,
-    random: any BackoffRandomSource, metrics: any MetricsFactory,
+    loop: EventLoop, config: ConnectionConfig, name: String?, setup: ErasedChannelSetup,
+    logger: Logger, random: any BackoffRandomSource, metrics: any MetricsFactory,
     publish: @escaping (StateTransition) -> Void,
     onTerminated: @escaping () -> Void
   ) {
     self.loop = loop
     self.config = config
     self.name = name
+    self.setup = setup
     self.machine = ConnectionStateMachine(config: config, random: random)
     self.channelConfiguration = Self.channelConfiguration(for: config, logger: logger)
     self.database = config.database
     var logger = logger
-    logger[metadataKey: "milvus"] = "\(config.host):\(config.port)"
+    logger[metadataKey: "server"] = "\(config.host):\(config.port)"
     if let name { logger[metadataKey: "connection"] = "\(name)" }
     self.logger = logger
     self.publish = publish
@@ -87,8 +87,9 @@ final class ConnectionDriver {
     channelConfiguration.keepaliveTime = config.keepaliveTime
     channelConfiguration.keepaliveTimeout = config.keepaliveTimeout
     channelConfiguration.allowTestingTimings = config.allowTestingTimings
-    // A connection's job is to notice a dead channel even while idle (Milvus permits PINGs
-    // without streams); a server that objects sends too_many_pings and the interval doubles.
+    // A connection's job is to notice a dead channel even while idle (servers such as Milvus
+    // permit PINGs without streams); one that objects sends too_many_pings and the interval
+    // doubles.
     channelConfiguration.keepaliveWithoutCalls = true
     channelConfiguration.logger = logger
     return channelConfiguration
@@ -120,10 +121,10 @@ final class ConnectionDriver {
     waiterTimer?.cancel()
     waiterTimer = nil
     if shutDown.closeChannel != nil, let (_, channel) = current {
-      channel.closeOnLoop()  // every call on it fails with `disconnected`
+      channel.onLoop.close()  // every call on it fails with `disconnected`
     }
     current = nil
-    for channel in draining.values { channel.closeOnLoop() }
+    for channel in draining.values { channel.onLoop.close() }
     draining.removeAll()
     disconnects.increment()
     logger.info("disconnected", metadata: ["reason": "\(reason)"])
@@ -189,8 +190,8 @@ final class ConnectionDriver {
       metadata: [
         "host": "\(config.host)", "port": "\(config.port)", "attempt": "\(attempt)",
       ])
-    identifier = nil
-    channelConfiguration.defaultMetadata = defaultMetadata()
+    setup.reset()
+    channelConfiguration.defaultMetadata = setup.defaultMetadata(currentConfig)
     do {
       let channel = try GRPCChannel.connectOnLoop(configuration: channelConfiguration, loop: loop) {
         [weak self] event in
@@ -205,7 +206,7 @@ final class ConnectionDriver {
   private func channelEvent(generation: UInt64, _ event: ChannelEvent) {
     switch event {
     case .ready:
-      handshake(generation: generation)
+      setUp(generation: generation)
     case .closing(let error, let tooManyPings):
       // Before `lost`: the replacement channel starts right there and must ping less already.
       if tooManyPings { slowDownKeepalive(askedBy: generation) }
@@ -229,47 +230,30 @@ final class ConnectionDriver {
     )
   }
 
-  /// The channel is ready: run Milvus's Connect before the attempt counts as a success.
-  /// The metadata every call carries: `authorization` (if credentials are set), `dbname` (the
-  /// current database) and `identifier` (once the handshake returned one).
-  private func defaultMetadata() -> GRPCMetadata {
-    var metadata = GRPCMetadata()
-    if let authorization = config.authorizationMetadata["authorization"] {
-      metadata.add("authorization", authorization)
-    }
-    metadata.add("dbname", database)
-    if let identifier { metadata.add("identifier", "\(identifier)") }
-    return metadata
-  }
-
   /// Makes `name` the database later calls default to, on the live channel now and on every
   /// channel a reconnect makes.
   func useDatabase(_ name: String) {
     database = name
-    channelConfiguration.defaultMetadata = defaultMetadata()
-    current?.channel.setDefaultMetadataOnLoop(channelConfiguration.defaultMetadata)
+    channelConfiguration.defaultMetadata = setup.defaultMetadata(currentConfig)
+    current?.channel.onLoop.setDefaultMetadata(channelConfiguration.defaultMetadata)
   }
 
-  private func handshake(generation: UInt64) {
+  /// The channel is ready: run the set-up step (if any) before the attempt counts as a success.
+  private func setUp(generation: UInt64) {
     guard let current, current.generation == generation else { return }
+    if setup.isNone { return attemptReady(generation: generation) }
     let channel = current.channel
-    channel.unaryOnLoop(
-      path: MilvusHandshake.path, request: MilvusHandshake.request(user: config.user),
-      timeout: config.connectTimeout
-    ) { [weak self] result in
+    setup.setUp(channel, currentConfig, config.connectTimeout) { [weak self] outcome in
       guard let self, let current = self.current, current.generation == generation else { return }
-      switch MilvusHandshake.outcome(result) {
-      case .proceed(let identifier):
-        if let identifier {
-          self.identifier = identifier
-          channel.setDefaultMetadataOnLoop(self.defaultMetadata())
-        }
+      switch outcome {
+      case .ready:
+        channel.onLoop.setDefaultMetadata(self.setup.defaultMetadata(self.currentConfig))
         self.attemptReady(generation: generation)
-      case .fail(let reason):
+      case .failed(let reason):
         // Fail first, so that the close below is not reported as the reason.
         self.attemptFailed(generation: generation, reason: reason)
-        channel.closeOnLoop()
-      case .refuse(let error, let reason):
+        channel.onLoop.close()
+      case .refused(let error, let reason):
         guard
           case .shutDown(let shutDown) = self.machine.attemptRefused(
             generation: generation, error: error, reason: reason)
@@ -280,12 +264,12 @@ final class ConnectionDriver {
     }
   }
 
-  /// Transport, HTTP/2 and the Milvus handshake all succeeded.
+  /// Transport, HTTP/2 and the set-up step all succeeded.
   private func attemptReady(generation: UInt64) {
     switch machine.attemptSucceeded(generation: generation) {
     case .none:
       // A late success from an abandoned attempt: not ours any more.
-      if let current, current.generation == generation { current.channel.closeOnLoop() }
+      if let current, current.generation == generation { current.channel.onLoop.close() }
     case .connected(_, let transition, let resumeWaiters):
       connects.increment()
       let elapsed = attemptStartedAt.map { ContinuousClock.now - $0 } ?? .zero
@@ -315,7 +299,7 @@ final class ConnectionDriver {
         startAttempt(generation: next, attempt: 1)
       }
     } else {
-      if keepDraining { current.channel.closeOnLoop() }
+      if keepDraining { current.channel.onLoop.close() }
       attemptFailed(generation: generation, reason: reason)
     }
   }

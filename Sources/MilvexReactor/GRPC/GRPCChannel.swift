@@ -37,7 +37,8 @@ public final class GRPCChannel: Sendable {
   ///
   /// - Parameters:
   ///   - onEvent: told when the channel is ready, going away and closed.
-  /// - Important: Callable from any thread; `onEvent` runs on the loop thread.
+  /// - Important: Callable from any thread; `onEvent` runs on the loop thread. On the loop
+  ///   thread the connection starts before this returns.
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for a bad configuration,
   ///   ``MilvexError/eventLoopShutDown(operation:)`` if the loop has shut down.
   public static func connect(
@@ -46,15 +47,19 @@ public final class GRPCChannel: Sendable {
   ) throws(MilvexError) -> GRPCChannel {
     try configuration.validate()
     let channel = GRPCChannel(loop: loop, configuration: configuration)
-    try loop.execute { channel.startOnLoop(onEvent: onEvent ?? { _ in }) }
+    if loop.inLoopThread {
+      channel.startOnLoop(onEvent: onEvent ?? { _ in })
+    } else {
+      try loop.execute { channel.startOnLoop(onEvent: onEvent ?? { _ in }) }
+    }
     return channel
   }
 
-  /// Loop-thread form of ``connect(configuration:loop:onEvent:)`` for layers that live on the
-  /// loop: the connection starts before this returns, and `onEvent` need not be `Sendable`.
+  /// Loop-thread form of ``connect(configuration:loop:onEvent:)`` for the Connection layer:
+  /// the connection starts before this returns, and `onEvent` need not be `Sendable`.
   ///
   /// - Important: Loop thread only; `onEvent` runs on the loop thread.
-  public static func connectOnLoop(
+  static func connectOnLoop(
     configuration: GRPCChannelConfiguration, loop: EventLoop,
     onEvent: @escaping (ChannelEvent) -> Void
   ) throws(MilvexError) -> GRPCChannel {
@@ -126,41 +131,23 @@ public final class GRPCChannel: Sendable {
     return try result.get()
   }
 
-  /// Loop-thread form for layers that live on the loop: no hop through the queue, and the
-  /// completion need not be `Sendable`.
-  ///
-  /// - Important: Loop thread only; `completion` runs on the loop thread. An argument error
-  ///   (bad path, timeout or size) is delivered before this returns.
-  public func unaryOnLoop(
-    path: String, request: [UInt8], metadata: GRPCMetadata = GRPCMetadata(),
-    timeout: Duration? = nil,
+  /// The loop-thread form of ``unary(path:request:metadata:timeout:completion:)``: no
+  /// allocation beyond the call itself (the handle is a value).
+  fileprivate func unaryOnLoop(
+    path: String, request: [UInt8], metadata: GRPCMetadata, timeout: Duration?,
     completion: @escaping (Result<[UInt8], MilvexError>) -> Void
-  ) {
-    unaryOnLoop(
-      path: path, request: request, metadata: metadata, timeout: timeout, handle: nil,
-      completion: completion)
-  }
-
-  /// ``unaryOnLoop(path:request:metadata:timeout:completion:)`` with a handle that can cancel
-  /// the call.
-  func unaryOnLoop(
-    path: String, request: [UInt8], metadata: GRPCMetadata, timeout: Duration?, handle: CallHandle?,
-    completion: @escaping (Result<[UInt8], MilvexError>) -> Void
-  ) {
+  ) -> LoopView.Call {
     loop.assertInLoopThread()
     let call = makeCall(
       path: path, request: request, metadata: metadata, timeout: timeout,
       startedAt: .now, completion: completion)
-    guard let call else { return }
-    if let connection = connection.value {
-      if let handle {
-        handle.token.value.call = call
-        handle.token.value.connection = connection
-      }
-      connection.startCall(call, startedNow: true)
-    } else {
+    guard let call else { return LoopView.Call(call: nil, connection: nil) }
+    guard let connection = connection.value else {
       completion(.failure(.status(.unavailable, "the channel has not started")))
+      return LoopView.Call(call: nil, connection: nil)
     }
+    connection.startCall(call, startedNow: true)
+    return LoopView.Call(call: call, connection: connection)
   }
 
   private func start(
@@ -232,39 +219,99 @@ public final class GRPCChannel: Sendable {
   /// Closes the channel: every started and waiting call fails with the non-retriable
   /// ``MilvexError/disconnected(reason:)``; later calls fail the same way. Idempotent.
   ///
-  /// - Important: Callable from any thread. Returns before the close happened.
+  /// - Important: Callable from any thread. Returns before the close happened (on the loop
+  ///   thread, ``LoopView/close()`` closes at once).
   public func close() {
-    try? loop.execute { [self] in closeOnLoop() }
+    try? loop.execute { [self] in onLoop.close() }
   }
-
-  /// Loop-thread form of ``close()``: closed when it returns.
-  ///
-  /// - Important: Loop thread only.
-  public func closeOnLoop() {
-    guard let connection = connection.value else { return }
-    loop.removeShutdownHandler(of: connection)
-    connection.close(.disconnected(reason: "the channel was closed by its owner"))
-  }
-
-  /// Replaces the metadata sent with every later call (a call's own entries win).
-  ///
-  /// - Important: Loop thread only.
-  public func setDefaultMetadataOnLoop(_ metadata: GRPCMetadata) {
-    connection.value?.defaultMetadata = metadata
-  }
-
-  /// Whether the channel is ready for calls (the HTTP/2 handshake completed, no GOAWAY).
-  ///
-  /// - Important: Loop thread only.
-  public var isReadyOnLoop: Bool { connection.value?.isReady ?? false }
 
   /// Whether the channel is ready for calls, asked on the loop thread.
   ///
   /// - Important: Callable from any task.
   public func isReady() async -> Bool {
-    (try? await loop.submit { [self] in isReadyOnLoop }) ?? false
+    (try? await loop.submit { [self] in onLoop.isReady }) ?? false
+  }
+
+  // MARK: - On the loop thread
+
+  /// The channel's loop-thread forms, for code that runs on the channel's loop (callbacks,
+  /// timers, layers built on the loop): no hop through the submission queue, and completions
+  /// need not be `Sendable`.
+  ///
+  /// - Important: Use it on the loop thread only (checked in debug builds).
+  public var onLoop: LoopView { LoopView(channel: self) }
+
+  /// A ``GRPCChannel`` as seen from its loop thread. Not `Sendable`: it must not leave the loop.
+  public struct LoopView {
+    fileprivate let channel: GRPCChannel
+
+    /// Starts a unary call, as ``GRPCChannel/unary(path:request:metadata:timeout:completion:)``
+    /// does from any thread.
+    ///
+    /// - Returns: the call, to cancel it on the loop thread.
+    /// - Important: Loop thread only; `completion` runs on the loop thread. An argument error
+    ///   (bad path, timeout or size) is delivered before this returns.
+    @discardableResult
+    public func unary(
+      path: String, request: [UInt8], metadata: GRPCMetadata = GRPCMetadata(),
+      timeout: Duration? = nil,
+      completion: @escaping (Result<[UInt8], MilvexError>) -> Void
+    ) -> Call {
+      channel.unaryOnLoop(
+        path: path, request: request, metadata: metadata, timeout: timeout,
+        completion: completion)
+    }
+
+    /// A call started by ``unary(path:request:metadata:timeout:completion:)``, to cancel on the
+    /// loop thread. A value: it keeps the call's state alive while you hold it, nothing more.
+    public struct Call {
+      fileprivate let call: UnaryCall?
+      fileprivate weak var connection: GRPCConnection?
+
+      /// Cancels the call at once: it completes with `CANCELLED` (unless it completed before)
+      /// and its HTTP/2 stream is reset. Idempotent.
+      ///
+      /// - Important: Loop thread only.
+      public func cancel() {
+        guard let call, let connection else { return }
+        connection.loop.assertInLoopThread()
+        connection.cancel(call)
+      }
+    }
+
+    /// Closes the channel at once (see ``GRPCChannel/close()``). Idempotent.
+    ///
+    /// - Important: Loop thread only.
+    public func close() {
+      channel.loop.assertInLoopThread()
+      guard let connection = channel.connection.value else { return }
+      channel.loop.removeShutdownHandler(of: connection)
+      connection.close(.disconnected(reason: "the channel was closed by its owner"))
+    }
+
+    /// Replaces the metadata sent with every later call (a call's own entries win).
+    ///
+    /// - Important: Loop thread only.
+    public func setDefaultMetadata(_ metadata: GRPCMetadata) {
+      channel.loop.assertInLoopThread()
+      channel.connection.value?.defaultMetadata = metadata
+    }
+
+    /// Whether the channel is ready for calls (the HTTP/2 handshake completed, no GOAWAY).
+    ///
+    /// - Important: Loop thread only.
+    public var isReady: Bool {
+      channel.loop.assertInLoopThread()
+      return channel.connection.value?.isReady ?? false
+    }
   }
 }
+
+@available(*, unavailable, message: "a loop view must stay on its loop thread")
+extension GRPCChannel.LoopView: Sendable {}
+
+@available(*, unavailable, message: "a loop call must stay on its loop thread")
+extension GRPCChannel.LoopView.Call: Sendable {}
 
 /// Cancels one call. `Sendable`: ``cancel()`` may be called from any thread, any number of
 /// times; a call that already completed is not affected.
@@ -291,8 +338,7 @@ public final class CallHandle: Sendable {
     try? loop.execute { [self] in cancelOnLoop() }
   }
 
-  /// Loop-thread form of ``cancel()``.
-  func cancelOnLoop() {
+  private func cancelOnLoop() {
     token.value.cancelRequested = true
     if let call = token.value.call, let connection = token.value.connection {
       connection.cancel(call)

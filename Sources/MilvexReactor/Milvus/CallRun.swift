@@ -19,7 +19,7 @@ final class CallRun {
   var request: [UInt8]?
   var retryTimer: LoopTimer?
   /// Cancels the attempt in flight.
-  var inFlight: CallHandle?
+  var inFlight: GRPCChannel.LoopView.Call?
   /// Whether the request was handed to a channel at least once.
   var requestSent = false
   /// Whether the schema was read again after a `SchemaMismatch` (done at most once).
@@ -59,7 +59,7 @@ final class CallRun {
     // before any request of this call is sent, even while the connection is down.
     prepare { [self] in
       // Wait-for-ready: a call made while (re)connecting waits for the channel within its deadline.
-      client.connection.waitForLiveChannelOnLoop(deadline: deadline) { [self] result in
+      client.connection.onLoop.waitForChannel(deadline: deadline) { [self] result in
         switch result {
         case .failure(let error): failed(error)
         case .success(let channel): send(on: channel)
@@ -104,7 +104,7 @@ final class CallRun {
     }
     let options = MilvusCallOptions(
       timeout: remaining, database: databaseOverride, retryPolicy: .never)
-    client.performOnLoop(.describeCollection(collection), options: options) { [self] result in
+    client.onLoop.perform(.describeCollection(collection), options: options) { [self] result in
       guard !finished else { return }
       switch result {
       case .success(let description):
@@ -134,11 +134,9 @@ final class CallRun {
       return finish(
         failure: .status(.deadlineExceeded, "the \(call.method) call's deadline passed"))
     }
-    let handle = CallHandle(loop: loop)
     requestSent = true
-    inFlight = handle
-    channel.unaryOnLoop(
-      path: call.path, request: request, metadata: metadata, timeout: remaining, handle: handle
+    inFlight = channel.onLoop.unary(
+      path: call.path, request: request, metadata: metadata, timeout: remaining
     ) { [self] result in
       inFlight = nil
       switch result {
@@ -178,7 +176,7 @@ final class CallRun {
     retryTimer?.cancel()
     retryTimer = nil
     loop.removeShutdownHandler(of: self)
-    inFlight?.cancelOnLoop()
+    inFlight?.cancel()
     inFlight = nil
     finish(failure: .status(.cancelled, "the \(call.method) call was cancelled by the client"))
   }

@@ -28,12 +28,16 @@ final class CallCancellation: Sendable {
     state = LoopBound(State(), loop: loop)
   }
 
+  /// Cancels at once on the loop thread, soon after (through the queue) from another thread.
   @usableFromInline
   func cancel() {
-    try? loop.execute { [state] in
-      state.value.requested = true
-      state.value.cancel?()
-      state.value.cancel = nil
-    }
+    if loop.inLoopThread { return Self.cancel(state) }
+    try? loop.execute { [state] in Self.cancel(state) }
+  }
+
+  private static func cancel(_ state: LoopBound<State>) {
+    state.value.requested = true
+    state.value.cancel?()
+    state.value.cancel = nil
   }
 }

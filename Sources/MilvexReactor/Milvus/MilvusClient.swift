@@ -31,7 +31,9 @@ public final class MilvusClient: Sendable {
   }
 
   /// A client over an existing connection (which it does not own: ``close()`` disconnects it
-  /// anyway, as the usual owner).
+  /// anyway, as the usual owner). The connection must run Milvus's set-up step: start it with
+  /// `setup: .milvus` (``MilvusChannelSetup``), or use
+  /// ``connect(config:on:name:retryPolicy:logger:metrics:)``.
   ///
   /// - Parameters:
   ///   - logger: retries are logged at debug level (method, attempt, delay, error).
@@ -39,11 +41,19 @@ public final class MilvusClient: Sendable {
   ///     `milvex_milvus_call_duration` go (per method; see Docs/milvus-api.md);
   ///     `MetricsSystem.factory` if nil.
   /// - Important: Callable from any thread.
-  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for a bad retry policy.
+  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for a bad retry policy, or a
+  ///   connection started without ``MilvusChannelSetup``.
   public init(
     connection: Connection, retryPolicy: RetryPolicy = RetryPolicy(), logger: Logger? = nil,
     metrics: (any MetricsFactory)? = nil
   ) throws(MilvexError) {
+    guard connection.setup is MilvusChannelSetup else {
+      throw .invalidArgument(
+        field: "connection",
+        message:
+          "was started without Milvus's set-up step (Connect handshake, authorization and "
+          + "dbname metadata); start it with `setup: .milvus` or use MilvusClient.connect")
+    }
     try retryPolicy.validate()
     self.connection = connection
     self.retryPolicy = retryPolicy
@@ -64,7 +74,7 @@ public final class MilvusClient: Sendable {
   ) throws(MilvexError) -> MilvusClient {
     try retryPolicy.validate()
     let connection = try Connection.start(
-      config: config, on: loop, name: name,
+      config: config, on: loop, name: name, setup: .milvus,
       logger: logger ?? Logger(label: "MilvexReactor.Connection"),
       metrics: metrics)
     return try MilvusClient(
@@ -130,21 +140,37 @@ public final class MilvusClient: Sendable {
     return try result.get()
   }
 
-  /// Loop-thread form of ``perform(_:options:completion:)``: no hop through the queue.
+  /// The client's loop-thread forms, for code that runs on the connection's loop (callbacks,
+  /// timers): no hop through the submission queue, and completions need not be `Sendable`.
   ///
-  /// - Important: Loop thread only; `completion` runs on the loop thread (argument errors
-  ///   before this returns).
-  public func performOnLoop<Output>(
-    _ call: MilvusCall<Output>, options: MilvusCallOptions = MilvusCallOptions(),
-    completion: @escaping (Result<Output, MilvexError>) -> Void
-  ) {
-    let decode = call.decode
-    startOnLoop(
-      call.erased, options: options, startedAt: .now, cancellation: nil,
-      deliver: { bytes, context in
-        let output = try decode(bytes, context)
-        return { completion(.success(output)) }
-      }, fail: { completion(.failure($0)) })
+  /// - Important: Use it on the loop thread only (checked in debug builds).
+  public var onLoop: LoopView { LoopView(client: self) }
+
+  /// A ``MilvusClient`` as seen from its loop thread. Not `Sendable`: it must not leave the
+  /// loop.
+  public struct LoopView {
+    fileprivate let client: MilvusClient
+
+    /// Performs `call` as ``MilvusClient/perform(_:options:completion:)`` does.
+    ///
+    /// - Returns: a handle that cancels the call (at once, on the loop thread).
+    /// - Important: Loop thread only; `completion` runs on the loop thread (argument errors
+    ///   before this returns).
+    @discardableResult
+    public func perform<Output>(
+      _ call: MilvusCall<Output>, options: MilvusCallOptions = MilvusCallOptions(),
+      completion: @escaping (Result<Output, MilvexError>) -> Void
+    ) -> MilvusCallHandle {
+      let cancellation = CallCancellation(loop: client.connection.loop)
+      let decode = call.decode
+      client.startOnLoop(
+        call.erased, options: options, startedAt: .now, cancellation: cancellation,
+        deliver: { bytes, context in
+          let output = try decode(bytes, context)
+          return { completion(.success(output)) }
+        }, fail: { completion(.failure($0)) })
+      return MilvusCallHandle(cancellation: cancellation)
+    }
   }
 
   /// Decodes a response; returns the typed success to deliver (or throws).
@@ -171,7 +197,7 @@ public final class MilvusClient: Sendable {
     }
   }
 
-  private func startOnLoop(
+  fileprivate func startOnLoop(
     _ call: ErasedCall, options: MilvusCallOptions, startedAt: ContinuousClock.Instant,
     cancellation: CallCancellation?, deliver: @escaping Deliver,
     fail: @escaping (MilvexError) -> Void
@@ -196,7 +222,7 @@ public final class MilvusClient: Sendable {
     }
     let run = CallRun(
       client: self, call: call, policy: policy, startedAt: startedAt, deadline: startedAt + timeout,
-      database: options.database ?? connection.databaseOnLoop, databaseOverride: options.database,
+      database: options.database ?? connection.onLoop.database, databaseOverride: options.database,
       deliver: deliver, fail: fail)
     if let cancellation {
       guard !cancellation.state.value.requested else { return run.cancel() }

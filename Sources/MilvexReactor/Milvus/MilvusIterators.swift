@@ -357,7 +357,7 @@ final class IteratorCalls {
         .remember(
           collection: description.name, schema: description.schema,
           timestamp: description.updateTimestamp),
-        database: options.database ?? client.connection.databaseOnLoop)
+        database: options.database ?? client.connection.onLoop.database)
       let key = try IteratorCheck.primaryKey(of: description)
       try body(description, key.kind, key.name)
     }

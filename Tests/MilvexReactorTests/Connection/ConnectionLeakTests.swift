@@ -128,7 +128,7 @@ final class ConnectionLeakTests: XCTestCase {
       }
       XCTAssertEqual(reason, "disconnected by the application")
     }
-    let database = try await loop.submit { connection.databaseOnLoop }
+    let database = try await loop.submit { connection.onLoop.database }
     XCTAssertEqual(database, "after", "the database choice outlives the driver")
     let connected = try await connection.isConnected()
     XCTAssertFalse(connected)

@@ -107,7 +107,9 @@ final class FailureReasonTests: XCTestCase {
       connectTimeout: .seconds(5), reconnectBaseDelay: .milliseconds(20),
       reconnectMaxDelay: .milliseconds(50), allowTestingTimings: true)
     let transitions = EventRecorder<StateTransition>()
-    let connection = try Connection.start(config: config, on: loop, logger: logger) {
+    let connection = try Connection.start(
+      config: config, on: loop, setup: .milvus, logger: logger
+    ) {
       transitions.record($0)
     }
     cleanups.append { connection.disconnect() }

@@ -153,7 +153,7 @@ final class WaitDeadlineTests: XCTestCase {
     done.enter()
     try onLoop(loop) {
       let first = ContinuousClock.now + .milliseconds(30)
-      connection.waitForChannelOnLoop(deadline: first) { result in
+      connection.onLoop.waitForChannel(deadline: first) { result in
         let error: MilvexError? = if case .failure(let error) = result { error } else { nil }
         outcomes.withLock {
           $0.append(Outcome(lateness: ContinuousClock.now - first, error: error))
@@ -163,7 +163,7 @@ final class WaitDeadlineTests: XCTestCase {
       // Hold the loop past the first deadline, then add a second waiter in the same iteration.
       while ContinuousClock.now < first + .milliseconds(5) {}
       let second = ContinuousClock.now + .milliseconds(200)
-      connection.waitForChannelOnLoop(deadline: second) { result in
+      connection.onLoop.waitForChannel(deadline: second) { result in
         let error: MilvexError? = if case .failure(let error) = result { error } else { nil }
         outcomes.withLock {
           $0.append(Outcome(lateness: ContinuousClock.now - second, error: error))

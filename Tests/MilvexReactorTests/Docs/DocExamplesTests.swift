@@ -12,7 +12,8 @@ final class DocExamplesTests: XCTestCase {
     // --- README.md "Usage" (the URI names the test server's port) ---
     let loop = try EventLoop(threadName: "milvus")
     let config = try ConnectionConfig(uri: "milvus://127.0.0.1:\(server.port)/default")
-    let connection = try Connection.start(config: config, on: loop, name: "primary") { transition in
+    let connection = try Connection.start(config: config, on: loop, name: "primary", setup: .milvus) {
+      transition in
       print("state: \(transition)")
       seen.record(transition)
     }
@@ -35,7 +36,8 @@ final class DocExamplesTests: XCTestCase {
     // --- Docs/connection.md (user and password are sent as authorization metadata) ---
     let loop = try EventLoop(threadName: "milvus")
     let config = try ConnectionConfig(uri: "milvus://root:Milvus@127.0.0.1:\(server.port)/default")
-    let connection = try Connection.start(config: config, on: loop, name: "primary") { transition in
+    let connection = try Connection.start(config: config, on: loop, name: "primary", setup: .milvus) {
+      transition in
       print("state: \(transition)")
     }
     let (channel, usedConfig) = try await connection.waitForChannel(timeout: .seconds(10))

@@ -166,7 +166,7 @@ class MisbehavingServerTests: XCTestCase, @unchecked Sendable {
     func echoedOnLoop(_ metadata: GRPCMetadata = GRPCMetadata()) async throws -> [String] {
       let reply = await withCheckedContinuation { continuation in
         try? loop.execute {
-          channel.unaryOnLoop(
+          channel.onLoop.unary(
             path: "/test.Echo/Call", request: [], metadata: metadata, timeout: .seconds(5)
           ) { continuation.resume(returning: $0) }
         }
@@ -208,14 +208,14 @@ class MisbehavingServerTests: XCTestCase, @unchecked Sendable {
     XCTAssertTrue((4_000_000...5_000_000).contains(micros), "\(micros)")
 
     try loop.execute {
-      channel.setDefaultMetadataOnLoop(GRPCMetadata([("x-echo-metadata", "1"), ("x-new", "n")]))
+      channel.onLoop.setDefaultMetadata(GRPCMetadata([("x-echo-metadata", "1"), ("x-new", "n")]))
     }
     let replaced = try await echoedOnLoop()
     XCTAssertEqual(replaced.filter { $0.hasPrefix("x-") }, ["x-echo-metadata: 1", "x-new: n"])
 
     // An invalid default fails every call that does not bring its own entries, by name.
     try loop.execute {
-      channel.setDefaultMetadataOnLoop(GRPCMetadata([("x-echo-metadata", "1"), ("Bad Key", "x")]))
+      channel.onLoop.setDefaultMetadata(GRPCMetadata([("x-echo-metadata", "1"), ("Bad Key", "x")]))
     }
     let refused = await Self.call(channel)
     guard case .failure(.invalidArgument(let field, _)) = refused else {

@@ -204,7 +204,8 @@ final class MilvusClientBehaviourTests: XCTestCase {
     let client = fixture.client
     let other = try MilvusClient(
       connection: Connection.start(
-        config: ConnectionConfig(host: "127.0.0.1", port: fixture.server.port), on: fixture.loop))
+        config: ConnectionConfig(host: "127.0.0.1", port: fixture.server.port), on: fixture.loop,
+        setup: .milvus))
     let wide = CollectionSchema(fields: [.primaryKey("id"), .vector("v", dimension: 8)])
     let narrow = CollectionSchema(fields: [.primaryKey("id"), .vector("v", dimension: 4)])
     try await client.perform(.createCollection("remade", schema: wide))

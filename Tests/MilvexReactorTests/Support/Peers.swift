@@ -75,6 +75,20 @@ final class PeerProcess: @unchecked Sendable {
     return peer
   }
 
+  /// Starts the gRPC C++ echo server (`Benchmarks/cpp-server`, built by `make test`) on
+  /// `port` (0: a free one); it prints `PORT <n>` and echoes every unary call.
+  static func cppEchoServer(port: Int = 0) throws -> PeerProcess {
+    let executable = repositoryRoot.appendingPathComponent("Benchmarks/.build-cpp/generic_server")
+    guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+      throw PeerError.unexpected(
+        "no \(executable.path): build it with `make -C Benchmarks/cpp-server` (make test does)")
+    }
+    let peer = PeerProcess(name: "generic_server", executable: executable, arguments: ["\(port)"])
+    try peer.process.run()
+    peer.port = try peer.readPortLine()
+    return peer
+  }
+
   /// Waits for a stdout line containing `text` (startup banners); fails if the peer exits.
   func waitForLine(containing text: String) throws {
     while true {

@@ -70,7 +70,7 @@ final class MilvusHandshakeTests: XCTestCase {
     defer { loop.shutdown() }
     let config = try ConnectionConfig(
       host: "127.0.0.1", port: server.port, database: "db1", user: "root", password: "Milvus")
-    let connection = try Connection.start(config: config, on: loop)
+    let connection = try Connection.start(config: config, on: loop, setup: .milvus)
     defer { connection.disconnect() }
     let (channel, _) = try await connection.waitForChannel(timeout: .seconds(5))
 

@@ -88,3 +88,78 @@ enum MilvusHandshake {
     return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
 }
+
+/// The Milvus layer's ``ChannelSetup``: runs Milvus's `Connect` handshake on every new channel
+/// (``MilvusHandshake``) and gives every call the metadata Milvus expects: `authorization`
+/// (from the token, or user and password), `dbname` (the database calls default to) and
+/// `identifier` (the server's answer to `Connect`, once it gave one).
+///
+/// ``MilvusClient/connect(config:on:name:retryPolicy:logger:metrics:)`` uses it; start a
+/// ``Connection`` with it yourself to share one connection between clients:
+///
+/// ```swift
+/// let connection = try Connection.start(config: config, on: loop, setup: .milvus)
+/// let client = try MilvusClient(connection: connection)
+/// ```
+public struct MilvusChannelSetup: ChannelSetup {
+  /// The step Milvus servers expect.
+  public init() {}
+
+  /// Sends `Connect` with this client's description and reads the answer: the server's
+  /// identifier, an older server without `Connect` (ready without one), a failure (retried) or
+  /// a refusal of the credentials (final).
+  ///
+  /// - Important: Called by the connection on the loop thread; `completion` runs there.
+  public func setUp(
+    channel: GRPCChannel, config: ConnectionConfig, timeout: Duration,
+    completion: @escaping (ChannelSetupOutcome<Int64>) -> Void
+  ) {
+    channel.onLoop.unary(
+      path: MilvusHandshake.path, request: MilvusHandshake.request(user: config.user),
+      timeout: timeout
+    ) { result in
+      switch MilvusHandshake.outcome(result) {
+      case .proceed(let identifier): completion(.ready(identifier ?? 0))
+      case .fail(let reason): completion(.failed(reason: reason))
+      case .refuse(let error, let reason): completion(.refused(error, reason: reason))
+      }
+    }
+  }
+
+  /// `authorization` (if credentials are set), `dbname` and `identifier` (a non-zero one).
+  ///
+  /// - Important: Called by the connection on the loop thread. The values carry the
+  ///   credentials: never log them.
+  public func defaultMetadata(config: ConnectionConfig, session identifier: Int64?)
+    -> GRPCMetadata
+  {
+    var metadata = GRPCMetadata()
+    if let authorization = config.authorizationMetadata["authorization"] {
+      metadata.add("authorization", authorization)
+    }
+    metadata.add("dbname", config.database)
+    if let identifier, identifier != 0 { metadata.add("identifier", "\(identifier)") }
+    return metadata
+  }
+}
+
+extension ChannelSetup where Self == MilvusChannelSetup {
+  /// Milvus's `Connect` handshake and call metadata (``MilvusChannelSetup``).
+  public static var milvus: MilvusChannelSetup { MilvusChannelSetup() }
+}
+
+extension ConnectionConfig {
+  /// The gRPC metadata Milvus expects on every call: `authorization` (base64 of the token,
+  /// or of `user:password` when there is no token; absent when neither is set) and `dbname`.
+  ///
+  /// - Important: The values carry the credentials; never log them.
+  public var authorizationMetadata: [String: String] {
+    var metadata = ["dbname": database]
+    if let token {
+      metadata["authorization"] = GRPCWireFormat.base64Encode(token.utf8)
+    } else if let user, let password {
+      metadata["authorization"] = GRPCWireFormat.base64Encode("\(user):\(password)".utf8)
+    }
+    return metadata
+  }
+}
