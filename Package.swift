@@ -5,6 +5,9 @@ let package = Package(
   name: "MilvexReactor",
   products: [
     .library(name: "MilvexReactor", targets: ["MilvexReactor"]),
+    // Milvus's wire messages, generated from Protos/ (scripts/generate-protos.sh), for raw calls
+    // (`MilvusCall.raw`). MilvexReactor imports them internally: they are not part of its API.
+    .library(name: "MilvusProtos", targets: ["MilvusProtos"]),
     .executable(name: "milvex-demo", targets: ["Demo"]),
     .executable(name: "milvex-quickstart", targets: ["QuickStart"]),
   ],
@@ -27,9 +30,13 @@ let package = Package(
       linkerSettings: [.linkedLibrary("ev")]
     ),
     .target(
+      name: "MilvusProtos",
+      dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+    ),
+    .target(
       name: "MilvexReactor",
       dependencies: [
-        "CLibEV", "CNGHTTP2", "CCARES", "COpenSSL",
+        "CLibEV", "CNGHTTP2", "CCARES", "COpenSSL", "MilvusProtos",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -50,7 +57,7 @@ let package = Package(
     .testTarget(
       name: "MilvexReactorTests",
       dependencies: [
-        "MilvexReactor", "CLibEV",
+        "MilvexReactor", "MilvusProtos", "CLibEV",
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "MetricsTestKit", package: "swift-metrics"),
       ]

@@ -56,6 +56,7 @@ let package = Package(
       dependencies: [
         "ChannelBenchSupport",
         .product(name: "MilvexReactor", package: rootPackage),
+        .product(name: "MilvusProtos", package: rootPackage),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
       path: "Sources/MilvexClientBench"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the Swift messages in Sources/MilvexReactor/Milvus/Generated/ from Protos/.
+# Regenerates the Swift messages in Sources/MilvusProtos/ (module MilvusProtos) from Protos/.
 #
 # The generated files are committed, so a normal `swift build` needs neither protoc nor
 # protoc-gen-swift; run this only after editing Protos/ (then `make check-protos`).
@@ -17,7 +17,7 @@ SWIFT_PROTOBUF_REPO=${SWIFT_PROTOBUF_REPO:-https://github.com/apple/swift-protob
 work=.build-protoc-gen-swift
 src="$work/swift-protobuf-$SWIFT_PROTOBUF_VERSION"
 plugin="$src/.build/release/protoc-gen-swift"
-out=Sources/MilvexReactor/Milvus/Generated
+out=Sources/MilvusProtos
 
 command -v protoc >/dev/null || { echo "generate-protos: protoc not found (apt-get install protobuf-compiler)" >&2; exit 1; }
 
@@ -31,9 +31,11 @@ if [ ! -x "$plugin" ]; then
   (cd "$src" && swift build -c release --product protoc-gen-swift)
 fi
 
-# Visibility=Public: the typed API may expose raw messages as an explicit escape hatch.
+# Visibility=Public: the messages are the public API of the MilvusProtos product (for raw calls,
+# MilvusCall.raw); MilvexReactor imports the module internally, so none of them is part of its
+# own API.
 # FileNaming=PathToUnderscores: milvus/common.proto becomes milvus_common.pb.swift, so files from
-# different proto directories can never collide in the single Generated/ folder.
+# different proto directories can never collide in the one output folder.
 rm -f "$out"/*.pb.swift
 mkdir -p "$out"
 protoc \

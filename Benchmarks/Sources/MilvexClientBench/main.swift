@@ -17,6 +17,7 @@
 import Foundation
 @_spi(Benchmarks) import MilvexReactor
 import ChannelBenchSupport
+import MilvusProtos
 import SwiftProtobuf
 
 struct Options {

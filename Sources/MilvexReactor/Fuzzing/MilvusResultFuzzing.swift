@@ -1,5 +1,6 @@
 import Foundation
 import SwiftProtobuf
+internal import MilvusProtos
 
 /// ``FuzzEntryPoints/milvusResults(_:)``: answers to Search, Query and DescribeCollection,
 /// decoded by the same closures the client uses (`MilvusCall.decode`).

@@ -1,5 +1,6 @@
 import Foundation
 import SwiftProtobuf
+internal import MilvusProtos
 
 /// One field of a collection's schema. Build them with the static functions:
 ///

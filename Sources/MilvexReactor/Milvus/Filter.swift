@@ -1,3 +1,4 @@
+internal import MilvusProtos
 /// Builders for filter expressions whose quoting is easy to get wrong.
 ///
 /// ```swift

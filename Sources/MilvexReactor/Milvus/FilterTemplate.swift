@@ -1,4 +1,5 @@
 import Foundation
+internal import MilvusProtos
 
 /// Filter templates (Milvus's `expr_template_values`, pymilvus's `filter_params`): a filter
 /// names placeholders in braces and the values travel beside it, typed, so a list of 10,000

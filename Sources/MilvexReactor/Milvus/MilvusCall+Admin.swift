@@ -1,5 +1,6 @@
 import Foundation
 import SwiftProtobuf
+internal import MilvusProtos
 
 // The server, databases, collections, partitions, indexes and aliases.
 

@@ -1,5 +1,6 @@
 import Foundation
 import SwiftProtobuf
+internal import MilvusProtos
 
 // Insert, upsert, delete, query, get, search and hybrid search.
 

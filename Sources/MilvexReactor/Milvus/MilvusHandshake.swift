@@ -1,4 +1,5 @@
 import SwiftProtobuf
+internal import MilvusProtos
 
 #if canImport(Glibc)
   import Glibc

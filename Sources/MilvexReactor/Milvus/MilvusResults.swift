@@ -1,3 +1,4 @@
+internal import MilvusProtos
 // What the operations return: Swift value types read from Milvus's responses.
 
 /// Whether a collection (or partitions) is in memory for search and query.

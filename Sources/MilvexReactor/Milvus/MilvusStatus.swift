@@ -1,3 +1,4 @@
+internal import MilvusProtos
 /// Milvus's error reporting: a `Status` inside a successful gRPC response.
 enum MilvusStatus {
   /// Success has `code` 0 and the legacy `error_code` Success; anything else is an error,

@@ -1,6 +1,7 @@
 import Foundation
 import MilvexReactor
 import XCTest
+import MilvusProtos
 
 /// Docs/milvus-api.md's examples, in the guide's order: the general ones and most of "Data
 /// types" against milvus-lite, binary and float16 vectors against a real Milvus 2.3.5,

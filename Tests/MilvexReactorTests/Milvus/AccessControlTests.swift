@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SwiftProtobuf
 import XCTest
+import MilvusProtos
 
 @testable import MilvexReactor
 

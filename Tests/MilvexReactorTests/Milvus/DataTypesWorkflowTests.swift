@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import MilvusProtos
 
 @_spi(Benchmarks) @testable import MilvexReactor
 

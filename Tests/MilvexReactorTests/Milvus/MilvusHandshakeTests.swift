@@ -1,6 +1,7 @@
 import Logging
 import SwiftProtobuf
 import XCTest
+import MilvusProtos
 
 @testable import MilvexReactor
 

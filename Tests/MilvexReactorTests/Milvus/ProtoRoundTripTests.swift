@@ -2,6 +2,7 @@ import Foundation
 import MilvexReactor
 import SwiftProtobuf
 import XCTest
+import MilvusProtos
 
 /// Messages serialized by our generated Swift code must read back in pymilvus with the same
 /// values, and pymilvus's bytes must read back in Swift.

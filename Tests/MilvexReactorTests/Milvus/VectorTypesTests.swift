@@ -1,6 +1,7 @@
 import Foundation
 import SwiftProtobuf
 import XCTest
+import MilvusProtos
 
 @_spi(Benchmarks) @testable import MilvexReactor
 
