@@ -23,7 +23,7 @@ let package = Package(
   targets: [
     .executableTarget(
       name: "ReactorBenchmark",
-      dependencies: [.product(name: "MilvexReactor", package: rootPackage)],
+      dependencies: ["ChannelBenchSupport", .product(name: "MilvexReactor", package: rootPackage)],
       path: "Sources/ReactorBenchmark"
     ),
     // The measuring loop, CLI and JSON line every channel-benchmark client shares, so the

@@ -49,7 +49,7 @@ final class ClosedLoopPhase: @unchecked Sendable {
   let channel: GRPCChannel
   let total: Int
   let payload = [UInt8](repeating: 0x61, count: 32)
-  let done = Latch()
+  let done = Gate()
   @exclusivity(unchecked) var latencies: [UInt64] = []
   @exclusivity(unchecked) var failure: String?
   @exclusivity(unchecked) var started = 0
@@ -104,7 +104,7 @@ final class ConnectionSetup: @unchecked Sendable {
   let configuration: GRPCChannelConfiguration
   let loop: EventLoop
   let payload = [UInt8](repeating: 0x61, count: 32)
-  let done = Latch()
+  let done = Gate()
   var channel: GRPCChannel?
   var start: UInt64 = 0
   var ready: UInt64?

@@ -1,6 +1,7 @@
 // Reactor core figures: closures per second through the submission queue (1 and 4 producer
 // threads) and timer schedule+cancel pairs per second. Run: `make bench-reactor`.
 import Foundation
+import ChannelBenchSupport
 import MilvexReactor
 import Synchronization
 
@@ -18,8 +19,8 @@ nonisolated func measureSubmissions(producers: Int, perProducer: Int) throws -> 
   defer { loop.shutdown() }
   let total = producers * perProducer
   let ran = Atomic<Int>(0)
-  let allRan = Latch()
-  let go = Latch()
+  let allRan = Gate()
+  let go = Gate()
   let group = DispatchGroup()
   for _ in 0..<producers {
     group.enter()
@@ -49,7 +50,7 @@ nonisolated func measureTimerPairs(count: Int) throws -> Double {
   let loop = try EventLoop(threadName: "bench-loop")
   defer { loop.shutdown() }
   let result = Mutex<Double>(0)
-  let done = Latch()
+  let done = Gate()
   try loop.execute {
     let start = ContinuousClock.now
     for index in 0..<count {

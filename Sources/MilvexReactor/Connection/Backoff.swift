@@ -37,23 +37,23 @@ public struct SystemBackoffRandomSource: BackoffRandomSource {
 ///
 /// - Important: A value type without shared state: any thread may use it, and each copy
 ///   counts its retries (and draws from its copy of the random source) on its own.
-public struct Backoff: Sendable {
+struct Backoff: Sendable {
   /// The nominal delay before the first retry.
-  public let baseDelay: Duration
+  let baseDelay: Duration
   /// The upper bound of every delay, after jitter.
-  public let maxDelay: Duration
+  let maxDelay: Duration
   /// The factor by which the nominal delay grows with each retry.
-  public let multiplier: Double
+  let multiplier: Double
   /// The relative spread of the random factor: 0.1 means ±10 %.
-  public let jitter: Double
+  let jitter: Double
   /// How many delays ``next()`` handed out since creation or the last ``reset()``: the
   /// retry number `n` of the next delay.
-  public private(set) var attempt: Int = 0
+  private(set) var attempt: Int = 0
 
   private var random: any BackoffRandomSource
 
   /// The shortest delay ``next()`` returns.
-  public static let minimumDelay: Duration = .milliseconds(1)
+  static let minimumDelay: Duration = .milliseconds(1)
 
   /// Creates a backoff that starts at retry 0.
   ///
@@ -68,7 +68,7 @@ public struct Backoff: Sendable {
   /// to 1, a NaN jitter to 0) rather than trapping: a library never crashes on its caller's
   /// numbers. ``ConnectionConfig/validate()`` reports out-of-range user input as errors before
   /// a connection builds its backoff, so connections never rely on this.
-  public init(
+  init(
     baseDelay: Duration, maxDelay: Duration, multiplier: Double, jitter: Double,
     random: any BackoffRandomSource = SystemBackoffRandomSource()
   ) {
@@ -83,13 +83,13 @@ public struct Backoff: Sendable {
   }
 
   /// The longest delay a backoff hands out (2^32 s, about 136 years).
-  public static let longestDelay: Duration = .seconds(1 << 32)
+  static let longestDelay: Duration = .seconds(1 << 32)
 
   /// Returns the delay before the next retry and counts the retry.
   ///
   /// Never fails and never ends: after enough retries every delay is `maxDelay` (jittered
   /// downwards only).
-  public mutating func next() -> Duration {
+  mutating func next() -> Duration {
     let nominal = nominalDelay(retry: attempt)
     if attempt < Int.max { attempt += 1 }
     guard jitter > 0 else { return nominal }
@@ -104,14 +104,14 @@ public struct Backoff: Sendable {
   }
 
   /// Starts again from retry 0, as after a successful attempt.
-  public mutating func reset() {
+  mutating func reset() {
     attempt = 0
   }
 
   /// The delay before retry `n` without jitter: `min(baseDelay * multiplier^n, maxDelay)`.
   ///
   /// Safe for any `n`: the power saturates instead of overflowing.
-  public func nominalDelay(retry n: Int) -> Duration {
+  func nominalDelay(retry n: Int) -> Duration {
     let growth = Self.power(multiplier, max(n, 0))
     let ceiling = nanoseconds(maxDelay) / nanoseconds(baseDelay)
     // `growth` may be +infinity for a huge `n`; the comparison still holds.

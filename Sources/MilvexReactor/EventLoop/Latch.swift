@@ -11,13 +11,13 @@
 /// Used where a thread must wait for another to reach a point (the loop thread starting,
 /// the loop finishing its shutdown). Built on a pthread mutex and condition variable so that
 /// ThreadSanitizer sees the happens-before edge from `open()` to every `wait()` return.
-public final class Latch: @unchecked Sendable {
+final class Latch: @unchecked Sendable {
   // @unchecked Sendable: `isOpen` is only touched with `mutex` held.
   private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
   private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
   private var isOpen = false
 
-  public init() {
+  init() {
     pthread_mutex_init(mutex, nil)
     pthread_cond_init(condition, nil)
   }
@@ -32,7 +32,7 @@ public final class Latch: @unchecked Sendable {
   /// Opens the gate for every current and future waiter. Idempotent.
   ///
   /// - Important: Callable from any thread, the loop thread included.
-  public func open() {
+  func open() {
     pthread_mutex_lock(mutex)
     isOpen = true
     pthread_cond_broadcast(condition)
@@ -42,7 +42,7 @@ public final class Latch: @unchecked Sendable {
   /// Blocks the calling thread until ``open()`` has been called.
   ///
   /// - Important: Any thread but a loop thread: it blocks.
-  public func wait() {
+  func wait() {
     pthread_mutex_lock(mutex)
     while !isOpen { pthread_cond_wait(condition, mutex) }
     pthread_mutex_unlock(mutex)
@@ -52,7 +52,7 @@ public final class Latch: @unchecked Sendable {
   ///
   /// - Important: Any thread but a loop thread: it blocks.
   /// - Returns: whether the latch is open.
-  public func wait(timeout: Duration) -> Bool {
+  func wait(timeout: Duration) -> Bool {
     var deadline = timespec()
     clock_gettime(CLOCK_REALTIME, &deadline)
     // Saturating: a timeout of centuries waits "forever", it does not overflow `tv_sec`.

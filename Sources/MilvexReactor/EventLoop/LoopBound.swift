@@ -3,19 +3,19 @@
 /// `@unchecked Sendable` is sound because every access to ``value`` checks (in debug builds)
 /// that it happens on the loop thread, so the value is never touched from two threads; public
 /// handles only reach it from closures they hand to ``EventLoop/execute(_:)``.
-public final class LoopBound<Value>: @unchecked Sendable {
+final class LoopBound<Value>: @unchecked Sendable {
   private let loop: EventLoop
   @exclusivity(unchecked) private var storage: Value
 
   /// - Important: Callable from any thread: the value is handed over to the loop thread here
   ///   (the caller must not keep using it elsewhere).
-  public init(_ value: Value, loop: EventLoop) {
+  init(_ value: Value, loop: EventLoop) {
     self.loop = loop
     self.storage = value
   }
 
   /// - Important: Loop thread only.
-  public var value: Value {
+  var value: Value {
     get {
       loop.assertInLoopThread()
       return storage

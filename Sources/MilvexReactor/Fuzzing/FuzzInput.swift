@@ -5,44 +5,43 @@
 /// the fuzzer's coverage feedback useful.
 ///
 /// - Important: A value type; used by one fuzz iteration on one thread.
-@_spi(Fuzzing)
-public struct FuzzInput {
+struct FuzzInput {
   private let bytes: [UInt8]
   private var index = 0
 
-  public init(_ bytes: [UInt8]) {
+  init(_ bytes: [UInt8]) {
     self.bytes = bytes
   }
 
   /// Whether every byte has been read.
-  public var isExhausted: Bool { index >= bytes.count }
+  var isExhausted: Bool { index >= bytes.count }
 
   /// The bytes not read yet, consumed.
-  public mutating func rest() -> [UInt8] {
+  mutating func rest() -> [UInt8] {
     defer { index = bytes.count }
     return index < bytes.count ? Array(bytes[index...]) : []
   }
 
-  public mutating func byte() -> UInt8 {
+  mutating func byte() -> UInt8 {
     guard index < bytes.count else { return 0 }
     defer { index += 1 }
     return bytes[index]
   }
 
-  public mutating func bool() -> Bool { byte() & 1 == 1 }
+  mutating func bool() -> Bool { byte() & 1 == 1 }
 
   /// A number in `0..<count` from one byte (`count` is at most 256); 0 when `count` is 0.
-  public mutating func choice(_ count: Int) -> Int {
+  mutating func choice(_ count: Int) -> Int {
     count > 0 ? Int(byte()) % count : 0
   }
 
   /// One of `options` (which must not be empty).
-  public mutating func pick<T>(_ options: [T]) -> T {
+  mutating func pick<T>(_ options: [T]) -> T {
     options[choice(options.count)]
   }
 
   /// `count` bytes, or fewer when the input runs out.
-  public mutating func bytes(_ count: Int) -> [UInt8] {
+  mutating func bytes(_ count: Int) -> [UInt8] {
     let end = min(bytes.count, index + max(count, 0))
     guard index < end else { return [] }
     defer { index = end }
@@ -50,33 +49,33 @@ public struct FuzzInput {
   }
 
   /// Bytes whose length is the next byte.
-  public mutating func lengthPrefixedBytes() -> [UInt8] {
+  mutating func lengthPrefixedBytes() -> [UInt8] {
     bytes(Int(byte()))
   }
 
   /// Text whose length in bytes is the next byte; invalid UTF-8 is repaired.
-  public mutating func string() -> String {
+  mutating func string() -> String {
     String(decoding: lengthPrefixedBytes(), as: UTF8.self)
   }
 
-  public mutating func uint64() -> UInt64 {
+  mutating func uint64() -> UInt64 {
     var value: UInt64 = 0
     for byte in bytes(8) { value = value << 8 | UInt64(byte) }
     return value
   }
 
-  public mutating func int64() -> Int64 { Int64(bitPattern: uint64()) }
+  mutating func int64() -> Int64 { Int64(bitPattern: uint64()) }
 
-  public mutating func uint32() -> UInt32 { UInt32(truncatingIfNeeded: uint64() >> 32) }
+  mutating func uint32() -> UInt32 { UInt32(truncatingIfNeeded: uint64() >> 32) }
 
   /// Any bit pattern: NaNs, infinities, subnormals and negative zero included.
-  public mutating func double() -> Double { Double(bitPattern: uint64()) }
+  mutating func double() -> Double { Double(bitPattern: uint64()) }
 
   /// Any bit pattern, as ``double()``.
-  public mutating func float() -> Float { Float(bitPattern: uint32()) }
+  mutating func float() -> Float { Float(bitPattern: uint32()) }
 
   /// Mostly an interesting edge value, sometimes any 64 bits.
-  public mutating func edgyInt64() -> Int64 {
+  mutating func edgyInt64() -> Int64 {
     let edges: [Int64] = [
       0, 1, -1, 2, 3, 4, 10, 100, 127, 128, 255, 256, 1000, 65_535, 65_536, 32_768,
       Int64(Int32.max), Int64(Int32.min), Int64(UInt32.max), 1 << 53, 1 << 62, -(1 << 62),
@@ -88,7 +87,7 @@ public struct FuzzInput {
   }
 
   /// Mostly an interesting edge value, sometimes any bit pattern.
-  public mutating func edgyDouble() -> Double {
+  mutating func edgyDouble() -> Double {
     let edges: [Double] = [
       0, -0.0, 0.5, 1, 1.5, 2, 10, 10.5, -1, 0.1, 1e15, -1e15, 1e308, .greatestFiniteMagnitude,
       .leastNonzeroMagnitude, .infinity, -.infinity, .nan, .signalingNaN, 9.2e18, -9.3e18,

@@ -1,4 +1,4 @@
-import MilvexReactor
+@testable import MilvexReactor
 import XCTest
 
 final class ConnectionBackoffTests: XCTestCase {

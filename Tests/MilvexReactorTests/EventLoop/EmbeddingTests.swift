@@ -1,6 +1,6 @@
 import CLibEV
 import Foundation
-import MilvexReactor
+@testable import MilvexReactor
 import Synchronization
 import XCTest
 

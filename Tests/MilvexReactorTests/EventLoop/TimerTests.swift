@@ -1,4 +1,4 @@
-import MilvexReactor
+@testable import MilvexReactor
 import Synchronization
 import XCTest
 

@@ -1,5 +1,5 @@
 import Foundation
-import MilvexReactor
+@testable import MilvexReactor
 import Synchronization
 import XCTest
 

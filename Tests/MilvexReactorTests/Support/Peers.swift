@@ -1,5 +1,5 @@
 import Foundation
-import MilvexReactor
+@testable import MilvexReactor
 import XCTest
 
 /// A test peer process (milvus-lite, the h2 misbehaving server, the fault proxy) on 127.0.0.1.

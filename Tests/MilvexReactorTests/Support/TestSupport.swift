@@ -1,5 +1,5 @@
 import Foundation
-import MilvexReactor
+@testable import MilvexReactor
 import XCTest
 
 /// State that only the loop thread touches, read by the test thread after a happens-before
