@@ -98,13 +98,7 @@ public final class Connection: Sendable, Service {
     metrics: (any MetricsFactory)? = nil,
     onStateChange: (@Sendable (StateTransition) -> Void)? = nil
   ) throws(MilvexError) -> Connection {
-    do {
-      try config.validate()
-    } catch let error as MilvexError {
-      throw error
-    } catch {
-      throw .invalidArgument(field: "config", message: "\(error)")
-    }
+    try config.validate()
     if let name, name.isEmpty {
       throw .invalidArgument(field: "name", message: "must not be empty")
     }
@@ -487,7 +481,7 @@ public final class Connection: Sendable, Service {
   /// cancellation), having disconnected.
   ///
   /// - Important: Called by swift-service-lifecycle's `ServiceGroup`.
-  public func run() async throws {
+  public func run() async {
     try? await gracefulShutdown()
     await disconnect()
   }

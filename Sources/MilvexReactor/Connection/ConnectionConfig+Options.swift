@@ -108,13 +108,13 @@ extension ConnectionConfig {
   ///   key, a key given twice (camelCase and snake_case), a value of the wrong type, or a
   ///   value out of range. An unknown key that is not a short identifier is not repeated (it
   ///   may be a secret): the field is then `options`.
-  public init(options: [String: any Sendable]) throws {
+  public init(options: [String: any Sendable]) throws(MilvexError) {
     try self.init(options: options, echoingValues: true)
   }
 
   /// ``init(options:)``, optionally without repeating values or unknown keys in messages
   /// (see `init(..., echoingValues:)`).
-  init(options: [String: any Sendable], echoingValues: Bool) throws {
+  init(options: [String: any Sendable], echoingValues: Bool) throws(MilvexError) {
     var values: [Option: (key: String, value: any Sendable)] = [:]
     // Sorted, so that the error for several bad keys is always the same one.
     for (key, value) in options.sorted(by: { $0.key < $1.key }) {
@@ -175,13 +175,13 @@ struct OptionReader {
   /// Whether a message may repeat a wrong value (never for secrets).
   let echoesValues: Bool
 
-  func string(_ option: ConnectionConfig.Option) throws -> String? {
+  func string(_ option: ConnectionConfig.Option) throws(MilvexError) -> String? {
     guard let (key, value) = values[option] else { return nil }
     if let text = value as? any StringProtocol { return String(text) }
     throw wrongType(key, option, "a string", value)
   }
 
-  func integer(_ option: ConnectionConfig.Option) throws -> Int? {
+  func integer(_ option: ConnectionConfig.Option) throws(MilvexError) -> Int? {
     guard let (key, value) = values[option] else { return nil }
     if let integer = value as? any BinaryInteger, let exact = Int(exactly: integer) {
       return exact
@@ -195,7 +195,7 @@ struct OptionReader {
     throw wrongType(key, option, "an integer", value)
   }
 
-  func number(_ option: ConnectionConfig.Option) throws -> Double? {
+  func number(_ option: ConnectionConfig.Option) throws(MilvexError) -> Double? {
     guard let (key, value) = values[option] else { return nil }
     if let number = value as? any BinaryFloatingPoint { return Double(number) }
     if let integer = value as? any BinaryInteger { return Double(integer) }
@@ -205,7 +205,7 @@ struct OptionReader {
     throw wrongType(key, option, "a number", value)
   }
 
-  func milliseconds(_ option: ConnectionConfig.Option) throws -> Duration? {
+  func milliseconds(_ option: ConnectionConfig.Option) throws(MilvexError) -> Duration? {
     guard let (key, value) = values[option] else { return nil }
     if let duration = value as? Duration { return duration }
     if let integer = value as? any BinaryInteger, let exact = Int64(exactly: integer) {
@@ -224,7 +224,7 @@ struct OptionReader {
     throw wrongType(key, option, "a number of milliseconds", value)
   }
 
-  func bool(_ option: ConnectionConfig.Option) throws -> Bool? {
+  func bool(_ option: ConnectionConfig.Option) throws(MilvexError) -> Bool? {
     guard let (key, value) = values[option] else { return nil }
     if let flag = value as? Bool { return flag }
     if let text = value as? any StringProtocol {
@@ -241,7 +241,7 @@ struct OptionReader {
   func key(_ option: ConnectionConfig.Option) -> String? { values[option]?.key }
 
   /// The option's value as a string-keyed dictionary (such as `ssl_options`).
-  func dictionary(_ option: ConnectionConfig.Option) throws -> [String: Any]? {
+  func dictionary(_ option: ConnectionConfig.Option) throws(MilvexError) -> [String: Any]? {
     guard let (key, value) = values[option] else { return nil }
     if let dictionary = value as? [String: Any] { return dictionary }
     throw wrongType(key, option, "a dictionary with string keys", value)

@@ -27,7 +27,7 @@ extension ConnectionConfig {
   ///   given without ssl, an unknown key in `ssl_options` (when it may be shown), a value of the
   ///   wrong type; naming both keys of a setting given twice. Never a file's content or a
   ///   value that may be a secret.
-  static func tlsConfiguration(from options: OptionReader, ssl: Bool) throws -> TLSConfiguration {
+  static func tlsConfiguration(from options: OptionReader, ssl: Bool) throws(MilvexError) -> TLSConfiguration {
     let tlsOptions: [Option] = [
       .sslOptions, .caPemPath, .serverPemPath, .clientPemPath, .clientKeyPath, .serverName,
     ]
@@ -68,7 +68,7 @@ extension ConnectionConfig {
     var serverName: [(key: String, value: String)] = []
     var verifyCertificate = true
 
-    mutating func read(sslOptions: [String: Any], _ options: OptionReader) throws {
+    mutating func read(sslOptions: [String: Any], _ options: OptionReader) throws(MilvexError) {
       // Sorted, so that the error for several bad keys is always the same one.
       for (name, value) in sslOptions.sorted(by: { $0.key < $1.key }) {
         guard let option = SSLOption(rawValue: name) else {
@@ -101,7 +101,7 @@ extension ConnectionConfig {
     /// A file path.
     private func path(
       _ key: String, _ value: Any, secret: Bool, _ options: OptionReader
-    ) throws -> String {
+    ) throws(MilvexError) -> String {
       guard let text = value as? any StringProtocol else {
         throw options.wrongType(key, secret: secret, "a file path (a string)", value)
       }
@@ -110,7 +110,7 @@ extension ConnectionConfig {
 
     /// `server_name_indication`: a host name; Erlang's `disable` is refused, since the name
     /// is also the one the certificate is checked against.
-    private func sniName(_ key: String, _ value: Any, _ options: OptionReader) throws -> String {
+    private func sniName(_ key: String, _ value: Any, _ options: OptionReader) throws(MilvexError) -> String {
       guard let text = value as? any StringProtocol else {
         throw options.wrongType(key, secret: false, "a host name", value)
       }
@@ -124,7 +124,7 @@ extension ConnectionConfig {
     }
 
     /// `verify`: Erlang's `verify_peer` or `verify_none`, or a Bool.
-    private func verifyFlag(_ key: String, _ value: Any, _ options: OptionReader) throws -> Bool {
+    private func verifyFlag(_ key: String, _ value: Any, _ options: OptionReader) throws(MilvexError) -> Bool {
       if let flag = value as? Bool { return flag }
       if let text = value as? any StringProtocol {
         switch String(text).lowercased() {
@@ -141,7 +141,7 @@ extension ConnectionConfig {
   ///
   /// A setting is given once; the exception is pymilvus's `ca_pem_path` and `server_pem_path`,
   /// which pymilvus configurations often both set: they must then name the same file.
-  private static func oneValue(_ field: String, _ given: [(key: String, value: String)]) throws
+  private static func oneValue(_ field: String, _ given: [(key: String, value: String)]) throws(MilvexError)
     -> String?
   {
     guard let first = given.first else { return nil }
@@ -165,7 +165,7 @@ extension ConnectionConfig {
   ///
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` naming the field (`tls`,
   ///   `tls.privateKey`, ...) and the option keys that set it; never a file's content.
-  func validateTLS() throws {
+  func validateTLS() throws(MilvexError) {
     guard ssl else {
       guard tls == .default else {
         throw MilvexError.invalidArgument(

@@ -36,7 +36,7 @@ extension ConnectionConfig {
   ///   `host` for a missing host; `port` for a port that is not a number in 1–65535;
   ///   `database` for a path of more than one segment; the option's key for a bad query
   ///   option; and whatever ``init(options:)`` throws, without the values.
-  public init(uri: String) throws {
+  public init(uri: String) throws(MilvexError) {
     var options: [String: any Sendable] = [:]
     var rest = Substring(uri)
 
@@ -103,7 +103,7 @@ extension ConnectionConfig {
     try self.init(options: options, echoingValues: false)
   }
 
-  private static func parseHostAndPort(_ authority: Substring) throws -> (String, Int?) {
+  private static func parseHostAndPort(_ authority: Substring) throws(MilvexError) -> (String, Int?) {
     var host: Substring
     var portText: Substring?
     if authority.hasPrefix("[") {
@@ -148,7 +148,7 @@ extension ConnectionConfig {
 
   private static func parseQuery(
     _ query: Substring, into options: inout [String: any Sendable]
-  ) throws {
+  ) throws(MilvexError) {
     var seen: Set<String> = []
     let items = query.split(separator: "&", omittingEmptySubsequences: true)
     for (index, item) in items.enumerated() {
@@ -189,7 +189,7 @@ extension ConnectionConfig {
   ///
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for a malformed escape or bytes
   ///   that are not UTF-8. The message never contains the text: it may be a secret.
-  static func percentDecoded(_ text: Substring, field: String) throws -> String {
+  static func percentDecoded(_ text: Substring, field: String) throws(MilvexError) -> String {
     var bytes: [UInt8] = []
     bytes.reserveCapacity(text.utf8.count)
     var iterator = text.utf8.makeIterator()

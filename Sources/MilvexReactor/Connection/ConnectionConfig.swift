@@ -114,7 +114,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     keepaliveTime: Duration = .seconds(10),
     keepaliveTimeout: Duration = .seconds(10),
     allowTestingTimings: Bool = false
-  ) throws {
+  ) throws(MilvexError) {
     try self.init(
       host: host, port: port, database: database, user: user, password: password, token: token,
       timeout: timeout, connectTimeout: connectTimeout, ssl: ssl, tls: tls,
@@ -136,7 +136,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     reconnectMultiplier: Double,
     reconnectJitter: Double, keepaliveTime: Duration, keepaliveTimeout: Duration,
     allowTestingTimings: Bool, echoingValues: Bool
-  ) throws {
+  ) throws(MilvexError) {
     var host = host
     var ssl = ssl
     if let stripped = Self.strippingSSLPrefix(from: host) {
@@ -185,7 +185,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for the first field that is
   ///   out of range; the message names the allowed range and, except for secrets, the value
   ///   given.
-  public func validate() throws {
+  public func validate() throws(MilvexError) {
     try validate(echoingValues: true)
   }
 
@@ -195,7 +195,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
 
   /// ``validate()``, optionally without repeating the values in the messages (see
   /// `init(..., echoingValues:)`).
-  func validate(echoingValues: Bool) throws {
+  func validate(echoingValues: Bool) throws(MilvexError) {
     let given = GivenValue(shown: echoingValues)
     try validateEndpoint(given)
     try validateCredentials()
@@ -212,7 +212,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     }
   }
 
-  private func validateEndpoint(_ given: GivenValue) throws {
+  private func validateEndpoint(_ given: GivenValue) throws(MilvexError) {
     if host.isEmpty {
       throw invalid("host", "must not be empty")
     }
@@ -233,7 +233,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     }
   }
 
-  private func validateCredentials() throws {
+  private func validateCredentials() throws(MilvexError) {
     // Messages here never include the values: they may be secrets.
     switch (user, password) {
     case (.some, .none):
@@ -250,7 +250,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     }
   }
 
-  private func validateTimings(_ given: GivenValue) throws {
+  private func validateTimings(_ given: GivenValue) throws(MilvexError) {
     let shortest: Duration = allowTestingTimings ? .milliseconds(1) : .milliseconds(100)
     let shortestMax: Duration = allowTestingTimings ? .milliseconds(1) : .milliseconds(1000)
     let shortestKeepalive: Duration = allowTestingTimings ? .milliseconds(50) : .seconds(10)
@@ -285,7 +285,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   /// Checks a timing that has a minimum and the common ceiling, ``longestTiming``.
   private func check(
     _ field: String, _ value: Duration, atLeast minimum: Duration, _ given: GivenValue
-  ) throws {
+  ) throws(MilvexError) {
     guard value >= minimum, value <= Self.longestTiming else {
       throw invalid(
         field,
@@ -297,7 +297,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   private func check(
     _ field: String, _ value: Duration, in minimum: Duration, _ maximum: Duration,
     _ given: GivenValue
-  ) throws {
+  ) throws(MilvexError) {
     guard value >= minimum, value <= maximum else {
       throw invalid(
         field,

@@ -237,17 +237,19 @@ public final class EventLoop: @unchecked Sendable {
   /// - Important: Callable from any task or thread except the loop thread itself in
   ///   host-driven mode while the host is blocked awaiting this. `body` runs on the loop thread.
   /// - Throws: ``MilvexError/eventLoopShutDown(operation:)`` if the loop no longer accepts
-  ///   work, or whatever `body` throws.
-  public func submit<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-      do {
-        try execute {
-          continuation.resume(with: Result { try body() })
-        }
+  ///   work.
+  public func submit<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws(MilvexError)
+    -> T
+  {
+    let result = await withCheckedContinuation {
+      (continuation: CheckedContinuation<Result<T, MilvexError>, Never>) in
+      do throws(MilvexError) {
+        try execute { continuation.resume(returning: .success(body())) }
       } catch {
-        continuation.resume(throwing: error)
+        continuation.resume(returning: .failure(error))
       }
     }
+    return try result.get()
   }
 
   /// Called by the wake-up watcher on the loop thread: run everything queued, in one batch.

@@ -65,7 +65,7 @@ final class SubmissionQueueTests: XCTestCase {
     do {
       _ = try await loop.submit { 1 }
       XCTFail("submit after shutdown must fail")
-    } catch let error as MilvexError {
+    } catch {
       XCTAssertEqual(error, .eventLoopShutDown(operation: "execute"))
       XCTAssertFalse(error.isRetriable)
     }
