@@ -1,29 +1,29 @@
 import Logging
 
-/// One performance of a call: waits for the channel, fetches the schema if needed, encodes
-/// once, sends, decodes, and retries by the policy until success, a final error or the
-/// deadline. Loop-confined.
+/// One performance of a call on the loop: executes the actions of its ``CallRunMachine``
+/// (look up or read the schema, encode, wait for the channel, send, retry, deliver) and
+/// reports each outcome back to it as an event. The decisions live in the machine; this class
+/// holds what the machine cannot (the client, the channel's call handle, the retry timer, the
+/// typed completion) and reads the clock.
+///
+/// - Important: Loop-confined: created, started, cancelled and completed on the loop thread.
 final class CallRun {
   let client: MilvusClient
   let call: ErasedCall
-  let policy: RetryPolicy
   let startedAt: ContinuousClock.Instant
-  let deadline: ContinuousClock.Instant
   let database: String
   let databaseOverride: String?
-  /// Decodes a response; returns the typed success to deliver, or throws. Nil once finished.
-  var deliver: (([UInt8], MilvusCallContext) throws -> () -> Void)?
-  var fail: (MilvexError) -> Void
-  var attempt = 0
-  var context: MilvusCallContext?
-  var request: [UInt8]?
-  var retryTimer: LoopTimer?
+  /// Decodes a response; returns the typed success to deliver, or throws.
+  private let deliver: ([UInt8], MilvusCallContext) throws -> () -> Void
+  private let fail: (MilvexError) -> Void
+  /// The call's lifecycle: every decision is taken there.
+  private var machine: CallRunMachine
+  /// The context the request was encoded with, kept to decode the answer.
+  private var context: MilvusCallContext?
+  /// Runs while the machine waits to retry.
+  private var retryTimer: LoopTimer?
   /// Cancels the attempt in flight.
-  var inFlight: GRPCChannel.LoopView.Call?
-  /// Whether the request was handed to a channel at least once.
-  var requestSent = false
-  /// Whether the schema was read again after a `SchemaMismatch` (done at most once).
-  var refreshedSchema = false
+  private var inFlight: GRPCChannel.LoopView.Call?
 
   var loop: EventLoop { client.connection.loop }
 
@@ -35,206 +35,195 @@ final class CallRun {
   ) {
     self.client = client
     self.call = call
-    self.policy = policy
     self.startedAt = startedAt
-    self.deadline = deadline
     self.database = database
     self.databaseOverride = databaseOverride
     self.deliver = deliver
     self.fail = fail
+    self.machine = CallRunMachine(
+      method: call.method, isWrite: call.isWrite, needsSchema: call.schemaOf != nil,
+      policy: policy, deadline: deadline)
   }
 
-  private var finished: Bool { deliver == nil }
-
+  /// Begins the call (once; later calls do nothing).
   func start() {
-    guard !finished else { return }
-    attempt += 1
-    let remaining = deadline - .now
-    guard remaining > .zero else {
-      return finish(
-        failure: .status(
-          .deadlineExceeded, "the \(call.method) call's deadline passed before it could be sent"))
-    }
-    // Encode first (with the schema, fetched once if needed): a bad argument fails here,
-    // before any request of this call is sent, even while the connection is down.
-    prepare { [self] in
-      // Wait-for-ready: a call made while (re)connecting waits for the channel within its deadline.
-      client.connection.onLoop.waitForChannel(deadline: deadline) { [self] result in
-        switch result {
-        case .failure(let error): failed(error)
-        case .success(let channel): send(on: channel)
-        }
-      }
-    }
-  }
-
-  /// Runs `body` once the request is encoded.
-  private func prepare(_ body: @escaping () -> Void) {
-    if request != nil { return body() }
-    withContext { [self] in
-      do {
-        request = try call.encode(context!)
-      } catch {
-        return finish(failure: Self.milvexError(error, method: call.method))
-      }
-      body()
-    }
-  }
-
-  /// Runs `body` once the call's context (and schema, if it needs one) is known.
-  private func withContext(_ body: @escaping () -> Void) {
-    if context != nil { return body() }
-    let session = client.sessionTimestamps
-    let sessionTimestamp = session.timestamp(database: database, collection: call.schemaOf)
-    guard let collection = call.schemaOf else {
-      context = MilvusCallContext(database: database, schema: nil, session: session)
-      return body()
-    }
-    if let cached = client.cachedSchema(database: database, collection: collection) {
-      context = MilvusCallContext(
-        database: database, schema: cached.schema, schemaTimestamp: cached.timestamp,
-        session: session, sessionTimestamp: sessionTimestamp)
-      return body()
-    }
-    let remaining = deadline - .now
-    guard remaining > .zero else {
-      return failed(
-        .status(
-          .deadlineExceeded, "the \(call.method) call's deadline passed while reading the schema"))
-    }
-    let options = MilvusCallOptions(
-      timeout: remaining, database: databaseOverride, retryPolicy: .never)
-    client.onLoop.perform(.describeCollection(collection), options: options) { [self] result in
-      guard !finished else { return }
-      switch result {
-      case .success(let description):
-        client.apply(
-          .remember(
-            collection: collection, schema: description.schema,
-            timestamp: description.updateTimestamp),
-          database: database)
-        context = MilvusCallContext(
-          database: database, schema: description.schema,
-          schemaTimestamp: description.updateTimestamp, session: session,
-          sessionTimestamp: sessionTimestamp)
-        body()
-      case .failure(let error):
-        failed(error)
-      }
-    }
-  }
-
-  private func send(on channel: GRPCChannel) {
-    // A call cancelled while it waited for its schema or channel sends nothing.
-    guard !finished, let context, let request else { return }
-    var metadata = GRPCMetadata()
-    if let databaseOverride { metadata.add("dbname", databaseOverride) }
-    let remaining = deadline - .now
-    guard remaining > .zero else {
-      return finish(
-        failure: .status(.deadlineExceeded, "the \(call.method) call's deadline passed"))
-    }
-    requestSent = true
-    inFlight = channel.onLoop.unary(
-      path: call.path, request: request, metadata: metadata, timeout: remaining
-    ) { [self] result in
-      inFlight = nil
-      switch result {
-      case .failure(let error):
-        failed(error)
-      case .success(let bytes):
-        guard let deliver else { return }
-        do {
-          let succeed = try deliver(bytes, context)
-          self.deliver = nil
-          client.apply(call.effect, database: database)
-          client.metrics.value.finished(method: call.method, error: nil, after: .now - startedAt)
-          succeed()
-        } catch let mismatch as SchemaMismatch {
-          // Rejected, not applied: read the schema again and resend, once.
-          client.apply(.forget(collections: call.schemaOf.map { [$0] } ?? []), database: database)
-          guard !refreshedSchema, call.schemaOf != nil else { return failed(mismatch.error) }
-          refreshedSchema = true
-          self.context = nil
-          self.request = nil
-          prepare { [self] in send(on: channel) }
-        } catch {
-          let error = Self.decodingError(error, method: call.method)
-          if case .milvus = error, let collection = call.schemaOf {
-            // The collection may have changed (dropped, recreated); read its schema again next time.
-            client.apply(.forget(collections: [collection]), database: database)
-          }
-          failed(error)
-        }
-      }
-    }
+    run(machine.start(now: .now))
   }
 
   /// Ends the call with `CANCELLED` now: resets the attempt in flight, drops a pending retry.
   func cancel() {
-    guard !finished else { return }
-    retryTimer?.cancel()
-    retryTimer = nil
-    loop.removeShutdownHandler(of: self)
-    inFlight?.cancel()
-    inFlight = nil
-    finish(failure: .status(.cancelled, "the \(call.method) call was cancelled by the client"))
+    run(machine.cancel())
   }
 
-  private func failed(_ error: MilvexError) {
-    guard !finished else { return }
-    let decision = policy.decide(
-      // A write whose request never left (the schema lookup or the wait for the channel failed)
-      // cannot have applied: it is retried like a read.
-      attempt: attempt, error: error, isWrite: call.isWrite && requestSent,
-      remaining: deadline - .now,
-      random: Double.random(in: 0..<1))
-    guard case .retry(let delay) = decision else { return finish(failure: error) }
+  // MARK: - Executing actions
+
+  /// Executes `actions` in order.
+  ///
+  /// - Parameters:
+  ///   - channel: the channel just reported ready, for
+  ///     ``CallRunMachine/Action/send(request:timeout:)``.
+  ///   - output: the decoded answer, for ``CallRunMachine/Action/succeed``.
+  private func run(
+    _ actions: [CallRunMachine.Action], channel: GRPCChannel? = nil,
+    output: (() -> Void)? = nil
+  ) {
+    for action in actions {
+      switch action {
+      case .lookUpSchema:
+        let cached = call.schemaOf.flatMap {
+          client.cachedSchema(database: database, collection: $0)
+        }
+        run(
+          machine.schemaLookedUp(
+            cached.map { CallRunMachine.KnownSchema(schema: $0.schema, timestamp: $0.timestamp) },
+            now: .now))
+      case .fetchSchema(let timeout):
+        fetchSchema(timeout: timeout)
+      case .rememberSchema(let known):
+        guard let collection = call.schemaOf else { break }
+        client.apply(
+          .remember(collection: collection, schema: known.schema, timestamp: known.timestamp),
+          database: database)
+      case .forgetSchema:
+        client.apply(.forget(collections: call.schemaOf.map { [$0] } ?? []), database: database)
+      case .encode(let schema):
+        encode(schema: schema)
+      case .waitForChannel(let deadline):
+        client.connection.onLoop.waitForChannel(deadline: deadline) { [self] result in
+          switch result {
+          case .failure(let error): run(machine.channelFailed(error, now: .now))
+          case .success(let channel): run(machine.channelReady(now: .now), channel: channel)
+          }
+        }
+      case .send(let request, let timeout):
+        guard let channel else {
+          assertionFailure("the machine sends only when a channel is ready")
+          break
+        }
+        send(request, timeout: timeout, on: channel)
+      case .scheduleRetry(let delay, let attempt, let error):
+        scheduleRetry(after: delay, attempt: attempt, error: error)
+      case .cancelRetryTimer:
+        retryTimer?.cancel()
+        retryTimer = nil
+        loop.removeShutdownHandler(of: self)
+      case .cancelInFlight:
+        let handle = inFlight
+        inFlight = nil
+        handle?.cancel()
+      case .succeed:
+        client.apply(call.effect, database: database)
+        client.metrics.value.finished(method: call.method, error: nil, after: .now - startedAt)
+        output?()
+      case .fail(let error):
+        client.metrics.value.finished(method: call.method, error: error, after: .now - startedAt)
+        fail(error)
+      }
+    }
+  }
+
+  /// Reads the schema with a DescribeCollection of its own (no retries: this call retries).
+  private func fetchSchema(timeout: Duration) {
+    guard let collection = call.schemaOf else { return }
+    let options = MilvusCallOptions(
+      timeout: timeout, database: databaseOverride, retryPolicy: .never)
+    client.onLoop.perform(.describeCollection(collection), options: options) { [self] result in
+      switch result {
+      case .success(let description):
+        run(
+          machine.schemaFetched(
+            CallRunMachine.KnownSchema(
+              schema: description.schema, timestamp: description.updateTimestamp)))
+      case .failure(let error):
+        run(machine.schemaFetchFailed(error, now: .now))
+      }
+    }
+  }
+
+  /// Encodes the request against `schema` and keeps the context for decoding the answer.
+  private func encode(schema: CallRunMachine.KnownSchema?) {
+    let session = client.sessionTimestamps
+    let context: MilvusCallContext
+    if let schema {
+      context = MilvusCallContext(
+        database: database, schema: schema.schema, schemaTimestamp: schema.timestamp,
+        session: session,
+        sessionTimestamp: session.timestamp(database: database, collection: call.schemaOf))
+    } else {
+      context = MilvusCallContext(database: database, schema: nil, session: session)
+    }
+    let request: [UInt8]
+    do {
+      request = try call.encode(context)
+    } catch {
+      return run(machine.encodeFailed(Self.milvexError(error, method: call.method)))
+    }
+    self.context = context
+    run(machine.encoded(request))
+  }
+
+  private func send(_ request: [UInt8], timeout: Duration, on channel: GRPCChannel) {
+    var metadata = GRPCMetadata()
+    if let databaseOverride { metadata.add("dbname", databaseOverride) }
+    // An argument error completes the call before `unary` returns: only a call still running
+    // becomes the one in flight.
+    var answered = false
+    let started = channel.onLoop.unary(
+      path: call.path, request: request, metadata: metadata, timeout: timeout
+    ) { [self] result in
+      answered = true
+      inFlight = nil
+      switch result {
+      case .failure(let error):
+        run(machine.answered(.failure(error), now: .now))
+      case .success(let bytes):
+        receive(bytes)
+      }
+    }
+    if !answered { inFlight = started }
+  }
+
+  /// Decodes a response and reports how the attempt ended.
+  private func receive(_ bytes: [UInt8]) {
+    // Decoding a write records its session timestamp: a cancelled call decodes nothing.
+    guard machine.awaitsAnswer else { return }
+    guard let context else {
+      let error = MilvexError.protocolViolation("\(call.method): answered before it was encoded")
+      return run(machine.answered(.failure(error), now: .now))
+    }
+    do {
+      let output = try deliver(bytes, context)
+      run(machine.answered(.success, now: .now), output: output)
+    } catch let mismatch as SchemaMismatch {
+      run(machine.answered(.schemaMismatch(mismatch.error), now: .now))
+    } catch {
+      run(machine.answered(.failure(Self.decodingError(error, method: call.method)), now: .now))
+    }
+  }
+
+  private func scheduleRetry(after delay: Duration, attempt: Int, error: MilvexError) {
     client.metrics.value.retrying(method: call.method)
     client.logger.debug(
       "retrying",
       metadata: [
-        "method": "\(call.method)", "attempt": "\(attempt + 1)", "after": "\(delay)",
+        "method": "\(call.method)", "attempt": "\(attempt)", "after": "\(delay)",
         "error": "\(error)",
       ])
+    // The timer never fires once the loop shuts down: the machine ends the call then.
+    loop.onShutdown(of: self) { [self] in run(machine.loopShutDown()) }
     do {
-      loop.onShutdown(of: self) { [self] in
-        retryTimer?.cancel()
-        finish(failure: .eventLoopShutDown(operation: "\(call.method) retry"))
-      }
       retryTimer = try loop.scheduleTimer(after: delay) { [self] in
         loop.removeShutdownHandler(of: self)
         retryTimer = nil
-        start()
+        run(machine.retryTimerFired(now: .now))
       }
     } catch {
       loop.removeShutdownHandler(of: self)
-      finish(failure: error)
+      run(machine.retryTimerFailed(error))
     }
   }
 
-  /// Ends the call with `error` (once; later ends are ignored).
-  private func finish(failure error: MilvexError) {
-    guard !finished else { return }
-    deliver = nil
-    let error = Self.callError(error, method: call.method)
-    client.metrics.value.finished(method: call.method, error: error, after: .now - startedAt)
-    fail(error)
-  }
-
-  /// What the caller sees: a call that found no channel within its deadline fails with
-  /// `UNAVAILABLE` and the last connect error, as gRPC clients do ("failed to connect …; last
-  /// error: …"); the typed cause keeps host, port and reason.
-  static func callError(_ error: MilvexError, method: String) -> MilvexError {
-    guard case .notConnected(let host, let port, let lastFailure) = error else { return error }
-    let message =
-      "the \(method) call found no connection to \(host):\(port) within its deadline"
-      + (lastFailure.map { "; last error: \($0)" } ?? "")
-    return .grpcStatus(
-      GRPCStatus(
-        code: .unavailable, message: message,
-        cause: .notConnected(host: host, port: port, lastFailure: lastFailure)))
-  }
+  // MARK: - Errors
 
   /// A response that cannot be read fails the call with `INTERNAL` ("error parsing response",
   /// grpc `doc/statuscodes.md`); Milvus's own error statuses pass through.
@@ -247,6 +236,8 @@ final class CallRun {
     }
   }
 
+  /// An error thrown by encoding or decoding as a ``MilvexError``: anything but a
+  /// ``MilvexError`` or a ``SchemaMismatch`` is a protocol violation of `method`.
   static func milvexError(_ error: any Error, method: String) -> MilvexError {
     if let error = error as? MilvexError { return error }
     if let mismatch = error as? SchemaMismatch { return mismatch.error }
