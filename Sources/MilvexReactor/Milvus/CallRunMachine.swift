@@ -126,8 +126,11 @@ struct CallRunMachine {
   let isWrite: Bool
   /// Whether encoding needs the collection's schema.
   let needsSchema: Bool
+  /// When a failed attempt is tried again.
   let policy: RetryPolicy
+  /// When the call fails with `DEADLINE_EXCEEDED` at the latest.
   let deadline: Instant
+  /// Where the retry jitter comes from: one draw for each failure that reaches the policy.
   private var random: any BackoffRandomSource
   /// Attempts started so far (1-based once started); what the retry policy counts.
   private(set) var attempt = 0

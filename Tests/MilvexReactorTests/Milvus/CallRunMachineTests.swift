@@ -38,6 +38,15 @@ private func makeMachine(
     policy: policy, deadline: clock.start + timeout, random: PinnedRandomSource(random))
 }
 
+/// Drives a new machine to its first send: the schema (if needed) is cached, the channel
+/// ready, `request` in flight.
+private func sendFirstAttempt(_ machine: inout Machine, now: ContinuousClock.Instant) {
+  _ = machine.start(now: now)
+  if machine.needsSchema { _ = machine.schemaLookedUp(schemaV1, now: now) }
+  _ = machine.encoded(request)
+  _ = machine.channelReady(now: now)
+}
+
 /// Whether `action` ends the call.
 private func isTerminal(_ action: Action) -> Bool {
   switch action {
@@ -245,10 +254,7 @@ final class CallRunMachineTests: XCTestCase {
   func testASentWriteIsNeverRetried() {
     let clock = ManualClock()
     var machine = makeMachine(clock, isWrite: true)
-    _ = machine.start(now: clock.now)
-    _ = machine.schemaLookedUp(schemaV1, now: clock.now)
-    _ = machine.encoded(request)
-    _ = machine.channelReady(now: clock.now)
+    sendFirstAttempt(&machine, now: clock.now)
     XCTAssertTrue(machine.requestSent)
     XCTAssertEqual(machine.answered(.failure(unavailable), now: clock.now), [.fail(unavailable)])
   }
@@ -259,10 +265,7 @@ final class CallRunMachineTests: XCTestCase {
     var writes = policy
     writes.retryWrites = true
     var machine = makeMachine(clock, isWrite: true, policy: writes)
-    _ = machine.start(now: clock.now)
-    _ = machine.schemaLookedUp(schemaV1, now: clock.now)
-    _ = machine.encoded(request)
-    _ = machine.channelReady(now: clock.now)
+    sendFirstAttempt(&machine, now: clock.now)
     XCTAssertEqual(
       machine.answered(.failure(unavailable), now: clock.now),
       [.scheduleRetry(after: .milliseconds(100), attempt: 2, error: unavailable)])
@@ -303,10 +306,7 @@ final class CallRunMachineTests: XCTestCase {
   func testSchemaMismatchRereadsTheSchemaAndResendsExactlyOnce() {
     var clock = ManualClock()
     var machine = makeMachine(clock, isWrite: true)
-    _ = machine.start(now: clock.now)
-    _ = machine.schemaLookedUp(schemaV1, now: clock.now)
-    _ = machine.encoded(request)
-    _ = machine.channelReady(now: clock.now)
+    sendFirstAttempt(&machine, now: clock.now)
     clock.advance(by: .seconds(1))
     XCTAssertEqual(
       machine.answered(.schemaMismatch(mismatch), now: clock.now),
@@ -326,9 +326,7 @@ final class CallRunMachineTests: XCTestCase {
   func testSchemaMismatchWithoutSchemaFails() {
     let clock = ManualClock()
     var machine = makeMachine(clock, needsSchema: false)
-    _ = machine.start(now: clock.now)
-    _ = machine.encoded(request)
-    _ = machine.channelReady(now: clock.now)
+    sendFirstAttempt(&machine, now: clock.now)
     XCTAssertEqual(machine.answered(.schemaMismatch(mismatch), now: clock.now), [.fail(mismatch)])
   }
 
@@ -380,6 +378,14 @@ final class CallRunMachineTests: XCTestCase {
     status = failure(machine.channelReady(now: late))
     XCTAssertEqual(status?.code, .deadlineExceeded)
     XCTAssertEqual(status?.message, "the Search call's deadline passed")
+
+    // The operation running when the deadline passes fails on its own timeout; a retriable
+    // failure at the deadline is not retried either.
+    machine = Step.fetchingSchema.make(clock)
+    let expired = MilvexError.status(.deadlineExceeded, "DescribeCollection timed out")
+    XCTAssertEqual(machine.schemaFetchFailed(expired, now: late), [.fail(expired)])
+    machine = Step.inFlight.make(clock)
+    XCTAssertEqual(machine.answered(.failure(unavailable), now: late), [.fail(unavailable)])
 
     machine = Step.inFlight.make(clock)
     let actions = machine.answered(.schemaMismatch(mismatch), now: late)
