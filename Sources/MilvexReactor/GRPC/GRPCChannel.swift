@@ -10,7 +10,10 @@
 /// Calls made before the channel is ready wait for it (bounded by their deadline); calls beyond
 /// the server's `MAX_CONCURRENT_STREAMS` wait in order for a free stream.
 public final class GRPCChannel: Sendable {
+  /// The event loop the channel's connection lives on; `onEvent` and completions run on its
+  /// thread.
   public let loop: EventLoop
+  /// The configuration the channel was connected with (already validated).
   public let configuration: GRPCChannelConfiguration
   private let connection: LoopBound<GRPCConnection?>
 

@@ -6,6 +6,7 @@ import Logging
 public struct GRPCChannelConfiguration: Sendable {
   /// Host name or IP literal (IPv6 with or without brackets). Resolved on every connect.
   public var host: String
+  /// TCP port of the server, in 1...65535 (Milvus listens on 19530 by default).
   public var port: Int
   /// TLS (``TLSConfiguration``), or nil for plaintext HTTP/2 (h2c with prior knowledge).
   /// With TLS the handshake counts against ``connectTimeout`` and `:scheme` is `https`.
@@ -36,8 +37,19 @@ public struct GRPCChannelConfiguration: Sendable {
   public var defaultMetadata = GRPCMetadata()
   /// For tests only: permits keepalive times below 10 s (down to 10 ms).
   public var allowTestingTimings: Bool = false
+  /// Where the channel logs: connecting, ready and closed at debug level; TLS verification
+  /// turned off, `too_many_pings` and keepalive timeouts as warnings. Label `milvex.grpc` by
+  /// default.
   public var logger: Logger = Logger(label: "milvex.grpc")
 
+  /// A configuration for `host:port` with every other setting at its default.
+  ///
+  /// Nothing is checked here; ``validate()`` (run by
+  /// ``GRPCChannel/connect(configuration:loop:onEvent:)``) rejects bad values.
+  ///
+  /// - Parameters:
+  ///   - host: Host name or IP literal (IPv6 with or without brackets).
+  ///   - port: TCP port, 1...65535.
   public init(host: String, port: Int) {
     self.host = host
     self.port = port
@@ -113,5 +125,6 @@ public struct GRPCChannelConfiguration: Sendable {
 
 /// This library's version, sent in `user-agent` and the Milvus `ClientInfo`.
 public enum MilvexReactorVersion {
+  /// The library's version number (semantic versioning).
   public static let string = "0.1.0"
 }

@@ -4,13 +4,16 @@
 /// sent base64-encoded; other values are printable ASCII. Invalid entries make the call fail
 /// with ``MilvexError/invalidArgument(field:message:)`` naming the key, before anything is sent.
 public struct GRPCMetadata: Sendable, Hashable {
+  /// The value of one entry: text for ordinary keys, bytes for keys ending in `-bin`.
   public enum Value: Sendable, Hashable {
     case text(String)
     case binary([UInt8])
   }
 
+  /// Every entry in the order it was added; a key may occur more than once (each is sent).
   public private(set) var entries: [(key: String, value: Value)] = []
 
+  /// Empty metadata.
   public init() {}
 
   /// Text entries, in order.
@@ -18,23 +21,42 @@ public struct GRPCMetadata: Sendable, Hashable {
     for (key, value) in elements { add(key, value) }
   }
 
+  /// Appends a text entry.
+  ///
+  /// Not checked here: an invalid key or value fails the call that sends it, with
+  /// ``MilvexError/invalidArgument(field:message:)``.
+  ///
+  /// - Parameters:
+  ///   - key: Lower-case ASCII (`0-9 a-z - _ .`), not ending in `-bin`.
+  ///   - value: Printable ASCII.
   public mutating func add(_ key: String, _ value: String) {
     entries.append((key, .text(value)))
   }
 
+  /// Appends a binary entry, sent base64-encoded.
+  ///
+  /// Not checked here: an invalid key fails the call that sends it, with
+  /// ``MilvexError/invalidArgument(field:message:)``.
+  ///
+  /// - Parameters:
+  ///   - key: Lower-case ASCII (`0-9 a-z - _ .`) ending in `-bin`.
+  ///   - value: The bytes.
   public mutating func add(_ key: String, binary value: [UInt8]) {
     entries.append((key, .binary(value)))
   }
 
+  /// Whether there are no entries.
   public var isEmpty: Bool { entries.isEmpty }
 
   /// Whether an entry has this key.
   public func contains(key: String) -> Bool { entries.contains { $0.key == key } }
 
+  /// Whether both hold the same entries (keys and values) in the same order.
   public static func == (lhs: GRPCMetadata, rhs: GRPCMetadata) -> Bool {
     lhs.entries.elementsEqual(rhs.entries) { $0.key == $1.key && $0.value == $1.value }
   }
 
+  /// Hashes the entries in order, consistent with `==`.
   public func hash(into hasher: inout Hasher) {
     for entry in entries {
       hasher.combine(entry.key)

@@ -18,6 +18,7 @@ public enum GRPCStatusCode: Int, Sendable, Hashable, CaseIterable, CustomStringC
   case dataLoss = 15
   case unauthenticated = 16
 
+  /// The code's canonical name as grpc spells it, such as `DEADLINE_EXCEEDED` or `INTERNAL`.
   public var description: String {
     switch self {
     case .ok: return "OK"
@@ -43,6 +44,7 @@ public enum GRPCStatusCode: Int, Sendable, Hashable, CaseIterable, CustomStringC
 
 /// The outcome of a gRPC call as the server (or the client, for local failures) reported it.
 public struct GRPCStatus: Sendable, Hashable, CustomStringConvertible {
+  /// The status code; ``GRPCStatusCode/ok`` for a successful call.
   public var code: GRPCStatusCode
   /// `grpc-message`, percent-decoded.
   public var message: String
@@ -52,6 +54,13 @@ public struct GRPCStatus: Sendable, Hashable, CustomStringConvertible {
   /// nil when the server sent the status.
   public var cause: Cause?
 
+  /// A status with the given parts.
+  ///
+  /// - Parameters:
+  ///   - code: The status code.
+  ///   - message: A human-readable description (`grpc-message`); may be empty.
+  ///   - details: The serialized `google.rpc.Status`, if any.
+  ///   - cause: Why the client made this status itself; nil for a status the server sent.
   public init(code: GRPCStatusCode, message: String, details: [UInt8]? = nil, cause: Cause? = nil) {
     self.code = code
     self.message = message
@@ -72,6 +81,8 @@ public struct GRPCStatus: Sendable, Hashable, CustomStringConvertible {
     case tls(TLSFailure)
   }
 
+  /// The code's name, followed by `: ` and the message when the message is not empty, for
+  /// example `UNAVAILABLE: connection refused`.
   public var description: String {
     message.isEmpty ? "\(code)" : "\(code): \(message)"
   }
@@ -113,6 +124,8 @@ public enum GRPCProtocolViolation: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
+  /// One sentence saying how the server's answer broke the protocol, for logs and the status
+  /// message.
   public var description: String {
     switch self {
     case .contentType(let value):
