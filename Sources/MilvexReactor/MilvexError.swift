@@ -67,6 +67,10 @@ public enum MilvexError: Error, Sendable, Hashable, CustomStringConvertible {
     }
   }
 
+  /// What failed, in one line a user can act on: the field for an invalid argument, the
+  /// `host:port` for connection, TLS and not-connected errors (with "(will be retried)" when the
+  /// connection keeps trying), the gRPC status or the Milvus code and reason. Secrets (tokens,
+  /// passwords) never appear in it.
   public var description: String {
     switch self {
     case .invalidArgument(let field, let message):

@@ -12,8 +12,10 @@ public protocol BackoffRandomSource: Sendable {
 /// The system's cryptographically secure generator: every client draws independent jitter, so
 /// a thousand clients that lost the same server do not come back at the same instant.
 public struct SystemBackoffRandomSource: BackoffRandomSource {
+  /// A source backed by the system's generator; it has no state of its own.
   public init() {}
 
+  /// Returns a value from the system's cryptographically secure generator, uniform in `0..<1`.
   public mutating func nextUnitValue() -> Double {
     Double.random(in: 0..<1)
   }

@@ -23,6 +23,7 @@ import ServiceLifecycle
 ///
 /// Releasing the last reference to a running connection disconnects it.
 public final class Connection: Sendable, Service {
+  /// The event loop the connection's channels, timers and callbacks run on.
   public let loop: EventLoop
   /// The configuration the connection was started with.
   public let config: ConnectionConfig
@@ -253,7 +254,7 @@ public final class Connection: Sendable, Service {
   // MARK: - The channel
 
   /// The live channel and the config it was made with, or at once
-  /// ``MilvexError/notConnected(host:port:)`` (retriable) while (re)connecting, or
+  /// ``MilvexError/notConnected(host:port:lastFailure:)`` (retriable) while (re)connecting, or
   /// ``MilvexError/disconnected(reason:)`` after disconnect.
   ///
   /// - Important: Callable from any thread; `completion` runs on the loop thread (or at once on
@@ -280,7 +281,7 @@ public final class Connection: Sendable, Service {
 
   /// Waits until connected (or `timeout` passes) and returns the channel and its config.
   /// Fails at once if the connection was disconnected; fails with a retriable
-  /// ``MilvexError/notConnected(host:port:)`` when the timeout passes.
+  /// ``MilvexError/notConnected(host:port:lastFailure:)`` when the timeout passes.
   ///
   /// - Important: Callable from any thread; `completion` runs on the loop thread.
   public func waitForChannel(

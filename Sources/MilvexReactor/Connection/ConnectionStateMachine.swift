@@ -5,7 +5,7 @@
 public enum ConnectivityState: Sendable, Hashable, CustomStringConvertible {
   /// Making the first channel since the connection started: an attempt is in flight, or the
   /// connection waits out the backoff delay before the next one. Calls fail at once with
-  /// ``MilvexError/notConnected(host:port:)`` (retriable).
+  /// ``MilvexError/notConnected(host:port:lastFailure:)`` (retriable).
   case connecting
   /// A channel is ready and calls go through it.
   case connected
@@ -16,6 +16,8 @@ public enum ConnectivityState: Sendable, Hashable, CustomStringConvertible {
   /// ``MilvexError/disconnected(reason:)`` (not retriable) and nothing is tried again.
   case disconnected
 
+  /// The state's name in lower case: `connecting`, `connected`, `reconnecting` or
+  /// `disconnected`.
   public var description: String {
     switch self {
     case .connecting: return "connecting"
@@ -41,12 +43,19 @@ public struct StateTransition: Sendable, Hashable, CustomStringConvertible {
   /// `disconnected by the application`.
   public var reason: String
 
+  /// A transition with the given parts.
+  ///
+  /// - Parameters:
+  ///   - from: The state before the change.
+  ///   - to: The state after the change; equal to `from` for a failed connect attempt.
+  ///   - reason: Why it changed, in words for a log.
   public init(from: ConnectivityState, to: ConnectivityState, reason: String) {
     self.from = from
     self.to = to
     self.reason = reason
   }
 
+  /// `from → to: reason`, for example `connecting → connected: attempt 1 succeeded`.
   public var description: String { "\(from) → \(to): \(reason)" }
 }
 
@@ -224,9 +233,9 @@ struct ConnectionStateMachine {
   enum ChannelAnswer: Equatable {
     /// Use the channel of this generation.
     case connected(generation: UInt64)
-    /// Fail the caller with this error at once: ``MilvexError/notConnected(host:port:)``
-    /// (retriable) while (re)connecting, ``MilvexError/disconnected(reason:)`` after
-    /// disconnect.
+    /// Fail the caller with this error at once:
+    /// ``MilvexError/notConnected(host:port:lastFailure:)`` (retriable) while (re)connecting,
+    /// ``MilvexError/disconnected(reason:)`` after disconnect.
     case notConnected(MilvexError)
   }
 
@@ -522,7 +531,7 @@ struct ConnectionStateMachine {
     /// Connected already: resume the caller with channel `generation` at once.
     case resume(generation: UInt64)
     /// Fail the caller at once: ``MilvexError/disconnected(reason:)`` after disconnect, or
-    /// ``MilvexError/notConnected(host:port:)`` when the deadline has already passed.
+    /// ``MilvexError/notConnected(host:port:lastFailure:)`` when the deadline has already passed.
     case fail(MilvexError)
     /// The caller waits. Call ``waiterDeadlinesPassed(now:)`` when `deadline` comes (one
     /// timer per waiter, or one timer at ``nextWaiterDeadline``; both work).
@@ -555,7 +564,7 @@ struct ConnectionStateMachine {
   enum OnWaiterDeadline: Equatable {
     case none
     /// Fail these waiters (in registration order) with the error, a retriable
-    /// ``MilvexError/notConnected(host:port:)``.
+    /// ``MilvexError/notConnected(host:port:lastFailure:)``.
     case fail([WaiterID], MilvexError)
   }
 

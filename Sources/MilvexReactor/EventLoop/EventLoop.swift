@@ -55,6 +55,7 @@ public final class EventLoop: @unchecked Sendable {
     var joinClaimed = false
   }
 
+  /// How this loop is driven; fixed when the loop is created. Readable from any thread.
   public let mode: Mode
 
   /// The libev loop (`struct ev_loop *`). Loop-thread-only, like every libev call on it.

@@ -14,9 +14,13 @@ import CLibEV
 public final class IOWatcher: LoopWatcher {
   /// What to be told about.
   public struct Interest: OptionSet, Sendable, Hashable {
+    /// libev's event bits (`EV_READ`, `EV_WRITE`).
     public let rawValue: Int32
+    /// Interest from libev's event bits.
     public init(rawValue: Int32) { self.rawValue = rawValue }
+    /// Tell when the descriptor is readable (data, end of file or an error is pending).
     public static let read = Interest(rawValue: Int32(EV_READ))
+    /// Tell when the descriptor is writable. Watch it only while output is pending.
     public static let write = Interest(rawValue: Int32(EV_WRITE))
   }
 

@@ -7,6 +7,8 @@ import Musl
 /// An IPv4 or IPv6 socket address (a `sockaddr_storage` with its length).
 public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
   fileprivate var storage: sockaddr_storage
+  /// How many bytes of the storage the address uses: the size of `sockaddr_in` or
+  /// `sockaddr_in6`.
   public let length: socklen_t
 
   /// Copies a `sockaddr` of `length` bytes. Returns nil for families other than IPv4/IPv6.
@@ -55,6 +57,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
+  /// The address family: `AF_INET` or `AF_INET6`.
   public var family: Int32 { Int32(storage.ss_family) }
 
   /// Calls `body` with the address as a `sockaddr` pointer.
@@ -81,6 +84,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
+  /// Whether both addresses are the same byte for byte (family, port and address).
   public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
     lhs.length == rhs.length
       && withUnsafeBytes(of: lhs.storage) { l in
@@ -88,6 +92,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
       }
   }
 
+  /// Hashes the address's `length` bytes, consistent with `==`.
   public func hash(into hasher: inout Hasher) {
     withUnsafeBytes(of: storage) { hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0.prefix(Int(length)))) }
   }

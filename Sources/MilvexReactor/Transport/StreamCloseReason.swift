@@ -16,6 +16,8 @@ public enum StreamCloseReason: Sendable, Hashable, CustomStringConvertible {
   /// TLS failed (handshake, certificate, ALPN, or a TLS error later).
   case tls(TLSFailure)
 
+  /// The reason in words for a log or an error: for example `the server closed the connection`,
+  /// `read failed: ` with the `errno` text, or the owner's words for a timeout or protocol error.
   public var description: String {
     switch self {
     case .endOfFile: return "the server closed the connection"

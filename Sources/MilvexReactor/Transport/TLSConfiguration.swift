@@ -34,6 +34,19 @@ public struct TLSConfiguration: Sendable, Hashable, CustomStringConvertible,
   /// connection open to anyone who can intercept it; the connection logs a warning.
   public var verifyCertificate: Bool = true
 
+  /// A TLS configuration; with no arguments, the safe defaults (system trust store, certificate
+  /// verified, no client certificate).
+  ///
+  /// Nothing is checked or read here: ``validate()`` checks what it can, and PEM files are read
+  /// when the connection is made.
+  ///
+  /// - Parameters:
+  ///   - trustRoots: The certificate authorities to trust; nil for the system trust store.
+  ///   - certificateChain: The client's certificate (chain), for mutual TLS.
+  ///   - privateKey: The private key of `certificateChain` (unencrypted PEM).
+  ///   - serverName: The name for SNI and certificate verification; nil for the host connected
+  ///     to.
+  ///   - verifyCertificate: Whether the server's certificate is verified; keep it `true`.
   public init(
     trustRoots: PEMSource? = nil, certificateChain: PEMSource? = nil, privateKey: PEMSource? = nil,
     serverName: String? = nil, verifyCertificate: Bool = true
@@ -83,6 +96,9 @@ public struct TLSConfiguration: Sendable, Hashable, CustomStringConvertible,
     }
   }
 
+  /// A one-line summary for logs, such as `TLS(verify: on, trust roots: system)`: whether
+  /// verification is on, where the trust roots and client certificate come from (a file's path,
+  /// or PEM bytes by their size) and the server name. The private key is always `<redacted>`.
   public var description: String {
     func show(_ source: PEMSource?, secret: Bool = false) -> String {
       switch source {

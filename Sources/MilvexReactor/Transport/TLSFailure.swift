@@ -33,6 +33,8 @@ public enum TLSFailure: Error, Sendable, Hashable, CustomStringConvertible {
     return true
   }
 
+  /// What failed and what to change, in one line; for example a name mismatch names the
+  /// certificate's names and suggests setting `tls.serverName`.
   public var description: String {
     switch self {
     case .certificateNotTrusted(let reason, let subject):
