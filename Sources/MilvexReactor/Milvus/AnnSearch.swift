@@ -19,6 +19,8 @@ internal import MilvusProtos
 /// of the two is checked before sending (a wrong order finds nothing on milvus-lite and fails
 /// on Milvus 2.3.5).
 public struct AnnSearch: Sendable, Hashable {
+  /// The queries, one hit list each: vectors of the field's type, or texts for the output of a
+  /// BM25 function. Empty when searching by ``ids``.
   public var queries: [FieldValue]
   /// Search by primary keys: the stored vectors of these entities (in `annsField`) are the
   /// queries, one hit list per key, instead of ``queries``. Sent as pymilvus 3.0.2 sends it
@@ -27,6 +29,7 @@ public struct AnnSearch: Sendable, Hashable {
   public var ids: [PrimaryKey]
   /// The vector field; may be left out when the collection has exactly one.
   public var annsField: String?
+  /// Hits per query (groups, with grouping), 1...16384; default 10.
   public var limit: Int
   /// A boolean expression over scalar fields (`"year > 2000 and tag == \"a\""`), or a filter
   /// template with `{placeholders}` for ``filterParams``.
@@ -45,6 +48,21 @@ public struct AnnSearch: Sendable, Hashable {
   /// How errors name the queries: as the argument the caller gave them in.
   var queriesName = "queries"
 
+  /// A search with queries of any kind.
+  ///
+  /// The arguments set the properties of the same names (``ids`` stays empty). They are checked
+  /// when the call is made, and against the collection's schema before it is sent.
+  ///
+  /// - Parameters:
+  ///   - queries: The query values: vectors of the field's type, or texts for BM25.
+  ///   - annsField: The vector field; nil when the collection has exactly one.
+  ///   - limit: Hits per query, 1...16384.
+  ///   - filter: A boolean expression over scalar fields; empty for none.
+  ///   - filterParams: Values for the filter's `{placeholders}`.
+  ///   - metricType: nil for the metric of the field's index.
+  ///   - params: Index-specific search parameters (`ef`, `nprobe`, …).
+  ///   - radius: Range search: the outer bound, exclusive.
+  ///   - rangeFilter: Range search: the inner bound, inclusive (needs `radius`).
   public init(
     queries: [FieldValue], annsField: String? = nil, limit: Int = 10, filter: String = "",
     filterParams: [String: FieldValue] = [:], metricType: MetricType? = nil,
@@ -337,6 +355,12 @@ public struct SearchGrouping: Sendable, Hashable {
   /// group may hold fewer.
   public var strictSize: Bool
 
+  /// A grouping by `field`.
+  ///
+  /// - Parameters:
+  ///   - field: A scalar field of the schema whose values form the groups.
+  ///   - size: Hits per group, at least 1; default 1.
+  ///   - strictSize: Whether Milvus must try to fill every group.
   public init(field: String, size: Int = 1, strictSize: Bool = false) {
     self.field = field
     self.size = size

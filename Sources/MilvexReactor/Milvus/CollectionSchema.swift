@@ -12,8 +12,11 @@ internal import MilvusProtos
 /// ]
 /// ```
 public struct FieldSchema: Sendable, Hashable {
+  /// The field's name, unique in the collection.
   public var name: String
+  /// The field's type, with its dimension, maximum length or capacity.
   public var type: DataType
+  /// Whether this is the collection's primary key (exactly one field is: int64 or varchar).
   public var isPrimaryKey: Bool
   /// The server assigns the primary key (int64 keys only); inserts must not carry it.
   public var autoID: Bool
@@ -38,8 +41,31 @@ public struct FieldSchema: Sendable, Hashable {
   /// A schema function computes this field (a BM25 function's sparse output); inserts must
   /// not carry it. Set from the collection's functions.
   public var isFunctionOutput: Bool
+  /// A free-text description stored with the field on the server; empty by default.
   public var description: String
 
+  /// A field with every property given. ``primaryKey(_:_:autoID:description:)``,
+  /// ``field(_:_:nullable:defaultValue:isPartitionKey:isClusteringKey:description:)``,
+  /// ``text(_:maxLength:analyzerParams:enableMatch:nullable:description:)`` and
+  /// ``vector(_:dimension:description:)`` are shorter for the usual cases.
+  ///
+  /// Nothing is checked here: ``CollectionSchema/validate()`` (run by `createCollection`) checks
+  /// the schema as the server would.
+  ///
+  /// - Parameters:
+  ///   - name: The field's name, unique in the collection.
+  ///   - type: The field's type.
+  ///   - isPrimaryKey: Whether it is the primary key (int64 or varchar).
+  ///   - autoID: Whether the server assigns the primary key (int64 keys only).
+  ///   - isPartitionKey: Whether rows are spread over partitions by this field's value.
+  ///   - isClusteringKey: Whether compaction sorts data by this field.
+  ///   - nullable: Whether the field may hold null.
+  ///   - defaultValue: What the server stores when a row leaves the field out.
+  ///   - enableAnalyzer: Whether a varchar field's text is split into terms.
+  ///   - analyzerParams: The analyzer; nil for the server's standard one.
+  ///   - enableMatch: Whether to build the term index `TEXT_MATCH` filters use.
+  ///   - isFunctionOutput: Whether a schema function computes the field.
+  ///   - description: A free-text description.
   public init(
     name: String, type: DataType, isPrimaryKey: Bool = false, autoID: Bool = false,
     isPartitionKey: Bool = false, isClusteringKey: Bool = false, nullable: Bool = false,
@@ -135,6 +161,8 @@ public enum FunctionKind: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
+  /// The kind's Milvus name (`BM25`, `TextEmbedding`, `Rerank`), or `function type` and the code
+  /// for a kind this client does not name.
   public var description: String {
     switch self {
     case .bm25: return "BM25"
@@ -158,14 +186,29 @@ public enum FunctionKind: Sendable, Hashable, CustomStringConvertible {
 ///   functions: [.bm25("body_bm25", input: "body", output: "sparse")])
 /// ```
 public struct SchemaFunction: Sendable, Hashable {
+  /// The function's name, unique in the schema.
   public var name: String
+  /// What the function computes.
   public var kind: FunctionKind
+  /// The fields the function reads (for BM25, one analyzed varchar field).
   public var inputFields: [String]
+  /// The fields the function writes (for BM25, one sparse float vector field); inserts leave them
+  /// out.
   public var outputFields: [String]
   /// Parameters as the server stores them (strings).
   public var params: [String: String]
+  /// A free-text description stored with the function on the server; empty by default.
   public var description: String
 
+  /// A function with every property given; ``bm25(_:input:output:)`` is shorter for BM25.
+  ///
+  /// - Parameters:
+  ///   - name: The function's name, unique in the schema.
+  ///   - kind: What it computes.
+  ///   - inputFields: The fields it reads.
+  ///   - outputFields: The fields it writes.
+  ///   - params: Parameters as the server stores them (strings).
+  ///   - description: A free-text description.
   public init(
     name: String, kind: FunctionKind, inputFields: [String], outputFields: [String],
     params: [String: String] = [:], description: String = ""
@@ -207,12 +250,23 @@ public struct SchemaFunction: Sendable, Hashable {
 /// functions that compute some fields from others. A value type: build and validate it on any
 /// thread.
 public struct CollectionSchema: Sendable, Hashable {
+  /// The fields in order: one primary key and at least one vector field.
   public var fields: [FieldSchema]
   /// Lets rows carry keys that are not fields (stored in the hidden `$meta` JSON field).
   public var enableDynamicField: Bool
+  /// The functions that compute some fields from others (BM25, …); none by default.
   public var functions: [SchemaFunction]
+  /// A free-text description stored with the collection on the server; empty by default.
   public var description: String
 
+  /// A schema of these fields and functions. Nothing is checked here: ``validate()`` (run by
+  /// `createCollection`) checks it as the server would.
+  ///
+  /// - Parameters:
+  ///   - fields: The fields: one primary key and at least one vector field.
+  ///   - functions: The functions computing fields from others.
+  ///   - enableDynamicField: Whether rows may carry keys that are not fields.
+  ///   - description: A free-text description.
   public init(
     fields: [FieldSchema], functions: [SchemaFunction] = [], enableDynamicField: Bool = false,
     description: String = ""
@@ -237,10 +291,13 @@ public struct CollectionSchema: Sendable, Hashable {
     return copy
   }
 
+  /// The primary key field; nil if the schema has none (``validate()`` refuses that).
   public var primaryKey: FieldSchema? { fields.first { $0.isPrimaryKey } }
 
+  /// The field called `name`; nil if there is none.
   public func field(named name: String) -> FieldSchema? { fields.first { $0.name == name } }
 
+  /// The vector fields in schema order (those whose ``DataType/isVector`` is true).
   public var vectorFields: [FieldSchema] { fields.filter { $0.type.isVector } }
 
   /// Whether a function computes the field (it is then not written by inserts).

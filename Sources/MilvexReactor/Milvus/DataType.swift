@@ -33,6 +33,8 @@ public indirect enum DataType: Sendable, Hashable, CustomStringConvertible {
   /// field and the type. It cannot be used to create a collection.
   case unsupported(name: String, code: Int)
 
+  /// The type in lower case with its parameters, such as `varchar(256)`, `array<int64>[16]` or
+  /// `float_vector(768)`; a type this client does not model shows its Milvus name.
   public var description: String {
     switch self {
     case .bool: return "bool"
@@ -60,6 +62,9 @@ public indirect enum DataType: Sendable, Hashable, CustomStringConvertible {
     .bool, .int8, .int16, .int32, .int64, .float, .double, .json, .sparseFloatVector,
   ]
 
+  /// Whether this is a vector type (float, binary, float16, bfloat16, int8 or sparse). A type
+  /// this client does not model counts as a vector when its Milvus code is a vector code
+  /// (100 … 199).
   public var isVector: Bool {
     switch self {
     case .floatVector, .binaryVector, .float16Vector, .bfloat16Vector, .int8Vector,

@@ -9,6 +9,7 @@ public enum FieldColumn: Sendable, Hashable {
   /// Any values (JSON and ARRAY fields, or mixed input).
   case values([FieldValue])
 
+  /// The number of values in the column: one per entity (a vector counts as one).
   public var count: Int {
     switch self {
     case .bool(let values): return values.count

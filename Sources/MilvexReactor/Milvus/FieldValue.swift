@@ -34,11 +34,13 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
   /// A JSON object.
   case object([String: FieldValue])
 
+  /// The value of a `.bool`; nil for any other case.
   public var boolValue: Bool? {
     if case .bool(let value) = self { return value }
     return nil
   }
 
+  /// The value of an `.int`; nil for any other case (floats are not converted).
   public var intValue: Int64? {
     if case .int(let value) = self { return value }
     return nil
@@ -54,6 +56,7 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
+  /// The value of a `.string`; nil for any other case.
   public var stringValue: String? {
     if case .string(let value) = self { return value }
     return nil
@@ -79,6 +82,8 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
+  /// The vector of a `.sparseVector`; nil for any other case (an object or an array of pairs is
+  /// not converted).
   public var sparseVectorValue: SparseVector? {
     if case .sparseVector(let vector) = self { return vector }
     return nil
@@ -94,11 +99,13 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
     .bfloat16Vector(floats.map(HalfFloat.bfloat16Bits))
   }
 
+  /// The elements of an `.array`; nil for any other case.
   public var arrayValue: [FieldValue]? {
     if case .array(let values) = self { return values }
     return nil
   }
 
+  /// The members of an `.object`; nil for any other case.
   public var objectValue: [String: FieldValue]? {
     if case .object(let members) = self { return members }
     return nil
@@ -111,6 +118,7 @@ public enum FieldValue: Sendable, Hashable, CustomStringConvertible {
     return text
   }
 
+  /// The value as JSON text, the same as ``jsonText``.
   public var description: String { jsonText }
 
   /// The kind of value, for error messages.
@@ -139,12 +147,19 @@ extension FieldValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral,
   ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral,
   ExpressibleByDictionaryLiteral
 {
+  /// `.null`, written as `nil`.
   public init(nilLiteral: ()) { self = .null }
+  /// A `.bool`, written as `true` or `false`.
   public init(booleanLiteral value: Bool) { self = .bool(value) }
+  /// An `.int`, written as an integer literal.
   public init(integerLiteral value: Int64) { self = .int(value) }
+  /// A `.double`, written as a floating-point literal.
   public init(floatLiteral value: Double) { self = .double(value) }
+  /// A `.string`, written as a string literal.
   public init(stringLiteral value: String) { self = .string(value) }
+  /// An `.array`, written as an array literal.
   public init(arrayLiteral elements: FieldValue...) { self = .array(elements) }
+  /// An `.object`, written as a dictionary literal; for a repeated key the last value wins.
   public init(dictionaryLiteral elements: (String, FieldValue)...) {
     self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
   }

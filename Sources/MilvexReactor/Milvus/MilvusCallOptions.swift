@@ -8,6 +8,15 @@ public struct MilvusCallOptions: Sendable, Hashable {
   /// Overrides the client's retry policy for this call.
   public var retryPolicy: RetryPolicy?
 
+  /// Options for one call; nil leaves a setting to the client.
+  ///
+  /// - Parameters:
+  ///   - timeout: The whole call's deadline; nil for the connection config's `timeout`. Must be
+  ///     positive.
+  ///   - database: The database to run the call in; nil for the client's current one. Must not
+  ///     be empty.
+  ///   - retryPolicy: The retry policy for this call; nil for the client's. Validated when the
+  ///     call is performed.
   public init(timeout: Duration? = nil, database: String? = nil, retryPolicy: RetryPolicy? = nil) {
     self.timeout = timeout
     self.database = database

@@ -14,7 +14,10 @@ import Metrics
 ///
 /// A `Sendable` handle: every call's work runs on the connection's loop thread.
 public final class MilvusClient: Sendable {
+  /// The connection the client's calls go through; ``close()`` disconnects it.
   public let connection: Connection
+  /// The retry policy calls use unless their ``MilvusCallOptions/retryPolicy`` replaces it;
+  /// validated when the client is made.
   public let retryPolicy: RetryPolicy
   /// Schemas by database and collection name, filled by create/describe and by the first call
   /// that needs one; forgotten on drop, rename, alias changes and Milvus errors.

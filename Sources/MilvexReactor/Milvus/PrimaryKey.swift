@@ -5,9 +5,12 @@ public enum PrimaryKey: Sendable, Hashable, CustomStringConvertible, Expressible
   case int(Int64)
   case string(String)
 
+  /// An int64 key, written as an integer literal.
   public init(integerLiteral value: Int64) { self = .int(value) }
+  /// A varchar key, written as a string literal.
   public init(stringLiteral value: String) { self = .string(value) }
 
+  /// The key's value: the number, or the string itself without quotes.
   public var description: String {
     switch self {
     case .int(let value): return "\(value)"

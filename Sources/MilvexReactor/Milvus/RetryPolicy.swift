@@ -13,14 +13,32 @@
 public struct RetryPolicy: Sendable, Hashable {
   /// Attempts in total, including the first (1 = never retry).
   public var maxAttempts: Int
+  /// The delay before the first retry, before jitter; positive. Default 100 ms.
   public var baseDelay: Duration
+  /// The longest delay between two attempts, before jitter; from ``baseDelay`` up to
+  /// ``longestDelay``. Default 3 s.
   public var maxDelay: Duration
+  /// How much each delay grows over the one before; at least 1 (1: every delay is
+  /// ``baseDelay``). Default 2.
   public var multiplier: Double
   /// The fraction (0 … 1) a delay is spread by, up or down.
   public var jitter: Double
   /// Whether insert, upsert and delete are retried too.
   public var retryWrites: Bool
 
+  /// A policy with the given settings; the defaults retry up to 4 times (5 attempts) after
+  /// 100 ms, 200 ms, 400 ms and 800 ms, each ±10 %, and never retry writes.
+  ///
+  /// Not checked here: ``validate()`` (run when a client or a call uses the policy) names a
+  /// setting out of range.
+  ///
+  /// - Parameters:
+  ///   - maxAttempts: Attempts in total, including the first; 1...100.
+  ///   - baseDelay: The delay before the first retry; positive.
+  ///   - maxDelay: The longest delay; from `baseDelay` up to ``longestDelay``.
+  ///   - multiplier: How much each delay grows; at least 1.
+  ///   - jitter: The fraction a delay is spread by, up or down; 0...1.
+  ///   - retryWrites: Whether insert, upsert and delete are retried too.
   public init(
     maxAttempts: Int = 5, baseDelay: Duration = .milliseconds(100),
     maxDelay: Duration = .seconds(3),
@@ -64,6 +82,8 @@ public struct RetryPolicy: Sendable, Hashable {
     }
   }
 
+  /// What ``decide(attempt:error:isWrite:remaining:random:)`` answers: try again after a delay,
+  /// or fail the call with the error of the last attempt.
   public enum Decision: Sendable, Hashable {
     case retry(after: Duration)
     case fail

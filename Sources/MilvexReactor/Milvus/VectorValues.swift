@@ -13,12 +13,15 @@ public struct SparseVector: Sendable, Hashable, CustomStringConvertible {
   /// The value at each of ``indices``.
   public private(set) var values: [Float]
 
+  /// A vector from index → value entries, sorted by index.
   public init(_ entries: [UInt32: Float]) {
     let sorted = entries.sorted { $0.key < $1.key }
     indices = sorted.map(\.key)
     values = sorted.map(\.value)
   }
 
+  /// A vector from `(index, value)` pairs in any order; a later pair for the same index replaces
+  /// an earlier one.
   public init<Pairs: Sequence>(pairs: Pairs) where Pairs.Element == (UInt32, Float) {
     // A stable sort keeps input order among equal indices, so the last one wins below.
     let sorted = pairs.enumerated().sorted {
@@ -44,8 +47,10 @@ public struct SparseVector: Sendable, Hashable, CustomStringConvertible {
     self.values = values
   }
 
+  /// The number of entries stored.
   public var count: Int { indices.count }
 
+  /// The value at `index`, or nil when the vector has no entry there.
   public subscript(index: UInt32) -> Float? {
     var low = 0
     var high = indices.count
@@ -61,6 +66,7 @@ public struct SparseVector: Sendable, Hashable, CustomStringConvertible {
     Dictionary(uniqueKeysWithValues: zip(indices, values))
   }
 
+  /// The entries in index order as `{index: value, …}`, for example `{3: 0.5, 17: 1.25}`.
   public var description: String {
     "{" + zip(indices, values).map { "\($0): \($1)" }.joined(separator: ", ") + "}"
   }
