@@ -39,6 +39,13 @@ extension MilvusCall where Output == Void {
 
   // MARK: Databases
 
+  /// Creates a database (`CreateDatabase`).
+  ///
+  /// - Parameters:
+  ///   - name: The database's name; not empty.
+  ///   - properties: Database properties (`database.replica.number`, …); none by default.
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func createDatabase(_ name: String, properties: [String: String] = [:])
     -> MilvusCall
   {
@@ -52,6 +59,11 @@ extension MilvusCall where Output == Void {
     }
   }
 
+  /// Drops an empty database (`DropDatabase`); the client forgets the schemas it remembered
+  /// for the database.
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func dropDatabase(_ name: String) -> MilvusCall {
     status("DropDatabase", invalid: Check.name(name, "database"), effect: .forgetDatabase(name)) {
       _ in
@@ -105,6 +117,10 @@ extension MilvusCall where Output == Void {
     }
   }
 
+  /// Drops a collection and its data (`DropCollection`); the client forgets its schema.
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func dropCollection(_ name: String) -> MilvusCall {
     status(
       "DropCollection", invalid: Check.name(name, "collection"),
@@ -114,6 +130,11 @@ extension MilvusCall where Output == Void {
     }
   }
 
+  /// Renames a collection in its database (`RenameCollection`); the client forgets the schemas
+  /// remembered under both names.
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func renameCollection(_ name: String, to newName: String) -> MilvusCall {
     status(
       "RenameCollection",
@@ -142,6 +163,11 @@ extension MilvusCall where Output == Void {
     }
   }
 
+  /// Releases a loaded collection from memory (`ReleaseCollection`); searches and queries on it
+  /// then fail until it is loaded again.
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func releaseCollection(_ name: String) -> MilvusCall {
     status("ReleaseCollection", invalid: Check.name(name, "collection")) { _ in
       Milvus_Proto_Milvus_ReleaseCollectionRequest.with { $0.collectionName = name }
@@ -161,11 +187,19 @@ extension MilvusCall where Output == Void {
 
   // MARK: Partitions
 
+  /// Creates a partition called `partition` in `collection` (`CreatePartition`).
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func createPartition(_ partition: String, in collection: String) -> MilvusCall {
     partitionCall(
       "CreatePartition", Milvus_Proto_Milvus_CreatePartitionRequest.self, partition, collection)
   }
 
+  /// Drops a partition and its data (`DropPartition`).
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func dropPartition(_ partition: String, in collection: String) -> MilvusCall {
     partitionCall(
       "DropPartition", Milvus_Proto_Milvus_DropPartitionRequest.self, partition, collection)
@@ -182,6 +216,11 @@ extension MilvusCall where Output == Void {
     }
   }
 
+  /// Asks the server to load these partitions of `collection` into memory (`LoadPartitions`),
+  /// with `replicas` in-memory replicas; loading may finish later.
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func loadPartitions(
     _ partitions: [String], in collection: String, replicas: Int = 1
   ) -> MilvusCall {
@@ -198,6 +237,10 @@ extension MilvusCall where Output == Void {
     }
   }
 
+  /// Releases these partitions of `collection` from memory (`ReleasePartitions`).
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func releasePartitions(_ partitions: [String], in collection: String) -> MilvusCall
   {
     status(
@@ -259,6 +302,11 @@ extension MilvusCall where Output == Void {
 
   // MARK: Aliases
 
+  /// Creates `alias` as another name for `collection` (`CreateAlias`); calls may then name the
+  /// collection by its alias.
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func createAlias(_ alias: String, for collection: String) -> MilvusCall {
     status(
       "CreateAlias",
@@ -285,6 +333,11 @@ extension MilvusCall where Output == Void {
     }
   }
 
+  /// Drops an alias (`DropAlias`); the collection itself stays. The client forgets the schema it
+  /// remembered under the alias.
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func dropAlias(_ alias: String) -> MilvusCall {
     status("DropAlias", invalid: Check.name(alias, "alias"), effect: .forget(collections: [alias]))
     { _ in
@@ -294,6 +347,10 @@ extension MilvusCall where Output == Void {
 }
 
 extension MilvusCall where Output == [String] {
+  /// The names of the server's databases (`ListDatabases`).
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func listDatabases() -> MilvusCall {
     make("ListDatabases", response: Milvus_Proto_Milvus_ListDatabasesResponse.self) { _ in
       Milvus_Proto_Milvus_ListDatabasesRequest()
@@ -311,6 +368,10 @@ extension MilvusCall where Output == [String] {
     }
   }
 
+  /// The names of a collection's partitions, `_default` included (`ShowPartitions`).
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func listPartitions(in collection: String) -> MilvusCall {
     make(
       "ShowPartitions", response: Milvus_Proto_Milvus_ShowPartitionsResponse.self,
@@ -338,6 +399,10 @@ extension MilvusCall where Output == [String] {
 }
 
 extension MilvusCall where Output == Bool {
+  /// Whether a collection of this name exists in the database (`HasCollection`).
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func hasCollection(_ name: String) -> MilvusCall {
     make(
       "HasCollection", response: Milvus_Proto_Milvus_BoolResponse.self,
@@ -349,6 +414,10 @@ extension MilvusCall where Output == Bool {
     }
   }
 
+  /// Whether `collection` has a partition called `partition` (`HasPartition`).
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func hasPartition(_ partition: String, in collection: String) -> MilvusCall {
     make(
       "HasPartition", response: Milvus_Proto_Milvus_BoolResponse.self,
@@ -362,6 +431,10 @@ extension MilvusCall where Output == Bool {
 }
 
 extension MilvusCall where Output == DatabaseDescription {
+  /// A database's id, creation time and properties (`DescribeDatabase`).
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func describeDatabase(_ name: String) -> MilvusCall {
     make(
       "DescribeDatabase", response: Milvus_Proto_Milvus_DescribeDatabaseResponse.self,
@@ -415,6 +488,12 @@ extension MilvusCall where Output == LoadState {
 }
 
 extension MilvusCall where Output == CollectionStatistics {
+  /// A collection's row count and the other statistics the server keeps
+  /// (`GetCollectionStatistics`). The call fails with ``MilvexError/protocolViolation(_:)``
+  /// when the server reports no `row_count`.
+  ///
+  /// - Important: Any thread may make the call; ``MilvusClient`` runs a callback form's
+  ///   completion on the loop thread.
   public static func collectionStatistics(_ name: String) -> MilvusCall {
     make(
       "GetCollectionStatistics", response: Milvus_Proto_Milvus_GetCollectionStatisticsResponse.self,

@@ -22,17 +22,26 @@ extension Milvus_Proto_Milvus_GetCompactionStateResponse: MilvusResponse {
 /// What a flush started: per collection, the segments it seals and the timestamp a later
 /// ``MilvusCall/flushState(collection:segmentIDs:flushTimestamp:)`` waits for.
 public struct FlushResult: Sendable, Hashable {
+  /// The segments the flush seals, by collection name.
   public var segmentIDs: [String: [Int64]]
+  /// The flush's timestamp, by collection name: pass it to
+  /// ``MilvusCall/flushState(collection:segmentIDs:flushTimestamp:)``.
   public var flushTimestamps: [String: UInt64]
 }
 
 /// How far a compaction has got.
 public struct CompactionProgress: Sendable, Hashable {
+  /// A compaction's state as Milvus reports it.
   public enum State: Sendable, Hashable { case undefined, executing, completed }
+  /// Whether the compaction is executing or completed; `undefined` when the server says neither.
   public var state: State
+  /// Plans (units of compaction work) still running.
   public var executingPlans: Int64
+  /// Plans finished.
   public var completedPlans: Int64
+  /// Plans that failed.
   public var failedPlans: Int64
+  /// Plans that timed out.
   public var timedOutPlans: Int64
 }
 

@@ -49,7 +49,9 @@ internal import MilvusProtos
 /// - Important: `Sendable`; every method may be called from any thread or task. Callbacks run
 ///   on the client's loop thread, or at once on the calling thread if the loop has shut down.
 public final class MilvusIterator<Batch: Sendable>: AsyncSequence, Sendable {
+  /// One batch: the rows of a query page, or the hits of a search page.
   public typealias Element = Batch
+  /// The error type of a failed `next`.
   public typealias Failure = MilvexError
 
   private let loop: EventLoop
@@ -103,20 +105,27 @@ public final class MilvusIterator<Batch: Sendable>: AsyncSequence, Sendable {
     try? loop.execute { [engine] in engine.value.close() }
   }
 
+  /// An iterator for `for try await`; every iterator made continues the same single pass.
   public func makeAsyncIterator() -> AsyncIterator {
     AsyncIterator(iterator: self)
   }
 
   /// Iterates by ``MilvusIterator/next()``.
   public struct AsyncIterator: AsyncIteratorProtocol {
+    /// The error type of a failed `next`.
     public typealias Failure = MilvexError
     let iterator: MilvusIterator
 
+    /// The next batch, or nil at the end, as ``MilvusIterator/next()`` returns it.
+    ///
     /// - Important: Callable from any task.
     public func next() async throws(MilvexError) -> Batch? {
       try await iterator.next()
     }
 
+    /// The next batch, or nil at the end, as ``MilvusIterator/next()`` returns it; `actor` is
+    /// not used (the work runs on the client's loop).
+    ///
     /// - Important: Callable from any task.
     public func next(isolation actor: isolated (any Actor)?) async throws(MilvexError) -> Batch? {
       try await iterator.next()
