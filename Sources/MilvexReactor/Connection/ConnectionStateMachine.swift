@@ -4,8 +4,10 @@
 ///   stream runs on.
 public enum ConnectivityState: Sendable, Hashable, CustomStringConvertible {
   /// Making the first channel since the connection started: an attempt is in flight, or the
-  /// connection waits out the backoff delay before the next one. Calls fail at once with
-  /// ``MilvexError/notConnected(host:port:lastFailure:)`` (retriable).
+  /// connection waits out the backoff delay before the next one. Waiting for the channel
+  /// (`waitForChannel`, and the Milvus client's calls) waits within its deadline, then fails
+  /// with ``MilvexError/notConnected(host:port:lastFailure:)`` (retriable); asking for the
+  /// channel now (`channel()`) fails with it at once.
   case connecting
   /// A channel is ready and calls go through it.
   case connected

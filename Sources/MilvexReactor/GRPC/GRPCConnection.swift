@@ -416,7 +416,7 @@ final class GRPCConnection {
       logger.warning(
         """
         server sent GOAWAY too_many_pings; the next connection will use keepaliveTime \
-        \(configuration.keepaliveTime * 2)
+        \(configuration.afterTooManyPings().keepaliveTime)
         """,
         metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)"])
     }

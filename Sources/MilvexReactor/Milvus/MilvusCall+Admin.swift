@@ -149,12 +149,9 @@ extension MilvusCall where Output == Void {
   }
 
   /// Asks the server to load the collection into memory (needed before search and query).
-  /// Loading may finish later; see ``MilvusClient/loadCollection(_:timeout:)``.
+  /// Loading may finish later; see ``MilvusClient/loadCollection(_:timeout:progress:)``.
   public static func loadCollection(_ name: String, replicas: Int = 1) -> MilvusCall {
-    let invalid = Check.first(
-      Check.name(name, "collection"),
-      replicas >= 1
-        ? nil : .invalidArgument(field: "replicas", message: "must be at least 1, is \(replicas)"))
+    let invalid = Check.first(Check.name(name, "collection"), Check.replicas(replicas))
     return status("LoadCollection", invalid: invalid) { _ in
       Milvus_Proto_Milvus_LoadCollectionRequest.with {
         $0.collectionName = name
@@ -227,7 +224,8 @@ extension MilvusCall where Output == Void {
     status(
       "LoadPartitions",
       invalid: Check.first(
-        Check.name(collection, "collection"), Check.names(partitions, "partitions"))
+        Check.name(collection, "collection"), Check.names(partitions, "partitions"),
+        Check.replicas(replicas))
     ) { _ in
       Milvus_Proto_Milvus_LoadPartitionsRequest.with {
         $0.collectionName = collection

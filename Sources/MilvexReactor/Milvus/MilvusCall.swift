@@ -140,6 +140,13 @@ extension MilvusCall where Output: SwiftProtobuf.Message {
 
 /// Argument checks shared by the operations.
 enum Check {
+  /// An in-memory replica count: 1 up to Milvus's `int32` field.
+  static func replicas(_ value: Int) -> MilvexError? {
+    guard value < 1 || value > Int(Int32.max) else { return nil }
+    return .invalidArgument(
+      field: "replicas", message: "must be between 1 and \(Int32.max), is \(value)")
+  }
+
   static func name(_ value: String, _ field: String) -> MilvexError? {
     value.isEmpty ? .invalidArgument(field: field, message: "must not be empty") : nil
   }

@@ -29,6 +29,23 @@ final class DocExamplesTests: XCTestCase {
     XCTAssertNil(Connection.named("primary"))
   }
 
+  func testConnectionGuidePlainGRPCExample() async throws {
+    let server = try PeerProcess.cppEchoServer()
+    defer { server.stop() }
+    let port = server.port
+
+    // --- Docs/connection.md, "The set-up step" (no step: any gRPC server) ---
+    let loop = try EventLoop(threadName: "grpc")
+    let connection = try Connection.start(config: ConnectionConfig(host: "127.0.0.1", port: port), on: loop)
+    let (channel, _) = try await connection.waitForChannel(timeout: .seconds(10))
+    let reply = try await channel.unary(path: "/echo.Echo/Call", request: Array("hi".utf8))
+    await connection.disconnect()
+    // --- end of the guide example ---
+
+    XCTAssertEqual(String(decoding: reply, as: UTF8.self), "hi")
+    await Task.detached { loop.shutdown() }.value
+  }
+
   func testConnectionGuideExample() async throws {
     let server = try MilvusLite()
     defer { server.stop() }

@@ -93,6 +93,13 @@ final class MilvusErrorTests: XCTestCase {
                         field: "schema.fields[1] 'v'", containing: "dimension must be in 1...32768")
     await expectInvalid(.createCollection("bad", schema: CollectionSchema(fields: [.primaryKey("id"), .field("x", .bool)])),
                         field: "schema", containing: "at least one vector field")
+    // Replica counts are Milvus int32s: anything else is refused, not trapped on.
+    for replicas in [0, -1, Int(Int32.max) + 1, Int.max] {
+      await expectInvalid(.loadCollection("checked", replicas: replicas),
+                          field: "replicas", containing: "must be between 1 and 2147483647")
+      await expectInvalid(.loadPartitions(["p"], in: "checked", replicas: replicas),
+                          field: "replicas", containing: "must be between 1 and 2147483647")
+    }
     await fixture.stop()
   }
 }
