@@ -144,13 +144,13 @@ public final class GRPCChannel: Sendable {
     let call = makeCall(
       path: path, request: request, metadata: metadata, timeout: timeout,
       startedAt: .now, completion: completion)
-    guard let call else { return LoopView.Call(call: nil, connection: nil) }
+    guard let call else { return LoopView.Call(call: nil, channel: nil) }
     guard let connection = connection.value else {
       completion(.failure(.status(.unavailable, "the channel has not started")))
-      return LoopView.Call(call: nil, connection: nil)
+      return LoopView.Call(call: nil, channel: nil)
     }
     connection.startCall(call, startedNow: true)
-    return LoopView.Call(call: call, connection: connection)
+    return LoopView.Call(call: call, channel: self)
   }
 
   private func start(
@@ -266,19 +266,19 @@ public final class GRPCChannel: Sendable {
     }
 
     /// A call started by ``unary(path:request:metadata:timeout:completion:)``, to cancel on the
-    /// loop thread. A value: it keeps the call's state alive while you hold it, nothing more.
+    /// loop thread. A value: it keeps the call's state and the channel alive while you hold it.
     public struct Call {
       fileprivate let call: UnaryCall?
-      fileprivate weak var connection: GRPCConnection?
+      fileprivate let channel: GRPCChannel?
 
       /// Cancels the call at once: it completes with `CANCELLED` (unless it completed before)
       /// and its HTTP/2 stream is reset. Idempotent.
       ///
       /// - Important: Loop thread only.
       public func cancel() {
-        guard let call, let connection else { return }
-        connection.loop.assertInLoopThread()
-        connection.cancel(call)
+        guard let call, let channel else { return }
+        channel.loop.assertInLoopThread()
+        channel.connection.value?.cancel(call)
       }
     }
 

@@ -16,14 +16,17 @@ final class CallRun {
   /// Decodes a response; returns the typed success to deliver, or throws.
   private let deliver: ([UInt8], MilvusCallContext) throws -> () -> Void
   private let fail: (MilvexError) -> Void
+  // No dynamic exclusivity checks on this state (as in GRPCConnection): the run is
+  // loop-confined and no access overlaps another (an action's execution never holds
+  // `machine` while it feeds the next event).
   /// The call's lifecycle: every decision is taken there.
-  private var machine: CallRunMachine
+  @exclusivity(unchecked) private var machine: CallRunMachine
   /// The context the request was encoded with, kept to decode the answer.
-  private var context: MilvusCallContext?
+  @exclusivity(unchecked) private var context: MilvusCallContext?
   /// Runs while the machine waits to retry.
-  private var retryTimer: LoopTimer?
+  @exclusivity(unchecked) private var retryTimer: LoopTimer?
   /// Cancels the attempt in flight.
-  private var inFlight: GRPCChannel.LoopView.Call?
+  @exclusivity(unchecked) private var inFlight: GRPCChannel.LoopView.Call?
 
   var loop: EventLoop { client.connection.loop }
 
@@ -64,7 +67,7 @@ final class CallRun {
   ///     ``CallRunMachine/Action/send(request:timeout:)``.
   ///   - output: the decoded answer, for ``CallRunMachine/Action/succeed``.
   private func run(
-    _ actions: [CallRunMachine.Action], channel: GRPCChannel? = nil,
+    _ actions: CallRunMachine.Actions, channel: GRPCChannel? = nil,
     output: (() -> Void)? = nil
   ) {
     for action in actions {

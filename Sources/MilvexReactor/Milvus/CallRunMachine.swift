@@ -79,6 +79,49 @@ struct CallRunMachine {
     case fail(MilvexError)
   }
 
+  /// The actions of one event, in order: at most two, held inline so that an event
+  /// allocates nothing (the per-call path runs four or five events).
+  struct Actions: RandomAccessCollection, Equatable, ExpressibleByArrayLiteral {
+    private var first_: Action?
+    private var second: Action?
+
+    /// No action.
+    init() {}
+
+    /// One action, or two in this order.
+    init(_ first: Action, _ second: Action? = nil) {
+      first_ = first
+      self.second = second
+    }
+
+    /// For tests: at most two actions.
+    init(arrayLiteral elements: Action...) {
+      precondition(elements.count <= 2, "an event has at most two actions")
+      first_ = elements.first
+      second = elements.count == 2 ? elements[1] : nil
+    }
+
+    /// `action` (if any) followed by these actions, of which there is at most one.
+    func prepending(_ action: Action?) -> Actions {
+      guard let action else { return self }
+      precondition(second == nil, "an event has at most two actions")
+      return Actions(action, first_)
+    }
+
+    /// The first position.
+    var startIndex: Int { 0 }
+    /// One past the last action.
+    var endIndex: Int { first_ == nil ? 0 : second == nil ? 1 : 2 }
+
+    /// The action at `position` (0 or 1).
+    subscript(position: Int) -> Action {
+      guard let action = position == 0 ? first_ : second else {
+        preconditionFailure("no action at \(position)")
+      }
+      return action
+    }
+  }
+
   /// The steps of one call.
   ///
   /// ```
@@ -169,109 +212,112 @@ struct CallRunMachine {
   }
 
   /// Whether the call has delivered its outcome.
-  var isFinished: Bool { state == .finished }
+  var isFinished: Bool {
+    if case .finished = state { return true }
+    return false
+  }
 
   // MARK: - Events
 
   /// Begins the first attempt. Later calls do nothing.
-  mutating func start(now: Instant) -> [Action] {
+  mutating func start(now: Instant) -> Actions {
     switch state {
     case .idle:
       return beginAttempt(now: now, request: nil)
     case .lookingUpSchema, .fetchingSchema, .encoding, .waitingForChannel, .inFlight,
       .waitingToRetry, .finished:
-      return []
+      return Actions()
     }
   }
 
   /// The retry timer from ``Action/scheduleRetry(after:attempt:error:)`` fired: begins the
   /// next attempt.
-  mutating func retryTimerFired(now: Instant) -> [Action] {
+  mutating func retryTimerFired(now: Instant) -> Actions {
     switch state {
     case .waitingToRetry(let request):
       return beginAttempt(now: now, request: request)
     case .idle, .lookingUpSchema, .fetchingSchema, .encoding, .waitingForChannel, .inFlight,
       .finished:
-      return []
+      return Actions()
     }
   }
 
   /// The retry timer could not start (the loop is shutting down): the call fails with
   /// `error`.
-  mutating func retryTimerFailed(_ error: MilvexError) -> [Action] {
+  mutating func retryTimerFailed(_ error: MilvexError) -> Actions {
     switch state {
     case .waitingToRetry:
       return finish(error)
     case .idle, .lookingUpSchema, .fetchingSchema, .encoding, .waitingForChannel, .inFlight,
       .finished:
-      return []
+      return Actions()
     }
   }
 
   /// The answer to ``Action/lookUpSchema``: the cached schema, or nil if none is cached.
-  mutating func schemaLookedUp(_ cached: KnownSchema?, now: Instant) -> [Action] {
+  mutating func schemaLookedUp(_ cached: KnownSchema?, now: Instant) -> Actions {
     switch state {
     case .lookingUpSchema:
       if let cached {
         state = .encoding
-        return [.encode(schema: cached)]
+        return Actions(.encode(schema: cached))
       }
       return fetchSchema(now: now)
     case .idle, .fetchingSchema, .encoding, .waitingForChannel, .inFlight, .waitingToRetry,
       .finished:
-      return []
+      return Actions()
     }
   }
 
   /// DescribeCollection answered with the schema.
-  mutating func schemaFetched(_ schema: KnownSchema) -> [Action] {
+  mutating func schemaFetched(_ schema: KnownSchema) -> Actions {
     switch state {
     case .fetchingSchema:
       state = .encoding
-      return [.rememberSchema(schema), .encode(schema: schema)]
+      return Actions(.rememberSchema(schema), .encode(schema: schema))
     case .idle, .lookingUpSchema, .encoding, .waitingForChannel, .inFlight, .waitingToRetry,
       .finished:
-      return []
+      return Actions()
     }
   }
 
   /// DescribeCollection failed. Nothing was sent, so even a write may be retried.
-  mutating func schemaFetchFailed(_ error: MilvexError, now: Instant) -> [Action] {
+  mutating func schemaFetchFailed(_ error: MilvexError, now: Instant) -> Actions {
     switch state {
     case .fetchingSchema:
       return retryOrFail(error, now: now, keeping: nil)
     case .idle, .lookingUpSchema, .encoding, .waitingForChannel, .inFlight, .waitingToRetry,
       .finished:
-      return []
+      return Actions()
     }
   }
 
   /// The request was encoded.
-  mutating func encoded(_ request: [UInt8]) -> [Action] {
+  mutating func encoded(_ request: [UInt8]) -> Actions {
     switch state {
     case .encoding:
       state = .waitingForChannel(request: request)
-      return [.waitForChannel(deadline: deadline)]
+      return Actions(.waitForChannel(deadline: deadline))
     case .idle, .lookingUpSchema, .fetchingSchema, .waitingForChannel, .inFlight,
       .waitingToRetry, .finished:
-      return []
+      return Actions()
     }
   }
 
   /// The request could not be encoded (a bad argument): the call fails at once, without
   /// retry, before anything is sent.
-  mutating func encodeFailed(_ error: MilvexError) -> [Action] {
+  mutating func encodeFailed(_ error: MilvexError) -> Actions {
     switch state {
     case .encoding:
       return finish(error)
     case .idle, .lookingUpSchema, .fetchingSchema, .waitingForChannel, .inFlight,
       .waitingToRetry, .finished:
-      return []
+      return Actions()
     }
   }
 
   /// A live channel is ready: sends the request, unless the deadline has passed.
-  mutating func channelReady(now: Instant) -> [Action] {
+  mutating func channelReady(now: Instant) -> Actions {
     switch state {
     case .waitingForChannel(let request):
       let remaining = deadline - now
@@ -280,79 +326,79 @@ struct CallRunMachine {
       }
       requestSent = true
       state = .inFlight(request: request)
-      return [.send(request: request, timeout: remaining)]
+      return Actions(.send(request: request, timeout: remaining))
     case .idle, .lookingUpSchema, .fetchingSchema, .encoding, .inFlight, .waitingToRetry,
       .finished:
-      return []
+      return Actions()
     }
   }
 
   /// No channel came within the deadline, or the connection ended.
-  mutating func channelFailed(_ error: MilvexError, now: Instant) -> [Action] {
+  mutating func channelFailed(_ error: MilvexError, now: Instant) -> Actions {
     switch state {
     case .waitingForChannel(let request):
       return retryOrFail(error, now: now, keeping: request)
     case .idle, .lookingUpSchema, .fetchingSchema, .encoding, .inFlight, .waitingToRetry,
       .finished:
-      return []
+      return Actions()
     }
   }
 
   /// The attempt in flight ended with `answer`.
-  mutating func answered(_ answer: Answer, now: Instant) -> [Action] {
+  mutating func answered(_ answer: Answer, now: Instant) -> Actions {
     switch state {
     case .inFlight(let request):
       switch answer {
       case .success:
         state = .finished
-        return [.succeed]
+        return Actions(.succeed)
       case .schemaMismatch(let error):
         // Rejected, not applied: read the schema again and resend, once.
-        let forget: [Action] = needsSchema ? [.forgetSchema] : []
+        let forget: Action? = needsSchema ? .forgetSchema : nil
         guard needsSchema, !refreshedSchema else {
-          return forget + retryOrFail(error, now: now, keeping: request)
+          return retryOrFail(error, now: now, keeping: request).prepending(forget)
         }
         refreshedSchema = true
-        return forget + fetchSchema(now: now)
+        return fetchSchema(now: now).prepending(forget)
       case .failure(let error):
         // A Milvus error: the collection may have changed (dropped, recreated).
-        let forget: [Action] = needsSchema && error.isMilvusStatus ? [.forgetSchema] : []
-        return forget + retryOrFail(error, now: now, keeping: request)
+        let forget: Action? = needsSchema && error.isMilvusStatus ? .forgetSchema : nil
+        return retryOrFail(error, now: now, keeping: request).prepending(forget)
       }
     case .idle, .lookingUpSchema, .fetchingSchema, .encoding, .waitingForChannel,
       .waitingToRetry, .finished:
-      return []
+      return Actions()
     }
   }
 
   /// The caller cancelled: the call ends with `CANCELLED` at once, whatever step it is at.
   /// An operation still running (a schema read, a wait for the channel) ends on its own and
   /// its outcome is ignored.
-  mutating func cancel() -> [Action] {
+  mutating func cancel() -> Actions {
     let cancelled = MilvexError.status(
       .cancelled, "the \(method) call was cancelled by the client")
     switch state {
     case .idle, .lookingUpSchema, .fetchingSchema, .encoding, .waitingForChannel:
       return finish(cancelled)
     case .inFlight:
-      return [.cancelInFlight] + finish(cancelled)
+      return finish(cancelled).prepending(.cancelInFlight)
     case .waitingToRetry:
-      return [.cancelRetryTimer] + finish(cancelled)
+      return finish(cancelled).prepending(.cancelRetryTimer)
     case .finished:
-      return []
+      return Actions()
     }
   }
 
   /// The loop is shutting down. Only a call waiting to retry has nothing that would end it
   /// (its timer never fires); in every other step the operation running reports the shutdown
   /// as its failure.
-  mutating func loopShutDown() -> [Action] {
+  mutating func loopShutDown() -> Actions {
     switch state {
     case .waitingToRetry:
-      return [.cancelRetryTimer] + finish(.eventLoopShutDown(operation: "\(method) retry"))
+      return finish(.eventLoopShutDown(operation: "\(method) retry")).prepending(.cancelRetryTimer)
     case .idle, .lookingUpSchema, .fetchingSchema, .encoding, .waitingForChannel, .inFlight,
       .finished:
-      return []
+      return Actions()
     }
   }
 
@@ -360,7 +406,7 @@ struct CallRunMachine {
 
   /// Counts an attempt and begins it with the first step still to do: a `request` encoded
   /// by an earlier attempt is sent again as it is.
-  private mutating func beginAttempt(now: Instant, request: [UInt8]?) -> [Action] {
+  private mutating func beginAttempt(now: Instant, request: [UInt8]?) -> Actions {
     attempt += 1
     guard deadline > now else {
       return finish(
@@ -371,18 +417,18 @@ struct CallRunMachine {
     if let request {
       // Wait-for-ready: a call made while (re)connecting waits for the channel.
       state = .waitingForChannel(request: request)
-      return [.waitForChannel(deadline: deadline)]
+      return Actions(.waitForChannel(deadline: deadline))
     }
     if needsSchema {
       state = .lookingUpSchema
-      return [.lookUpSchema]
+      return Actions(.lookUpSchema)
     }
     state = .encoding
-    return [.encode(schema: nil)]
+    return Actions(.encode(schema: nil))
   }
 
   /// Reads the schema within the time left, or fails if none is left.
-  private mutating func fetchSchema(now: Instant) -> [Action] {
+  private mutating func fetchSchema(now: Instant) -> Actions {
     let remaining = deadline - now
     guard remaining > .zero else {
       return retryOrFail(
@@ -390,13 +436,13 @@ struct CallRunMachine {
         now: now, keeping: nil)
     }
     state = .fetchingSchema
-    return [.fetchSchema(timeout: remaining)]
+    return Actions(.fetchSchema(timeout: remaining))
   }
 
   /// Asks the retry policy whether a failed attempt is tried again; a retry sends `request`
   /// again (nil: encodes first).
   private mutating func retryOrFail(_ error: MilvexError, now: Instant, keeping request: [UInt8]?)
-    -> [Action]
+    -> Actions
   {
     let decision = policy.decide(
       // A write whose request never left (the schema lookup or the wait for the channel
@@ -406,16 +452,16 @@ struct CallRunMachine {
     switch decision {
     case .retry(let delay):
       state = .waitingToRetry(request: request)
-      return [.scheduleRetry(after: delay, attempt: attempt + 1, error: error)]
+      return Actions(.scheduleRetry(after: delay, attempt: attempt + 1, error: error))
     case .fail:
       return finish(error)
     }
   }
 
   /// Ends the call with `error`, as the caller sees it.
-  private mutating func finish(_ error: MilvexError) -> [Action] {
+  private mutating func finish(_ error: MilvexError) -> Actions {
     state = .finished
-    return [.fail(Self.callError(error, method: method))]
+    return Actions(.fail(Self.callError(error, method: method)))
   }
 
   /// What the caller sees: a call that found no channel within its deadline fails with

@@ -59,7 +59,7 @@ private func isTerminal(_ action: Action) -> Bool {
 
 /// The gRPC status inside the `fail` action that `actions` ends with.
 private func failure(
-  _ actions: [Action], file: StaticString = #filePath, line: UInt = #line
+  _ actions: Machine.Actions, file: StaticString = #filePath, line: UInt = #line
 ) -> GRPCStatus? {
   guard case .fail(.grpcStatus(let status)) = actions.last else {
     XCTFail("not a gRPC failure: \(actions)", file: file, line: line)
@@ -106,7 +106,7 @@ private enum Event: String, CaseIterable {
   case schemaFetchFailed, encoded, encodeFailed, channelReady, channelFailed, success
   case schemaMismatch, answerFailed, cancel, loopShutDown
 
-  func apply(to machine: inout Machine, now: ContinuousClock.Instant) -> [Action] {
+  func apply(to machine: inout Machine, now: ContinuousClock.Instant) -> Machine.Actions {
     switch self {
     case .start: return machine.start(now: now)
     case .retryTimerFired: return machine.retryTimerFired(now: now)
@@ -423,7 +423,7 @@ final class CallRunMachineTests: XCTestCase {
   func testCancellationAtEachStep() {
     let clock = ManualClock()
     let cancelled = Action.fail(.status(.cancelled, "the Search call was cancelled by the client"))
-    let expected: [Step: [Action]] = [
+    let expected: [Step: Machine.Actions] = [
       .idle: [cancelled], .lookingUpSchema: [cancelled], .fetchingSchema: [cancelled],
       .encoding: [cancelled], .waitingForChannel: [cancelled],
       .inFlight: [.cancelInFlight, cancelled], .waitingToRetry: [.cancelRetryTimer, cancelled],
