@@ -186,7 +186,7 @@ public final class Connection: Sendable, Service {
 
   /// Stops the connection: cancels its timers, closes the channel (in-flight and queued calls
   /// fail with the non-retriable ``MilvexError/disconnected(reason:)``), fails waiters, frees
-  /// the name. Idempotent. Returns before the work is done; see ``disconnect() async``.
+  /// the name. Idempotent. Returns before the work is done; see ``disconnect()``.
   ///
   /// - Important: Callable from any thread.
   public func disconnect(reason: String = "disconnected by the application") {
