@@ -3,6 +3,7 @@ SWIFT ?= swift
 TSAN_SCRATCH := .build-tsan
 
 .PHONY: deps demo test check-protos build-tests build-tests-tsan test-unit test-tsan bench bench-channel bench-client bench-memory bench-idle format
+.PHONY: docs
 
 deps:
 	@scripts/install-deps.sh
@@ -31,6 +32,12 @@ check-protos: deps
 .PHONY: echo-server
 echo-server: deps
 	$(MAKE) -C Benchmarks/cpp-server ../.build-cpp/generic_server
+
+## Builds the DocC archive (.build/docs/MilvexReactor.doccarchive): the catalog
+## Docs/MilvexReactor.docc, the guides Docs/*.md as articles and the public API. Fails on any DocC
+## warning, such as a ``Symbol`` link that does not resolve (scripts/docs.sh).
+docs: build-tests
+	SWIFT=$(SWIFT) scripts/docs.sh
 
 # test-unit, test-tsan and test-asan start the Milvus servers themselves when run alone, and
 # use the outer run's when `make test` runs them (MILVEX_MILVUS_*_PORT already set).
