@@ -3,7 +3,7 @@ SWIFT ?= swift
 TSAN_SCRATCH := .build-tsan
 
 .PHONY: deps demo test check-protos build-tests build-tests-tsan test-unit test-tsan bench bench-channel bench-client bench-memory bench-idle format
-.PHONY: docs
+.PHONY: docs check-api api-baseline
 
 deps:
 	@scripts/install-deps.sh
@@ -38,6 +38,15 @@ echo-server: deps
 ## warning, such as a ``Symbol`` link that does not resolve (scripts/docs.sh).
 docs: build-tests
 	SWIFT=$(SWIFT) scripts/docs.sh
+
+## Fails with a diff when the public API of MilvexReactor differs from API/MilvexReactor.api.txt
+## (one declaration per line, without the generated protobuf messages; scripts/api.sh).
+check-api: build-tests
+	SWIFT=$(SWIFT) scripts/api.sh check
+
+## Rewrites API/MilvexReactor.api.txt after an intended API change; commit it with the change.
+api-baseline: build-tests
+	SWIFT=$(SWIFT) scripts/api.sh write
 
 # test-unit, test-tsan and test-asan start the Milvus servers themselves when run alone, and
 # use the outer run's when `make test` runs them (MILVEX_MILVUS_*_PORT already set).
