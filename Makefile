@@ -18,9 +18,13 @@ demo: deps
 
 ## Runs the whole suite, then again under ThreadSanitizer. Both runs share one set of real
 ## Milvus servers (plain, TLS, mutual TLS), started after the builds and stopped when the runs
-## end, also on failure (scripts/milvus-peers.sh).
-test: deps check-protos
-	$(MAKE) build-tests build-tests-tsan echo-server
+## end, also on failure (scripts/milvus-peers.sh). The quick checks come first so that a
+## finding fails the run in seconds: lint and the proto check before any build, the API listing
+## and the documentation right after the debug build, before the ThreadSanitizer build.
+test: deps lint check-protos
+	$(MAKE) build-tests
+	$(MAKE) check-api docs
+	$(MAKE) build-tests-tsan echo-server
 	scripts/milvus-peers.sh run -- $(MAKE) test-unit test-tsan
 
 ## Fails when a field number, type or enum value in Protos/ differs from Milvus's wire format.
@@ -137,8 +141,15 @@ soak:
 	cd Benchmarks && $(SWIFT) build -c release --product MilvexSoak
 	Benchmarks/.build/release/MilvexSoak --seconds $(SOAK_SECONDS) $(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
+## Fails on any swift format finding (.swift-format) in Sources, Tests, Examples,
+## Benchmarks/Sources and Fuzz, without the generated protobuf messages (scripts/format.sh).
+.PHONY: lint
+lint:
+	SWIFT=$(SWIFT) scripts/format.sh lint
+
+## Reformats the files `make lint` checks, in place.
 format:
-	$(SWIFT) format --in-place --recursive Sources Tests Examples Benchmarks/Sources
+	SWIFT=$(SWIFT) scripts/format.sh format
 
 ## Fuzzes the config parser, the gRPC response parser and the Milvus result decoding for
 ## FUZZ_SECONDS (default 60) seconds each (Docs/reliability.md, "Fuzzing"). `make test` replays
