@@ -16,12 +16,36 @@ mapfile -t files < <(
   git ls-files --cached --others --exclude-standard -- \
     Sources Tests Examples Benchmarks/Sources Fuzz \
     | grep '\.swift$' \
-    | grep -v '^Sources/MilvexReactor/Milvus/Generated/' \
+    | grep -v '^Sources/MilvusProtos/' \
     | while read -r file; do [ -f "$file" ] && echo "$file"; done
 )
 
+# The library's own sources take Sources/MilvexReactor/.swift-format (the same settings plus
+# AllPublicDeclarationsHaveDocumentation); every other file takes the repository's.
+library=()
+others=()
+for file in "${files[@]}"; do
+  case "$file" in
+    Sources/MilvexReactor/*) library+=("$file") ;;
+    *) others+=("$file") ;;
+  esac
+done
+
+run() {
+  local configuration=$1
+  shift
+  case "$mode" in
+    lint) $SWIFT format lint --strict --configuration "$configuration" "$@" ;;
+    format) $SWIFT format format --in-place --configuration "$configuration" "$@" ;;
+  esac
+}
+
 case "$mode" in
-  lint) $SWIFT format lint --strict --configuration .swift-format "${files[@]}" ;;
-  format) $SWIFT format format --in-place --configuration .swift-format "${files[@]}" ;;
+  lint | format)
+    status=0
+    run Sources/MilvexReactor/.swift-format "${library[@]}" || status=$?
+    run .swift-format "${others[@]}" || status=$?
+    exit "$status"
+    ;;
   *) echo "usage: $0 lint|format" >&2; exit 2 ;;
 esac
