@@ -16,13 +16,17 @@ final class MilvusLiteServer {
   init(port: Int, dataDirectory: String) throws {
     let executable = ProcessInfo.processInfo.environment["MILVUS_LITE"] ?? ".venv/bin/milvus-lite"
     process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = ["server", "--data-dir", dataDirectory, "--host", "127.0.0.1", "--port", "\(port)"]
+    process.arguments = [
+      "server", "--data-dir", dataDirectory, "--host", "127.0.0.1", "--port", "\(port)",
+    ]
     let output = Pipe()
     process.standardOutput = output
     try process.run()
     // milvus-lite prints "... listening on HOST:PORT" once it accepts calls.
     var line = Data()
-    while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data([10]) {
+    while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty,
+      byte != Data([10])
+    {
       line.append(byte)
     }
     log("milvus-lite: \(String(decoding: line, as: UTF8.self))")
@@ -41,7 +45,9 @@ nonisolated func versionString(_ message: [UInt8]) -> String {
     let key = message[index]
     let length = Int(message[index + 1])
     index += 2
-    if key == 0x12 { return String(decoding: message[index..<min(message.count, index + length)], as: UTF8.self) }
+    if key == 0x12 {
+      return String(decoding: message[index..<min(message.count, index + length)], as: UTF8.self)
+    }
     index += length
   }
   return "?"
@@ -71,7 +77,8 @@ nonisolated func runDemo() async throws {
 
   let loop = try EventLoop(threadName: "milvex-demo")
   let config = try ConnectionConfig(
-    host: "127.0.0.1", port: port, reconnectBaseDelay: .milliseconds(200), reconnectMaxDelay: .seconds(2))
+    host: "127.0.0.1", port: port, reconnectBaseDelay: .milliseconds(200),
+    reconnectMaxDelay: .seconds(2))
   log("config: \(config)")
   let connection = try Connection.start(config: config, on: loop, name: "demo") { transition in
     log("state: \(transition)")
@@ -79,7 +86,9 @@ nonisolated func runDemo() async throws {
 
   let getVersion = "/milvus.proto.milvus.MilvusService/GetVersion"
   var (channel, _) = try await connection.waitForChannel(timeout: .seconds(10))
-  log("GetVersion → \(versionString(try await channel.unary(path: getVersion, request: [], timeout: .seconds(5))))")
+  log(
+    "GetVersion → \(versionString(try await channel.unary(path: getVersion, request: [], timeout: .seconds(5))))"
+  )
 
   log("killing milvus-lite (SIGKILL)…")
   server.kill()
@@ -97,10 +106,14 @@ nonisolated func runDemo() async throws {
   log("starting milvus-lite again on the same port…")
   server = try MilvusLiteServer(port: port, dataDirectory: dataDirectory)
   (channel, _) = try await connection.waitForChannel(timeout: .seconds(15))
-  log("GetVersion → \(versionString(try await channel.unary(path: getVersion, request: [], timeout: .seconds(5))))")
+  log(
+    "GetVersion → \(versionString(try await channel.unary(path: getVersion, request: [], timeout: .seconds(5))))"
+  )
 
   await connection.disconnect()
-  log("Connection.named(\"demo\") after disconnect: \(Connection.named("demo") == nil ? "freed" : "still there")")
+  log(
+    "Connection.named(\"demo\") after disconnect: \(Connection.named("demo") == nil ? "freed" : "still there")"
+  )
   server.kill()
   await Task.detached { loop.shutdown() }.value
   log("done")

@@ -1,3 +1,4 @@
+import ChannelBenchSupport
 // What the typed Milvus layer costs on top of the channel (Docs/benchmarks.md).
 //
 // 1. Per call, against the gRPC C++ generic echo server (Benchmarks/cpp-server): the same
@@ -16,7 +17,6 @@
 //                                               codec: only the local encoding and decoding, no server)
 import Foundation
 @_spi(Benchmarks) import MilvexReactor
-import ChannelBenchSupport
 import MilvusProtos
 import SwiftProtobuf
 
@@ -39,18 +39,26 @@ struct Options {
       case "--rounds": rounds = try Self.positive(argument, value)
       case "--port": port = try Self.positive(argument, value)
       case "--mode":
-        guard ["all", "raw", "typed", "codec"].contains(value) else { throw BenchError("--mode must be all, raw, typed or codec, got \(value)") }
+        guard ["all", "raw", "typed", "codec"].contains(value) else {
+          throw BenchError("--mode must be all, raw, typed or codec, got \(value)")
+        }
         mode = value
       case "--server-cpu":
-        guard let cpu = Int(value), cpu >= -1 else { throw BenchError("--server-cpu must be a CPU number or -1, got \(value)") }
+        guard let cpu = Int(value), cpu >= -1 else {
+          throw BenchError("--server-cpu must be a CPU number or -1, got \(value)")
+        }
         serverCPU = cpu
-      default: throw BenchError("unknown option \(argument); options: --server PATH --calls N --rounds R --server-cpu C")
+      default:
+        throw BenchError(
+          "unknown option \(argument); options: --server PATH --calls N --rounds R --server-cpu C")
       }
     }
   }
 
   static func positive(_ name: String, _ value: String) throws -> Int {
-    guard let number = Int(value), number > 0 else { throw BenchError("\(name) must be a positive integer, got \(value)") }
+    guard let number = Int(value), number > 0 else {
+      throw BenchError("\(name) must be a positive integer, got \(value)")
+    }
     return number
   }
 }
@@ -64,7 +72,8 @@ struct BenchError: Error, CustomStringConvertible {
 func cpuMicroseconds() -> Double {
   var usage = rusage()
   getrusage(RUSAGE_SELF.rawValue, &usage)
-  return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
+  return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e6
+    + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
 }
 
 struct Measured {
@@ -73,7 +82,9 @@ struct Measured {
 }
 
 /// `calls` calls from `concurrency` tasks, each sequential.
-func measure(concurrency: Int, calls: Int, _ call: @escaping @Sendable () async throws -> Void) async throws -> Measured {
+func measure(concurrency: Int, calls: Int, _ call: @escaping @Sendable () async throws -> Void)
+  async throws -> Measured
+{
   let cpuBefore = cpuMicroseconds()
   let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
     for task in 0..<concurrency {
@@ -85,7 +96,9 @@ func measure(concurrency: Int, calls: Int, _ call: @escaping @Sendable () async 
           let started = ContinuousClock.now
           try await call()
           let elapsed = ContinuousClock.now - started
-          latencies.append(Double(elapsed.components.attoseconds) / 1e12 + Double(elapsed.components.seconds) * 1e6)
+          latencies.append(
+            Double(elapsed.components.attoseconds) / 1e12 + Double(elapsed.components.seconds) * 1e6
+          )
         }
         return latencies
       }
@@ -114,13 +127,17 @@ func startServer(_ path: String, cpu: Int) throws -> (Process, Int) {
   process.standardInput = Pipe()
   try process.run()
   var line = Data()
-  while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data([10]) {
+  while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty,
+    byte != Data([10])
+  {
     line.append(byte)
   }
   let text = String(decoding: line, as: UTF8.self)
   guard text.hasPrefix("PORT "), let port = Int(text.dropFirst(5)) else {
     process.terminate()
-    throw BenchError("\(path) printed '\(text)' instead of 'PORT <n>'; build it with make -C Benchmarks/cpp-server")
+    throw BenchError(
+      "\(path) printed '\(text)' instead of 'PORT <n>'; build it with make -C Benchmarks/cpp-server"
+    )
   }
   return (process, port)
 }
@@ -137,22 +154,32 @@ func perCallComparison(_ options: Options) async throws {
   defer { server?.terminate() }
   let loop = try EventLoop(threadName: "client-bench")
   defer { loop.shutdown() }
-  let client = try MilvusClient.connect(config: ConnectionConfig(host: "127.0.0.1", port: port), on: loop)
+  let client = try MilvusClient.connect(
+    config: ConnectionConfig(host: "127.0.0.1", port: port), on: loop)
   let (channel, _) = try await client.connection.waitForChannel(timeout: .seconds(10))
   let path = "/milvus.proto.milvus.MilvusService/GetVersion"
-  let raw: @Sendable () async throws -> Void = { _ = try await channel.unary(path: path, request: [], timeout: .seconds(30)) }
+  let raw: @Sendable () async throws -> Void = {
+    _ = try await channel.unary(path: path, request: [], timeout: .seconds(30))
+  }
   let typed: @Sendable () async throws -> Void = { _ = try await client.perform(.serverVersion()) }
 
   if options.mode != "all" {
     let only = options.mode == "raw" ? raw : typed
     _ = try await measure(concurrency: 1, calls: 200, only)
     let measured = try await measure(concurrency: 1, calls: options.calls, only)
-    print(String(format: "%@ only: %d calls, %.1f µs CPU/call", options.mode, options.calls, measured.cpuPerCall))
+    print(
+      String(
+        format: "%@ only: %d calls, %.1f µs CPU/call", options.mode, options.calls,
+        measured.cpuPerCall))
     await client.close()
     return
   }
-  print("per call, GetVersion against generic_server (gRPC C++ echo), \(options.calls) calls × \(options.rounds) rounds, medians:")
-  print("concurrency | raw CPU µs/call | typed CPU µs/call | CPU ratio | raw p50 µs | typed p50 µs | p50 ratio")
+  print(
+    "per call, GetVersion against generic_server (gRPC C++ echo), \(options.calls) calls × \(options.rounds) rounds, medians:"
+  )
+  print(
+    "concurrency | raw CPU µs/call | typed CPU µs/call | CPU ratio | raw p50 µs | typed p50 µs | p50 ratio"
+  )
   for concurrency in [1, 16] {
     _ = try await measure(concurrency: concurrency, calls: options.calls / 10, raw)  // warm-up
     _ = try await measure(concurrency: concurrency, calls: options.calls / 10, typed)
@@ -164,8 +191,10 @@ func perCallComparison(_ options: Options) async throws {
     }
     let rawCPU = median(raws.map(\.cpuPerCall)), typedCPU = median(typeds.map(\.cpuPerCall))
     let rawP50 = median(raws.map(\.p50)), typedP50 = median(typeds.map(\.p50))
-    print(String(format: "%11d | %15.1f | %17.1f | %9.2f | %10.1f | %12.1f | %9.2f",
-                 concurrency, rawCPU, typedCPU, typedCPU / rawCPU, rawP50, typedP50, typedP50 / rawP50))
+    print(
+      String(
+        format: "%11d | %15.1f | %17.1f | %9.2f | %10.1f | %12.1f | %9.2f",
+        concurrency, rawCPU, typedCPU, typedCPU / rawCPU, rawP50, typedP50, typedP50 / rawP50))
   }
   await client.close()
 }
@@ -174,7 +203,8 @@ func time(_ repetitions: Int, _ body: () throws -> Void) rethrows -> Double {
   let started = ContinuousClock.now
   for _ in 0..<repetitions { try body() }
   let elapsed = ContinuousClock.now - started
-  return (Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12) / Double(repetitions)
+  return (Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
+    / Double(repetitions)
 }
 
 func vector(_ index: Int, _ dimension: Int) -> [Float] {
@@ -184,30 +214,49 @@ func vector(_ index: Int, _ dimension: Int) -> [Float] {
 func localCodec() throws {
   let dimension = 128
   let schema = CollectionSchema(
-    fields: [.primaryKey("id"), .field("title", .varChar(maxLength: 64)), .field("price", .double),
-             .field("meta", .json), .vector("embedding", dimension: dimension)],
+    fields: [
+      .primaryKey("id"), .field("title", .varChar(maxLength: 64)), .field("price", .double),
+      .field("meta", .json), .vector("embedding", dimension: dimension),
+    ],
     enableDynamicField: true)
   let count = 10_000
   let rows: [Row] = (0..<count).map { index in
-    ["id": .int(Int64(index)), "title": .string("title \(index)"), "price": .double(Double(index) / 3),
-     "meta": ["k": .int(Int64(index))], "embedding": .floatVector(vector(index, dimension)), "color": "red"]
+    [
+      "id": .int(Int64(index)), "title": .string("title \(index)"),
+      "price": .double(Double(index) / 3),
+      "meta": ["k": .int(Int64(index))], "embedding": .floatVector(vector(index, dimension)),
+      "color": "red",
+    ]
   }
   let columns: [String: FieldColumn] = [
     "id": .int((0..<count).map(Int64.init)), "title": .string((0..<count).map { "title \($0)" }),
-    "price": .double((0..<count).map { Double($0) / 3 }), "meta": .values((0..<count).map { ["k": .int(Int64($0))] }),
-    "embedding": .floatVectors((0..<count).map { vector($0, dimension) }), "color": .string(Array(repeating: "red", count: count)),
+    "price": .double((0..<count).map { Double($0) / 3 }),
+    "meta": .values((0..<count).map { ["k": .int(Int64($0))] }),
+    "embedding": .floatVectors((0..<count).map { vector($0, dimension) }),
+    "color": .string(Array(repeating: "red", count: count)),
   ]
   var bytes = 0
-  let rowsTime = try time(5) { bytes = try MilvusCall.insert(into: "c", .rows(rows)).encodedRequest(schema: schema).count }
-  let columnsTime = try time(5) { _ = try MilvusCall.insert(into: "c", .columns(columns)).encodedRequest(schema: schema) }
+  let rowsTime = try time(5) {
+    bytes = try MilvusCall.insert(into: "c", .rows(rows)).encodedRequest(schema: schema).count
+  }
+  let columnsTime = try time(5) {
+    _ = try MilvusCall.insert(into: "c", .columns(columns)).encodedRequest(schema: schema)
+  }
   print("local encoding (no server), release build:")
-  print(String(format: "insert of %d rows × %d-dim + 4 scalar fields (%.1f MB): rows %.2f µs/row, columns %.2f µs/row",
-               count, dimension, Double(bytes) / 1e6, rowsTime / Double(count), columnsTime / Double(count)))
+  print(
+    String(
+      format:
+        "insert of %d rows × %d-dim + 4 scalar fields (%.1f MB): rows %.2f µs/row, columns %.2f µs/row",
+      count, dimension, Double(bytes) / 1e6, rowsTime / Double(count), columnsTime / Double(count)))
 
-  let searchSchema = CollectionSchema(fields: [.primaryKey("id"), .field("title", .varChar(maxLength: 64)), .vector("embedding", dimension: 768)])
+  let searchSchema = CollectionSchema(fields: [
+    .primaryKey("id"), .field("title", .varChar(maxLength: 64)),
+    .vector("embedding", dimension: 768),
+  ])
   let queries = (0..<10).map { vector($0, 768) }
   let searchTime = try time(2_000) {
-    _ = try MilvusCall.search("c", vectors: queries, limit: 100, outputFields: ["title"]).encodedRequest(schema: searchSchema)
+    _ = try MilvusCall.search("c", vectors: queries, limit: 100, outputFields: ["title"])
+      .encodedRequest(schema: searchSchema)
   }
   print(String(format: "search request, 10 query vectors × 768-dim: %.1f µs", searchTime))
 
@@ -228,13 +277,18 @@ func localCodec() throws {
   let responseBytes: [UInt8] = try response.serializedBytes()
   let call = MilvusCall.search("c", vectors: queries, limit: 100, outputFields: ["title"])
   let decodeTime = try time(500) { _ = try call.decodedResponse(responseBytes) }
-  print(String(format: "search results, 10 × 100 hits with one varchar field: %.1f µs (%.3f µs/hit)", decodeTime, decodeTime / 1000))
+  print(
+    String(
+      format: "search results, 10 × 100 hits with one varchar field: %.1f µs (%.3f µs/hit)",
+      decodeTime, decodeTime / 1000))
   try mixedTypesCodec(floatSchema: schema, floatRows: rows, floatColumns: columns)
 }
 
 nonisolated func main() async throws {
   let options = try Options(CommandLine.arguments)
-  print("MilvexClientBench \(Date()) on \(ProcessInfo.processInfo.hostName), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+  print(
+    "MilvexClientBench \(Date()) on \(ProcessInfo.processInfo.hostName), \(ProcessInfo.processInfo.activeProcessorCount) CPUs"
+  )
   if options.mode == "all" || options.mode == "codec" { try localCodec() }
   if options.mode != "codec" { try await perCallComparison(options) }
 }

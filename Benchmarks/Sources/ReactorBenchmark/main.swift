@@ -1,7 +1,7 @@
+import ChannelBenchSupport
 // Reactor core figures: closures per second through the submission queue (1 and 4 producer
 // threads) and timer schedule+cancel pairs per second. Run: `make bench-reactor`.
 import Foundation
-import ChannelBenchSupport
 import MilvexReactor
 import Synchronization
 
@@ -14,7 +14,9 @@ nonisolated func cpuSeconds() -> Double {
 
 /// Closures per second from `producers` threads, counted from the first submission until
 /// the loop ran the last closure.
-nonisolated func measureSubmissions(producers: Int, perProducer: Int) throws -> (rate: Double, cpuPerClosure: Double) {
+nonisolated func measureSubmissions(producers: Int, perProducer: Int) throws -> (
+  rate: Double, cpuPerClosure: Double
+) {
   let loop = try EventLoop(threadName: "bench-loop")
   defer { loop.shutdown() }
   let total = producers * perProducer
@@ -58,7 +60,8 @@ nonisolated func measureTimerPairs(count: Int) throws -> Double {
       timer.cancel()
     }
     let elapsed = ContinuousClock.now - start
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+    let seconds =
+      Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
     result.withLock { $0 = Double(count) / seconds }
     done.open()
   }
@@ -72,16 +75,23 @@ for producers in [1, 4, 8] {
   var rates: [Double] = []
   var cpu: [Double] = []
   for _ in 0..<5 {
-    let (rate, cpuPer) = try measureSubmissions(producers: producers, perProducer: 4_000_000 / producers)
+    let (rate, cpuPer) = try measureSubmissions(
+      producers: producers, perProducer: 4_000_000 / producers)
     rates.append(rate)
     cpu.append(cpuPer)
   }
   rates.sort()
   cpu.sort()
-  print(String(format: "submission queue, %d producer(s): median %.2f M closures/s (min %.2f, max %.2f), %.0f ns CPU per closure",
-               producers, rates[2] / 1e6, rates[0] / 1e6, rates[4] / 1e6, cpu[2] * 1e9))
+  print(
+    String(
+      format:
+        "submission queue, %d producer(s): median %.2f M closures/s (min %.2f, max %.2f), %.0f ns CPU per closure",
+      producers, rates[2] / 1e6, rates[0] / 1e6, rates[4] / 1e6, cpu[2] * 1e9))
 }
 var pairs: [Double] = []
 for _ in 0..<5 { pairs.append(try measureTimerPairs(count: 1_000_000)) }
 pairs.sort()
-print(String(format: "timers: median %.2f M schedule+cancel pairs/s (min %.2f, max %.2f)", pairs[2] / 1e6, pairs[0] / 1e6, pairs[4] / 1e6))
+print(
+  String(
+    format: "timers: median %.2f M schedule+cancel pairs/s (min %.2f, max %.2f)", pairs[2] / 1e6,
+    pairs[0] / 1e6, pairs[4] / 1e6))

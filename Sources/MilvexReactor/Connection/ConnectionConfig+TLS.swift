@@ -27,7 +27,9 @@ extension ConnectionConfig {
   ///   given without ssl, an unknown key in `ssl_options` (when it may be shown), a value of the
   ///   wrong type; naming both keys of a setting given twice. Never a file's content or a
   ///   value that may be a secret.
-  static func tlsConfiguration(from options: OptionReader, ssl: Bool) throws(MilvexError) -> TLSConfiguration {
+  static func tlsConfiguration(from options: OptionReader, ssl: Bool) throws(MilvexError)
+    -> TLSConfiguration
+  {
     let tlsOptions: [Option] = [
       .sslOptions, .caPemPath, .serverPemPath, .clientPemPath, .clientKeyPath, .serverName,
     ]
@@ -110,7 +112,9 @@ extension ConnectionConfig {
 
     /// `server_name_indication`: a host name; Erlang's `disable` is refused, since the name
     /// is also the one the certificate is checked against.
-    private func sniName(_ key: String, _ value: Any, _ options: OptionReader) throws(MilvexError) -> String {
+    private func sniName(_ key: String, _ value: Any, _ options: OptionReader) throws(MilvexError)
+      -> String
+    {
       guard let text = value as? any StringProtocol else {
         throw options.wrongType(key, secret: false, "a host name", value)
       }
@@ -124,7 +128,9 @@ extension ConnectionConfig {
     }
 
     /// `verify`: Erlang's `verify_peer` or `verify_none`, or a Bool.
-    private func verifyFlag(_ key: String, _ value: Any, _ options: OptionReader) throws(MilvexError) -> Bool {
+    private func verifyFlag(_ key: String, _ value: Any, _ options: OptionReader)
+      throws(MilvexError) -> Bool
+    {
       if let flag = value as? Bool { return flag }
       if let text = value as? any StringProtocol {
         switch String(text).lowercased() {
@@ -141,7 +147,8 @@ extension ConnectionConfig {
   ///
   /// A setting is given once; the exception is pymilvus's `ca_pem_path` and `server_pem_path`,
   /// which pymilvus configurations often both set: they must then name the same file.
-  private static func oneValue(_ field: String, _ given: [(key: String, value: String)]) throws(MilvexError)
+  private static func oneValue(_ field: String, _ given: [(key: String, value: String)])
+    throws(MilvexError)
     -> String?
   {
     guard let first = given.first else { return nil }

@@ -103,7 +103,8 @@ extension ConnectionConfig {
     try self.init(options: options, echoingValues: false)
   }
 
-  private static func parseHostAndPort(_ authority: Substring) throws(MilvexError) -> (String, Int?) {
+  private static func parseHostAndPort(_ authority: Substring) throws(MilvexError) -> (String, Int?)
+  {
     var host: Substring
     var portText: Substring?
     if authority.hasPrefix("[") {

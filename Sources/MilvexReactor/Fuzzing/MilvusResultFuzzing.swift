@@ -1,6 +1,6 @@
 import Foundation
-import SwiftProtobuf
 internal import MilvusProtos
+import SwiftProtobuf
 
 /// ``FuzzEntryPoints/milvusResults(_:)``: answers to Search, Query and DescribeCollection,
 /// decoded by the same closures the client uses (`MilvusCall.decode`).

@@ -72,7 +72,8 @@ public struct GRPCMetadata: Sendable, Hashable {
 
   /// Adds every entry to `block`, except those whose key `overrides` has, or returns the error
   /// naming the first invalid one.
-  func encode(into block: inout HeaderBlock, except overrides: GRPCMetadata? = nil) -> MilvexError? {
+  func encode(into block: inout HeaderBlock, except overrides: GRPCMetadata? = nil) -> MilvexError?
+  {
     for (key, value) in entries {
       if let overrides, overrides.contains(key: key) { continue }
       switch Self.headerValue(key: key, value: value) {
@@ -110,23 +111,30 @@ public struct GRPCMetadata: Sendable, Hashable {
     // Only an error names the field: no string is built for a valid entry (the per-call path).
     var field: String { "metadata[\(key)]" }
     guard !key.isEmpty, all(key.utf8, isKeyByte) else {
-      return .failure(.invalidArgument(field: field, message: "keys must be non-empty lower-case ASCII (0-9 a-z - _ .)"))
+      return .failure(
+        .invalidArgument(
+          field: field, message: "keys must be non-empty lower-case ASCII (0-9 a-z - _ .)"))
     }
     guard !reserved.contains(key), !key.hasPrefix("grpc-") else {
-      return .failure(.invalidArgument(field: field, message: "this key is reserved for the gRPC protocol"))
+      return .failure(
+        .invalidArgument(field: field, message: "this key is reserved for the gRPC protocol"))
     }
     switch value {
     case .binary(let bytes):
       guard key.hasSuffix("-bin") else {
-        return .failure(.invalidArgument(field: field, message: "binary values need a key ending in -bin"))
+        return .failure(
+          .invalidArgument(field: field, message: "binary values need a key ending in -bin"))
       }
       return .success(GRPCWireFormat.base64Encode(bytes))
     case .text(let text):
       guard !key.hasSuffix("-bin") else {
-        return .failure(.invalidArgument(field: field, message: "keys ending in -bin carry binary values; use add(_:binary:)"))
+        return .failure(
+          .invalidArgument(
+            field: field, message: "keys ending in -bin carry binary values; use add(_:binary:)"))
       }
       guard all(text.utf8, { $0 >= 0x20 && $0 <= 0x7E }) else {
-        return .failure(.invalidArgument(field: field, message: "text values must be printable ASCII"))
+        return .failure(
+          .invalidArgument(field: field, message: "text values must be printable ASCII"))
       }
       return .success(text)
     }

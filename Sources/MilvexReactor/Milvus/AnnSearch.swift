@@ -1,6 +1,6 @@
 import Foundation
-import SwiftProtobuf
 internal import MilvusProtos
+import SwiftProtobuf
 
 /// One vector search: the queries, the vector field, how many hits, an optional filter and
 /// search parameters. `MilvusCall.search(_:_:…)` runs one; `MilvusCall.hybridSearch(_:_:…)`

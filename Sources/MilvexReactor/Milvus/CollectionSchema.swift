@@ -1,6 +1,6 @@
 import Foundation
-import SwiftProtobuf
 internal import MilvusProtos
+import SwiftProtobuf
 
 /// One field of a collection's schema. Build them with the static functions:
 ///

@@ -1,4 +1,5 @@
 internal import MilvusProtos
+
 /// How fresh reads must be. `nil` where accepted means the collection's own default.
 ///
 /// - `strong`: every write acknowledged before the read started is seen.

@@ -1,4 +1,5 @@
 internal import MilvusProtos
+
 /// A field's type, with the parameters the type needs (dimension, maximum length, capacity).
 public indirect enum DataType: Sendable, Hashable, CustomStringConvertible {
   case bool

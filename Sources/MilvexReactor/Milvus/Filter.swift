@@ -1,4 +1,5 @@
 internal import MilvusProtos
+
 /// Builders for filter expressions whose quoting is easy to get wrong.
 ///
 /// ```swift

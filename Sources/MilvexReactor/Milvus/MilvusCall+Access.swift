@@ -1,6 +1,6 @@
 import Foundation
-import SwiftProtobuf
 internal import MilvusProtos
+import SwiftProtobuf
 
 // Access control (Milvus RBAC): users and their passwords, roles, which roles a user has, and
 // which privileges a role has on which objects. Milvus answers these only with authorization

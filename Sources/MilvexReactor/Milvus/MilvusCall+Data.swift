@@ -1,6 +1,6 @@
 import Foundation
-import SwiftProtobuf
 internal import MilvusProtos
+import SwiftProtobuf
 
 // Insert, upsert, delete, query, get, search and hybrid search.
 

@@ -1,6 +1,6 @@
 import Foundation
-import SwiftProtobuf
 internal import MilvusProtos
+import SwiftProtobuf
 
 // Flush state, loading progress, compaction and property changes: the single calls. The waits
 // built on them (flush until flushed, index and load with progress, compaction until done) are

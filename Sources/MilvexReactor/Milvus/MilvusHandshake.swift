@@ -1,5 +1,5 @@
-import SwiftProtobuf
 internal import MilvusProtos
+import SwiftProtobuf
 
 #if canImport(Glibc)
   import Glibc

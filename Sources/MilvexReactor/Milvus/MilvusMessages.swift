@@ -1,7 +1,7 @@
+internal import MilvusProtos
 // What the typed layer adds to the generated Milvus messages: the status every response
 // carries, and the fields several requests share (so one function builds them all).
 import SwiftProtobuf
-internal import MilvusProtos
 
 /// Responses that carry a Milvus `Status`.
 protocol MilvusResponse: SwiftProtobuf.Message {

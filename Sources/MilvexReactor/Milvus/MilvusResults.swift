@@ -1,4 +1,5 @@
 internal import MilvusProtos
+
 // What the operations return: Swift value types read from Milvus's responses.
 
 /// Whether a collection (or partitions) is in memory for search and query.
@@ -115,7 +116,8 @@ public struct MutationResult: Sendable, Hashable {
 extension MutationResult {
   init(_ response: Milvus_Proto_Milvus_MutationResult) {
     self.init(
-      ids: EntityCodec.ids(response.ids), insertCount: Int(response.insertCnt), upsertCount: Int(response.upsertCnt),
+      ids: EntityCodec.ids(response.ids), insertCount: Int(response.insertCnt),
+      upsertCount: Int(response.upsertCnt),
       deleteCount: Int(response.deleteCnt), timestamp: response.timestamp)
   }
 }

@@ -1,4 +1,5 @@
 internal import MilvusProtos
+
 /// Milvus's error reporting: a `Status` inside a successful gRPC response.
 enum MilvusStatus {
   /// Success has `code` 0 and the legacy `error_code` Success; anything else is an error,
@@ -9,7 +10,8 @@ enum MilvusStatus {
     if status.code == 0 && status.errorCode == .success { return }
     let code = status.code != 0 ? status.code : Int32(status.errorCode.rawValue)
     let reason = status.reason.isEmpty ? status.detail : status.reason
-    let error = MilvexError.milvus(code: code, reason: reason.isEmpty ? "(no reason given)" : reason)
+    let error = MilvexError.milvus(
+      code: code, reason: reason.isEmpty ? "(no reason given)" : reason)
     if status.errorCode == .schemaMismatch { throw SchemaMismatch(error: error) }
     throw error
   }

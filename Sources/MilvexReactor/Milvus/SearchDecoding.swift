@@ -1,4 +1,5 @@
 internal import MilvusProtos
+
 /// Splits Milvus's flat search results into one hit list per query.
 enum SearchDecoding {
   static func hits(_ results: Milvus_Proto_Schema_SearchResultData) throws(MilvexError)

@@ -1,4 +1,5 @@
 internal import MilvusProtos
+
 /// A sparse float vector: non-zero entries as index → value, kept sorted by index with each
 /// index once. Build it from a dictionary or from pairs (a later pair for the same index
 /// replaces an earlier one):

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #elseif canImport(Musl)
-import Musl
+  import Musl
 #endif
 
 /// One attempt to open a TCP connection to `host:port`: resolve the name (afresh, never from
@@ -73,7 +73,9 @@ final class ConnectAttempt {
   private func tryNextAddress() {
     while completion != nil, !remaining.isEmpty {
       let address = remaining.removeFirst()
-      let fd = socket(address.family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+      let fd = socket(
+        address.family,
+        Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
       guard fd >= 0 else {
         failures.append("\(address): \(errnoDescription(errno))")
         continue
@@ -98,7 +100,8 @@ final class ConnectAttempt {
         }
       } catch {
         closePending()
-        return finish(.failure(.connection(reason: "\(error)", host: host, port: port, retriable: false)))
+        return finish(
+          .failure(.connection(reason: "\(error)", host: host, port: port, retriable: false)))
       }
       return
     }

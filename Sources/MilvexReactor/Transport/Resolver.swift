@@ -1,9 +1,9 @@
 import CCARES
 
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #elseif canImport(Musl)
-import Musl
+  import Musl
 #endif
 
 /// c-ares's process-wide initialisation, done once before the first resolver.
@@ -65,11 +65,14 @@ final class Resolver {
   }
 
   private func failure(_ reason: String) -> MilvexError {
-    .connection(reason: "could not resolve '\(host)': \(reason)", host: host, port: port, retriable: true)
+    .connection(
+      reason: "could not resolve '\(host)': \(reason)", host: host, port: port, retriable: true)
   }
 
   private func startLookup() {
-    guard aresLibraryInitialised else { return deliverLater(.failure(failure("c-ares failed to initialise"))) }
+    guard aresLibraryInitialised else {
+      return deliverLater(.failure(failure("c-ares failed to initialise")))
+    }
     var options = ares_options()
     options.sock_state_cb = { data, fd, readable, writable in
       guard let data else { return }
@@ -86,13 +89,15 @@ final class Resolver {
     hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
     hints.ai_flags = ARES_AI_NUMERICSERV
     let context = Unmanaged.passRetained(LookupContext(resolver: self)).toOpaque()
-    ares_getaddrinfo(channel, host, String(port), &hints, { arg, status, _, result in
-      let context = Unmanaged<LookupContext>.fromOpaque(arg!).takeRetainedValue()
-      defer { if let result { ares_freeaddrinfo(result) } }
-      // ARES_EDESTRUCTION: the channel is being torn down by cancel(); nobody waits.
-      guard status != ARES_EDESTRUCTION, let resolver = context.resolver else { return }
-      resolver.lookupFinished(status: status, result: result)
-    }, context)
+    ares_getaddrinfo(
+      channel, host, String(port), &hints,
+      { arg, status, _, result in
+        let context = Unmanaged<LookupContext>.fromOpaque(arg!).takeRetainedValue()
+        defer { if let result { ares_freeaddrinfo(result) } }
+        // ARES_EDESTRUCTION: the channel is being torn down by cancel(); nobody waits.
+        guard status != ARES_EDESTRUCTION, let resolver = context.resolver else { return }
+        resolver.lookupFinished(status: status, result: result)
+      }, context)
     rearmTimeout()
   }
 
@@ -111,7 +116,8 @@ final class Resolver {
       }
       node = current.pointee.ai_next
     }
-    deliverLater(addresses.isEmpty ? .failure(failure("no IPv4 or IPv6 address")) : .success(addresses))
+    deliverLater(
+      addresses.isEmpty ? .failure(failure("no IPv4 or IPv6 address")) : .success(addresses))
   }
 
   private func socketStateChanged(fd: Int32, readable: Bool, writable: Bool) {
@@ -124,9 +130,12 @@ final class Resolver {
     }
     if let watcher = watchers[fd] {
       watcher.setInterest(interest)
-    } else if let watcher = try? loop.watch(fileDescriptor: fd, interest: interest, { [weak self] events in
-      self?.process(fd: fd, events: events)
-    }) {
+    } else if let watcher = try? loop.watch(
+      fileDescriptor: fd, interest: interest,
+      { [weak self] events in
+        self?.process(fd: fd, events: events)
+      })
+    {
       watchers[fd] = watcher
     }
   }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+  import Glibc
 #elseif canImport(Musl)
-import Musl
+  import Musl
 #endif
 
 /// An IPv4 or IPv6 socket address (a `sockaddr_storage` with its length).
@@ -29,7 +29,9 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
   /// accepted. Returns nil when `host` is not an IP literal.
   init?(ipLiteral host: String, port: Int) {
     var literal = host
-    if literal.hasPrefix("["), literal.hasSuffix("]") { literal = String(literal.dropFirst().dropLast()) }
+    if literal.hasPrefix("["), literal.hasSuffix("]") {
+      literal = String(literal.dropFirst().dropLast())
+    }
     var storage = sockaddr_storage()
     let networkPort = in_port_t(UInt16(truncatingIfNeeded: port)).bigEndian
     var v4 = in_addr()
@@ -61,7 +63,9 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
   public var family: Int32 { Int32(storage.ss_family) }
 
   /// Calls `body` with the address as a `sockaddr` pointer.
-  func withSockAddr<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Result) rethrows -> Result {
+  func withSockAddr<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> Result) rethrows
+    -> Result
+  {
     try withUnsafeBytes(of: storage) { raw in
       try body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
     }
@@ -88,13 +92,17 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
   public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
     lhs.length == rhs.length
       && withUnsafeBytes(of: lhs.storage) { l in
-        withUnsafeBytes(of: rhs.storage) { r in l.prefix(Int(lhs.length)).elementsEqual(r.prefix(Int(rhs.length))) }
+        withUnsafeBytes(of: rhs.storage) { r in
+          l.prefix(Int(lhs.length)).elementsEqual(r.prefix(Int(rhs.length)))
+        }
       }
   }
 
   /// Hashes the address's `length` bytes, consistent with `==`.
   public func hash(into hasher: inout Hasher) {
-    withUnsafeBytes(of: storage) { hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0.prefix(Int(length)))) }
+    withUnsafeBytes(of: storage) {
+      hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0.prefix(Int(length))))
+    }
   }
 }
 

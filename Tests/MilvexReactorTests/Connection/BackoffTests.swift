@@ -1,5 +1,6 @@
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 final class ConnectionBackoffTests: XCTestCase {
   private func milliseconds(_ values: [Int64]) -> [Duration] {

@@ -1,13 +1,15 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// `isConnected(timeout:)` answers even when the loop does not: with the loop thread held up
 /// by a closure, the question stays queued and the watchdog answers DEADLINE_EXCEEDED.
 final class IsConnectedWatchdogTests: XCTestCase {
   func testAStalledLoopGetsDeadlineExceeded() async throws {
     let loop = try EventLoop(threadName: "stalled")
-    let connection = try Connection.start(config: ConnectionConfig(host: "127.0.0.1", port: 1), on: loop)
+    let connection = try Connection.start(
+      config: ConnectionConfig(host: "127.0.0.1", port: 1), on: loop)
     let release = Latch()
     let holding = Latch()
     try loop.execute {

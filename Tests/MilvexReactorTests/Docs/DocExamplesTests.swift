@@ -12,7 +12,8 @@ final class DocExamplesTests: XCTestCase {
     // --- README.md "Usage" (the URI names the test server's port) ---
     let loop = try EventLoop(threadName: "milvus")
     let config = try ConnectionConfig(uri: "milvus://127.0.0.1:\(server.port)/default")
-    let connection = try Connection.start(config: config, on: loop, name: "primary", setup: .milvus) {
+    let connection = try Connection.start(config: config, on: loop, name: "primary", setup: .milvus)
+    {
       transition in
       print("state: \(transition)")
       seen.record(transition)
@@ -36,7 +37,8 @@ final class DocExamplesTests: XCTestCase {
 
     // --- Docs/connection.md, "The set-up step" (no step: any gRPC server) ---
     let loop = try EventLoop(threadName: "grpc")
-    let connection = try Connection.start(config: ConnectionConfig(host: "127.0.0.1", port: port), on: loop)
+    let connection = try Connection.start(
+      config: ConnectionConfig(host: "127.0.0.1", port: port), on: loop)
     let (channel, _) = try await connection.waitForChannel(timeout: .seconds(10))
     let reply = try await channel.unary(path: "/echo.Echo/Call", request: Array("hi".utf8))
     await connection.disconnect()
@@ -53,7 +55,8 @@ final class DocExamplesTests: XCTestCase {
     // --- Docs/connection.md (user and password are sent as authorization metadata) ---
     let loop = try EventLoop(threadName: "milvus")
     let config = try ConnectionConfig(uri: "milvus://root:Milvus@127.0.0.1:\(server.port)/default")
-    let connection = try Connection.start(config: config, on: loop, name: "primary", setup: .milvus) {
+    let connection = try Connection.start(config: config, on: loop, name: "primary", setup: .milvus)
+    {
       transition in
       print("state: \(transition)")
     }
@@ -64,7 +67,8 @@ final class DocExamplesTests: XCTestCase {
     XCTAssertEqual(usedConfig.user, "root")
     XCTAssertFalse("\(usedConfig)".contains("Milvus@"), "the description redacts the password")
     do {
-      _ = try await channel.unary(path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(2))
+      _ = try await channel.unary(
+        path: "/milvus.proto.milvus.MilvusService/GetVersion", request: [], timeout: .seconds(2))
       XCTFail("the channel of a disconnected connection is closed")
     } catch {
       guard case .disconnected = error else { return XCTFail("\(error)") }

@@ -1,8 +1,9 @@
 import CLibEV
 import Foundation
-@testable import MilvexReactor
 import Synchronization
 import XCTest
+
+@testable import MilvexReactor
 
 final class EmbeddingTests: XCTestCase {
   func testHostOwnedLoopRunsSubmittedWorkAndTimers() throws {
@@ -23,7 +24,9 @@ final class EmbeddingTests: XCTestCase {
       }
     }
     try loop.execute {
-      _ = try! loop.scheduleTimer(after: .milliseconds(5)) { timerFired.store(true, ordering: .relaxed) }
+      _ = try! loop.scheduleTimer(after: .milliseconds(5)) {
+        timerFired.store(true, ordering: .relaxed)
+      }
     }
     // The host drives its own loop.
     let deadline = ContinuousClock.now + .seconds(10)

@@ -1,6 +1,7 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 final class IOWatcherTests: XCTestCase {
   private var loop: EventLoop!
@@ -83,9 +84,13 @@ final class IOWatcherTests: XCTestCase {
   func testNegativeDescriptorIsRejected() throws {
     let error = LoopConfined<MilvexError?>(nil)
     try onLoop(loop) { [loop] in
-      do { _ = try loop!.watch(fileDescriptor: -1, interest: .read) { _ in } } catch let e as MilvexError { error.value = e } catch {}
+      do { _ = try loop!.watch(fileDescriptor: -1, interest: .read) { _ in } } catch let e
+        as MilvexError
+      { error.value = e } catch {}
     }
-    guard case .invalidArgument(let field, _)? = error.value else { return XCTFail("\(String(describing: error.value))") }
+    guard case .invalidArgument(let field, _)? = error.value else {
+      return XCTFail("\(String(describing: error.value))")
+    }
     XCTAssertEqual(field, "fileDescriptor")
   }
 }

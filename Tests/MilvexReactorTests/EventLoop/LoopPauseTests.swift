@@ -1,6 +1,7 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// The async pause the client polls with: a loop timer, ended early by task cancellation or
 /// loop shutdown, resuming its task exactly once.

@@ -1,7 +1,8 @@
 import Foundation
-@testable import MilvexReactor
 import Synchronization
 import XCTest
+
+@testable import MilvexReactor
 
 private final class Token: Sendable {}
 

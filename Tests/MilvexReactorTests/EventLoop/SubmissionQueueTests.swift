@@ -1,7 +1,8 @@
 import Foundation
-@testable import MilvexReactor
 import Synchronization
 import XCTest
+
+@testable import MilvexReactor
 
 final class SubmissionQueueTests: XCTestCase {
   func testEightProducersRunEveryClosureOnceInPerThreadOrder() throws {
@@ -30,8 +31,9 @@ final class SubmissionQueueTests: XCTestCase {
     loop.shutdown()
     shutDownReturned.store(true, ordering: .releasing)
 
-    XCTAssertEqual(next.value, [Int](repeating: perProducer, count: producers),
-                   "every closure of every producer ran")
+    XCTAssertEqual(
+      next.value, [Int](repeating: perProducer, count: producers),
+      "every closure of every producer ran")
     XCTAssertEqual(outOfOrder.value, 0, "closures from one thread ran in submission order")
     XCTAssertEqual(ranOffLoop.load(ordering: .relaxed), 0, "closures ran on the loop thread")
     XCTAssertEqual(ranAfterShutdown.load(ordering: .relaxed), 0)

@@ -1,6 +1,7 @@
-@testable import MilvexReactor
 import Synchronization
 import XCTest
+
+@testable import MilvexReactor
 
 final class TimerTests: XCTestCase {
   private var loop: EventLoop!

@@ -1,7 +1,8 @@
 import Foundation
-@testable import MilvexReactor
 import Synchronization
 import XCTest
+
+@testable import MilvexReactor
 
 /// The raw-bytes channel against an independent gRPC server: milvus-lite (grpcio).
 final class MilvusLiteChannelTests: XCTestCase {
@@ -21,7 +22,8 @@ final class MilvusLiteChannelTests: XCTestCase {
     channel?.close()
     loop?.shutdown()
     server?.stop()
-    channel = nil  // XCTest keeps every test case until exit (Docs/reliability.md, AddressSanitizer)
+    // XCTest keeps every test case until exit (Docs/reliability.md, AddressSanitizer).
+    channel = nil
   }
 
   func testGetVersionAndCheckHealthAsRawBytes() async throws {

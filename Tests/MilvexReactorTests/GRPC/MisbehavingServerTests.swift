@@ -1,7 +1,8 @@
 import Foundation
-@testable import MilvexReactor
 import Synchronization
 import XCTest
+
+@testable import MilvexReactor
 
 /// The channel against a scripted HTTP/2 server written with python-hyper's h2
 /// (Tests/Peers/misbehaving_server.py). Every case: the call completes exactly once with the

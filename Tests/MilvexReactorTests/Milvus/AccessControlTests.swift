@@ -1,8 +1,8 @@
 import Foundation
 import Logging
+import MilvusProtos
 import SwiftProtobuf
 import XCTest
-import MilvusProtos
 
 @testable import MilvexReactor
 
@@ -286,7 +286,6 @@ final class AccessControlTests: XCTestCase {
   static func runPymilvusRBAC(_ request: [String: String]) throws -> [String: FieldValue] {
     try PeerProcess.runJSONScript("pymilvus_rbac.py", request)
   }
-
 
   // MARK: - Privileges and objects
 

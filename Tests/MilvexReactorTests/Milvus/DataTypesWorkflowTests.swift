@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import MilvusProtos
+import XCTest
 
 @_spi(Benchmarks) @testable import MilvexReactor
 

@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import MilvusProtos
+import XCTest
 
 @testable import MilvexReactor
 
@@ -110,6 +110,7 @@ final class EntityCodecTests: XCTestCase {
     let described = try CollectionSchema(proto: unsupported)
     XCTAssertEqual(
       described.field(named: "vec")?.type,
-      .unsupported(name: "arrayOfVector", code: Milvus_Proto_Schema_DataType.arrayOfVector.rawValue))
+      .unsupported(name: "arrayOfVector", code: Milvus_Proto_Schema_DataType.arrayOfVector.rawValue)
+    )
   }
 }

@@ -1,6 +1,6 @@
 import Foundation
-import XCTest
 import MilvusProtos
+import XCTest
 
 @testable import MilvexReactor
 

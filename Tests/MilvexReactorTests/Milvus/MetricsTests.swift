@@ -1,12 +1,14 @@
 import Foundation
-@testable import MilvexReactor
 import MetricsTestKit
 import XCTest
+
+@testable import MilvexReactor
 
 /// The metrics a client and its connection emit, read back from swift-metrics' TestMetrics.
 final class MetricsTests: XCTestCase {
   func testCallOutcomesRetriesAndDurationsPerMethod() async throws {
-    let server = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "milvus-flaky"])
+    let server = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "milvus-flaky"])
     defer { server.stop() }
     let loop = try EventLoop(threadName: "metrics-test")
     defer { loop.shutdown() }
@@ -15,27 +17,42 @@ final class MetricsTests: XCTestCase {
       config: ConnectionConfig(host: "127.0.0.1", port: server.port), on: loop, metrics: metrics)
 
     _ = try await client.perform(.serverVersion())  // two rate-limited answers, then OK
-    await assertMilvexError({ try await client.perform(.describeIndex(on: "c")) }) { $0.milvusCode == 1100 }
-    await assertMilvexError({ try await client.perform(.hasCollection("")) }) { $0.invalidField == "collection" }
-    _ = try await client.perform(.listDatabases())  // a round trip: everything above has been recorded
+    await assertMilvexError({ try await client.perform(.describeIndex(on: "c")) }) {
+      $0.milvusCode == 1100
+    }
+    await assertMilvexError({ try await client.perform(.hasCollection("")) }) {
+      $0.invalidField == "collection"
+    }
+    // A round trip: everything above has been recorded.
+    _ = try await client.perform(.listDatabases())
 
     func calls(_ method: String, _ outcome: String) throws -> Int64? {
-      try metrics.expectCounter("milvex_milvus_calls_total", [("method", method), ("outcome", outcome)]).lastValue
+      try metrics.expectCounter(
+        "milvex_milvus_calls_total", [("method", method), ("outcome", outcome)]
+      ).lastValue
     }
     XCTAssertEqual(try calls("GetVersion", "ok"), 1)
-    XCTAssertEqual(try metrics.expectCounter("milvex_milvus_retries_total", [("method", "GetVersion")]).totalValue, 2)
+    XCTAssertEqual(
+      try metrics.expectCounter("milvex_milvus_retries_total", [("method", "GetVersion")])
+        .totalValue, 2)
     XCTAssertEqual(try calls("DescribeIndex", "milvus"), 1)
     XCTAssertEqual(try calls("HasCollection", "invalid_argument"), 1)
-    let durations = try metrics.expectTimer("milvex_milvus_call_duration", [("method", "GetVersion")]).values
+    let durations = try metrics.expectTimer(
+      "milvex_milvus_call_duration", [("method", "GetVersion")]
+    ).values
     XCTAssertEqual(durations.count, 1)
-    XCTAssertGreaterThan(durations[0], 250_000_000, "two retry delays (about 100 + 200 ms) included")
+    XCTAssertGreaterThan(
+      durations[0], 250_000_000, "two retry delays (about 100 + 200 ms) included")
 
     // The connection's own metrics, from the same factory.
     let dimensions = [("host", "127.0.0.1"), ("port", "\(server.port)")]
-    XCTAssertEqual(try metrics.expectCounter("milvex_connection_attempts_total", dimensions).totalValue, 1)
-    XCTAssertEqual(try metrics.expectCounter("milvex_connection_connected_total", dimensions).totalValue, 1)
+    XCTAssertEqual(
+      try metrics.expectCounter("milvex_connection_attempts_total", dimensions).totalValue, 1)
+    XCTAssertEqual(
+      try metrics.expectCounter("milvex_connection_connected_total", dimensions).totalValue, 1)
     await client.close()
-    XCTAssertEqual(try metrics.expectCounter("milvex_connection_disconnects_total", dimensions).totalValue, 1)
+    XCTAssertEqual(
+      try metrics.expectCounter("milvex_connection_disconnects_total", dimensions).totalValue, 1)
   }
 
   func testFailedConnectAttemptsAndRetryDelays() async throws {
@@ -44,7 +61,9 @@ final class MetricsTests: XCTestCase {
     let metrics = TestMetrics()
     let port = freeLocalPort()  // nothing listens
     let connection = try Connection.start(
-      config: ConnectionConfig(host: "127.0.0.1", port: port, reconnectBaseDelay: .milliseconds(20), allowTestingTimings: true),
+      config: ConnectionConfig(
+        host: "127.0.0.1", port: port, reconnectBaseDelay: .milliseconds(20),
+        allowTestingTimings: true),
       on: loop, metrics: metrics)
     // Attempts start at about 0, 20, 60 and 140 ms (delays 20, 40, 80 ms ± 10 %): waiting
     // 300 ms for a channel that never comes sees at least three of them fail.
@@ -54,12 +73,15 @@ final class MetricsTests: XCTestCase {
     }
     await connection.disconnect()
     let dimensions = [("host", "127.0.0.1"), ("port", "\(port)")]
-    let attempts = try metrics.expectCounter("milvex_connection_attempts_total", dimensions).totalValue
-    let failures = try metrics.expectCounter("milvex_connection_attempt_failures_total", dimensions).totalValue
+    let attempts = try metrics.expectCounter("milvex_connection_attempts_total", dimensions)
+      .totalValue
+    let failures = try metrics.expectCounter("milvex_connection_attempt_failures_total", dimensions)
+      .totalValue
     XCTAssertGreaterThanOrEqual(attempts, 3)
     XCTAssertGreaterThanOrEqual(failures, attempts - 1)
     let delays = try metrics.expectTimer("milvex_connection_retry_delay", dimensions).values
     XCTAssertGreaterThanOrEqual(delays.count, 2)
-    XCTAssertTrue(delays.allSatisfy { $0 >= 17_000_000 }, "at least the base delay less the jitter: \(delays)")
+    XCTAssertTrue(
+      delays.allSatisfy { $0 >= 17_000_000 }, "at least the base delay less the jitter: \(delays)")
   }
 }

@@ -1,6 +1,7 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// The current database: chosen with `useDatabase`, carried by every call, and kept when the
 /// connection is replaced (other SDKs fall back to `default` after a reconnect).
@@ -22,12 +23,15 @@ final class MilvusDatabaseTests: XCTestCase {
     fixture.server.peer.stop()
     var iterator = transitions.makeAsyncIterator()
     while let transition = await iterator.next(), transition.to != .reconnecting {}
-    let restarted = try MilvusLite(port: fixture.server.port, dataDirectory: fixture.server.dataDirectory)
+    let restarted = try MilvusLite(
+      port: fixture.server.port, dataDirectory: fixture.server.dataDirectory)
     defer { restarted.stop() }
     // The call waits for the new channel (its deadline allows it) and runs in `kept`.
-    let after = try await client.perform(.listCollections(), options: MilvusCallOptions(timeout: .seconds(30)))
+    let after = try await client.perform(
+      .listCollections(), options: MilvusCallOptions(timeout: .seconds(30)))
     XCTAssertEqual(after, ["in_kept"], "still in database 'kept' after reconnecting")
-    let inDefault = try await client.perform(.listCollections(), options: MilvusCallOptions(database: "default"))
+    let inDefault = try await client.perform(
+      .listCollections(), options: MilvusCallOptions(database: "default"))
     XCTAssertFalse(inDefault.contains("in_kept"))
     await client.close()
     fixture.loop.shutdown()

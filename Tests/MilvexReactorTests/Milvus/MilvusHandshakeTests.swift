@@ -1,7 +1,7 @@
 import Logging
+import MilvusProtos
 import SwiftProtobuf
 import XCTest
-import MilvusProtos
 
 @testable import MilvexReactor
 

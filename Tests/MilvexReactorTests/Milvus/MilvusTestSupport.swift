@@ -1,6 +1,7 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// Deterministic test data: the same row for the same index, in every test and in pymilvus.
 enum TestData {
@@ -9,7 +10,8 @@ enum TestData {
   /// A pseudo-random vector (SplitMix64 per component), distinct for every index.
   static func vector(_ index: Int, dimension: Int = dimension, salt: UInt64 = 0) -> [Float] {
     (0..<dimension).map { component in
-      var z = UInt64(index) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(component) &* 0xBF58_476D_1CE4_E5B9 &+ salt
+      var z =
+        UInt64(index) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(component) &* 0xBF58_476D_1CE4_E5B9 &+ salt
       z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
       z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
       z ^= z >> 31
@@ -39,8 +41,10 @@ enum TestData {
   static func row(_ index: Int) -> Row {
     let i = Int64(index)
     return [
-      "id": .int(i), "vec": .floatVector(vector(index)), "vec2": .floatVector(vector(index, dimension: 2, salt: 7)),
-      "title": .string("t\(index)"), "flag": .bool(index % 2 == 0), "i8": .int(i % 100), "i16": .int(i % 30_000),
+      "id": .int(i), "vec": .floatVector(vector(index)),
+      "vec2": .floatVector(vector(index, dimension: 2, salt: 7)),
+      "title": .string("t\(index)"), "flag": .bool(index % 2 == 0), "i8": .int(i % 100),
+      "i16": .int(i % 30_000),
       "i32": .int(i * 10), "f": .float(Float(index) / 2), "d": .double(Double(index) / 4),
       "meta": ["k": .int(i), "s": .string("x\(index)")], "tags": [.int(i), .int(i + 1)],
       // Not in the schema: goes to the dynamic field.
@@ -78,7 +82,8 @@ final class MilvusFixture: @unchecked Sendable {
     self.server = try server ?? MilvusLite()
     loop = try EventLoop(threadName: "milvus-api-test")
     client = try MilvusClient.connect(
-      config: ConnectionConfig(host: "127.0.0.1", port: self.server.port, timeout: .seconds(60)), on: loop,
+      config: ConnectionConfig(host: "127.0.0.1", port: self.server.port, timeout: .seconds(60)),
+      on: loop,
       retryPolicy: retryPolicy)
   }
 

@@ -1,8 +1,8 @@
 import Foundation
 import MilvexReactor
+import MilvusProtos
 import SwiftProtobuf
 import XCTest
-import MilvusProtos
 
 /// Messages serialized by our generated Swift code must read back in pymilvus with the same
 /// values, and pymilvus's bytes must read back in Swift.

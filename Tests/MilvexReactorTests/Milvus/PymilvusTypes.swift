@@ -151,4 +151,5 @@ extension PeerProcess {
       throw PeerError.unexpected("\(script) printed no JSON object")
     }
     return object
-  }}
+  }
+}

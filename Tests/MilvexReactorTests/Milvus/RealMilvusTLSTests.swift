@@ -43,7 +43,8 @@ final class RealMilvusTLSTests: XCTestCase {
     config.reconnectMaxDelay = .milliseconds(200)
     config.connectTimeout = .seconds(5)
     config.allowTestingTimings = true
-    let connection = try Connection.start(config: config, on: loop, setup: .milvus, logger: quietLogger)
+    let connection = try Connection.start(
+      config: config, on: loop, setup: .milvus, logger: quietLogger)
     cleanups.append { connection.disconnect() }
     return connection
   }
@@ -181,7 +182,9 @@ final class RealMilvusTLSTests: XCTestCase {
     config.reconnectMaxDelay = .milliseconds(300)
     config.allowTestingTimings = true
     let transitions = EventRecorder<StateTransition>()
-    let connection = try Connection.start(config: config, on: loop, setup: .milvus, logger: quietLogger) {
+    let connection = try Connection.start(
+      config: config, on: loop, setup: .milvus, logger: quietLogger
+    ) {
       transitions.record($0)
     }
     cleanups.append { connection.disconnect() }

@@ -1,6 +1,7 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// The retry policy as a pure function, and the client following it against the h2
 /// `milvus-flaky` server (which counts the calls it receives).
@@ -10,32 +11,48 @@ final class RetryPolicyTests: XCTestCase {
 
   func testDelaysGrowFromBaseToMax() {
     let policy = RetryPolicy()
-    XCTAssertEqual((1...7).map(policy.delay(afterAttempt:)), [
-      .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1_600),
-      .seconds(3), .seconds(3),
-    ])
+    XCTAssertEqual(
+      (1...7).map(policy.delay(afterAttempt:)),
+      [
+        .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800),
+        .milliseconds(1_600),
+        .seconds(3), .seconds(3),
+      ])
     // The middle of the jitter (random 0.5) is the plain delay; the ends are ±10 %.
-    XCTAssertEqual(policy.decide(attempt: 2, error: unavailable, isWrite: false, remaining: .seconds(10), random: 0.5),
-                   .retry(after: .milliseconds(200)))
-    XCTAssertEqual(policy.decide(attempt: 2, error: unavailable, isWrite: false, remaining: .seconds(10), random: 0),
-                   .retry(after: .milliseconds(180)))
-    XCTAssertEqual(policy.decide(attempt: 4, error: rateLimited, isWrite: false, remaining: .seconds(10), random: 1),
-                   .retry(after: .milliseconds(880)))
+    XCTAssertEqual(
+      policy.decide(
+        attempt: 2, error: unavailable, isWrite: false, remaining: .seconds(10), random: 0.5),
+      .retry(after: .milliseconds(200)))
+    XCTAssertEqual(
+      policy.decide(
+        attempt: 2, error: unavailable, isWrite: false, remaining: .seconds(10), random: 0),
+      .retry(after: .milliseconds(180)))
+    XCTAssertEqual(
+      policy.decide(
+        attempt: 4, error: rateLimited, isWrite: false, remaining: .seconds(10), random: 1),
+      .retry(after: .milliseconds(880)))
   }
 
   func testOnlyRetriableErrorsWithinAttemptsAndDeadline() {
     let policy = RetryPolicy()
-    func decide(_ error: MilvexError, attempt: Int = 1, write: Bool = false, remaining: Duration = .seconds(30)) -> RetryPolicy.Decision {
-      policy.decide(attempt: attempt, error: error, isWrite: write, remaining: remaining, random: 0.5)
+    func decide(
+      _ error: MilvexError, attempt: Int = 1, write: Bool = false,
+      remaining: Duration = .seconds(30)
+    ) -> RetryPolicy.Decision {
+      policy.decide(
+        attempt: attempt, error: error, isWrite: write, remaining: remaining, random: 0.5)
     }
     XCTAssertEqual(decide(unavailable), .retry(after: .milliseconds(100)))
     XCTAssertEqual(decide(rateLimited), .retry(after: .milliseconds(100)))
-    XCTAssertEqual(decide(.milvus(code: 49, reason: "legacy")), .retry(after: .milliseconds(100)),
-                   "the legacy RateLimit error code")
+    XCTAssertEqual(
+      decide(.milvus(code: 49, reason: "legacy")), .retry(after: .milliseconds(100)),
+      "the legacy RateLimit error code")
     XCTAssertEqual(decide(.notConnected(host: "h", port: 1)), .retry(after: .milliseconds(100)))
     for final in [
-      MilvexError.milvus(code: 100, reason: "collection not found"), .status(.deadlineExceeded, "late"),
-      .status(.internalError, "bug"), .invalidArgument(field: "x", message: "y"), .disconnected(reason: "closed"),
+      MilvexError.milvus(code: 100, reason: "collection not found"),
+      .status(.deadlineExceeded, "late"),
+      .status(.internalError, "bug"), .invalidArgument(field: "x", message: "y"),
+      .disconnected(reason: "closed"),
       .protocolViolation("garbage"), .status(.unimplemented, "no"),
     ] {
       XCTAssertEqual(decide(final), .fail, "\(final)")
@@ -45,11 +62,19 @@ final class RetryPolicyTests: XCTestCase {
     XCTAssertEqual(decide(unavailable, write: true), .fail, "writes only when allowed")
     var writes = policy
     writes.retryWrites = true
-    XCTAssertEqual(writes.decide(attempt: 1, error: unavailable, isWrite: true, remaining: .seconds(1), random: 0.5),
-                   .retry(after: .milliseconds(100)))
-    XCTAssertEqual(decide(unavailable, attempt: 3, remaining: .milliseconds(399)), .fail, "a delay past the deadline")
-    XCTAssertEqual(decide(unavailable, attempt: 3, remaining: .milliseconds(401)), .retry(after: .milliseconds(400)))
-    XCTAssertEqual(RetryPolicy.never.decide(attempt: 1, error: unavailable, isWrite: false, remaining: .seconds(9), random: 0.5), .fail)
+    XCTAssertEqual(
+      writes.decide(
+        attempt: 1, error: unavailable, isWrite: true, remaining: .seconds(1), random: 0.5),
+      .retry(after: .milliseconds(100)))
+    XCTAssertEqual(
+      decide(unavailable, attempt: 3, remaining: .milliseconds(399)), .fail,
+      "a delay past the deadline")
+    XCTAssertEqual(
+      decide(unavailable, attempt: 3, remaining: .milliseconds(401)),
+      .retry(after: .milliseconds(400)))
+    XCTAssertEqual(
+      RetryPolicy.never.decide(
+        attempt: 1, error: unavailable, isWrite: false, remaining: .seconds(9), random: 0.5), .fail)
   }
 
   func testValidationNamesTheSetting() {
@@ -60,15 +85,19 @@ final class RetryPolicyTests: XCTestCase {
     XCTAssertNil(field(RetryPolicy()))
     XCTAssertEqual(field(RetryPolicy(maxAttempts: 0)), "retryPolicy.maxAttempts")
     XCTAssertEqual(field(RetryPolicy(baseDelay: .zero)), "retryPolicy.baseDelay")
-    XCTAssertEqual(field(RetryPolicy(baseDelay: .seconds(2), maxDelay: .seconds(1))), "retryPolicy.maxDelay")
+    XCTAssertEqual(
+      field(RetryPolicy(baseDelay: .seconds(2), maxDelay: .seconds(1))), "retryPolicy.maxDelay")
     XCTAssertEqual(field(RetryPolicy(multiplier: 0.5)), "retryPolicy.multiplier")
     XCTAssertEqual(field(RetryPolicy(jitter: 1.5)), "retryPolicy.jitter")
   }
 
   // MARK: - Against the milvus-flaky server
 
-  private func flakyClient(_ policy: RetryPolicy = RetryPolicy()) throws -> (PeerProcess, EventLoop, MilvusClient) {
-    let server = try PeerProcess.announcing(script: "misbehaving_server.py", arguments: ["--scenario", "milvus-flaky"])
+  private func flakyClient(_ policy: RetryPolicy = RetryPolicy()) throws -> (
+    PeerProcess, EventLoop, MilvusClient
+  ) {
+    let server = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "milvus-flaky"])
     let loop = try EventLoop(threadName: "retry-test")
     let client = try MilvusClient.connect(
       config: ConnectionConfig(host: "127.0.0.1", port: server.port), on: loop, retryPolicy: policy)
@@ -115,12 +144,15 @@ final class RetryPolicyTests: XCTestCase {
 
     let writes = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(20), retryWrites: true)
     await assertMilvexError({
-      try await client.perform(.delete(from: "c", filter: "id > 0"), options: MilvusCallOptions(retryPolicy: writes))
+      try await client.perform(
+        .delete(from: "c", filter: "id > 0"), options: MilvusCallOptions(retryPolicy: writes))
     }) { $0.isRetriable }
     after = try await counts(client)
     XCTAssertEqual(after["Delete"], 4, "3 more attempts when writes may be retried")
 
-    await assertMilvexError({ try await client.perform(.describeIndex(on: "c")) }) { $0.milvusCode == 1100 }
+    await assertMilvexError({ try await client.perform(.describeIndex(on: "c")) }) {
+      $0.milvusCode == 1100
+    }
     after = try await counts(client)
     XCTAssertEqual(after["DescribeIndex"], 1, "a final Milvus error is not retried")
 
@@ -130,8 +162,9 @@ final class RetryPolicyTests: XCTestCase {
     let started = ContinuousClock.now
     let slow = RetryPolicy(baseDelay: .milliseconds(400), jitter: 0, retryWrites: true)
     await assertMilvexError({
-      try await client.perform(.delete(from: "c", filter: "id > 0"),
-                               options: MilvusCallOptions(timeout: .seconds(1), retryPolicy: slow))
+      try await client.perform(
+        .delete(from: "c", filter: "id > 0"),
+        options: MilvusCallOptions(timeout: .seconds(1), retryPolicy: slow))
     }) { $0.isRetriable }
     XCTAssertLessThan(ContinuousClock.now - started, .seconds(1), "it gave up before the deadline")
     after = try await counts(client)
@@ -159,7 +192,8 @@ final class RetryPolicyTests: XCTestCase {
   func testSchemaMismatchRereadsTheSchemaAndResendsOnce() async throws {
     let (server, loop, client) = try flakyClient()
     defer { server.stop(); loop.shutdown() }
-    let inserted = try await client.perform(.insert(into: "c", rows: [["id": 7, "vec": [0.1, 0.2]]]))
+    let inserted = try await client.perform(
+      .insert(into: "c", rows: [["id": 7, "vec": [0.1, 0.2]]]))
     XCTAssertEqual(inserted.ids, [7])
     XCTAssertEqual(inserted.insertCount, 1)
     var seen = try await counts(client)

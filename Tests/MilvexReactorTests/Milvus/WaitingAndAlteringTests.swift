@@ -1,7 +1,7 @@
 import Foundation
+import MilvusProtos
 import SwiftProtobuf
 import XCTest
-import MilvusProtos
 
 @_spi(Benchmarks) @testable import MilvexReactor
 

@@ -1,6 +1,7 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// A test peer process (milvus-lite, the h2 misbehaving server, the fault proxy) on 127.0.0.1.
 /// It is stopped by `stop()` or when the test process exits (the peers exit on stdin EOF).
@@ -48,7 +49,6 @@ final class PeerProcess: @unchecked Sendable {
     }
     return data
   }
-
 
   init(name: String, executable: URL, arguments: [String]) {
     self.name = name

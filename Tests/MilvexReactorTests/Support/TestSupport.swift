@@ -1,6 +1,7 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// State that only the loop thread touches, read by the test thread after a happens-before
 /// edge (a latch, or `shutdown()` returning).
@@ -96,7 +97,9 @@ final class EventRecorder<Event: Sendable>: @unchecked Sendable {
   var all: [Event] { lock.withLock { events } }
 
   /// The first recorded event matching `matches`, waiting up to `timeout` for it.
-  func first(within timeout: Duration, where matches: @escaping @Sendable (Event) -> Bool) async -> Event? {
+  func first(within timeout: Duration, where matches: @escaping @Sendable (Event) -> Bool) async
+    -> Event?
+  {
     let (event, waiter) = register(matches)
     if let event { return event }
     let latch = waiter!.latch
