@@ -60,7 +60,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   /// name. A value other than `.default` while ``ssl`` is off is an error, so that TLS files
   /// given by mistake to a plaintext connection are never silently ignored.
   public var tls: TLSConfiguration
-  /// Nominal delay before the first retry after a failed attempt (see ``Backoff``).
+  /// Nominal delay before the first retry after a failed attempt (Docs/connection.md, "Backoff").
   public var reconnectBaseDelay: Duration
   /// Largest delay between attempts.
   public var reconnectMaxDelay: Duration

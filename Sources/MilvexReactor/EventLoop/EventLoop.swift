@@ -198,12 +198,12 @@ public final class EventLoop: @unchecked Sendable {
   }
 
   /// Traps in debug builds when called off the loop thread; free in release builds.
-  public func assertInLoopThread(file: StaticString = #fileID, line: UInt = #line) {
+  func assertInLoopThread(file: StaticString = #fileID, line: UInt = #line) {
     assert(inLoopThread, "must be called on the event loop thread", file: file, line: line)
   }
 
   /// Traps when called off the loop thread, in every build.
-  public func preconditionInLoopThread(file: StaticString = #fileID, line: UInt = #line) {
+  func preconditionInLoopThread(file: StaticString = #fileID, line: UInt = #line) {
     precondition(inLoopThread, "must be called on the event loop thread", file: file, line: line)
   }
 
@@ -287,7 +287,7 @@ public final class EventLoop: @unchecked Sendable {
   /// written with one system call.
   ///
   /// - Important: Loop thread only; `body` runs on the loop thread. Dropped at shutdown.
-  public func runBeforeNextPoll(_ body: @escaping () -> Void) {
+  func runBeforeNextPoll(_ body: @escaping () -> Void) {
     runBeforeNextPoll(ClosureBeforePollTask(body))
   }
 
@@ -318,13 +318,13 @@ public final class EventLoop: @unchecked Sendable {
   /// their calls instead of leaving them without a completion. One handler per `owner`.
   ///
   /// - Important: Loop thread only.
-  public func onShutdown(of owner: AnyObject, _ handler: @escaping () -> Void) {
+  func onShutdown(of owner: AnyObject, _ handler: @escaping () -> Void) {
     assertInLoopThread()
     shutdownHandlers[ObjectIdentifier(owner)] = handler
   }
 
   /// Removes the handler registered for `owner`. Loop thread only.
-  public func removeShutdownHandler(of owner: AnyObject) {
+  func removeShutdownHandler(of owner: AnyObject) {
     assertInLoopThread()
     shutdownHandlers[ObjectIdentifier(owner)] = nil
   }
@@ -355,7 +355,7 @@ public final class EventLoop: @unchecked Sendable {
   var acceptsWatchers: Bool { !shutdownPerformed }
 
   /// Number of active timers and I/O watchers. Loop thread only; for tests and diagnostics.
-  public var activeWatcherCount: Int {
+  var activeWatcherCount: Int {
     assertInLoopThread()
     return activeWatchers.count
   }

@@ -91,7 +91,7 @@ enum MilvusHandshake {
 }
 
 /// The Milvus layer's ``ChannelSetup``: runs Milvus's `Connect` handshake on every new channel
-/// (``MilvusHandshake``) and gives every call the metadata Milvus expects: `authorization`
+/// (`MilvusHandshake`) and gives every call the metadata Milvus expects: `authorization`
 /// (from the token, or user and password), `dbname` (the database calls default to) and
 /// `identifier` (the server's answer to `Connect`, once it gave one).
 ///
@@ -154,7 +154,7 @@ extension ConnectionConfig {
   /// or of `user:password` when there is no token; absent when neither is set) and `dbname`.
   ///
   /// - Important: The values carry the credentials; never log them.
-  public var authorizationMetadata: [String: String] {
+  var authorizationMetadata: [String: String] {
     var metadata = ["dbname": database]
     if let token {
       metadata["authorization"] = GRPCWireFormat.base64Encode(token.utf8)

@@ -75,11 +75,11 @@ public struct SparseVector: Sendable, Hashable, CustomStringConvertible {
 
 /// Conversions between `Float` and the two 16-bit float formats Milvus stores, with
 /// round-to-nearest-even as IEEE 754 (and numpy, and ml_dtypes) round.
-public enum HalfFloat {
+enum HalfFloat {
   /// The IEEE 754 binary16 bits nearest to `value` (ties to even; overflow to infinity; NaN
   /// stays NaN).
   @inline(__always)
-  public static func float16Bits(_ value: Float) -> UInt16 {
+  static func float16Bits(_ value: Float) -> UInt16 {
     let bits = value.bitPattern
     let magnitude = bits & 0x7FFF_FFFF
     // The common case, a result that is a normal binary16 (2^-14 up to what rounds to 65504):
@@ -117,7 +117,7 @@ public enum HalfFloat {
   }
 
   /// The exact `Float` value of binary16 `bits`.
-  public static func float(float16Bits bits: UInt16) -> Float {
+  static func float(float16Bits bits: UInt16) -> Float {
     let sign: UInt32 = UInt32(bits & 0x8000) << 16
     let exponent = UInt32(bits >> 10) & 0x1F
     let mantissa = UInt32(bits & 0x3FF)
@@ -132,14 +132,14 @@ public enum HalfFloat {
   /// The bfloat16 bits nearest to `value` (the top half of its float32 bits, ties to even;
   /// NaN stays a quiet NaN).
   @inline(__always)
-  public static func bfloat16Bits(_ value: Float) -> UInt16 {
+  static func bfloat16Bits(_ value: Float) -> UInt16 {
     let bits = value.bitPattern
     if value.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x40 }
     return UInt16(truncatingIfNeeded: roundedShift(bits, by: 16))
   }
 
   /// The exact `Float` value of bfloat16 `bits`.
-  public static func float(bfloat16Bits bits: UInt16) -> Float {
+  static func float(bfloat16Bits bits: UInt16) -> Float {
     Float(bitPattern: UInt32(bits) << 16)
   }
 

@@ -1,5 +1,5 @@
 import Foundation
-import MilvexReactor
+@testable import MilvexReactor
 import XCTest
 
 /// Asserts that `body` throws `invalidArgument` for `field` with a message containing every
