@@ -1,6 +1,7 @@
 import Foundation
-@testable import MilvexReactor
 import XCTest
+
+@testable import MilvexReactor
 
 /// Asserts that `body` throws `invalidArgument` for `field` with a message containing every
 /// string of `phrases`.
