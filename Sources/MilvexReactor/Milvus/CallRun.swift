@@ -70,58 +70,65 @@ final class CallRun {
     _ actions: CallRunMachine.Actions, channel: GRPCChannel? = nil,
     output: (() -> Void)? = nil
   ) {
-    for action in actions {
-      switch action {
-      case .lookUpSchema:
-        let cached = call.schemaOf.flatMap {
-          client.cachedSchema(database: database, collection: $0)
-        }
-        run(
-          machine.schemaLookedUp(
-            cached.map { CallRunMachine.KnownSchema(schema: $0.schema, timestamp: $0.timestamp) },
-            now: .now))
-      case .fetchSchema(let timeout):
-        fetchSchema(timeout: timeout)
-      case .rememberSchema(let known):
-        guard let collection = call.schemaOf else { break }
-        client.apply(
-          .remember(collection: collection, schema: known.schema, timestamp: known.timestamp),
-          database: database)
-      case .forgetSchema:
-        client.apply(.forget(collections: call.schemaOf.map { [$0] } ?? []), database: database)
-      case .encode(let schema):
-        encode(schema: schema)
-      case .waitForChannel(let deadline):
-        client.connection.onLoop.waitForChannel(deadline: deadline) { [self] result in
-          switch result {
-          case .failure(let error): run(machine.channelFailed(error, now: .now))
-          case .success(let channel): run(machine.channelReady(now: .now), channel: channel)
-          }
-        }
-      case .send(let request, let timeout):
-        guard let channel else {
-          assertionFailure("the machine sends only when a channel is ready")
-          break
-        }
-        send(request, timeout: timeout, on: channel)
-      case .scheduleRetry(let delay, let attempt, let error):
-        scheduleRetry(after: delay, attempt: attempt, error: error)
-      case .cancelRetryTimer:
-        retryTimer?.cancel()
-        retryTimer = nil
-        loop.removeShutdownHandler(of: self)
-      case .cancelInFlight:
-        let handle = inFlight
-        inFlight = nil
-        handle?.cancel()
-      case .succeed:
-        client.apply(call.effect, database: database)
-        client.metrics.value.finished(method: call.method, error: nil, after: .now - startedAt)
-        output?()
-      case .fail(let error):
-        client.metrics.value.finished(method: call.method, error: error, after: .now - startedAt)
-        fail(error)
+    // The two slots directly, not the collection's generic iteration (measurably dearer).
+    if let action = actions.firstAction { execute(action, channel: channel, output: output) }
+    if let action = actions.secondAction { execute(action, channel: channel, output: output) }
+  }
+
+  /// Executes one action.
+  private func execute(
+    _ action: CallRunMachine.Action, channel: GRPCChannel?, output: (() -> Void)?
+  ) {
+    switch action {
+    case .lookUpSchema:
+      let cached = call.schemaOf.flatMap {
+        client.cachedSchema(database: database, collection: $0)
       }
+      run(
+        machine.schemaLookedUp(
+          cached.map { CallRunMachine.KnownSchema(schema: $0.schema, timestamp: $0.timestamp) },
+          now: .now))
+    case .fetchSchema(let timeout):
+      fetchSchema(timeout: timeout)
+    case .rememberSchema(let known):
+      guard let collection = call.schemaOf else { break }
+      client.apply(
+        .remember(collection: collection, schema: known.schema, timestamp: known.timestamp),
+        database: database)
+    case .forgetSchema:
+      client.apply(.forget(collections: call.schemaOf.map { [$0] } ?? []), database: database)
+    case .encode(let schema):
+      encode(schema: schema)
+    case .waitForChannel(let deadline):
+      client.connection.onLoop.waitForChannel(deadline: deadline) { [self] result in
+        switch result {
+        case .failure(let error): run(machine.channelFailed(error, now: .now))
+        case .success(let channel): run(machine.channelReady(now: .now), channel: channel)
+        }
+      }
+    case .send(let request, let timeout):
+      guard let channel else {
+        assertionFailure("the machine sends only when a channel is ready")
+        break
+      }
+      send(request, timeout: timeout, on: channel)
+    case .scheduleRetry(let delay, let attempt, let error):
+      scheduleRetry(after: delay, attempt: attempt, error: error)
+    case .cancelRetryTimer:
+      retryTimer?.cancel()
+      retryTimer = nil
+      loop.removeShutdownHandler(of: self)
+    case .cancelInFlight:
+      let handle = inFlight
+      inFlight = nil
+      handle?.cancel()
+    case .succeed:
+      client.apply(call.effect, database: database)
+      client.metrics.value.finished(method: call.method, error: nil, after: .now - startedAt)
+      output?()
+    case .fail(let error):
+      client.metrics.value.finished(method: call.method, error: error, after: .now - startedAt)
+      fail(error)
     }
   }
 

@@ -82,40 +82,42 @@ struct CallRunMachine {
   /// The actions of one event, in order: at most two, held inline so that an event
   /// allocates nothing (the per-call path runs four or five events).
   struct Actions: RandomAccessCollection, Equatable, ExpressibleByArrayLiteral {
-    private var first_: Action?
-    private var second: Action?
+    /// The first action, if any.
+    private(set) var firstAction: Action?
+    /// The second action, if any (only after a first one).
+    private(set) var secondAction: Action?
 
     /// No action.
     init() {}
 
     /// One action, or two in this order.
     init(_ first: Action, _ second: Action? = nil) {
-      first_ = first
-      self.second = second
+      firstAction = first
+      secondAction = second
     }
 
     /// For tests: at most two actions.
     init(arrayLiteral elements: Action...) {
       precondition(elements.count <= 2, "an event has at most two actions")
-      first_ = elements.first
-      second = elements.count == 2 ? elements[1] : nil
+      firstAction = elements.first
+      secondAction = elements.count == 2 ? elements[1] : nil
     }
 
     /// `action` (if any) followed by these actions, of which there is at most one.
     func prepending(_ action: Action?) -> Actions {
       guard let action else { return self }
-      precondition(second == nil, "an event has at most two actions")
-      return Actions(action, first_)
+      precondition(secondAction == nil, "an event has at most two actions")
+      return Actions(action, firstAction)
     }
 
     /// The first position.
     var startIndex: Int { 0 }
     /// One past the last action.
-    var endIndex: Int { first_ == nil ? 0 : second == nil ? 1 : 2 }
+    var endIndex: Int { firstAction == nil ? 0 : secondAction == nil ? 1 : 2 }
 
     /// The action at `position` (0 or 1).
     subscript(position: Int) -> Action {
-      guard let action = position == 0 ? first_ : second else {
+      guard let action = position == 0 ? firstAction : secondAction else {
         preconditionFailure("no action at \(position)")
       }
       return action
