@@ -80,7 +80,10 @@ nonisolated func runDemo() async throws {
     host: "127.0.0.1", port: port, reconnectBaseDelay: .milliseconds(200),
     reconnectMaxDelay: .seconds(2))
   log("config: \(config)")
-  let connection = try Connection.start(config: config, on: loop, name: "demo") { transition in
+  // Milvus's Connect handshake and call metadata on every new channel (`setup: .milvus`).
+  let connection = try Connection.start(
+    config: config, on: loop, name: "demo", setup: .milvus
+  ) { transition in
     log("state: \(transition)")
   }
 

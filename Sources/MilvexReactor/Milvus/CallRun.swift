@@ -30,6 +30,9 @@ final class CallRun {
 
   var loop: EventLoop { client.connection.loop }
 
+  /// The machine's time: how long ago the call started.
+  private var elapsed: Duration { .now - startedAt }
+
   init(
     client: MilvusClient, call: ErasedCall, policy: RetryPolicy, startedAt: ContinuousClock.Instant,
     deadline: ContinuousClock.Instant, database: String, databaseOverride: String?,
@@ -45,12 +48,12 @@ final class CallRun {
     self.fail = fail
     self.machine = CallRunMachine(
       method: call.method, isWrite: call.isWrite, needsSchema: call.schemaOf != nil,
-      policy: policy, deadline: deadline)
+      policy: policy, deadline: deadline - startedAt)
   }
 
   /// Begins the call (once; later calls do nothing).
   func start() {
-    run(machine.start(now: .now))
+    run(machine.start(now: elapsed))
   }
 
   /// Ends the call with `CANCELLED` now: resets the attempt in flight, drops a pending retry.
@@ -87,7 +90,7 @@ final class CallRun {
       run(
         machine.schemaLookedUp(
           cached.map { CallRunMachine.KnownSchema(schema: $0.schema, timestamp: $0.timestamp) },
-          now: .now))
+          now: elapsed))
     case .fetchSchema(let timeout):
       fetchSchema(timeout: timeout)
     case .rememberSchema(let known):
@@ -100,10 +103,10 @@ final class CallRun {
     case .encode(let schema):
       encode(schema: schema)
     case .waitForChannel(let deadline):
-      client.connection.onLoop.waitForChannel(deadline: deadline) { [self] result in
+      client.connection.onLoop.waitForChannel(deadline: startedAt + deadline) { [self] result in
         switch result {
-        case .failure(let error): run(machine.channelFailed(error, now: .now))
-        case .success(let channel): run(machine.channelReady(now: .now), channel: channel)
+        case .failure(let error): run(machine.channelFailed(error, now: elapsed))
+        case .success(let channel): run(machine.channelReady(now: elapsed), channel: channel)
         }
       }
     case .send(let request, let timeout):
@@ -145,7 +148,7 @@ final class CallRun {
             CallRunMachine.KnownSchema(
               schema: description.schema, timestamp: description.updateTimestamp)))
       case .failure(let error):
-        run(machine.schemaFetchFailed(error, now: .now))
+        run(machine.schemaFetchFailed(error, now: elapsed))
       }
     }
   }
@@ -185,7 +188,7 @@ final class CallRun {
       inFlight = nil
       switch result {
       case .failure(let error):
-        run(machine.answered(.failure(error), now: .now))
+        run(machine.answered(.failure(error), now: elapsed))
       case .success(let bytes):
         receive(bytes)
       }
@@ -199,15 +202,15 @@ final class CallRun {
     guard machine.awaitsAnswer else { return }
     guard let context else {
       let error = MilvexError.protocolViolation("\(call.method): answered before it was encoded")
-      return run(machine.answered(.failure(error), now: .now))
+      return run(machine.answered(.failure(error), now: elapsed))
     }
     do {
       let output = try deliver(bytes, context)
-      run(machine.answered(.success, now: .now), output: output)
+      run(machine.answered(.success, now: elapsed), output: output)
     } catch let mismatch as SchemaMismatch {
-      run(machine.answered(.schemaMismatch(mismatch.error), now: .now))
+      run(machine.answered(.schemaMismatch(mismatch.error), now: elapsed))
     } catch {
-      run(machine.answered(.failure(Self.decodingError(error, method: call.method)), now: .now))
+      run(machine.answered(.failure(Self.decodingError(error, method: call.method)), now: elapsed))
     }
   }
 
@@ -225,7 +228,7 @@ final class CallRun {
       retryTimer = try loop.scheduleTimer(after: delay) { [self] in
         loop.removeShutdownHandler(of: self)
         retryTimer = nil
-        run(machine.retryTimerFired(now: .now))
+        run(machine.retryTimerFired(now: elapsed))
       }
     } catch {
       loop.removeShutdownHandler(of: self)

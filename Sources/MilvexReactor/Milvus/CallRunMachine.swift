@@ -21,7 +21,10 @@
 ///
 /// - Important: Not thread-safe (a value type). ``CallRun`` keeps it on the loop thread.
 struct CallRunMachine {
-  typealias Instant = ContinuousClock.Instant
+  /// A point in the call's time: the duration since it started. `ContinuousClock.Instant` is
+  /// resilient (its layout unknown to this module), and a machine or action holding one would
+  /// be copied through runtime value witnesses on every event; `Duration` is frozen.
+  typealias Instant = Duration
 
   /// A collection schema and its update timestamp from DescribeCollection (0: unknown).
   struct KnownSchema: Equatable {

@@ -5,6 +5,17 @@ import XCTest
 private typealias Machine = CallRunMachine
 private typealias Action = CallRunMachine.Action
 
+/// A manual clock in the machine's time (the duration since the call started).
+private struct ElapsedClock {
+  /// When the call started.
+  let start: Duration = .zero
+  private(set) var elapsed: Duration = .zero
+
+  var now: Duration { start + elapsed }
+
+  mutating func advance(by duration: Duration) { elapsed += duration }
+}
+
 /// Every machine here starts at `clock.start` with a 10 s timeout.
 private let timeout: Duration = .seconds(10)
 
@@ -30,7 +41,7 @@ private let schemaV2 = Machine.KnownSchema(
 ///
 /// - Parameter random: the jitter draws, in order (0.5 = no jitter).
 private func makeMachine(
-  _ clock: ManualClock, isWrite: Bool = false, needsSchema: Bool = true,
+  _ clock: ElapsedClock, isWrite: Bool = false, needsSchema: Bool = true,
   policy: RetryPolicy = policy, random: [Double] = [0.5]
 ) -> Machine {
   Machine(
@@ -40,7 +51,7 @@ private func makeMachine(
 
 /// Drives a new machine to its first send: the schema (if needed) is cached, the channel
 /// ready, `request` in flight.
-private func sendFirstAttempt(_ machine: inout Machine, now: ContinuousClock.Instant) {
+private func sendFirstAttempt(_ machine: inout Machine, now: Duration) {
   _ = machine.start(now: now)
   if machine.needsSchema { _ = machine.schemaLookedUp(schemaV1, now: now) }
   _ = machine.encoded(request)
@@ -74,7 +85,7 @@ private enum Step: String, CaseIterable {
   case idle, lookingUpSchema, fetchingSchema, encoding, waitingForChannel, inFlight
   case waitingToRetry, finished
 
-  func make(_ clock: ManualClock) -> Machine {
+  func make(_ clock: ElapsedClock) -> Machine {
     var machine = makeMachine(clock)
     let now = clock.now
     switch self {
@@ -106,7 +117,7 @@ private enum Event: String, CaseIterable {
   case schemaFetchFailed, encoded, encodeFailed, channelReady, channelFailed, success
   case schemaMismatch, answerFailed, cancel, loopShutDown
 
-  func apply(to machine: inout Machine, now: ContinuousClock.Instant) -> Machine.Actions {
+  func apply(to machine: inout Machine, now: Duration) -> Machine.Actions {
     switch self {
     case .start: return machine.start(now: now)
     case .retryTimerFired: return machine.retryTimerFired(now: now)
@@ -136,7 +147,7 @@ final class CallRunMachineTests: XCTestCase {
   /// A call without schema: encode, wait for the channel until the deadline, send with what
   /// remains of it, deliver.
   func testACallWithoutSchemaEncodesWaitsSendsAndSucceeds() {
-    var clock = ManualClock()
+    var clock = ElapsedClock()
     var machine = makeMachine(clock, needsSchema: false)
     XCTAssertEqual(machine.start(now: clock.now), [.encode(schema: nil)])
     XCTAssertEqual(machine.encoded(request), [.waitForChannel(deadline: clock.start + timeout)])
@@ -151,7 +162,7 @@ final class CallRunMachineTests: XCTestCase {
 
   /// A cached schema is used as it is; nothing is read.
   func testACachedSchemaIsUsedWithoutReadingIt() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     var machine = makeMachine(clock)
     XCTAssertEqual(machine.start(now: clock.now), [.lookUpSchema])
     XCTAssertEqual(machine.schemaLookedUp(schemaV1, now: clock.now), [.encode(schema: schemaV1)])
@@ -159,7 +170,7 @@ final class CallRunMachineTests: XCTestCase {
 
   /// A schema not cached is read within the time left, remembered, then used to encode.
   func testAMissingSchemaIsReadWithinTheTimeLeftAndRemembered() {
-    var clock = ManualClock()
+    var clock = ElapsedClock()
     var machine = makeMachine(clock)
     _ = machine.start(now: clock.now)
     clock.advance(by: .seconds(2))
@@ -171,7 +182,7 @@ final class CallRunMachineTests: XCTestCase {
 
   /// `start` begins the call once.
   func testStartingTwiceDoesNothing() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     var machine = makeMachine(clock)
     XCTAssertEqual(machine.start(now: clock.now), [.lookUpSchema])
     XCTAssertEqual(machine.start(now: clock.now), [])
@@ -184,7 +195,7 @@ final class CallRunMachineTests: XCTestCase {
   /// (0 → -10 %, 1 → +10 %); the request is encoded once and sent again as it is; the third
   /// failure ends the call (three attempts in total).
   func testRetriesFollowThePolicyWithExactJitterUntilTheBudgetIsSpent() {
-    var clock = ManualClock()
+    var clock = ElapsedClock()
     var machine = makeMachine(clock, random: [0, 1, 0.5])
     _ = machine.start(now: clock.now)
     _ = machine.schemaLookedUp(schemaV1, now: clock.now)
@@ -212,7 +223,7 @@ final class CallRunMachineTests: XCTestCase {
 
   /// A retry is taken only if its delay ends before the deadline.
   func testARetryThatWouldPassTheDeadlineIsNotTaken() {
-    var clock = ManualClock()
+    var clock = ElapsedClock()
     let exact = RetryPolicy(
       maxAttempts: 5, baseDelay: .milliseconds(100), maxDelay: .seconds(1), jitter: 0)
     var machine = makeMachine(clock, needsSchema: false, policy: exact)
@@ -231,7 +242,7 @@ final class CallRunMachineTests: XCTestCase {
 
   /// Errors a retry cannot cure end the call at once.
   func testFinalErrorsAreNotRetried() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     var machine = makeMachine(clock, needsSchema: false)
     _ = machine.start(now: clock.now)
     _ = machine.encoded(request)
@@ -241,7 +252,7 @@ final class CallRunMachineTests: XCTestCase {
 
   /// The retry timer that cannot start (the loop is shutting down) ends the call.
   func testARetryTimerThatCannotStartFailsTheCall() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     var machine = Step.waitingToRetry.make(clock)
     let error = MilvexError.eventLoopShutDown(operation: "scheduleTimer")
     XCTAssertEqual(machine.retryTimerFailed(error), [.fail(error)])
@@ -252,7 +263,7 @@ final class CallRunMachineTests: XCTestCase {
   /// A write handed to a channel may have been applied: it is not retried, even after a
   /// retriable failure.
   func testASentWriteIsNeverRetried() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     var machine = makeMachine(clock, isWrite: true)
     sendFirstAttempt(&machine, now: clock.now)
     XCTAssertTrue(machine.requestSent)
@@ -261,7 +272,7 @@ final class CallRunMachineTests: XCTestCase {
 
   /// With `retryWrites`, a sent write is retried like a read.
   func testASentWriteIsRetriedWhenThePolicyAllowsWrites() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     var writes = policy
     writes.retryWrites = true
     var machine = makeMachine(clock, isWrite: true, policy: writes)
@@ -274,7 +285,7 @@ final class CallRunMachineTests: XCTestCase {
   /// A write whose request never left (the schema read or the wait for the channel failed)
   /// cannot have applied: it is retried like a read, until it is sent; then no more.
   func testAWriteWhoseRequestNeverLeftIsRetriedLikeARead() {
-    var clock = ManualClock()
+    var clock = ElapsedClock()
     var machine = makeMachine(
       clock, isWrite: true, policy: RetryPolicy(maxAttempts: 5, jitter: 0))
     _ = machine.start(now: clock.now)
@@ -304,7 +315,7 @@ final class CallRunMachineTests: XCTestCase {
   /// `SchemaMismatch`: forget the schema, read it again, encode again, resend, once; a
   /// second mismatch ends the call with the server's error.
   func testSchemaMismatchRereadsTheSchemaAndResendsExactlyOnce() {
-    var clock = ManualClock()
+    var clock = ElapsedClock()
     var machine = makeMachine(clock, isWrite: true)
     sendFirstAttempt(&machine, now: clock.now)
     clock.advance(by: .seconds(1))
@@ -324,7 +335,7 @@ final class CallRunMachineTests: XCTestCase {
 
   /// A mismatch on a call without schema cannot be cured by reading one.
   func testSchemaMismatchWithoutSchemaFails() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     var machine = makeMachine(clock, needsSchema: false)
     sendFirstAttempt(&machine, now: clock.now)
     XCTAssertEqual(machine.answered(.schemaMismatch(mismatch), now: clock.now), [.fail(mismatch)])
@@ -333,7 +344,7 @@ final class CallRunMachineTests: XCTestCase {
   /// A Milvus error may mean the collection changed: the cached schema is forgotten. A gRPC
   /// error says nothing about the collection and keeps it.
   func testAMilvusErrorForgetsTheSchema() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     var machine = Step.inFlight.make(clock)
     XCTAssertEqual(
       machine.answered(.failure(collectionMissing), now: clock.now),
@@ -347,7 +358,7 @@ final class CallRunMachineTests: XCTestCase {
 
   /// A bad argument found while encoding fails the call at once, never retried.
   func testAnEncodingFailureEndsTheCallAtOnce() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     var machine = Step.encoding.make(clock)
     let bad = MilvexError.invalidArgument(field: "rows[0].vec", message: "has 3 values, not 2")
     XCTAssertEqual(machine.encodeFailed(bad), [.fail(bad)])
@@ -357,7 +368,7 @@ final class CallRunMachineTests: XCTestCase {
 
   /// The deadline is checked before each step, with words saying which.
   func testTheDeadlinePassingAtEachStep() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     let late = clock.start + timeout
 
     var machine = makeMachine(clock)
@@ -421,7 +432,7 @@ final class CallRunMachineTests: XCTestCase {
   /// Cancelling ends the call with `CANCELLED` at every step, undoing what runs; after the
   /// call finished it does nothing.
   func testCancellationAtEachStep() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     let cancelled = Action.fail(.status(.cancelled, "the Search call was cancelled by the client"))
     let expected: [Step: Machine.Actions] = [
       .idle: [cancelled], .lookingUpSchema: [cancelled], .fetchingSchema: [cancelled],
@@ -441,7 +452,7 @@ final class CallRunMachineTests: XCTestCase {
   /// nothing: a schema read is not remembered, a channel that comes sends nothing, a late
   /// answer is not delivered.
   func testOutcomesAfterCancellationAreIgnored() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     var machine = Step.fetchingSchema.make(clock)
     _ = machine.cancel()
     XCTAssertEqual(machine.schemaFetched(schemaV1), [])
@@ -463,7 +474,7 @@ final class CallRunMachineTests: XCTestCase {
   /// A loop shutting down ends a call waiting to retry (its timer would never fire); at any
   /// other step the operation running reports the shutdown itself, as its failure.
   func testLoopShutdownAtEachStep() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     for step in Step.allCases {
       var machine = step.make(clock)
       let actions = machine.loopShutDown()
@@ -491,7 +502,7 @@ final class CallRunMachineTests: XCTestCase {
   /// From every step, every sequence of three events ends the call at most once, and once
   /// it has ended no event asks for anything.
   func testEverySequenceOfEventsCompletesAtMostOnce() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     for step in Step.allCases {
       for first in Event.allCases {
         for second in Event.allCases {
@@ -519,7 +530,7 @@ final class CallRunMachineTests: XCTestCase {
 
   /// An event that does not belong to the current step changes nothing.
   func testEventsOutOfTurnAreIgnored() {
-    let clock = ManualClock()
+    let clock = ElapsedClock()
     var machine = Step.fetchingSchema.make(clock)
     XCTAssertEqual(machine.channelReady(now: clock.now), [])
     XCTAssertEqual(machine.encoded(request), [])
