@@ -100,8 +100,8 @@ final class CallRun {
         database: database)
     case .forgetSchema:
       client.apply(.forget(collections: call.schemaOf.map { [$0] } ?? []), database: database)
-    case .encode(let schema):
-      encode(schema: schema)
+    case .encode:
+      encode(schema: machine.schema)
     case .waitForChannel(let deadline):
       client.connection.onLoop.waitForChannel(deadline: startedAt + deadline) { [self] result in
         switch result {

@@ -53,13 +53,14 @@ struct CallRunMachine {
     /// Read the schema with DescribeCollection (no retries of its own) within `timeout`, and
     /// report ``schemaFetched(_:)`` or ``schemaFetchFailed(_:now:)``.
     case fetchSchema(timeout: Duration)
-    /// Put the schema just read into the client's schema cache.
-    case rememberSchema(KnownSchema)
+    /// Put the schema just read into the client's schema cache. (Indirect, as are the other
+    /// large payloads of rare actions: an action stays a few words, cheap to copy per event.)
+    indirect case rememberSchema(KnownSchema)
     /// Drop the call's collection from the client's schema cache: it changed, or may have.
     case forgetSchema
-    /// Encode the request against `schema` (nil: the call needs none) and report
-    /// ``encoded(_:)`` or ``encodeFailed(_:)``. Keep the context for decoding the answer.
-    case encode(schema: KnownSchema?)
+    /// Encode the request against ``CallRunMachine/schema`` (nil: the call needs none) and
+    /// report ``encoded(_:)`` or ``encodeFailed(_:)``. Keep the context for decoding the answer.
+    case encode
     /// Wait for a live channel until `deadline` and report ``channelReady(now:)`` or
     /// ``channelFailed(_:now:)``.
     case waitForChannel(deadline: Instant)
@@ -70,7 +71,7 @@ struct CallRunMachine {
     /// ``retryTimerFired(now:)`` (or ``retryTimerFailed(_:)`` if it cannot start), and until
     /// then pass a loop shutdown to ``loopShutDown()``. `attempt` is the number of the attempt
     /// that will then start; `error` is the failure being retried, for the log.
-    case scheduleRetry(after: Duration, attempt: Int, error: MilvexError)
+    indirect case scheduleRetry(after: Duration, attempt: Int, error: MilvexError)
     /// Stop the retry timer and stop listening for the loop's shutdown.
     case cancelRetryTimer
     /// Reset the attempt in flight; its late answer is ignored.
@@ -79,7 +80,7 @@ struct CallRunMachine {
     /// decoded output.
     case succeed
     /// Terminal: count the failure and fail the caller with this error.
-    case fail(MilvexError)
+    indirect case fail(MilvexError)
   }
 
   /// The actions of one event, in order: at most two, held inline so that an event
@@ -168,6 +169,9 @@ struct CallRunMachine {
   }
 
   private var state: State = .idle
+  /// The schema to encode against (``Action/encode``): the cached one or the one just read;
+  /// nil for a call that needs none, or before it is known.
+  private(set) var schema: KnownSchema?
   /// The MilvusService method, for error messages.
   let method: String
   /// Insert, upsert, delete: not retried once sent unless the policy allows writes.
@@ -265,7 +269,8 @@ struct CallRunMachine {
     case .lookingUpSchema:
       if let cached {
         state = .encoding
-        return Actions(.encode(schema: cached))
+        schema = cached
+        return Actions(.encode)
       }
       return fetchSchema(now: now)
     case .idle, .fetchingSchema, .encoding, .waitingForChannel, .inFlight, .waitingToRetry,
@@ -279,7 +284,8 @@ struct CallRunMachine {
     switch state {
     case .fetchingSchema:
       state = .encoding
-      return Actions(.rememberSchema(schema), .encode(schema: schema))
+      self.schema = schema
+      return Actions(.rememberSchema(schema), .encode)
     case .idle, .lookingUpSchema, .encoding, .waitingForChannel, .inFlight, .waitingToRetry,
       .finished:
       return Actions()
@@ -429,7 +435,7 @@ struct CallRunMachine {
       return Actions(.lookUpSchema)
     }
     state = .encoding
-    return Actions(.encode(schema: nil))
+    return Actions(.encode)
   }
 
   /// Reads the schema within the time left, or fails if none is left.

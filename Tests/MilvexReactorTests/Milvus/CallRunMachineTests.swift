@@ -149,7 +149,7 @@ final class CallRunMachineTests: XCTestCase {
   func testACallWithoutSchemaEncodesWaitsSendsAndSucceeds() {
     var clock = ElapsedClock()
     var machine = makeMachine(clock, needsSchema: false)
-    XCTAssertEqual(machine.start(now: clock.now), [.encode(schema: nil)])
+    XCTAssertEqual(machine.start(now: clock.now), [.encode])
     XCTAssertEqual(machine.encoded(request), [.waitForChannel(deadline: clock.start + timeout)])
     clock.advance(by: .seconds(3))
     XCTAssertEqual(
@@ -165,7 +165,8 @@ final class CallRunMachineTests: XCTestCase {
     let clock = ElapsedClock()
     var machine = makeMachine(clock)
     XCTAssertEqual(machine.start(now: clock.now), [.lookUpSchema])
-    XCTAssertEqual(machine.schemaLookedUp(schemaV1, now: clock.now), [.encode(schema: schemaV1)])
+    XCTAssertEqual(machine.schemaLookedUp(schemaV1, now: clock.now), [.encode])
+    XCTAssertEqual(machine.schema, schemaV1)
   }
 
   /// A schema not cached is read within the time left, remembered, then used to encode.
@@ -177,7 +178,8 @@ final class CallRunMachineTests: XCTestCase {
     XCTAssertEqual(
       machine.schemaLookedUp(nil, now: clock.now), [.fetchSchema(timeout: .seconds(8))])
     XCTAssertEqual(
-      machine.schemaFetched(schemaV1), [.rememberSchema(schemaV1), .encode(schema: schemaV1)])
+      machine.schemaFetched(schemaV1), [.rememberSchema(schemaV1), .encode])
+    XCTAssertEqual(machine.schema, schemaV1)
   }
 
   /// `start` begins the call once.
@@ -323,7 +325,8 @@ final class CallRunMachineTests: XCTestCase {
       machine.answered(.schemaMismatch(mismatch), now: clock.now),
       [.forgetSchema, .fetchSchema(timeout: .seconds(9))])
     XCTAssertEqual(
-      machine.schemaFetched(schemaV2), [.rememberSchema(schemaV2), .encode(schema: schemaV2)])
+      machine.schemaFetched(schemaV2), [.rememberSchema(schemaV2), .encode])
+    XCTAssertEqual(machine.schema, schemaV2)
     let resent: [UInt8] = [4, 5, 6]
     XCTAssertEqual(machine.encoded(resent), [.waitForChannel(deadline: clock.start + timeout)])
     XCTAssertEqual(
@@ -537,6 +540,7 @@ final class CallRunMachineTests: XCTestCase {
     XCTAssertEqual(machine.answered(.success, now: clock.now), [])
     XCTAssertEqual(machine.retryTimerFired(now: clock.now), [])
     XCTAssertEqual(
-      machine.schemaFetched(schemaV1), [.rememberSchema(schemaV1), .encode(schema: schemaV1)])
+      machine.schemaFetched(schemaV1), [.rememberSchema(schemaV1), .encode])
+    XCTAssertEqual(machine.schema, schemaV1)
   }
 }
