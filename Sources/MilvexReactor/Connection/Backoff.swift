@@ -1,11 +1,13 @@
-/// A source of uniformly distributed random values for the jitter of a connection's reconnect backoff.
+/// A source of uniformly distributed random values for the jitter of a connection's reconnect
+/// backoff.
 ///
 /// Production code uses ``SystemBackoffRandomSource``; tests pin the values to get exact
 /// delays.
 public protocol BackoffRandomSource: Sendable {
   /// Returns a value uniformly distributed in `0..<1`.
   ///
-  /// A value outside `0...1` is clamped into it by the connection's backoff; NaN counts as 0.5 (no jitter).
+  /// A value outside `0...1` is clamped into it by the connection's backoff; NaN counts as 0.5
+  /// (no jitter).
   mutating func nextUnitValue() -> Double
 }
 

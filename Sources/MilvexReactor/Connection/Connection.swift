@@ -7,10 +7,11 @@ import ServiceLifecycle
 /// error, GOAWAY, keepalive timeout) and replaces it with exponential backoff and jitter, until
 /// ``disconnect()``.
 ///
-/// A set-up step (``ChannelSetup``) given to ``start(config:on:name:setup:logger:random:metrics:onStateChange:)``
-/// runs on every new channel before it counts as connected and supplies the metadata every call
-/// carries; the Milvus client's step is Milvus's `Connect` handshake. Without one, the
-/// connection serves any gRPC server.
+/// A set-up step (``ChannelSetup``) given to
+/// ``start(config:on:name:setup:logger:random:metrics:onStateChange:)`` runs on every new
+/// channel before it counts as connected and supplies the metadata every call carries; the
+/// Milvus client's step is Milvus's `Connect` handshake. Without one, the connection serves
+/// any gRPC server.
 ///
 /// `Connection` is a `Sendable` handle; the work happens on its ``EventLoop``. See
 /// `Docs/connection.md` for the states and the backoff.
