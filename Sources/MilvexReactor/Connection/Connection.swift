@@ -41,7 +41,7 @@ public final class Connection: Sendable, Service {
   private enum Phase {
     /// `start` returned; the loop has not created the driver yet.
     case starting
-    case running(ConnectionDriver)
+    case running(EndpointGroup)
     /// Disconnected: the driver is released; its last answer and database are kept.
     case finished(error: MilvexError, database: String)
   }
@@ -49,6 +49,9 @@ public final class Connection: Sendable, Service {
   private struct Observers {
     var state: ConnectivityState = .connecting
     var callbacks: [@Sendable (StateTransition) -> Void] = []
+    var endpointCallbacks: [@Sendable (StateTransition) -> Void] = []
+    /// Each endpoint's state, for a connection with several.
+    var endpointStates: [Endpoint: ConnectivityState] = [:]
     var streams: [UInt64: AsyncStream<StateTransition>.Continuation] = [:]
     var nextStreamID: UInt64 = 0
   }
@@ -105,6 +108,11 @@ public final class Connection: Sendable, Service {
       throw .invalidArgument(field: "name", message: "must not be empty")
     }
     let connection = Connection(loop: loop, config: config, name: name, setup: setup)
+    if config.endpoints.count > 1 {
+      connection.observers.withLock {
+        for endpoint in config.endpoints { $0.endpointStates[endpoint] = .connecting }
+      }
+    }
     if let onStateChange { connection.observers.withLock { $0.callbacks.append(onStateChange) } }
     if let name {
       let registered = ConnectionRegistry.shared.withLock { names -> Bool in
@@ -131,17 +139,18 @@ public final class Connection: Sendable, Service {
     logger: Logger, random: any BackoffRandomSource, metrics: any MetricsFactory
   ) {
     let (phase, observers, name) = (self.phase, self.observers, self.name)
-    let driver = ConnectionDriver(
+    let group = EndpointGroup(
       loop: loop, config: config, name: name,
       setup: setup.map { ErasedChannelSetup($0) } ?? ErasedChannelSetup(NoChannelSetup()),
       logger: logger, random: random, metrics: metrics,
       publish: { transition in Self.publish(transition, to: observers) },
+      publishEndpoint: { transition in Self.publishEndpoint(transition, to: observers) },
       onTerminated: {
         Self.finish(phase)
         Self.unregister(name: name, observers: observers)
       })
-    phase.value = .running(driver)
-    driver.start()
+    phase.value = .running(group)
+    group.start()
   }
 
   /// Replaces the driver, which has just disconnected, with what it answers from now on.
@@ -158,7 +167,7 @@ public final class Connection: Sendable, Service {
   /// The running driver, if any.
   ///
   /// - Important: Loop thread only.
-  private var driver: ConnectionDriver? {
+  private var driver: EndpointGroup? {
     guard case .running(let driver) = phase.value else { return nil }
     return driver
   }
@@ -176,7 +185,7 @@ public final class Connection: Sendable, Service {
   /// Test hook: the running driver.
   ///
   /// - Important: Loop thread only.
-  var driverOnLoop: ConnectionDriver? { driver }
+  var driverOnLoop: ConnectionDriver? { driver?.drivers.first }
 
   /// The running connection registered under `name`, if any.
   ///
@@ -293,9 +302,7 @@ public final class Connection: Sendable, Service {
     do {
       try loop.execute { [self] in
         guard let driver else { return completion(.failure(noDriverError)) }
-        driver.waitForChannel(deadline: deadline) { [driver] in
-          completion($0.map { ($0, driver.currentConfig) })
-        }
+        driver.waitForChannelAndConfig(deadline: deadline, completion)
       }
     } catch {
       completion(.failure(.disconnected(reason: "the event loop has shut down")))
@@ -459,6 +466,36 @@ public final class Connection: Sendable, Service {
     }
   }
 
+  /// Each endpoint's state, for a connection with several endpoints (empty for one: its state
+  /// is ``state``), as last published by the loop thread.
+  ///
+  /// - Important: Callable from any thread.
+  public var endpointStates: [Endpoint: ConnectivityState] {
+    observers.withLock { $0.endpointStates }
+  }
+
+  /// Adds a callback told every later transition of each endpoint of a connection with several
+  /// (``StateTransition/endpoint`` names it); ``onStateChange(_:)`` tells the connection's.
+  ///
+  /// - Important: Callable from any thread; `callback` runs on the loop thread.
+  public func onEndpointStateChange(_ callback: @escaping @Sendable (StateTransition) -> Void) {
+    observers.withLock { observers in
+      guard observers.state != .disconnected else { return }
+      observers.endpointCallbacks.append(callback)
+    }
+  }
+
+  /// Tells the endpoint observers.
+  private static func publishEndpoint(
+    _ transition: StateTransition, to observers: LockedState<Observers>
+  ) {
+    let callbacks = observers.withLock { observers in
+      if let endpoint = transition.endpoint { observers.endpointStates[endpoint] = transition.to }
+      return observers.endpointCallbacks
+    }
+    for callback in callbacks { callback(transition) }
+  }
+
   /// Tells every observer; after the terminal transition they are released.
   private static func publish(_ transition: StateTransition, to observers: LockedState<Observers>) {
     let (callbacks, streams) = observers.withLock { observers in
@@ -466,6 +503,7 @@ public final class Connection: Sendable, Service {
       let told = (observers.callbacks, Array(observers.streams.values))
       if transition.to == .disconnected {
         observers.callbacks = []
+        observers.endpointCallbacks = []
         observers.streams = [:]
       }
       return told

@@ -78,6 +78,13 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   /// reconnectBaseDelay and reconnectMaxDelay ≥ 1 ms. Never set it in production: such short
   /// timings flood a struggling server with PINGs and reconnects.
   public var allowTestingTimings: Bool
+  /// More endpoints of the same deployment besides ``host``:``port`` (several Milvus proxies,
+  /// listed one by one). The connection keeps one reconnecting channel per endpoint and spreads
+  /// calls over the ready ones by ``loadBalancing``; every other setting applies to all of
+  /// them. Empty by default: one endpoint. See ``init(uris:)``.
+  public var additionalEndpoints: [Endpoint] = []
+  /// How calls are spread over the ready endpoints when there are several.
+  public var loadBalancing: LoadBalancingPolicy = .roundRobin
 
   /// The port used when none is given and ``ssl`` is off.
   public static let defaultPort = 19530
@@ -198,6 +205,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   func validate(echoingValues: Bool) throws(MilvexError) {
     let given = GivenValue(shown: echoingValues)
     try validateEndpoint(given)
+    try validateAdditionalEndpoints()
     try validateCredentials()
     try validateTimings(given)
     try validateTLS()
@@ -347,6 +355,10 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
       "keepaliveTimeout: \(Self.milliseconds(keepaliveTimeout))",
     ]
     if allowTestingTimings { fields.append("allowTestingTimings: true") }
+    if !additionalEndpoints.isEmpty {
+      fields.append("additionalEndpoints: \(additionalEndpoints)")
+      fields.append("loadBalancing: \(loadBalancing.rawValue)")
+    }
     return "ConnectionConfig(\(fields.joined(separator: ", ")))"
   }
 
@@ -371,6 +383,7 @@ extension ConnectionConfig: CustomReflectable {
         "reconnectMultiplier": reconnectMultiplier, "reconnectJitter": reconnectJitter,
         "keepaliveTime": keepaliveTime, "keepaliveTimeout": keepaliveTimeout,
         "allowTestingTimings": allowTestingTimings,
+        "additionalEndpoints": additionalEndpoints, "loadBalancing": loadBalancing,
       ],
       displayStyle: .struct)
   }

@@ -44,6 +44,9 @@ public struct StateTransition: Sendable, Hashable, CustomStringConvertible {
   /// `keepalive timeout`, `GOAWAY`, `server closed the connection`,
   /// `disconnected by the application`.
   public var reason: String
+  /// The endpoint whose own state changed, for a connection with several endpoints
+  /// (``Connection/onEndpointStateChange(_:)``); nil for the connection's state.
+  public var endpoint: Endpoint?
 
   /// A transition with the given parts.
   ///
@@ -58,7 +61,10 @@ public struct StateTransition: Sendable, Hashable, CustomStringConvertible {
   }
 
   /// `from → to: reason`, for example `connecting → connected: attempt 1 succeeded`.
-  public var description: String { "\(from) → \(to): \(reason)" }
+  public var description: String {
+    let change = "\(from) → \(to): \(reason)"
+    return endpoint.map { "\($0): \(change)" } ?? change
+  }
 }
 
 /// The lifecycle of one connection: when to make a channel, when to wait, when to give up.

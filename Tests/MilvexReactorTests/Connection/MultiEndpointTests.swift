@@ -1,0 +1,245 @@
+import Logging
+import XCTest
+
+@testable import MilvexReactor
+
+/// Issue 16, item 1: the pure balancer (aggregate state, round-robin, pick-first, health).
+final class EndpointBalancerTests: XCTestCase {
+  func testTheAggregateStateFollowsTheEndpoints() {
+    var balancer = EndpointBalancer(endpoints: 3, policy: .roundRobin)
+    XCTAssertEqual(balancer.aggregate, .connecting)
+    XCTAssertNil(balancer.endpoint(0, changedTo: .connecting), "an attempt failed: no change")
+    XCTAssertEqual(balancer.endpoint(1, changedTo: .connected), .connected)
+    XCTAssertNil(balancer.endpoint(0, changedTo: .connected), "still connected")
+    XCTAssertNil(balancer.endpoint(1, changedTo: .reconnecting), "one endpoint is left")
+    XCTAssertEqual(balancer.endpoint(0, changedTo: .reconnecting), .reconnecting)
+    XCTAssertEqual(balancer.endpoint(2, changedTo: .connected), .connected)
+    XCTAssertEqual(balancer.endpoint(2, changedTo: .disconnected), .reconnecting)
+    XCTAssertNil(balancer.endpoint(0, changedTo: .disconnected))
+    XCTAssertEqual(balancer.endpoint(1, changedTo: .disconnected), .disconnected)
+  }
+
+  func testRoundRobinTakesTheReadyEndpointsInTurn() {
+    var balancer = EndpointBalancer(endpoints: 3, policy: .roundRobin)
+    XCTAssertNil(balancer.pick(), "nothing is ready")
+    _ = balancer.endpoint(0, changedTo: .connected)
+    _ = balancer.endpoint(2, changedTo: .connected)
+    XCTAssertEqual((0..<6).map { _ in balancer.pick() }, [0, 2, 0, 2, 0, 2])
+    _ = balancer.endpoint(1, changedTo: .connected)
+    XCTAssertEqual((0..<6).map { _ in balancer.pick() }, [0, 1, 2, 0, 1, 2])
+    _ = balancer.endpoint(0, changedTo: .reconnecting)
+    XCTAssertEqual((0..<4).map { _ in balancer.pick() }, [1, 2, 1, 2])
+  }
+
+  func testPickFirstUsesTheFirstReadyEndpointInOrder() {
+    var balancer = EndpointBalancer(endpoints: 3, policy: .pickFirst)
+    _ = balancer.endpoint(2, changedTo: .connected)
+    _ = balancer.endpoint(1, changedTo: .connected)
+    XCTAssertEqual((0..<3).map { _ in balancer.pick() }, [1, 1, 1])
+    _ = balancer.endpoint(0, changedTo: .connected)
+    XCTAssertEqual(balancer.pick(), 0, "back to the first as soon as it is ready")
+    _ = balancer.endpoint(0, changedTo: .reconnecting)
+    XCTAssertEqual(balancer.pick(), 1)
+  }
+
+  func testAnUnhealthyEndpointLeavesTheRotationUnlessItIsTheLastOne() {
+    var balancer = EndpointBalancer(endpoints: 2, policy: .roundRobin)
+    _ = balancer.endpoint(0, changedTo: .connected)
+    _ = balancer.endpoint(1, changedTo: .connected)
+    balancer.endpoint(0, isHealthy: false)
+    XCTAssertEqual((0..<3).map { _ in balancer.pick() }, [1, 1, 1])
+    balancer.endpoint(1, isHealthy: false)
+    XCTAssertNotNil(balancer.pick(), "every connected endpoint unhealthy: use one anyway")
+    balancer.endpoint(0, isHealthy: true)
+    XCTAssertEqual((0..<2).map { _ in balancer.pick() }, [0, 0])
+  }
+}
+
+/// Issue 16, item 1, live: one connection to several h2 echo servers.
+final class MultiEndpointConnectionTests: XCTestCase {
+  private var loop: EventLoop!
+  private var cleanups: [() -> Void] = []
+
+  override func setUpWithError() throws { loop = try EventLoop(threadName: "multi-endpoint") }
+
+  override func tearDown() {
+    for cleanup in cleanups.reversed() { cleanup() }
+    loop.shutdown()
+  }
+
+  private func echoServer(port: Int = 0) throws -> PeerProcess {
+    let server = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "echo", "--port", "\(port)"])
+    cleanups.append { server.stop() }
+    return server
+  }
+
+  private func start(
+    ports: [Int], policy: LoadBalancingPolicy, transitions: EventRecorder<StateTransition>,
+    endpointTransitions: EventRecorder<StateTransition>
+  ) throws -> Connection {
+    var config = try ConnectionConfig(
+      host: "127.0.0.1", port: ports[0], connectTimeout: .seconds(5),
+      reconnectBaseDelay: .milliseconds(50), reconnectMaxDelay: .milliseconds(200),
+      allowTestingTimings: true)
+    config.additionalEndpoints = ports.dropFirst().map { Endpoint(host: "127.0.0.1", port: $0) }
+    config.loadBalancing = policy
+    var logger = Logger(label: "multi-endpoint")
+    logger.logLevel = .critical
+    let connection = try Connection.start(config: config, on: loop, logger: logger) {
+      transitions.record($0)
+    }
+    connection.onEndpointStateChange { endpointTransitions.record($0) }
+    cleanups.append { connection.disconnect() }
+    return connection
+  }
+
+  /// The port of the endpoint that served one call (the request's `:authority`).
+  private func servedBy(_ connection: Connection) async throws -> Int {
+    let (channel, config) = try await connection.waitForChannel(timeout: .seconds(10))
+    let reply = try await channel.unary(
+      path: "/test.Echo/Call", request: [],
+      metadata: GRPCMetadata([("x-echo-metadata", "1")]), timeout: .seconds(5))
+    let headers = String(decoding: reply, as: UTF8.self)
+    XCTAssertTrue(headers.contains(":authority: 127.0.0.1:\(config.port)"), headers)
+    return config.port
+  }
+
+  /// Waits until endpoint `port` made a transition matching `matches`, or (for one made
+  /// before the recorder was attached) is already in the state it leads to.
+  private func waitFor(
+    _ connection: Connection, _ recorder: EventRecorder<StateTransition>, port: Int,
+    now state: ConnectivityState? = nil,
+    _ matches: @escaping @Sendable (StateTransition) -> Bool
+  ) async -> Bool {
+    if let state, connection.endpointStates[Endpoint(host: "127.0.0.1", port: port)] == state {
+      return true
+    }
+    let found = await recorder.first(within: .seconds(10)) {
+      $0.endpoint?.port == port && matches($0)
+    }
+    return found != nil
+  }
+
+  func testRoundRobinSpreadsCallsAndFailsOverWhileAnEndpointIsDown() async throws {
+    let first = try echoServer()
+    let second = try echoServer()
+    let transitions = EventRecorder<StateTransition>()
+    let endpoints = EventRecorder<StateTransition>()
+    let connection = try start(
+      ports: [first.port, second.port], policy: .roundRobin, transitions: transitions,
+      endpointTransitions: endpoints)
+    let bothUp = await waitFor(connection, endpoints, port: first.port, now: .connected) {
+      $0.to == .connected
+    }
+    let secondUp = await waitFor(connection, endpoints, port: second.port, now: .connected) {
+      $0.to == .connected
+    }
+    XCTAssertTrue(bothUp && secondUp, "\(connection.endpointStates)")
+    var served: [Int] = []
+    for _ in 0..<6 { served.append(try await servedBy(connection)) }
+    XCTAssertEqual(Set(served), [first.port, second.port], "both endpoints serve")
+    XCTAssertTrue(zip(served, served.dropFirst()).allSatisfy { $0 != $1 }, "in turn: \(served)")
+
+    // The first endpoint dies: the connection stays connected and every call goes to the other.
+    let firstPort = first.port
+    first.stop()
+    let firstDown = await waitFor(connection, endpoints, port: firstPort) {
+      $0.to == .reconnecting
+    }
+    XCTAssertTrue(firstDown, "\(connection.endpointStates)")
+    XCTAssertEqual(connection.state, .connected)
+    for _ in 0..<4 {
+      let port = try await servedBy(connection)
+      XCTAssertEqual(port, second.port)
+    }
+    XCTAssertFalse(
+      transitions.all.contains { $0.to != .connected && $0.from == .connected },
+      "the connection as a whole never left connected: \(transitions.all)")
+
+    // Back on its port: back in rotation.
+    _ = try echoServer(port: firstPort)
+    let firstBack = await waitFor(connection, endpoints, port: firstPort) {
+      $0.from == .reconnecting && $0.to == .connected
+    }
+    XCTAssertTrue(firstBack, "\(endpoints.all)")
+    var after: Set<Int> = []
+    for _ in 0..<4 { after.insert(try await servedBy(connection)) }
+    XCTAssertEqual(after, [firstPort, second.port])
+    XCTAssertTrue(
+      endpoints.all.contains { $0.endpoint?.port == firstPort && $0.to == .reconnecting },
+      "per-endpoint transitions name the endpoint: \(endpoints.all)")
+  }
+
+  func testPickFirstUsesTheFirstEndpointWhileItIsReady() async throws {
+    let first = try echoServer()
+    let second = try echoServer()
+    let endpoints = EventRecorder<StateTransition>()
+    let connection = try start(
+      ports: [first.port, second.port], policy: .pickFirst,
+      transitions: EventRecorder(), endpointTransitions: endpoints)
+    let firstUp = await waitFor(connection, endpoints, port: first.port, now: .connected) {
+      $0.to == .connected
+    }
+    let secondUp = await waitFor(connection, endpoints, port: second.port, now: .connected) {
+      $0.to == .connected
+    }
+    XCTAssertTrue(firstUp && secondUp)
+    for _ in 0..<4 {
+      let port = try await servedBy(connection)
+      XCTAssertEqual(port, first.port)
+    }
+    first.stop()
+    let firstDown = await waitFor(connection, endpoints, port: first.port) {
+      $0.to == .reconnecting
+    }
+    XCTAssertTrue(firstDown)
+    let port = try await servedBy(connection)
+    XCTAssertEqual(port, second.port)
+  }
+
+  func testACallWaitsForTheFirstEndpointToConnect() async throws {
+    let downPort = freeLocalPort()
+    let server = try echoServer()
+    let connection = try start(
+      ports: [downPort, server.port], policy: .roundRobin,
+      transitions: EventRecorder(), endpointTransitions: EventRecorder())
+    // Whichever connects first serves; the endpoint that never answers is skipped.
+    for _ in 0..<3 {
+      let port = try await servedBy(connection)
+      XCTAssertEqual(port, server.port)
+    }
+    XCTAssertNotEqual(
+      connection.endpointStates[Endpoint(host: "127.0.0.1", port: downPort)], .connected)
+  }
+
+  func testSeveralURIsMakeOneConfiguration() throws {
+    let config = try ConnectionConfig(uris: [
+      "milvus://root:Milvus@10.0.0.1:19530/books", "milvus://root:Milvus@10.0.0.2:19531/books",
+    ])
+    XCTAssertEqual(
+      config.endpoints,
+      [Endpoint(host: "10.0.0.1", port: 19530), Endpoint(host: "10.0.0.2", port: 19531)])
+    XCTAssertEqual(config.database, "books")
+    XCTAssertThrowsError(
+      try ConnectionConfig(uris: [
+        "milvus://root:Milvus@10.0.0.1:19530/books", "milvus://root:Other@10.0.0.2:19530/books",
+      ])
+    ) { error in
+      guard case .invalidArgument(let field, let message) = error as? MilvexError else {
+        return XCTFail("\(error)")
+      }
+      XCTAssertEqual(field, "uris[1]")
+      XCTAssertFalse(message.contains("Other"), "no part of a URI is repeated")
+    }
+    XCTAssertThrowsError(try ConnectionConfig(uris: []))
+    var twice = try ConnectionConfig(host: "10.0.0.1", port: 19530)
+    twice.additionalEndpoints = [Endpoint(host: "10.0.0.1", port: 19530)]
+    XCTAssertThrowsError(try twice.validate()) { error in
+      guard case .invalidArgument(let field, _) = error as? MilvexError else {
+        return XCTFail("\(error)")
+      }
+      XCTAssertEqual(field, "additionalEndpoints[0]")
+    }
+  }
+}
