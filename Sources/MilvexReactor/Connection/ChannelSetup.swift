@@ -33,6 +33,28 @@ public protocol ChannelSetup: Sendable {
   ///
   /// - Important: Called on the loop thread. The values may carry credentials: never log them.
   func defaultMetadata(config: ConnectionConfig, session: Session?) -> GRPCMetadata
+
+  /// Asks the server on a connected channel whether it is healthy, every
+  /// ``ConnectionConfig/healthCheckInterval`` (when set); `completion` gets nil for healthy, or
+  /// why not. An endpoint that is not healthy gets no new calls while another one is ready and
+  /// healthy; its channel stays open. The default answers healthy at once.
+  ///
+  /// - Important: Called on the loop thread; `completion` must run on the loop thread.
+  func probe(
+    channel: GRPCChannel, config: ConnectionConfig, timeout: Duration,
+    completion: @escaping (_ unhealthy: String?) -> Void)
+}
+
+extension ChannelSetup {
+  /// Healthy, at once: a step without a health check of its own.
+  ///
+  /// - Important: Called on the loop thread; calls `completion` before it returns.
+  public func probe(
+    channel: GRPCChannel, config: ConnectionConfig, timeout: Duration,
+    completion: @escaping (_ unhealthy: String?) -> Void
+  ) {
+    completion(nil)
+  }
 }
 
 /// How a ``ChannelSetup`` step ended on one channel.
@@ -73,6 +95,8 @@ struct ErasedChannelSetup {
   let defaultMetadata: (ConnectionConfig) -> GRPCMetadata
   /// Forgets the stored session (a new channel starts without one).
   let reset: () -> Void
+  /// The step's health probe (``ChannelSetup/probe(channel:config:timeout:completion:)``).
+  let probe: (GRPCChannel, ConnectionConfig, Duration, @escaping (String?) -> Void) -> Void
 
   /// Whether the step is a connection's own (a plain gRPC connection).
   let isNone: Bool
@@ -96,6 +120,9 @@ struct ErasedChannelSetup {
     }
     defaultMetadata = { config in setup.defaultMetadata(config: config, session: session.value) }
     reset = { session.value = nil }
+    probe = { channel, config, timeout, completion in
+      setup.probe(channel: channel, config: config, timeout: timeout, completion: completion)
+    }
     isNone = setup is NoChannelSetup
     base = setup
   }

@@ -72,6 +72,17 @@ extension ConnectionConfig {
     }
   }
 
+  /// A health check interval is off, or within its range.
+  func validateHealthCheckInterval() throws(MilvexError) {
+    guard let interval = healthCheckInterval else { return }
+    let minimum: Duration = allowTestingTimings ? .milliseconds(10) : .seconds(1)
+    guard interval >= minimum, interval <= Self.longestTiming else {
+      throw .invalidArgument(
+        field: "healthCheckInterval",
+        message: "must be between \(Self.milliseconds(minimum)) and 30 days, or nil for none")
+    }
+  }
+
   /// This configuration for one of its endpoints: that host and port, no other endpoints.
   func forEndpoint(_ endpoint: Endpoint) -> ConnectionConfig {
     var config = self

@@ -85,6 +85,11 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   public var additionalEndpoints: [Endpoint] = []
   /// How calls are spread over the ready endpoints when there are several.
   public var loadBalancing: LoadBalancingPolicy = .roundRobin
+  /// How often each connected endpoint is asked whether it is healthy (the set-up step's
+  /// probe; Milvus's `CheckHealth` for the Milvus client): an unhealthy endpoint gets no new
+  /// calls while a healthy one is ready. Nil (the default): no probe. At least 1 s (10 ms with
+  /// ``allowTestingTimings``), at most 30 days.
+  public var healthCheckInterval: Duration?
 
   /// The port used when none is given and ``ssl`` is off.
   public static let defaultPort = 19530
@@ -206,6 +211,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     let given = GivenValue(shown: echoingValues)
     try validateEndpoint(given)
     try validateAdditionalEndpoints()
+    try validateHealthCheckInterval()
     try validateCredentials()
     try validateTimings(given)
     try validateTLS()

@@ -21,6 +21,13 @@ final class EndpointGroup {
   private let onTerminated: () -> Void
   /// Drivers that have not ended yet.
   private var running: Int
+  /// The set-up step, for its health probe.
+  private let setup: ErasedChannelSetup
+  /// How often connected endpoints are probed (nil: never), and how long a probe may take.
+  private let healthCheck: (interval: Duration, timeout: Duration)?
+  private var healthTimer: LoopTimer?
+  /// Whether a probe of each endpoint is running (a slow one is not started again).
+  private var probing: [Bool]
   private let relay: DriverRelay
 
   init(
@@ -37,6 +44,9 @@ final class EndpointGroup {
     self.publishEndpoint = publishEndpoint
     self.onTerminated = onTerminated
     self.running = endpoints.count
+    self.setup = setup
+    self.healthCheck = config.healthCheckInterval.map { ($0, min($0, config.timeout)) }
+    self.probing = Array(repeating: false, count: endpoints.count)
     // The drivers report through `relay`, which is set right below: they need the group,
     // and the group needs them.
     let relay = DriverRelay()
@@ -61,9 +71,17 @@ final class EndpointGroup {
 
   func start() {
     for driver in drivers { driver.start() }
+    // Health decides rotation, which only a connection with several endpoints has.
+    if drivers.count > 1, let healthCheck {
+      healthTimer = try? loop.scheduleTimer(after: healthCheck.interval, repeating: true) {
+        [relay] in relay.group?.probeConnectedEndpoints()
+      }
+    }
   }
 
   func disconnect(reason: String) {
+    healthTimer?.cancel()
+    healthTimer = nil
     for driver in drivers { driver.disconnect(reason: reason) }
   }
 
@@ -131,6 +149,10 @@ final class EndpointGroup {
     var own = transition
     own.endpoint = endpoint
     publishEndpoint(own)
+    // A new channel starts healthy; the next probe says otherwise if it is not.
+    if transition.to == .connected, transition.from != .connected {
+      balancer.endpoint(index, isHealthy: true)
+    }
     let before = balancer.aggregate
     guard let after = balancer.endpoint(index, changedTo: transition.to) else { return }
     publish(
@@ -140,8 +162,39 @@ final class EndpointGroup {
   private func driverTerminated() {
     running -= 1
     guard running == 0 else { return }
+    healthTimer?.cancel()
+    healthTimer = nil
     relay.group = nil
     onTerminated()
+  }
+
+  // MARK: - Health
+
+  /// Probes every connected endpoint whose last probe has ended.
+  private func probeConnectedEndpoints() {
+    guard let healthCheck else { return }
+    for (index, driver) in drivers.enumerated() where !probing[index] {
+      guard case .success(let channel) = driver.liveChannel() else { continue }
+      probing[index] = true
+      setup.probe(channel, driver.currentConfig, healthCheck.timeout) { [relay] unhealthy in
+        relay.group?.endpoint(index, probed: unhealthy)
+      }
+    }
+  }
+
+  /// A probe ended: a change of health moves the endpoint into or out of rotation and is
+  /// published as the endpoint's transition (`connected → connected: …`).
+  private func endpoint(_ index: Int, probed unhealthy: String?) {
+    probing[index] = false
+    let healthy = unhealthy == nil
+    guard balancer.healthy[index] != healthy, balancer.states[index] == .connected else { return }
+    balancer.endpoint(index, isHealthy: healthy)
+    var transition = StateTransition(
+      from: .connected, to: .connected,
+      reason: unhealthy.map { "health check failed: \($0); out of rotation" }
+        ?? "health check passed; back in rotation")
+    transition.endpoint = drivers[index].config.endpoints[0]
+    publishEndpoint(transition)
   }
 }
 

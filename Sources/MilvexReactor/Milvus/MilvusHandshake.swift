@@ -66,6 +66,33 @@ enum MilvusHandshake {
     }
   }
 
+  /// The path of Milvus's health check, the connection's health probe.
+  static let checkHealthPath = "/milvus.proto.milvus.MilvusService/CheckHealth"
+
+  /// Reads the answer to `CheckHealth`: nil when healthy (or the server has no CheckHealth),
+  /// else why not.
+  static func unhealthy(_ result: Result<[UInt8], MilvexError>) -> String? {
+    switch result {
+    case .failure(.grpcStatus(let status)) where status.code == .unimplemented:
+      return nil
+    case .failure(let error):
+      return "CheckHealth failed: \(error)"
+    case .success(let bytes):
+      guard let response = try? Milvus_Proto_Milvus_CheckHealthResponse(serializedBytes: bytes)
+      else { return "CheckHealth answered something that is not a CheckHealthResponse" }
+      let status = response.status
+      guard status.errorCode == .success, status.code == 0 else {
+        let code = status.code != 0 ? status.code : Int32(status.errorCode.rawValue)
+        return "CheckHealth: Milvus error \(code): \(status.reason)"
+      }
+      guard response.isHealthy else {
+        let reasons = response.reasons.joined(separator: "; ")
+        return "the server reports it is not healthy" + (reasons.isEmpty ? "" : ": \(reasons)")
+      }
+      return nil
+    }
+  }
+
   /// The server refused the credentials (`message` is its words; they hold no secret).
   private static func refusal(_ message: String) -> Outcome {
     let reason =
@@ -124,6 +151,20 @@ public struct MilvusChannelSetup: ChannelSetup {
       case .fail(let reason): completion(.failed(reason: reason))
       case .refuse(let error, let reason): completion(.refused(error, reason: reason))
       }
+    }
+  }
+
+  /// Milvus's `CheckHealth`: healthy when the server says so (or lacks the method); else the
+  /// reasons it gives, or the call's error.
+  ///
+  /// - Important: Called by the connection on the loop thread; `completion` runs there.
+  public func probe(
+    channel: GRPCChannel, config: ConnectionConfig, timeout: Duration,
+    completion: @escaping (_ unhealthy: String?) -> Void
+  ) {
+    // CheckHealthRequest has no fields: its encoding is empty.
+    channel.onLoop.unary(path: MilvusHandshake.checkHealthPath, request: [], timeout: timeout) {
+      completion(MilvusHandshake.unhealthy($0))
     }
   }
 

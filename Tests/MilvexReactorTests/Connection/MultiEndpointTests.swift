@@ -243,3 +243,80 @@ final class MultiEndpointConnectionTests: XCTestCase {
     }
   }
 }
+
+/// Issue 16, item 1: the health probe takes an unhealthy endpoint out of rotation.
+final class EndpointHealthTests: XCTestCase {
+  func testAnUnhealthyEndpointGetsNoCallsUntilItIsHealthyAgain() async throws {
+    let loop = try EventLoop(threadName: "endpoint-health")
+    defer { loop.shutdown() }
+    let servers = try (0..<2).map { _ in try PeerProcess.misbehavingServer("echo") }
+    defer { for server in servers { server.stop() } }
+    let sick = Locked<Set<Int>>([])
+    var config = try ConnectionConfig(
+      host: "127.0.0.1", port: servers[0].port, connectTimeout: .seconds(5),
+      allowTestingTimings: true)
+    config.additionalEndpoints = [Endpoint(host: "127.0.0.1", port: servers[1].port)]
+    config.healthCheckInterval = .milliseconds(30)
+    var logger = Logger(label: "endpoint-health")
+    logger.logLevel = .critical
+    let connection = try Connection.start(
+      config: config, on: loop, setup: ProbedSetup(sick: sick), logger: logger)
+    defer { connection.disconnect() }
+    let endpoints = EventRecorder<StateTransition>()
+    connection.onEndpointStateChange { endpoints.record($0) }
+    func served() async throws -> Int {
+      let (channel, used) = try await connection.waitForChannel(timeout: .seconds(10))
+      _ = try await channel.unary(path: "/test.Echo/Call", request: [], timeout: .seconds(5))
+      return used.port
+    }
+    // Both serve while healthy (the second may still be connecting at first).
+    var ports: Set<Int> = []
+    for _ in 0..<40 where ports.count < 2 { ports.insert(try await served()) }
+    XCTAssertEqual(ports, Set(servers.map(\.port)))
+
+    sick.withLock { $0 = [servers[0].port] }
+    let out = await endpoints.first(within: .seconds(5)) {
+      $0.endpoint?.port == servers[0].port && $0.reason.contains("health check failed")
+    }
+    XCTAssertNotNil(out, "\(endpoints.all)")
+    for _ in 0..<6 {
+      let port = try await served()
+      XCTAssertEqual(port, servers[1].port, "the unhealthy endpoint gets no calls")
+    }
+    XCTAssertEqual(
+      connection.endpointStates[Endpoint(host: "127.0.0.1", port: servers[0].port)],
+      .connected, "its channel stays open")
+
+    sick.withLock { $0 = [] }
+    let back = await endpoints.first(within: .seconds(5)) {
+      $0.endpoint?.port == servers[0].port && $0.reason.contains("back in rotation")
+    }
+    XCTAssertNotNil(back, "\(endpoints.all)")
+    ports = []
+    for _ in 0..<6 { ports.insert(try await served()) }
+    XCTAssertEqual(ports, Set(servers.map(\.port)))
+  }
+}
+
+/// A set-up step whose probe reports the endpoints in `sick` unhealthy.
+private struct ProbedSetup: ChannelSetup {
+  let sick: Locked<Set<Int>>
+
+  func setUp(
+    channel: GRPCChannel, config: ConnectionConfig, timeout: Duration,
+    completion: @escaping (ChannelSetupOutcome<Void>) -> Void
+  ) {
+    completion(.ready(()))
+  }
+
+  func defaultMetadata(config: ConnectionConfig, session: Void?) -> GRPCMetadata {
+    GRPCMetadata()
+  }
+
+  func probe(
+    channel: GRPCChannel, config: ConnectionConfig, timeout: Duration,
+    completion: @escaping (String?) -> Void
+  ) {
+    completion(sick.withLock { $0.contains(config.port) } ? "marked sick by the test" : nil)
+  }
+}

@@ -53,6 +53,30 @@ final class MilvusHandshakeTests: XCTestCase {
     }
   }
 
+  func testHealthAnswers() throws {
+    func answer(healthy: Bool, reasons: [String] = [], code: Int32 = 0) throws -> [UInt8] {
+      var response = Milvus_Proto_Milvus_CheckHealthResponse()
+      response.isHealthy = healthy
+      response.reasons = reasons
+      response.status.code = code
+      return try response.serializedBytes()
+    }
+    XCTAssertNil(MilvusHandshake.unhealthy(.success(try answer(healthy: true))))
+    XCTAssertEqual(
+      MilvusHandshake.unhealthy(.success(try answer(healthy: false, reasons: ["qn down"]))),
+      "the server reports it is not healthy: qn down")
+    XCTAssertEqual(
+      MilvusHandshake.unhealthy(.success(try answer(healthy: true, code: 65535))),
+      "CheckHealth: Milvus error 65535: ")
+    XCTAssertNil(
+      MilvusHandshake.unhealthy(.failure(.status(.unimplemented, "no CheckHealth"))),
+      "an older server without CheckHealth counts as healthy")
+    XCTAssertTrue(
+      MilvusHandshake.unhealthy(.failure(.status(.deadlineExceeded, "slow")))?
+        .contains("CheckHealth failed") == true)
+    XCTAssertNotNil(MilvusHandshake.unhealthy(.success([0xFF, 0xFF])))
+  }
+
   func testRequestNamesTheClientWithoutSecrets() throws {
     let bytes = MilvusHandshake.request(user: "alice")
     let request = try Milvus_Proto_Milvus_ConnectRequest(serializedBytes: bytes)
