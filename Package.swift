@@ -25,6 +25,9 @@ let package = Package(
     .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2"),
     .systemLibrary(name: "CCARES", pkgConfig: "libcares"),
     .systemLibrary(name: "COpenSSL", pkgConfig: "openssl"),
+    // nodejs/http-parser 2.9 (libhttp-parser-dev, no pkg-config file): the search service's
+    // HTTP/1.1 parser. The library does not use it.
+    .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
     .target(
       name: "CLibEV",
       linkerSettings: [.linkedLibrary("ev")]

@@ -12,6 +12,7 @@ packages=(
   libnghttp2-dev     # HTTP/2 framing, HPACK, flow control
   libc-ares-dev      # non-blocking name resolution on the loop
   libssl-dev         # TLS (OpenSSL 3)
+  libhttp-parser-dev # Examples/SearchService's HTTP/1.1 parser (nodejs/http-parser 2.9)
   openssl            # the tests' certificate authority and certificates
   protobuf-compiler  # scripts/generate-protos.sh and the proto check
   pkg-config

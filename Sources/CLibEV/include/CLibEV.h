@@ -2,7 +2,8 @@
 //
 // libev's `ev_*_init`, `ev_*_set` and `ev_is_active` are macros, which Swift cannot call.
 // Each gets a `static inline` wrapper here with the same meaning. Nothing else lives in
-// this target: every libev call from Swift is made from `Sources/MilvexReactor/EventLoop`.
+// this target: every libev call of the library is made from `Sources/MilvexReactor/EventLoop`;
+// hosts that own their libev loop (Examples/SearchService) use these shims for their own watchers.
 #ifndef CLIBEV_H
 #define CLIBEV_H
 
@@ -14,6 +15,7 @@ typedef void (*clibev_io_cb)(struct ev_loop *loop, ev_io *w, int revents);
 typedef void (*clibev_timer_cb)(struct ev_loop *loop, ev_timer *w, int revents);
 typedef void (*clibev_async_cb)(struct ev_loop *loop, ev_async *w, int revents);
 typedef void (*clibev_prepare_cb)(struct ev_loop *loop, ev_prepare *w, int revents);
+typedef void (*clibev_signal_cb)(struct ev_loop *loop, ev_signal *w, int revents);
 
 static inline void clibev_io_init(ev_io *w, clibev_io_cb cb, int fd, int events) {
   ev_io_init(w, cb, fd, events);
@@ -38,6 +40,11 @@ static inline void clibev_async_init(ev_async *w, clibev_async_cb cb) {
 
 static inline void clibev_prepare_init(ev_prepare *w, clibev_prepare_cb cb) {
   ev_prepare_init(w, cb);
+}
+
+/// For hosts that own their loop (Examples/SearchService): the library watches no signals.
+static inline void clibev_signal_init(ev_signal *w, clibev_signal_cb cb, int signum) {
+  ev_signal_init(w, cb, signum);
 }
 
 static inline int clibev_is_active(const void *w) {
