@@ -10,6 +10,7 @@ let package = Package(
     .library(name: "MilvusProtos", targets: ["MilvusProtos"]),
     .executable(name: "milvex-demo", targets: ["Demo"]),
     .executable(name: "milvex-quickstart", targets: ["QuickStart"]),
+    .executable(name: "milvex-search-service", targets: ["SearchService"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
@@ -56,6 +57,15 @@ let package = Package(
       name: "QuickStart",
       dependencies: ["MilvexReactor"],
       path: "Examples/QuickStart"
+    ),
+    .executableTarget(
+      name: "SearchService",
+      dependencies: [
+        "MilvexReactor", "CLibEV", "CHTTPParser",
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      path: "Examples/SearchService",
+      exclude: ["README.md"]
     ),
     .testTarget(
       name: "MilvexReactorTests",
