@@ -146,6 +146,12 @@ final class HTTPConnection {
   func drain() {
     guard state == .open else { return }
     draining = true
+    // What the client sent before the signal may still be unread: a request that has begun
+    // there is in flight too.
+    if readingWanted && !peerClosedInput {
+      readable()
+      guard state == .open else { return }
+    }
     if isIdle {
       close()
       return

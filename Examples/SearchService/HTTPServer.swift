@@ -101,12 +101,15 @@ final class HTTPServer {
     }
   }
 
-  /// Stops accepting (the listening socket closes, so new clients are refused), closes idle
+  /// Stops accepting (the listening socket closes, so later clients are refused), closes idle
   /// connections and lets busy ones answer what they received (``HTTPConnection/drain()``).
   /// `onDrained` runs once every connection has closed (at once if none is open).
   func drain(onDrained: @escaping () -> Void) {
     guard !draining else { return }
     draining = true
+    // Clients whose connection the kernel completed already are taken, not reset: each then
+    // reads what it was sent, and a request that has begun is finished.
+    acceptClients()
     acceptWatcher.stop()
     Glibc.close(listener)
     self.onDrained = onDrained
