@@ -449,7 +449,7 @@ final class HTTPConnection {
     guard state != .closed, inFlight else { return }
     inFlight = false
     let closing = !request.keepAlive || (state != .open && pending.isEmpty && !messageInProgress)
-    write(response.serialized(close: closing))
+    write(response.serialized(close: closing, body: request.method != "HEAD"))
     processPending()
   }
 

@@ -121,13 +121,15 @@ struct HTTPResponse {
   }
 
   /// The response's bytes on the wire; `close` announces that the connection closes after it.
-  func serialized(close: Bool) -> [UInt8] {
+  /// Without `body` (the answer to a HEAD request) only the head is sent, with the length the
+  /// body would have.
+  func serialized(close: Bool, body includeBody: Bool = true) -> [UInt8] {
     var head = "HTTP/1.1 \(status.rawValue) \(status.reason)\r\n"
     head += "Content-Type: application/json\r\n"
     head += "Content-Length: \(body.count)\r\n"
     head += close ? "Connection: close\r\n" : "Connection: keep-alive\r\n"
     for (name, value) in headers { head += "\(name): \(value)\r\n" }
     head += "\r\n"
-    return Array(head.utf8) + body
+    return Array(head.utf8) + (includeBody ? body : [])
   }
 }

@@ -220,9 +220,8 @@ final class SearchService {
     }
     var ids: [Int64] = []
     for (index, value) in idArray.enumerated() {
-      guard let number = value as? NSNumber, !(value is Bool),
-        let id = Int64(exactly: number.doubleValue) ?? (value as? Int64)
-      else {
+      // NSNumber bridging gives an Int64 only for a number it represents exactly (SE-0170).
+      guard let id = value as? Int64 else {
         throw HTTPError(.badRequest, "'ids[\(index)]' is not a whole number in the int64 range")
       }
       ids.append(id)
