@@ -24,6 +24,9 @@ final class HTTPConnectionContext {
   /// How long a closing connection reads and discards what the client still sends, so that
   /// the kernel does not reset the connection and destroy the last response unread.
   let lingerSeconds = 2.0
+  /// How long a connection may go without receiving anything while it has nothing to answer
+  /// (an idle keep-alive connection, or a request that stalls half sent) before it closes.
+  let idleSeconds = 60.0
   /// Answers requests.
   let handler: RequestHandler
   /// The callbacks of every connection's parser (they find the connection through `data`).
@@ -52,7 +55,7 @@ final class HTTPConnectionContext {
 /// ```
 ///   open ──(Connection: close, a bad request, peer EOF, drain)──▶ closing after responses
 ///     │                                                              │ last response written
-///     │ idle and drain / force / I/O error                           ▼
+///     │ idle at drain or for 60 s / force / I/O error                ▼
 ///     └─────────────────────────────────────▶ closed ◀── lingering (write side shut,
 ///                                                          reading and discarding, ≤ 2 s)
 /// ```
@@ -105,6 +108,7 @@ final class HTTPConnection {
   private var draining = false
   private var peerClosedInput = false
   private var lingerTimer: HostTimer?
+  private var idleTimer: HostTimer?
 
   /// Takes over the connected, non-blocking `fileDescriptor` and starts reading.
   ///
@@ -126,6 +130,11 @@ final class HTTPConnection {
         if events & Int32(EV_WRITE) != 0 { writable() }
         if events & Int32(EV_READ) != 0, state != .closed { readable() }
       }
+    }
+    idleTimer = HostTimer(
+      loop: context.loop, after: context.idleSeconds, repeating: context.idleSeconds
+    ) { [unowned self] in
+      idleTimeElapsed()
     }
     updateInterest()
   }
@@ -167,9 +176,21 @@ final class HTTPConnection {
     watcher.stop()
     lingerTimer?.cancel()
     lingerTimer = nil
+    idleTimer?.cancel()
+    idleTimer = nil
     Glibc.close(fileDescriptor)
     pending = []
     onClose(self)
+  }
+
+  /// Nothing was received for ``HTTPConnectionContext/idleSeconds``: close, unless an answer
+  /// is being made or written (a Milvus call has its own deadline; a slow reader has the drain).
+  private func idleTimeElapsed() {
+    guard state == .open, !inFlight, pending.isEmpty, outputSent == output.count else { return }
+    if messageInProgress {
+      log("\(peer): closing, a request stalled half sent for \(Int(context.idleSeconds)) s")
+    }
+    close()
   }
 
   private func closeAfterResponses() {
@@ -239,6 +260,7 @@ final class HTTPConnection {
       return
     }
     guard state != .lingering else { return }  // discarded
+    idleTimer?.restart()
     parse(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
     processPending()
     updateInterest()
@@ -448,6 +470,7 @@ final class HTTPConnection {
   private func answered(_ request: HTTPRequest, with response: HTTPResponse) {
     guard state != .closed, inFlight else { return }
     inFlight = false
+    idleTimer?.restart()
     let closing = !request.keepAlive || (state != .open && pending.isEmpty && !messageInProgress)
     write(response.serialized(close: closing, body: request.method != "HEAD"))
     processPending()

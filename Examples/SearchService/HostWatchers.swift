@@ -50,7 +50,7 @@ final class HostIOWatcher {
   }
 }
 
-/// A one-shot `ev_timer` on the host loop.
+/// An `ev_timer` on the host loop: once, or every `repeating` seconds.
 ///
 /// - Important: Loop thread only; `callback` runs on the loop thread. Unretained `data` as in
 ///   ``HostIOWatcher``.
@@ -59,8 +59,12 @@ final class HostTimer {
   private let watcher = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
   private let callback: () -> Void
 
-  /// Starts a timer that calls `callback` once, `seconds` from now.
-  init(loop: OpaquePointer, after seconds: Double, callback: @escaping () -> Void) {
+  /// Starts a timer that calls `callback` `seconds` from now, then every `repeating` seconds
+  /// if that is not 0.
+  init(
+    loop: OpaquePointer, after seconds: Double, repeating: Double = 0,
+    callback: @escaping () -> Void
+  ) {
     self.loop = loop
     self.callback = callback
     clibev_timer_init(
@@ -68,11 +72,15 @@ final class HostTimer {
       { _, raw, _ in
         guard let data = raw?.pointee.data else { return }
         Unmanaged<HostTimer>.fromOpaque(data).takeUnretainedValue().callback()
-      }, seconds, 0)
+      }, seconds, repeating)
     watcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     ev_now_update(loop)  // so that the delay counts from now, not from the last poll
     ev_timer_start(loop, watcher)
   }
+
+  /// A repeating timer starts its period again from now (`ev_timer_again`: no allocation, the
+  /// cheap way to run an inactivity timeout).
+  func restart() { ev_timer_again(loop, watcher) }
 
   /// Stops the timer without calling it.
   func cancel() { ev_timer_stop(loop, watcher) }

@@ -55,6 +55,14 @@ final class SearchServiceTests: XCTestCase {
     XCTAssertEqual(try broken.readToEnd(), Data(), "closed after the 400")
     broken.close()
 
+    // A body over the limit: 413 before the body is read, then the connection closes.
+    let large = try HTTPTestConnection(port: service.port)
+    try large.send("POST /insert HTTP/1.1\r\nHost: test\r\nContent-Length: 2000000\r\n\r\n")
+    let tooLarge = try large.readResponse()
+    XCTAssertEqual(tooLarge.status, 413, tooLarge.text)
+    XCTAssertTrue(tooLarge.text.contains("larger than the limit of 1048576 bytes"), tooLarge.text)
+    large.close()
+
     // A body that is not what /insert takes: 400 naming the field.
     let badBody = try client.request("POST", "/insert", body: Data(#"{"texts":[1]}"#.utf8))
     XCTAssertEqual(badBody.status, 400, badBody.text)
