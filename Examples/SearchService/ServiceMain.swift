@@ -47,22 +47,25 @@ enum ServiceMain {
   }
 
   private static func serve(_ options: ServiceOptions, on hostLoop: OpaquePointer) -> Int32 {
+    guard let milvus = options.milvus else {
+      log("no Milvus configuration")
+      return 2
+    }
     let milvusLoop = EventLoop(embeddingIn: hostLoop)
     let client: MilvusClient
     do {
-      // multi-endpoint: hand the whole `options.milvusEndpoints` list to the client here once
-      // MilvusClient.connect takes several endpoints; until then only the first one is used.
-      client = try MilvusClient.connect(config: options.milvusEndpoints[0], on: milvusLoop)
+      // Every endpoint in one connection: calls go to the ready ones, reads that hit one that
+      // died are retried on another (ConnectionConfig.additionalEndpoints, loadBalancing).
+      client = try MilvusClient.connect(config: milvus, on: milvusLoop)
     } catch {
       log("cannot start the Milvus connection: \(error)")
       milvusLoop.shutdown()
       return 1
     }
-    if options.milvusEndpoints.count > 1 {
-      log(
-        "\(options.milvusEndpoints.count) --milvus endpoints given; this version uses only the "
-          + "first, \(options.milvusEndpoints[0].host):\(options.milvusEndpoints[0].port)")
-    }
+    log(
+      "Milvus endpoints: "
+        + milvus.endpoints.map(\.description).joined(separator: ", ")
+        + " (\(milvus.loadBalancing.rawValue))")
     let service = SearchService(
       client: client, collection: options.collection, dimension: options.dimension,
       loop: hostLoop)

@@ -6,8 +6,10 @@ struct ServiceOptions {
   var listenHost = "127.0.0.1"
   /// The TCP port to listen on; 0 picks a free one (printed at start).
   var listenPort = 8080
-  /// Every `--milvus` endpoint, in the order given (at least one once parsed).
-  var milvusEndpoints: [ConnectionConfig] = []
+  /// The Milvus connection: every `--milvus` endpoint, in the order given (at least one once
+  /// parsed), spread by `--balance`, each probed with CheckHealth every 5 s when there are
+  /// several. Nil only before parsing.
+  var milvus: ConnectionConfig?
   /// The collection searched and written.
   var collection = "search_service"
   /// The dimension of the text embeddings (and of the collection's vector field).
@@ -15,13 +17,15 @@ struct ServiceOptions {
 
   /// The usage text printed for `--help` and after a bad flag.
   static let usage = """
-    usage: milvex-search-service [--listen HOST:PORT] [--milvus URI]... [--collection NAME]
-                                 [--dimension N]
+    usage: milvex-search-service [--listen HOST:PORT] [--milvus URI]... [--balance POLICY]
+                                 [--collection NAME] [--dimension N]
 
       --listen HOST:PORT   IPv4 address and port to serve HTTP on (default 127.0.0.1:8080;
                            port 0 picks a free one, printed at start)
       --milvus URI         a Milvus endpoint, such as milvus://127.0.0.1:19530/default
-                           (repeatable; default milvus://127.0.0.1:19530)
+                           (repeatable: several proxies of one deployment, differing only
+                           in host and port; default milvus://127.0.0.1:19530)
+      --balance POLICY     round_robin (default) or pick_first over the --milvus endpoints
       --collection NAME    the collection to search and write (default search_service)
       --dimension N        the embedding dimension, 2...32768 (default 256)
     """
@@ -39,6 +43,8 @@ struct ServiceOptions {
       }
       return value
     }
+    var uris: [String] = []
+    var balance = LoadBalancingPolicy.roundRobin
     while let flag = remaining.popFirst() {
       switch flag {
       case "--help", "-h":
@@ -46,7 +52,13 @@ struct ServiceOptions {
       case "--listen":
         (options.listenHost, options.listenPort) = try parseListen(try value(for: flag))
       case "--milvus":
-        options.milvusEndpoints.append(try endpoint(try value(for: flag)))
+        uris.append(try value(for: flag))
+      case "--balance":
+        let text = try value(for: flag)
+        guard let policy = LoadBalancingPolicy(rawValue: text) else {
+          throw OptionError(flag: flag, message: "'\(text)' is not round_robin or pick_first")
+        }
+        balance = policy
       case "--collection":
         options.collection = try value(for: flag)
         guard isValidCollectionName(options.collection) else {
@@ -65,18 +77,19 @@ struct ServiceOptions {
         throw OptionError(flag: flag, message: "is not a flag of this program")
       }
     }
-    if options.milvusEndpoints.isEmpty {
-      options.milvusEndpoints = [try endpoint("milvus://127.0.0.1:19530")]
-    }
+    var milvus = try milvusConfig(uris.isEmpty ? ["milvus://127.0.0.1:19530"] : uris)
+    milvus.loadBalancing = balance
+    if milvus.endpoints.count > 1 { milvus.healthCheckInterval = .seconds(5) }
+    options.milvus = milvus
     return options
   }
 
-  private static func endpoint(_ uri: String) throws(OptionError) -> ConnectionConfig {
+  private static func milvusConfig(_ uris: [String]) throws(OptionError) -> ConnectionConfig {
     do {
-      return try ConnectionConfig(uri: uri)
+      return try ConnectionConfig(uris: uris)
     } catch {
-      // The URI itself is not repeated: it may carry a password.
-      throw OptionError(flag: "--milvus", message: "is not a usable Milvus URI: \(error)")
+      // The URIs themselves are not repeated: they may carry a password.
+      throw OptionError(flag: "--milvus", message: "is not a usable set of Milvus URIs: \(error)")
     }
   }
 
