@@ -72,14 +72,18 @@ extension ConnectionConfig {
     }
   }
 
-  /// A health check interval is off, or within its range.
-  func validateHealthCheckInterval() throws(MilvexError) {
-    guard let interval = healthCheckInterval else { return }
+  /// The health check interval and the maximum channel age are off, or within their range.
+  func validatePeriodicChecks() throws(MilvexError) {
     let minimum: Duration = allowTestingTimings ? .milliseconds(10) : .seconds(1)
-    guard interval >= minimum, interval <= Self.longestTiming else {
-      throw .invalidArgument(
-        field: "healthCheckInterval",
-        message: "must be between \(Self.milliseconds(minimum)) and 30 days, or nil for none")
+    for (field, value) in [
+      ("healthCheckInterval", healthCheckInterval), ("maxChannelAge", maxChannelAge),
+    ] {
+      guard let value else { continue }
+      guard value >= minimum, value <= Self.longestTiming else {
+        throw .invalidArgument(
+          field: field,
+          message: "must be between \(Self.milliseconds(minimum)) and 30 days, or nil for none")
+      }
     }
   }
 

@@ -90,6 +90,12 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   /// calls while a healthy one is ready. Nil (the default): no probe. At least 1 s (10 ms with
   /// ``allowTestingTimings``), at most 30 days.
   public var healthCheckInterval: Duration?
+  /// Channel recycling: after this age (±10 % jitter, so that many connections do not recycle
+  /// together) a connected channel is replaced. The new channel is opened (and set up) while
+  /// the old one keeps serving; then new calls go to the new one and the old one closes once
+  /// its calls have finished: no call fails because of recycling. Nil (the default): channels
+  /// live until they fail. At least 1 s (10 ms with ``allowTestingTimings``), at most 30 days.
+  public var maxChannelAge: Duration?
 
   /// The port used when none is given and ``ssl`` is off.
   public static let defaultPort = 19530
@@ -211,7 +217,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     let given = GivenValue(shown: echoingValues)
     try validateEndpoint(given)
     try validateAdditionalEndpoints()
-    try validateHealthCheckInterval()
+    try validatePeriodicChecks()
     try validateCredentials()
     try validateTimings(given)
     try validateTLS()

@@ -36,6 +36,12 @@ final class ConnectionDriver {
   private(set) var database: String
   /// The per-channel set-up step and the default metadata (``ChannelSetup``).
   private let setup: ErasedChannelSetup
+  /// The channel being opened to replace the connected one (channel recycling).
+  private var replacement: (generation: UInt64, channel: GRPCChannel)?
+  /// Fires when the connected channel reaches its maximum age.
+  private var ageTimer: LoopTimer?
+  /// The jitter source of the channel age.
+  private var ageRandom: any BackoffRandomSource
 
   private let connects: Counter
   private let attempts: Counter
@@ -53,6 +59,7 @@ final class ConnectionDriver {
     self.config = config
     self.name = name
     self.setup = setup
+    self.ageRandom = random
     self.machine = ConnectionStateMachine(config: config, random: random)
     self.channelConfiguration = Self.channelConfiguration(for: config, logger: logger)
     self.database = config.database
@@ -120,6 +127,10 @@ final class ConnectionDriver {
     retryTimer = nil
     waiterTimer?.cancel()
     waiterTimer = nil
+    ageTimer?.cancel()
+    ageTimer = nil
+    replacement?.channel.onLoop.close()
+    replacement = nil
     if shutDown.closeChannel != nil, let (_, channel) = current {
       channel.onLoop.close()  // every call on it fails with `disconnected`
     }
@@ -280,6 +291,7 @@ final class ConnectionDriver {
       let answer = liveChannel()
       for id in resumeWaiters { waiters.removeValue(forKey: id)?(answer) }
       armWaiterTimer()
+      armAgeTimer()
     }
   }
 
@@ -294,6 +306,10 @@ final class ConnectionDriver {
         failures.increment()
         logger.warning("connection lost, reconnecting", metadata: ["reason": "\(reason)"])
         if keepDraining { draining[closing] = current.channel }
+        ageTimer?.stop()
+        // The machine forgot a replacement under way; the reconnect opens its own channel.
+        replacement?.channel.onLoop.close()
+        replacement = nil
         self.current = nil
         publish(transition)
         startAttempt(generation: next, attempt: 1)
@@ -340,6 +356,93 @@ final class ConnectionDriver {
         self.startAttempt(generation: generation, attempt: attempt)
       }
     }
+  }
+
+  // MARK: - Channel recycling
+
+  /// Test hook: channels that still finish their calls (retired or after a GOAWAY).
+  var drainingChannelCount: Int { draining.count }
+
+  /// Arms the age timer of the connected channel (``ConnectionConfig/maxChannelAge`` ±10 %),
+  /// or for `delay` (a retry after a failed replacement).
+  private func armAgeTimer(after delay: Duration? = nil) {
+    guard let maxAge = config.maxChannelAge else { return }
+    let draw = ageRandom.nextUnitValue()
+    let unit = draw.isNaN ? 0.5 : min(max(draw, 0), 1)
+    let due = delay ?? maxAge * (0.9 + 0.2 * unit)
+    if let ageTimer {
+      ageTimer.rearm(after: due)
+    } else {
+      ageTimer = try? loop.scheduleTimer(after: due) { [weak self] in self?.recycle() }
+    }
+  }
+
+  /// The connected channel reached its age: open its replacement; the old one keeps serving.
+  private func recycle() {
+    guard let generation = machine.recycleStarted() else { return }
+    logger.debug("recycling the channel", metadata: ["max_age": "\(config.maxChannelAge ?? .zero)"])
+    do {
+      let channel = try GRPCChannel.connectOnLoop(configuration: channelConfiguration, loop: loop) {
+        [weak self] event in
+        self?.replacementEvent(generation: generation, event)
+      }
+      replacement = (generation, channel)
+    } catch {
+      replacementFailed(generation: generation, reason: "\(error)")
+    }
+  }
+
+  /// An event of a channel opened as a replacement: while it is the replacement under way it
+  /// decides the recycling; once it is the connected channel (or retired), it is any channel's.
+  private func replacementEvent(generation: UInt64, _ event: ChannelEvent) {
+    guard let replacement, replacement.generation == generation else {
+      return channelEvent(generation: generation, event)
+    }
+    switch event {
+    case .ready:
+      if setup.isNone { return replacementReady(generation: generation) }
+      let channel = replacement.channel
+      setup.setUp(channel, currentConfig, config.connectTimeout) { [weak self] outcome in
+        guard let self, self.replacement?.generation == generation else { return }
+        switch outcome {
+        case .ready:
+          channel.onLoop.setDefaultMetadata(self.setup.defaultMetadata(self.currentConfig))
+          self.replacementReady(generation: generation)
+        case .failed(let reason), .refused(_, let reason):
+          self.replacementFailed(generation: generation, reason: reason)
+        }
+      }
+    case .closing(let error, _), .closed(let error, _):
+      replacementFailed(generation: generation, reason: Self.reason(error))
+    }
+  }
+
+  /// The replacement is ready: new calls go to it, the old channel finishes its calls and
+  /// closes by itself.
+  private func replacementReady(generation: UInt64) {
+    guard let replacement, let current, machine.recycleSucceeded(generation: generation) != nil
+    else { return }
+    self.current = replacement
+    self.replacement = nil
+    draining[current.generation] = current.channel
+    current.channel.onLoop.retire()
+    logger.info("channel recycled")
+    publish(
+      StateTransition(
+        from: .connected, to: .connected,
+        reason: "channel recycled: a new channel took over, the old one closes once idle"))
+    armAgeTimer()
+  }
+
+  /// The replacement failed before it was ready: the connected channel stays; try again after
+  /// the base reconnect delay.
+  private func replacementFailed(generation: UInt64, reason: String) {
+    guard machine.recycleFailed(generation: generation), let replacement else { return }
+    self.replacement = nil
+    replacement.channel.onLoop.close()
+    logger.warning(
+      "channel recycling failed; the current channel stays", metadata: ["reason": "\(reason)"])
+    armAgeTimer(after: config.reconnectBaseDelay)
   }
 
   /// Keeps the one waiter timer due at the earliest waiter deadline (a due one fires in the

@@ -164,6 +164,8 @@ struct ConnectionStateMachine {
   /// A channel is ready.
   private struct Connected {
     var generation: UInt64
+    /// The channel being opened to replace it (channel recycling), if any.
+    var replacement: UInt64?
 
     init(from attempting: Attempting) {
       self.generation = attempting.generation
@@ -452,6 +454,50 @@ struct ConnectionStateMachine {
     case .idle, .connecting, .reconnecting, .disconnected:
       return .none
     }
+  }
+
+  // MARK: - Recycling
+
+  /// The connected channel reached its maximum age: returns the generation of the channel to
+  /// open in its place, or nil (not connected, or a replacement is already being opened). The
+  /// connected channel keeps serving calls until the replacement is ready.
+  mutating func recycleStarted() -> UInt64? {
+    guard case .connected(var connected) = state, connected.replacement == nil else { return nil }
+    let generation = nextGeneration()
+    connected.replacement = generation
+    state = .connected(connected)
+    return generation
+  }
+
+  /// The replacement `generation` is ready: it becomes the connected channel. Returns the
+  /// generation of the channel it replaces (to let drain and close), or nil if `generation` is
+  /// not the replacement under way.
+  mutating func recycleSucceeded(generation: UInt64) -> UInt64? {
+    guard case .connected(var connected) = state, connected.replacement == generation else {
+      return nil
+    }
+    let old = connected.generation
+    connected.generation = generation
+    connected.replacement = nil
+    state = .connected(connected)
+    return old
+  }
+
+  /// The replacement `generation` failed before it was ready; the connected channel stays.
+  /// Returns whether it was the replacement under way.
+  mutating func recycleFailed(generation: UInt64) -> Bool {
+    guard case .connected(var connected) = state, connected.replacement == generation else {
+      return false
+    }
+    connected.replacement = nil
+    state = .connected(connected)
+    return true
+  }
+
+  /// The generation of the replacement being opened, if any.
+  var replacementGeneration: UInt64? {
+    guard case .connected(let connected) = state else { return nil }
+    return connected.replacement
   }
 
   // MARK: - Disconnect

@@ -292,6 +292,16 @@ public final class GRPCChannel: Sendable {
       connection.close(.disconnected(reason: "the channel was closed by its owner"))
     }
 
+    /// Retires the channel (channel recycling): the calls it has finish, then it closes by
+    /// itself, at once if it has none. Calls made on it meanwhile are still served.
+    /// Idempotent.
+    ///
+    /// - Important: Loop thread only.
+    public func retire() {
+      channel.loop.assertInLoopThread()
+      channel.connection.value?.retire()
+    }
+
     /// Replaces the metadata sent with every later call (a call's own entries win).
     ///
     /// - Important: Loop thread only.

@@ -546,12 +546,16 @@ final class GRPCConnection {
     if !stream.hasPendingOutput { closeIfDrained() }
   }
 
-  /// Closes once the session is over (GOAWAY with every stream done, or a protocol error).
+  /// Closes once the session is over (GOAWAY with every stream done, or a protocol error), or
+  /// once a retired connection has no call left.
   private func closeIfDrained() {
     guard lifecycle.state != .closed, let session else { return }
     // Runs twice per call: skip the event when the machine's table says it changes nothing
     // (a session that is not finished matters only while draining).
-    guard lifecycle.state == .draining || session.isFinished else { return }
+    guard lifecycle.state == .draining || session.isFinished || retiring else { return }
+    if retiring, lifecycle.state == .ready, streams.count == 0, waiting.isEmpty {
+      return close(.disconnected(reason: "the channel was recycled"))
+    }
     perform(
       lifecycle.handle(
         .quiet(
@@ -560,6 +564,18 @@ final class GRPCConnection {
   }
 
   // MARK: - Closing
+
+  /// Whether the owner retired this connection (channel recycling): it takes no new call from
+  /// its owner any more, finishes the ones it has, and closes once none is left.
+  @exclusivity(unchecked) private var retiring = false
+
+  /// Retires the connection: it closes as soon as no call is open or waiting (at once if none
+  /// is). Calls still reaching it are served. Idempotent.
+  func retire() {
+    loop.assertInLoopThread()
+    retiring = true
+    if lifecycle.state == .ready { closeIfDrained() }
+  }
 
   /// Closes the connection for good: stops timers and the watcher, closes the socket, and
   /// fails every started and waiting call with `error` (retriable `UNAVAILABLE` for a
