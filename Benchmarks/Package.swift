@@ -19,6 +19,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
     .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
   ],
   targets: [
     .executableTarget(
@@ -61,12 +62,14 @@ let package = Package(
       ],
       path: "Sources/MilvexClientBench"
     ),
-    // Resident memory and idle CPU per connection, against the C++ echo server (make bench-idle).
+    // Resident memory and idle CPU per connection, against the C++ echo server (make bench-idle);
+    // with --restart-pause, their reconnect after a server restart (make bench-many).
     .executableTarget(
       name: "MilvexIdleConnections",
       dependencies: [
         .product(name: "MilvexReactor", package: rootPackage),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "Metrics", package: "swift-metrics"),
       ],
       path: "Sources/MilvexIdleConnections"
     ),

@@ -3,8 +3,15 @@
 // the echo server answers), waits until all are connected, then reports resident memory per
 // connection and the CPU the client spends over an idle period (keepalive PINGs only).
 //
+// With --restart-pause S (issue 16, item 5) the connections go through a counting proxy
+// (counting_proxy.py) and, after the idle period, the server is killed (SIGKILL) and started
+// again on the same port S seconds later: it reports when all connections were back and how
+// the attempts were spread, as the server's port saw them and as the connections counted them.
+//
 //   make bench-idle                      (IDLE_CONNECTIONS=10000, IDLE_SECONDS=10)
+//   make bench-many                      (the same, then the restart with a 3 s pause)
 //   MilvexIdleConnections --connections N --idle-seconds S --server PATH
+//     [--restart-pause S --proxy PATH --reconnect-timeout S]
 import Foundation
 import Logging
 import MilvexReactor
@@ -17,6 +24,11 @@ struct Options {
   var connections = 1_000
   var idleSeconds = 10
   var server = "Benchmarks/.build-cpp/generic_server"
+  /// Seconds between killing the server and starting it again; 0: no restart, no proxy.
+  var restartPause = 0.0
+  var proxy = "Benchmarks/counting_proxy.py"
+  /// How long the restart phase waits for every connection to be back.
+  var reconnectTimeout = 120.0
 
   init(_ arguments: [String]) {
     var rest = arguments.dropFirst()
@@ -26,6 +38,9 @@ struct Options {
       case "--connections": connections = Int(value) ?? connections
       case "--idle-seconds": idleSeconds = Int(value) ?? idleSeconds
       case "--server": server = value
+      case "--restart-pause": restartPause = Double(value) ?? restartPause
+      case "--proxy": proxy = value
+      case "--reconnect-timeout": reconnectTimeout = Double(value) ?? reconnectTimeout
       default:
         FileHandle.standardError.write(Data("unknown option \(flag)\n".utf8))
         exit(2)
@@ -49,42 +64,48 @@ func cpuSeconds() -> Double {
     + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
 }
 
-let options = Options(CommandLine.arguments)
-// Enough descriptors for N sockets here and N in the server (a child inherits the limit).
-var limit = rlimit()
-getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-limit.rlim_cur = limit.rlim_max
-setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+/// Raises the descriptor limit (inherited by the server and the proxy) to at least `needed`:
+/// the hard limit too when allowed (root), else the soft limit to the hard one.
+func raiseDescriptorLimit(to needed: Int) -> String {
+  var limit = rlimit()
+  getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+  let before = "\(limit.rlim_cur)/\(limit.rlim_max)"
+  var raised = limit
+  raised.rlim_max = max(limit.rlim_max, rlim_t(needed))
+  raised.rlim_cur = raised.rlim_max
+  if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) != 0 {
+    raised = limit
+    raised.rlim_cur = limit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised)
+  }
+  getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+  return "descriptor limit (soft/hard): \(before) -> \(limit.rlim_cur)/\(limit.rlim_max)"
+}
 
-let server = Process()
-server.executableURL = URL(fileURLWithPath: options.server)
-server.arguments = ["0"]
-let serverOutput = Pipe()
-let serverInput = Pipe()
-server.standardOutput = serverOutput
-server.standardInput = serverInput
-try server.run()
-var line: [UInt8] = []
-while let byte = try serverOutput.fileHandleForReading.read(upToCount: 1)?.first, byte != 10 {
-  line.append(byte)
-}
-guard let port = Int(String(decoding: line, as: UTF8.self).dropFirst("PORT ".count)) else {
-  fatalError("the echo server printed '\(String(decoding: line, as: UTF8.self))'")
-}
+let options = Options(CommandLine.arguments)
+let restarting = options.restartPause > 0
+// The proxy holds two sockets per connection; the client and the server one each.
+print(raiseDescriptorLimit(to: 2 * options.connections + 1_024))
+
+let server = try Peer(options.server, arguments: ["0"])
+let proxy = try restarting ? Peer(options.proxy, arguments: ["--target-port", "\(server.port)"]) : nil
+let events = ConnectionEventLog()
 
 let loop = try EventLoop(threadName: "idle-connections")
 let quiet = Logger(label: "idle") { _ in SwiftLogNoOpLogHandler() }
-let config = try ConnectionConfig(host: "127.0.0.1", port: port, connectTimeout: .seconds(30))
+let config = try ConnectionConfig(
+  host: "127.0.0.1", port: proxy?.port ?? server.port, connectTimeout: .seconds(30))
 // Warm up the loop and the allocator with one connection, so that the baseline holds what
 // any number of connections shares (the loop's read buffer, code pages, metadata).
-let warm = try Connection.start(config: config, on: loop, logger: quiet)
+let warm = try Connection.start(config: config, on: loop, logger: quiet, metrics: events)
 _ = try await warm.waitForChannel(timeout: .seconds(30))
 let baseline = residentBytes()
 let started = ContinuousClock.now
 var connections: [Connection] = []
 connections.reserveCapacity(options.connections)
 for _ in 0..<options.connections {
-  connections.append(try Connection.start(config: config, on: loop, logger: quiet))
+  connections.append(
+    try Connection.start(config: config, on: loop, logger: quiet, metrics: events))
 }
 for connection in connections { _ = try await connection.waitForChannel(timeout: .seconds(60)) }
 let connectedAfter = ContinuousClock.now - started
@@ -107,8 +128,53 @@ print(String(format: "per connection: %.1f KiB resident", perConnection / 1024))
 print(
   String(format: "CPU over %d idle s: %.3f s for all connections", options.idleSeconds, idleCPU))
 
-for connection in connections { connection.disconnect() }
-warm.disconnect(reason: "done")
-loop.shutdown()
-try? serverInput.fileHandleForWriting.close()
-server.terminate()
+warm.disconnect(reason: "measured")
+
+if restarting, let proxy {
+  // t = 0 is the kill; the proxy counts from the mark, sent just before (a pipe's round trip).
+  _ = try proxy.command("mark")
+  let killed = monotonicNanoseconds()
+  server.kill()
+  try await Task.sleep(for: .seconds(options.restartPause))
+  let restartedAt = Double(monotonicNanoseconds() - killed) / 1e9
+  let restarted = try Peer(options.server, arguments: ["\(server.port)"])
+  let listening = Double(monotonicNanoseconds() - killed) / 1e9
+  let deadline = ContinuousClock.now + .seconds(options.reconnectTimeout)
+  while events.count(of: .connected, since: killed) < options.connections,
+    ContinuousClock.now < deadline
+  {
+    try await Task.sleep(for: .milliseconds(100))
+  }
+  // Late attempts of connections that went back and forth, if any, still count.
+  try await Task.sleep(for: .seconds(1))
+  let report = try proxy.command("report")
+  guard report.hasPrefix("REPORT "),
+    let json = try JSONSerialization.jsonObject(with: Data(report.dropFirst(7).utf8))
+      as? [String: Any]
+  else { fatalError("the proxy answered '\(report)'") }
+  func seconds(_ key: String) -> [Double] {
+    ((json[key] as? [Double]) ?? []).map { $0 / 1_000 }
+  }
+  func sinceKill(_ kind: ConnectionEventLog.Kind) -> [Double] {
+    events.times(of: kind, since: killed).map { Double($0 - killed) / 1e9 }
+  }
+  RestartReport(
+    serverAttempts: seconds("accepts_ms"), serverAccepted: seconds("upstream_ms"),
+    clientAttempts: sinceKill(.attempt), clientFailures: events.count(of: .failure, since: killed),
+    reconnected: sinceKill(.connected), connections: options.connections,
+    pause: restartedAt, serverListening: listening
+  ).print()
+  let notBack = connections.count { $0.state != .connected }
+  for connection in connections { connection.disconnect() }
+  loop.shutdown()
+  proxy.stop()
+  restarted.stop()
+  if notBack > 0 {
+    print("FAIL: \(notBack) connections not connected after \(options.reconnectTimeout) s")
+    exit(1)
+  }
+} else {
+  for connection in connections { connection.disconnect() }
+  loop.shutdown()
+  server.stop()
+}
