@@ -2,7 +2,7 @@
 SWIFT ?= swift
 TSAN_SCRATCH := .build-tsan
 
-.PHONY: deps demo test check-protos build-tests build-tests-tsan test-unit test-tsan bench bench-channel bench-client bench-memory bench-idle bench-many format
+.PHONY: deps demo test check-protos build-tests build-tests-tsan test-unit test-tsan bench bench-channel bench-client bench-memory bench-idle format
 .PHONY: docs check-api api-baseline
 
 deps:
@@ -116,17 +116,18 @@ bench-idle:
 	Benchmarks/.build/release/MilvexIdleConnections --connections $(IDLE_CONNECTIONS) \
 	  --idle-seconds $(IDLE_SECONDS) --server Benchmarks/.build-cpp/generic_server
 
-## The same connections through a counting proxy, then the server killed (SIGKILL) and started
-## again on its port after RESTART_PAUSE (3) seconds: time until all are back, attempts per
-## 100 ms and per second as the server's port saw them (Benchmarks/README.md).
+## The same, then the server killed (SIGKILL) and started again on its port after RESTART_PAUSE
+## (3) seconds: time until all are back, attempts per 100 ms and per second as the clients made
+## them and the server accepted them (Benchmarks/README.md).
 RESTART_PAUSE ?= 3
+.PHONY: bench-many
 bench-many:
 	@scripts/install-deps.sh --bench
 	$(MAKE) -C Benchmarks/cpp-server
 	cd Benchmarks && $(SWIFT) build -c release --product MilvexIdleConnections
 	Benchmarks/.build/release/MilvexIdleConnections --connections $(IDLE_CONNECTIONS) \
 	  --idle-seconds $(IDLE_SECONDS) --server Benchmarks/.build-cpp/generic_server \
-	  --restart-pause $(RESTART_PAUSE) --proxy Benchmarks/counting_proxy.py
+	  --restart-pause $(RESTART_PAUSE) --accept-counter Benchmarks/.build-cpp/accept_counter.so
 
 ## Resident memory around 5,000 short-lived connections (MEMORY_PROBE_CYCLES to change).
 bench-memory:

@@ -4,8 +4,8 @@ import Foundation
   import Glibc
 #endif
 
-/// A child process that prints `PORT <n>` once listening, answers command lines on stdin and
-/// ends when its stdin closes (the echo server and the counting proxy).
+/// A child process that prints `PORT <n>` once listening and ends when its stdin closes (the
+/// echo server).
 ///
 /// - Important: Not thread-safe: the benchmark's main code uses it.
 final class Peer {
@@ -14,11 +14,13 @@ final class Peer {
   private let input = Pipe()
   private let output = Pipe()
 
-  /// Starts `executable` and waits for its `PORT <n>` line.
-  init(_ executable: String, arguments: [String]) throws {
+  /// Starts `executable`, with `environment` added to this process's, and waits for its
+  /// `PORT <n>` line.
+  init(_ executable: String, arguments: [String], environment: [String: String] = [:]) throws {
     process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardInput = input
     process.standardOutput = output
     try process.run()
@@ -28,12 +30,6 @@ final class Peer {
       fatalError("\(executable) printed '\(line)' instead of 'PORT <n>'")
     }
     self.port = port
-  }
-
-  /// Sends one command line and returns the answer line.
-  func command(_ text: String) throws -> String {
-    try input.fileHandleForWriting.write(contentsOf: Data((text + "\n").utf8))
-    return Self.readLine(output.fileHandleForReading.fileDescriptor) ?? ""
   }
 
   /// SIGKILL, then reaps the process.

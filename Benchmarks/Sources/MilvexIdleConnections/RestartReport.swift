@@ -2,16 +2,13 @@ import Foundation
 
 /// What the server restart showed, all times in seconds since the SIGKILL.
 struct RestartReport {
-  /// Connections the proxy accepted: the attempts the server's port saw.
-  var serverAttempts: [Double]
-  /// Of those, the ones the proxy could pass on to the restarted server.
-  var serverAccepted: [Double]
+  /// Connections the restarted server accepted (accept_counter.so).
+  var serverAccepts: [Double]
   /// The connections' own `milvex_connection_attempts_total` increments.
   var clientAttempts: [Double]
   var clientFailures: Int
   /// `milvex_connection_connected_total` increments: one per connection back.
   var reconnected: [Double]
-  var connections: Int
   var pause: Double
   /// When the new server printed its port (it listens from then on).
   var serverListening: Double
@@ -25,7 +22,9 @@ struct RestartReport {
 
   /// The fullest bucket: its count and start.
   static func peak(_ times: [Double], width: Double) -> (count: Int, start: Double) {
-    let fullest = buckets(times, width: width).max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }
+    let fullest = buckets(times, width: width).max {
+      $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key)
+    }
     return (fullest?.value ?? 0, Double(fullest?.key ?? 0) * width)
   }
 
@@ -37,7 +36,7 @@ struct RestartReport {
   }
 
   func print() {
-    let back = reconnected.sorted()
+    let sorted = reconnected.sorted()
     Swift.print(
       String(
         format: "restart: SIGKILL at t = 0, new server started at %.2f s, listening at %.3f s",
@@ -45,38 +44,33 @@ struct RestartReport {
     Swift.print(
       String(
         format: "all %d connected again at %.3f s (first %.3f s, p50 %.3f s, p99 %.3f s)",
-        back.count, back.last ?? .nan, back.first ?? .nan, Self.percentile(back, 50),
-        Self.percentile(back, 99)))
+        sorted.count, sorted.last ?? .nan, sorted.first ?? .nan, Self.percentile(sorted, 50),
+        Self.percentile(sorted, 99)))
     Swift.print(
-      "attempts: \(serverAttempts.count) seen by the server's port (proxy accepts), "
-        + "\(serverAccepted.count) of them reached the restarted server; "
-        + "\(clientAttempts.count) counted by the clients "
+      "attempts: \(clientAttempts.count) counted by the clients "
         + "(milvex_connection_attempts_total; attempt_failures_total +\(clientFailures), "
-        + "the lost channels included)")
+        + "the lost channels included); \(serverAccepts.count) accepted by the new server")
     for (width, name) in [(0.1, "100 ms"), (1.0, "second")] {
-      let server = Self.peak(serverAttempts, width: width)
+      let server = Self.peak(serverAccepts, width: width)
       let client = Self.peak(clientAttempts, width: width)
-      let afterRestart = Self.peak(serverAccepted, width: width)
       Swift.print(
         String(
           format:
-            "peak per %@: server's port %d (from %.1f s), restarted server %d (from %.1f s), "
-            + "clients %d (from %.1f s)",
-          name, server.count, server.start, afterRestart.count, afterRestart.start, client.count,
-          client.start))
+            "peak per %@: server accepted %d (from %.1f s), clients attempted %d (from %.1f s)",
+          name, server.count, server.start, client.count, client.start))
     }
-    Swift.print("attempts per 100 ms (non-empty buckets): port | restarted server | clients")
-    let server = Self.buckets(serverAttempts, width: 0.1)
-    let accepted = Self.buckets(serverAccepted, width: 0.1)
+    Swift.print("per 100 ms (non-empty): clients' attempts | server's accepts | connected")
+    let server = Self.buckets(serverAccepts, width: 0.1)
     let client = Self.buckets(clientAttempts, width: 0.1)
-    for index in Set(server.keys).union(client.keys).union(accepted.keys).sorted() {
+    let back = Self.buckets(reconnected, width: 0.1)
+    for index in Set(server.keys).union(client.keys).union(back.keys).sorted() {
       Swift.print(
         String(
           format: "  %5.1f–%5.1f s  %6d | %6d | %6d", Double(index) / 10, Double(index + 1) / 10,
-          server[index] ?? 0, accepted[index] ?? 0, client[index] ?? 0))
+          client[index] ?? 0, server[index] ?? 0, back[index] ?? 0))
     }
     Swift.print("reconnect times (connected again after the kill), per 250 ms:")
-    let histogram = Self.buckets(back, width: 0.25)
+    let histogram = Self.buckets(sorted, width: 0.25)
     let tallest = histogram.values.max() ?? 1
     for index in histogram.keys.sorted() {
       let count = histogram[index] ?? 0

@@ -3,15 +3,16 @@
 // the echo server answers), waits until all are connected, then reports resident memory per
 // connection and the CPU the client spends over an idle period (keepalive PINGs only).
 //
-// With --restart-pause S (issue 16, item 5) the connections go through a counting proxy
-// (counting_proxy.py) and, after the idle period, the server is killed (SIGKILL) and started
-// again on the same port S seconds later: it reports when all connections were back and how
-// the attempts were spread, as the server's port saw them and as the connections counted them.
+// With --restart-pause S (issue 16, item 5), after the idle period the server is killed
+// (SIGKILL) and started again on the same port S seconds later, with accept_counter.so
+// preloaded (the time of each connection it accepts): it reports when all connections were
+// back and how the attempts were spread, as the server accepted them and as the connections
+// counted them (`milvex_connection_attempts_total`).
 //
 //   make bench-idle                      (IDLE_CONNECTIONS=10000, IDLE_SECONDS=10)
 //   make bench-many                      (the same, then the restart with a 3 s pause)
 //   MilvexIdleConnections --connections N --idle-seconds S --server PATH
-//     [--restart-pause S --proxy PATH --reconnect-timeout S]
+//     [--restart-pause S --accept-counter PATH --reconnect-timeout S]
 import Foundation
 import Logging
 import MilvexReactor
@@ -24,9 +25,9 @@ struct Options {
   var connections = 1_000
   var idleSeconds = 10
   var server = "Benchmarks/.build-cpp/generic_server"
-  /// Seconds between killing the server and starting it again; 0: no restart, no proxy.
+  /// Seconds between killing the server and starting it again; 0: no restart.
   var restartPause = 0.0
-  var proxy = "Benchmarks/counting_proxy.py"
+  var acceptCounter = "Benchmarks/.build-cpp/accept_counter.so"
   /// How long the restart phase waits for every connection to be back.
   var reconnectTimeout = 120.0
 
@@ -39,7 +40,7 @@ struct Options {
       case "--idle-seconds": idleSeconds = Int(value) ?? idleSeconds
       case "--server": server = value
       case "--restart-pause": restartPause = Double(value) ?? restartPause
-      case "--proxy": proxy = value
+      case "--accept-counter": acceptCounter = value
       case "--reconnect-timeout": reconnectTimeout = Double(value) ?? reconnectTimeout
       default:
         FileHandle.standardError.write(Data("unknown option \(flag)\n".utf8))
@@ -64,7 +65,7 @@ func cpuSeconds() -> Double {
     + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
 }
 
-/// Raises the descriptor limit (inherited by the server and the proxy) to at least `needed`:
+/// Raises the descriptor limit (inherited by the server) to at least `needed`:
 /// the hard limit too when allowed (root), else the soft limit to the hard one.
 func raiseDescriptorLimit(to needed: Int) -> String {
   var limit = rlimit()
@@ -83,18 +84,16 @@ func raiseDescriptorLimit(to needed: Int) -> String {
 }
 
 let options = Options(CommandLine.arguments)
-let restarting = options.restartPause > 0
-// The proxy holds two sockets per connection; the client and the server one each.
-print(raiseDescriptorLimit(to: 2 * options.connections + 1_024))
+// A socket per connection here and in the server, and room for the rest.
+print(raiseDescriptorLimit(to: options.connections + 1_024))
 
 let server = try Peer(options.server, arguments: ["0"])
-let proxy = try restarting ? Peer(options.proxy, arguments: ["--target-port", "\(server.port)"]) : nil
 let events = ConnectionEventLog()
 
 let loop = try EventLoop(threadName: "idle-connections")
 let quiet = Logger(label: "idle") { _ in SwiftLogNoOpLogHandler() }
 let config = try ConnectionConfig(
-  host: "127.0.0.1", port: proxy?.port ?? server.port, connectTimeout: .seconds(30))
+  host: "127.0.0.1", port: server.port, connectTimeout: .seconds(30))
 // Warm up the loop and the allocator with one connection, so that the baseline holds what
 // any number of connections shares (the loop's read buffer, code pages, metadata).
 let warm = try Connection.start(config: config, on: loop, logger: quiet, metrics: events)
@@ -130,14 +129,17 @@ print(
 
 warm.disconnect(reason: "measured")
 
-if restarting, let proxy {
-  // t = 0 is the kill; the proxy counts from the mark, sent just before (a pipe's round trip).
-  _ = try proxy.command("mark")
+if options.restartPause > 0 {
+  let acceptLog = FileManager.default.temporaryDirectory
+    .appendingPathComponent("milvex-accepts-\(getpid())").path
+  defer { try? FileManager.default.removeItem(atPath: acceptLog) }
   let killed = monotonicNanoseconds()
   server.kill()
   try await Task.sleep(for: .seconds(options.restartPause))
   let restartedAt = Double(monotonicNanoseconds() - killed) / 1e9
-  let restarted = try Peer(options.server, arguments: ["\(server.port)"])
+  let restarted = try Peer(
+    options.server, arguments: ["\(server.port)"],
+    environment: ["LD_PRELOAD": options.acceptCounter, "ACCEPT_LOG": acceptLog])
   let listening = Double(monotonicNanoseconds() - killed) / 1e9
   let deadline = ContinuousClock.now + .seconds(options.reconnectTimeout)
   while events.count(of: .connected, since: killed) < options.connections,
@@ -147,27 +149,21 @@ if restarting, let proxy {
   }
   // Late attempts of connections that went back and forth, if any, still count.
   try await Task.sleep(for: .seconds(1))
-  let report = try proxy.command("report")
-  guard report.hasPrefix("REPORT "),
-    let json = try JSONSerialization.jsonObject(with: Data(report.dropFirst(7).utf8))
-      as? [String: Any]
-  else { fatalError("the proxy answered '\(report)'") }
-  func seconds(_ key: String) -> [Double] {
-    ((json[key] as? [Double]) ?? []).map { $0 / 1_000 }
+  let accepted = (FileManager.default.contents(atPath: acceptLog) ?? Data()).withUnsafeBytes {
+    $0.bindMemory(to: UInt64.self).map { Double($0 &- killed) / 1e9 }
   }
+  if accepted.isEmpty { print("no accept times: is \(options.acceptCounter) built?") }
   func sinceKill(_ kind: ConnectionEventLog.Kind) -> [Double] {
     events.times(of: kind, since: killed).map { Double($0 - killed) / 1e9 }
   }
   RestartReport(
-    serverAttempts: seconds("accepts_ms"), serverAccepted: seconds("upstream_ms"),
-    clientAttempts: sinceKill(.attempt), clientFailures: events.count(of: .failure, since: killed),
-    reconnected: sinceKill(.connected), connections: options.connections,
-    pause: restartedAt, serverListening: listening
+    serverAccepts: accepted, clientAttempts: sinceKill(.attempt),
+    clientFailures: events.count(of: .failure, since: killed),
+    reconnected: sinceKill(.connected), pause: restartedAt, serverListening: listening
   ).print()
   let notBack = connections.count { $0.state != .connected }
   for connection in connections { connection.disconnect() }
   loop.shutdown()
-  proxy.stop()
   restarted.stop()
   if notBack > 0 {
     print("FAIL: \(notBack) connections not connected after \(options.reconnectTimeout) s")
