@@ -62,6 +62,9 @@ let package = Package(
       ],
       path: "Sources/MilvexClientBench"
     ),
+    // A child process that prints its port and lives while its stdin is open (the echo
+    // server, the soak's proxy), shared by the executables that start them.
+    .target(name: "BenchmarkPeers", path: "Sources/BenchmarkPeers"),
     // Resident memory and idle CPU per connection, against the C++ echo server (make bench-idle);
     // with --restart-pause, their reconnect after a server restart (make bench-many).
     .executableTarget(
@@ -70,6 +73,7 @@ let package = Package(
         .product(name: "MilvexReactor", package: rootPackage),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
+        "BenchmarkPeers",
       ],
       path: "Sources/MilvexIdleConnections"
     ),
@@ -95,7 +99,7 @@ let package = Package(
     // The fault soak (make soak): calls through a fault-injecting proxy, counted per call.
     .executableTarget(
       name: "MilvexSoak",
-      dependencies: [.product(name: "MilvexReactor", package: rootPackage)],
+      dependencies: ["BenchmarkPeers", .product(name: "MilvexReactor", package: rootPackage)],
       path: "Sources/MilvexSoak"
     ),
   ],

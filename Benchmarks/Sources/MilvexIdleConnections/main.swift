@@ -14,6 +14,7 @@
 //   make bench-many                      (the same, then the restart with a 3 s pause)
 //   MilvexIdleConnections --connections N --idle-seconds S --server PATH
 //     [--restart-pause S --accept-counter PATH --reconnect-timeout S]
+import BenchmarkPeers
 import Foundation
 import Logging
 import MilvexReactor

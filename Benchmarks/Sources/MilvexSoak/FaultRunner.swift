@@ -1,3 +1,4 @@
+import BenchmarkPeers
 import Foundation
 
 /// Applies a ``FaultPlan`` at its times, on the calling thread, and records when each fault

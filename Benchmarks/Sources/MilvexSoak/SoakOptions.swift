@@ -72,3 +72,9 @@ struct SoakOptions {
     return number
   }
 }
+
+/// A failure of the soak's set-up or run, in words.
+struct SoakError: Error, CustomStringConvertible {
+  let description: String
+  init(_ description: String) { self.description = description }
+}

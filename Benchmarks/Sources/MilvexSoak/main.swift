@@ -1,3 +1,4 @@
+import BenchmarkPeers
 // The fault soak (make soak, Benchmarks/README.md): unary calls at a steady rate from callback
 // threads and async tasks, through a proxy that breaks the network (resets, blackholes, added
 // latency), to the gRPC C++ echo server, which is also killed and restarted. Every call has an

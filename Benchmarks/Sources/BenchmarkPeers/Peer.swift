@@ -4,27 +4,35 @@ import Foundation
   import Glibc
 #endif
 
-struct SoakError: Error, CustomStringConvertible {
-  let description: String
+/// A peer that did not start as expected, or stopped answering.
+public struct PeerError: Error, CustomStringConvertible {
+  public let description: String
   init(_ description: String) { self.description = description }
 }
 
 /// A child process that prints `PORT <n>` once listening and lives while its stdin is open
-/// (the gRPC C++ echo server and the soak proxy both do).
+/// (the gRPC C++ echo server and the soak proxy both do): shared by the soak and the
+/// idle-connections benchmark.
 ///
 /// - Important: Not thread-safe: one thread (the fault runner, or main before and after it)
 ///   uses it at a time.
-final class Peer {
-  let process: Process
-  let port: Int
+public final class Peer {
+  public let process: Process
+  public let port: Int
   private let input: Pipe
   private let output: Pipe
 
-  /// Starts `executable` and waits for its `PORT <n>` line.
-  init(_ executable: String, arguments: [String]) throws {
+  /// Starts `executable`, with `environment` added to this process's, and waits for its
+  /// `PORT <n>` line.
+  public init(
+    _ executable: String, arguments: [String], environment: [String: String] = [:]
+  ) throws {
     process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    if !environment.isEmpty {
+      process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     input = Pipe()
     output = Pipe()
     process.standardInput = input
@@ -34,29 +42,29 @@ final class Peer {
     guard line.hasPrefix("PORT "), let port = Int(line.dropFirst(5)) else {
       process.terminate()
       process.waitUntilExit()
-      throw SoakError("\(executable) printed '\(line)' instead of 'PORT <n>'")
+      throw PeerError("\(executable) printed '\(line)' instead of 'PORT <n>'")
     }
     self.port = port
   }
 
   /// Sends one command line and returns the answer line.
-  func command(_ text: String) throws -> String {
+  public func command(_ text: String) throws -> String {
     try input.fileHandleForWriting.write(contentsOf: Data((text + "\n").utf8))
     guard let answer = Self.readLine(output.fileHandleForReading.fileDescriptor) else {
-      throw SoakError("\(process.executableURL?.lastPathComponent ?? "peer") closed its output")
+      throw PeerError("\(process.executableURL?.lastPathComponent ?? "peer") closed its output")
     }
     return answer
   }
 
   /// SIGKILL, then reaps the process and closes both pipes.
-  func kill() {
+  public func kill() {
     _ = Glibc.kill(process.processIdentifier, SIGKILL)
     process.waitUntilExit()
     closePipes()
   }
 
   /// Closes its stdin (the peer exits) and waits for it.
-  func stop() {
+  public func stop() {
     try? input.fileHandleForWriting.close()
     process.waitUntilExit()
     try? output.fileHandleForReading.close()
