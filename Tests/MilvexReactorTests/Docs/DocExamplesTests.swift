@@ -48,6 +48,32 @@ final class DocExamplesTests: XCTestCase {
     await Task.detached { loop.shutdown() }.value
   }
 
+  func testConnectionGuideSeveralEndpointsExample() async throws {
+    let servers = try (0..<2).map { _ in try PeerProcess.cppEchoServer() }
+    defer { for server in servers { server.stop() } }
+    let (first, second) = (servers[0].port, servers[1].port)
+    let loop = try EventLoop(threadName: "endpoints")
+
+    // --- Docs/connection.md, "Several endpoints, health and channel recycling" ---
+    let uris = ["milvus://127.0.0.1:\(first)", "milvus://127.0.0.1:\(second)"]
+    var config = try ConnectionConfig(uris: uris)
+    config.loadBalancing = .roundRobin  // or .pickFirst
+    config.healthCheckInterval = .seconds(5)  // the set-up step's probe; Milvus: CheckHealth
+    config.maxChannelAge = .seconds(600)  // replace each channel after 10 min (±10 %)
+    let connection = try Connection.start(config: config, on: loop)
+    // --- end of the guide example ---
+
+    var served: Set<Int> = []
+    for _ in 0..<40 where served.count < 2 {
+      let (channel, used) = try await connection.waitForChannel(timeout: .seconds(10))
+      _ = try await channel.unary(path: "/echo.Echo/Call", request: [1])
+      served.insert(used.port)
+    }
+    XCTAssertEqual(served, [first, second])
+    await connection.disconnect()
+    await Task.detached { loop.shutdown() }.value
+  }
+
   func testConnectionGuideExample() async throws {
     let server = try MilvusLite()
     defer { server.stop() }
