@@ -93,6 +93,15 @@ bench-channel:
 	Benchmarks/run-channel-bench.py --milvex-client Benchmarks/.build/release/MilvexChannelBench \
 	  --milvex-async-client Benchmarks/.build/release/MilvexAsyncChannelBench
 
+## The search service under load (Benchmarks/run-service-bench.py, issue 16): wrk at 64
+## connections for 30 s against Examples/SearchService with two Milvus endpoints (two proxies in
+## front of one milvus-lite), then again with one endpoint killed and restarted mid-run.
+.PHONY: bench-service
+bench-service: deps
+	@scripts/install-deps.sh --bench
+	$(SWIFT) build -c release --product milvex-search-service
+	Benchmarks/run-service-bench.py --service .build/release/milvex-search-service
+
 ## The channel benchmark over TLS (Benchmarks/README.md): the same clients over TLS 1.3 against
 ## the echo server with a test certificate, plus connection set-up time; medians of 3 runs.
 .PHONY: bench-channel-tls

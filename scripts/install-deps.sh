@@ -23,6 +23,7 @@ packages=(
 if [ "${1:-}" = "--bench" ]; then
   packages+=(
     nghttp2-client   # h2load, the ceiling for a libev + nghttp2 client
+    wrk              # HTTP/1.1 load for the search service (make bench-service)
     valgrind         # instruction counts per call
     util-linux       # taskset
   )

@@ -98,6 +98,12 @@ final class SearchService {
       "collection": collection, "collection_ready": collectionReady,
     ]
     if let setupProblem { json["problem"] = setupProblem }
+    // With several Milvus endpoints, each one's state ("host:port": "connected", …).
+    let endpoints = client.connection.endpointStates
+    if !endpoints.isEmpty {
+      json["endpoints"] = Dictionary(
+        uniqueKeysWithValues: endpoints.map { ($0.key.description, $0.value.description) })
+    }
     return HTTPResponse(status: healthy ? .ok : .serviceUnavailable, json: json)
   }
 

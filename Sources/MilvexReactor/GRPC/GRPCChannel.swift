@@ -292,9 +292,9 @@ public final class GRPCChannel: Sendable {
       connection.close(.disconnected(reason: "the channel was closed by its owner"))
     }
 
-    /// Retires the channel (channel recycling): the calls it has finish, then it closes by
-    /// itself, at once if it has none. Calls made on it meanwhile are still served.
-    /// Idempotent.
+    /// Retires the channel (channel recycling): after a grace period of 1 s, it closes by itself
+    /// as soon as it has no call left. Calls made on it meanwhile are still served; a call that
+    /// reaches it after it closed fails with a retriable `UNAVAILABLE`. Idempotent.
     ///
     /// - Important: Loop thread only.
     public func retire() {

@@ -553,8 +553,15 @@ final class GRPCConnection {
     // Runs twice per call: skip the event when the machine's table says it changes nothing
     // (a session that is not finished matters only while draining).
     guard lifecycle.state == .draining || session.isFinished || retiring else { return }
-    if retiring, lifecycle.state == .ready, streams.count == 0, waiting.isEmpty {
-      return close(.disconnected(reason: "the channel was recycled"))
+    if retiring, retirementGraceOver, lifecycle.state == .ready, streams.count == 0,
+      waiting.isEmpty
+    {
+      // Retriable: a call that still reaches this channel belongs on the connection's new one.
+      return close(
+        .status(
+          .unavailable,
+          "the channel was recycled (replaced by a newer one); use the connection's current channel"
+        ))
     }
     perform(
       lifecycle.handle(
@@ -568,13 +575,28 @@ final class GRPCConnection {
   /// Whether the owner retired this connection (channel recycling): it takes no new call from
   /// its owner any more, finishes the ones it has, and closes once none is left.
   @exclusivity(unchecked) private var retiring = false
+  /// Whether the retired connection's grace period is over: calls sent by holders of the old
+  /// channel just before it was replaced (from another thread, still in the submission queue)
+  /// are served, not failed.
+  @exclusivity(unchecked) private var retirementGraceOver = false
+  private var retirementTimer: LoopTimer?
 
-  /// Retires the connection: it closes as soon as no call is open or waiting (at once if none
-  /// is). Calls still reaching it are served. Idempotent.
+  /// How long a retired connection stays open at least.
+  static let retirementGrace: Duration = .seconds(1)
+
+  /// Retires the connection: after ``retirementGrace``, it closes as soon as no call is open or
+  /// waiting. Calls still reaching it meanwhile are served. Idempotent.
   func retire() {
     loop.assertInLoopThread()
+    guard !retiring else { return }
     retiring = true
-    if lifecycle.state == .ready { closeIfDrained() }
+    retirementTimer = try? loop.scheduleTimer(after: Self.retirementGrace) { [weak self] in
+      guard let self else { return }
+      self.retirementTimer = nil
+      self.retirementGraceOver = true
+      if self.lifecycle.state == .ready { self.closeIfDrained() }
+    }
+    if retirementTimer == nil { retirementGraceOver = true }
   }
 
   /// Closes the connection for good: stops timers and the watcher, closes the socket, and
@@ -585,6 +607,8 @@ final class GRPCConnection {
   }
 
   private func tearDown(_ error: MilvexError, tooManyPings: Bool, wasReady: Bool) {
+    retirementTimer?.cancel()
+    retirementTimer = nil
     attempt?.cancel()
     attempt = nil
     connectTimer?.cancel()

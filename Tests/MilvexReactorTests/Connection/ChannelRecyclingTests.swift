@@ -4,7 +4,8 @@ import XCTest
 @testable import MilvexReactor
 
 /// Issue 16, item 2: channel recycling. The machine's rules (pure), then a connection that
-/// recycles every ~100 ms while calls run: none fails.
+/// recycles every ~100 ms while calls run: none fails, not even one made from another thread
+/// on a channel that was replaced while the call was on its way to the loop.
 final class ChannelRecyclingTests: XCTestCase {
   private func connectedMachine() throws -> (ConnectionStateMachine, UInt64) {
     var machine = ConnectionStateMachine(config: try ConnectionConfig())
@@ -113,15 +114,11 @@ final class ChannelRecyclingTests: XCTestCase {
     let recycled = transitions.all.filter { $0.reason.hasPrefix("channel recycled") }.count
     XCTAssertGreaterThanOrEqual(recycled, 5, "\(transitions.all)")
     XCTAssertFalse(transitions.all.contains { $0.to != .connected }, "\(transitions.all)")
-    // The retired channels close once idle: with no call running, none is left open (polled
-    // on the loop with a deadline; the last one may still be finishing its call).
-    let deadline = ContinuousClock.now + .seconds(5)
-    var draining = -1
-    while ContinuousClock.now < deadline {
-      draining = try await loop.submit { connection.driverOnLoop?.drainingChannelCount ?? -1 }
-      if draining == 0 { break }
-      try await Task.sleep(for: .milliseconds(20))
-    }
-    XCTAssertEqual(draining, 0, "every retired channel closed")
+    // The retired channels close once idle after their 1 s grace: recycling goes on every
+    // ~100 ms, so about ten are within their grace at any time, never the ~30 made by now.
+    try await Task.sleep(for: .seconds(1.5))
+    let draining = try await loop.submit { connection.driverOnLoop?.drainingChannelCount ?? -1 }
+    XCTAssertGreaterThanOrEqual(draining, 0)
+    XCTAssertLessThanOrEqual(draining, 14, "retired channels close once idle")
   }
 }
