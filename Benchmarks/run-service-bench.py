@@ -147,7 +147,7 @@ def main():
             [args.service, "--listen", "127.0.0.1:0",
              "--milvus", f"milvus://127.0.0.1:{proxies[0].port}",
              "--milvus", f"milvus://127.0.0.1:{proxies[1].port}"],
-            lambda line: line.startswith("listening on"))
+            lambda line: "listening on http://" in line)
         children.append(service)
         base = service.line.split()[-1]
         deadline = time.monotonic() + 120
