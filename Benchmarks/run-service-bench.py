@@ -2,6 +2,7 @@
 """The search service under load (make bench-service, issue 16 item 4).
 
     run-service-bench.py --service PATH [--seconds 30] [--connections 64] [--rows 2000]
+                         [--milvus-port PORT]
 
 Starts milvus-lite, two TCP proxies in front of it (Benchmarks/soak_proxy.py: two Milvus
 endpoints that see the same data) and the example search service with both as --milvus
@@ -126,20 +127,27 @@ def main():
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument(
+        "--milvus-port", type=int,
+        help="use this running Milvus on 127.0.0.1 (for example a real one from "
+             "scripts/milvus-peers.sh) instead of starting milvus-lite")
     args = parser.parse_args()
 
     children = []
     try:
-        lite_port = int(subprocess.run(
-            [sys.executable, "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0));"
-             "print(s.getsockname()[1])"], capture_output=True, text=True).stdout)
-        data = f"/tmp/service-bench-{os.getpid()}"
-        lite = Child(
-            "milvus-lite",
-            [os.path.join(ROOT, ".venv/bin/milvus-lite"), "server", "--data-dir", data, "--host",
-             "127.0.0.1", "--port", str(lite_port)],
-            lambda line: "listening on" in line)
-        children.append(lite)
+        if args.milvus_port:
+            lite_port = args.milvus_port
+        else:
+            lite_port = int(subprocess.run(
+                [sys.executable, "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0));"
+                 "print(s.getsockname()[1])"], capture_output=True, text=True).stdout)
+            data = f"/tmp/service-bench-{os.getpid()}"
+            lite = Child(
+                "milvus-lite",
+                [os.path.join(ROOT, ".venv/bin/milvus-lite"), "server", "--data-dir", data,
+                 "--host", "127.0.0.1", "--port", str(lite_port)],
+                lambda line: "listening on" in line)
+            children.append(lite)
         proxies = [proxy(lite_port), proxy(lite_port)]
         children += proxies
         service = Child(
