@@ -878,6 +878,12 @@ class ConnectionHandler:
             self.call_later(DELAY_PATH_SECONDS, lambda: self.answer_echo(request, True))
             return
 
+        if request.header(b"x-echo-served-by") == b"1":
+            # Which server answered: the address and port it listens on.
+            host, port = self.sock.getsockname()[:2]
+            self.respond(request, [grpc_frame(f"{host}:{port}".encode())], GRPC_OK)
+            return
+
         if request.header(b"x-echo-metadata") == b"1":
             # One line per field; a field the client sent as "never indexed" (HPACK
             # RFC 7541 §6.2.3) says so.
@@ -1001,7 +1007,9 @@ def main():
     global _scenario_name
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", required=True, choices=SCENARIOS)
-    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = any free port)")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (0 = any free port)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="loopback address to listen on (default 127.0.0.1; 127.0.0.2 … also work)")
     parser.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate (chain)")
     parser.add_argument("--tls-key", metavar="KEY", help="the private key of --tls-cert")
     parser.add_argument("--tls-client-ca", metavar="PEM",
@@ -1026,7 +1034,7 @@ def main():
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", args.port))
+    listener.bind((args.host, args.port))
     listener.listen(128)
     port = listener.getsockname()[1]
     threading.Thread(target=serve, args=(listener, args.scenario, tls_context), name="accept",
@@ -1034,7 +1042,7 @@ def main():
 
     sys.stdout.write(f"PORT {port}\n")
     sys.stdout.flush()
-    log(f"listening on 127.0.0.1:{port}" + (f" (TLS, ALPN {args.alpn}"
+    log(f"listening on {args.host}:{port}" + (f" (TLS, ALPN {args.alpn}"
         + (", client certificate required)" if args.tls_client_ca else ")") if tls_context else ""))
 
     # Our lifetime is tied to the parent through stdin: EOF means it is gone

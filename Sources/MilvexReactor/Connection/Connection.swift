@@ -108,9 +108,10 @@ public final class Connection: Sendable, Service {
       throw .invalidArgument(field: "name", message: "must not be empty")
     }
     let connection = Connection(loop: loop, config: config, name: name, setup: setup)
-    if config.endpoints.count > 1 {
+    let shown = EndpointGroup.initialEndpoints(of: config)
+    if !shown.isEmpty {
       connection.observers.withLock {
-        for endpoint in config.endpoints { $0.endpointStates[endpoint] = .connecting }
+        for endpoint in shown { $0.endpointStates[endpoint] = .connecting }
       }
     }
     if let onStateChange { connection.observers.withLock { $0.callbacks.append(onStateChange) } }
@@ -144,7 +145,9 @@ public final class Connection: Sendable, Service {
       setup: setup.map { ErasedChannelSetup($0) } ?? ErasedChannelSetup(NoChannelSetup()),
       logger: logger, random: random, metrics: metrics,
       publish: { transition in Self.publish(transition, to: observers) },
-      publishEndpoint: { transition in Self.publishEndpoint(transition, to: observers) },
+      publishEndpoint: { transition, leaves in
+        Self.publishEndpoint(transition, leaves: leaves, to: observers)
+      },
       onTerminated: {
         Self.finish(phase)
         Self.unregister(name: name, observers: observers)
@@ -485,12 +488,15 @@ public final class Connection: Sendable, Service {
     }
   }
 
-  /// Tells the endpoint observers.
+  /// Tells the endpoint observers; an endpoint that `leaves` the connection (its address no
+  /// longer resolves) is dropped from ``endpointStates``.
   private static func publishEndpoint(
-    _ transition: StateTransition, to observers: LockedState<Observers>
+    _ transition: StateTransition, leaves: Bool, to observers: LockedState<Observers>
   ) {
     let callbacks = observers.withLock { observers in
-      if let endpoint = transition.endpoint { observers.endpointStates[endpoint] = transition.to }
+      if let endpoint = transition.endpoint {
+        observers.endpointStates[endpoint] = leaves ? nil : transition.to
+      }
       return observers.endpointCallbacks
     }
     for callback in callbacks { callback(transition) }

@@ -96,6 +96,16 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   /// its calls have finished: no call fails because of recycling. Nil (the default): channels
   /// live until they fail. At least 1 s (10 ms with ``allowTestingTimings``), at most 30 days.
   public var maxChannelAge: Duration?
+  /// How a host name becomes endpoints: ``AddressResolution/perAttempt`` (the default), or an
+  /// endpoint per address with ``AddressResolution/everyAddress(refreshInterval:)``. The
+  /// refresh interval is at least 1 s (10 ms with ``allowTestingTimings``), at most 30 days.
+  public var addressResolution: AddressResolution = .perAttempt
+  /// The DNS server that resolves the host names (an IP address and a port), in place of the
+  /// system's servers in `/etc/resolv.conf`; `/etc/hosts` is still read first. Nil (the
+  /// default): the system's.
+  public var dnsServer: Endpoint?
+  /// For an endpoint made from one address of a host name: where its channels connect.
+  var connectAddress: SocketAddress?
 
   /// The port used when none is given and ``ssl`` is off.
   public static let defaultPort = 19530
@@ -218,6 +228,7 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     try validateEndpoint(given)
     try validateAdditionalEndpoints()
     try validatePeriodicChecks()
+    try validateDNSServer()
     try validateCredentials()
     try validateTimings(given)
     try validateTLS()
@@ -369,8 +380,14 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
     if allowTestingTimings { fields.append("allowTestingTimings: true") }
     if !additionalEndpoints.isEmpty {
       fields.append("additionalEndpoints: \(additionalEndpoints)")
+    }
+    if !additionalEndpoints.isEmpty || addressResolution != .perAttempt {
       fields.append("loadBalancing: \(loadBalancing.rawValue)")
     }
+    if addressResolution != .perAttempt {
+      fields.append("addressResolution: \(addressResolution)")
+    }
+    if let dnsServer { fields.append("dnsServer: \(dnsServer)") }
     return "ConnectionConfig(\(fields.joined(separator: ", ")))"
   }
 
@@ -396,6 +413,7 @@ extension ConnectionConfig: CustomReflectable {
         "keepaliveTime": keepaliveTime, "keepaliveTimeout": keepaliveTimeout,
         "allowTestingTimings": allowTestingTimings,
         "additionalEndpoints": additionalEndpoints, "loadBalancing": loadBalancing,
+        "addressResolution": addressResolution, "dnsServer": dnsServer as Any,
       ],
       displayStyle: .struct)
   }

@@ -65,11 +65,14 @@ final class ConnectionDriver {
     self.database = config.database
     var logger = logger
     logger[metadataKey: "server"] = "\(config.host):\(config.port)"
+    if let address = config.connectAddress { logger[metadataKey: "address"] = "\(address)" }
     if let name { logger[metadataKey: "connection"] = "\(name)" }
     self.logger = logger
     self.publish = publish
     self.onTerminated = onTerminated
-    let dimensions = [("host", config.host), ("port", "\(config.port)")]
+    let dimensions =
+      [("host", config.host), ("port", "\(config.port)")]
+      + (config.connectAddress.map { [("address", $0.ipText)] } ?? [])
     connects = Counter(
       label: "milvex_connection_connected_total", dimensions: dimensions, factory: metrics)
     attempts = Counter(
@@ -99,6 +102,8 @@ final class ConnectionDriver {
     // doubles.
     channelConfiguration.keepaliveWithoutCalls = true
     channelConfiguration.logger = logger
+    channelConfiguration.connectAddress = config.connectAddress
+    channelConfiguration.nameServers = config.nameServers
     return channelConfiguration
   }
 
@@ -120,8 +125,36 @@ final class ConnectionDriver {
     shut(shutDown, reason: reason)
   }
 
-  /// Ends the connection as the machine decided (a disconnect or a refusal).
-  private func shut(_ shutDown: ConnectionStateMachine.ShutDown, reason: String) {
+  /// Ends the connection gently (its address left the endpoints): it stops reconnecting, the
+  /// connected channel takes no new call and closes once its calls have finished, and
+  /// `onTerminated` runs once every channel it still had has closed.
+  func retire(reason: String) {
+    guard case .shutDown(let shutDown) = machine.disconnect(reason: reason) else { return }
+    shut(shutDown, reason: reason, retiring: true)
+  }
+
+  /// Closes the channels still finishing their calls after ``retire(reason:)``: their calls
+  /// fail with `disconnected`, and `onTerminated` runs.
+  func closeRetiredChannels() {
+    for channel in draining.values { channel.onLoop.close() }
+    draining.removeAll()
+    terminateWhenDrained()
+  }
+
+  /// Whether ``retire(reason:)`` waits for channels to close before `onTerminated`.
+  private var retiredWithChannels = false
+
+  private func terminateWhenDrained() {
+    guard retiredWithChannels, draining.isEmpty else { return }
+    retiredWithChannels = false
+    onTerminated()
+  }
+
+  /// Ends the connection as the machine decided (a disconnect or a refusal); `retiring` lets
+  /// the channels finish their calls first.
+  private func shut(
+    _ shutDown: ConnectionStateMachine.ShutDown, reason: String, retiring: Bool = false
+  ) {
     loop.removeShutdownHandler(of: self)
     if shutDown.cancelRetryTimer { retryTimer?.cancel() }
     retryTimer = nil
@@ -131,12 +164,20 @@ final class ConnectionDriver {
     ageTimer = nil
     replacement?.channel.onLoop.close()
     replacement = nil
-    if shutDown.closeChannel != nil, let (_, channel) = current {
-      channel.onLoop.close()  // every call on it fails with `disconnected`
+    if shutDown.closeChannel != nil, let (generation, channel) = current {
+      // Only a connected channel has calls to finish; an attempt under way just stops.
+      if retiring, shutDown.transition.from == .connected {
+        draining[generation] = channel
+        channel.onLoop.retire()
+      } else {
+        channel.onLoop.close()  // every call on it fails with `disconnected`
+      }
     }
     current = nil
-    for channel in draining.values { channel.onLoop.close() }
-    draining.removeAll()
+    if !retiring {
+      for channel in draining.values { channel.onLoop.close() }
+      draining.removeAll()
+    }
     disconnects.increment()
     logger.info("disconnected", metadata: ["reason": "\(reason)"])
     // Published before the waiters hear: a caller that failed sees the state already ended.
@@ -146,7 +187,11 @@ final class ConnectionDriver {
     let rest = waiters
     waiters.removeAll()
     for waiter in rest.values { waiter(.failure(shutDown.error)) }
-    onTerminated()
+    if retiring, !draining.isEmpty {
+      retiredWithChannels = true
+    } else {
+      onTerminated()
+    }
   }
 
   /// The live channel and config, or the error a caller acts on.
@@ -226,6 +271,7 @@ final class ConnectionDriver {
       if tooManyPings { slowDownKeepalive(askedBy: generation) }
       draining[generation] = nil
       lost(generation: generation, reason: Self.reason(error), keepDraining: false)
+      terminateWhenDrained()
     }
   }
 

@@ -29,17 +29,37 @@ struct EndpointBalancer {
 
   /// Every endpoint starts `connecting` and healthy.
   init(endpoints: Int, policy: LoadBalancingPolicy) {
-    precondition(endpoints > 0, "a connection has at least one endpoint")
     self.policy = policy
     states = Array(repeating: .connecting, count: endpoints)
     healthy = Array(repeating: true, count: endpoints)
   }
 
-  /// The connection's state as observers see it.
+  /// The connection's state as observers see it. With no endpoint (a host name not resolved
+  /// yet) it is `connecting`, or `reconnecting` after the connection was connected.
   var aggregate: ConnectivityState {
     if states.contains(.connected) { return .connected }
-    if states.allSatisfy({ $0 == .disconnected }) { return .disconnected }
+    if !states.isEmpty, states.allSatisfy({ $0 == .disconnected }) { return .disconnected }
     return wasConnected ? .reconnecting : .connecting
+  }
+
+  /// A new endpoint at `index` (the ones from there move up by one), `connecting` and
+  /// healthy.
+  mutating func insert(at index: Int) {
+    states.insert(.connecting, at: index)
+    healthy.insert(true, at: index)
+    if cursor > index { cursor += 1 }
+  }
+
+  /// Endpoint `index` leaves (the others move down by one); returns the aggregate state if it
+  /// changed.
+  mutating func remove(_ index: Int) -> ConnectivityState? {
+    let before = aggregate
+    states.remove(at: index)
+    healthy.remove(at: index)
+    if cursor > index { cursor -= 1 }
+    if cursor >= states.count { cursor = 0 }
+    let after = aggregate
+    return after == before ? nil : after
   }
 
   /// Endpoint `index` is now in `state`; returns the aggregate state if it changed.
@@ -72,6 +92,7 @@ struct EndpointBalancer {
   /// The endpoint the policy picks among the connected ones (and healthy, if required).
   private mutating func choose(requiringHealth: Bool) -> Int? {
     let count = states.count
+    guard count > 0 else { return nil }
     let start = policy == .roundRobin ? cursor : 0
     for step in 0..<count {
       let index = (start + step) % count

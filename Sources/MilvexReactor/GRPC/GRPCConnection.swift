@@ -136,8 +136,10 @@ final class GRPCConnection {
             + "while \(self.lifecycle.connectPhase)",
           host: self.configuration.host, port: self.configuration.port, retriable: true))
     }
-    attempt = ConnectAttempt(loop: loop, host: configuration.host, port: configuration.port) {
-      [weak self] result in
+    attempt = ConnectAttempt(
+      loop: loop, host: configuration.host, port: configuration.port,
+      address: configuration.connectAddress, nameServers: configuration.nameServers
+    ) { [weak self] result in
       guard let self else { return }
       self.attempt = nil
       switch result {

@@ -6,7 +6,8 @@
 
 /// One attempt to open a TCP connection to `host:port`: resolve the name (afresh, never from
 /// an earlier attempt), then try every resolved address in order with a non-blocking
-/// `connect`, until one succeeds or all failed.
+/// `connect`, until one succeeds or all failed. Given an `address` (one address of the name,
+/// resolved by the caller), it connects there without resolving.
 ///
 /// On success the caller owns the returned descriptor (non-blocking, close-on-exec,
 /// `TCP_NODELAY`). The time limit is the caller's: it calls ``cancel()`` when it runs out.
@@ -27,12 +28,19 @@ final class ConnectAttempt {
   private var pendingAddress: SocketAddress?
   private var watcher: IOWatcher?
 
-  init(loop: EventLoop, host: String, port: Int, completion: @escaping Completion) {
+  init(
+    loop: EventLoop, host: String, port: Int, address: SocketAddress? = nil,
+    nameServers: String? = nil, completion: @escaping Completion
+  ) {
     self.loop = loop
     self.host = host
     self.port = port
     self.completion = completion
-    resolver = Resolver(loop: loop, host: host, port: port) { [weak self] result in
+    // A given address goes through the resolver's literal path, which answers from the queue:
+    // the caller never sees its completion re-entrantly.
+    let target = address?.ipText ?? host
+    resolver = Resolver(loop: loop, host: target, port: port, nameServers: nameServers) {
+      [weak self] result in
       guard let self else { return }
       self.resolver = nil
       switch result {

@@ -16,7 +16,8 @@ private let aresLibraryInitialised: Bool = ares_library_init(ARES_LIB_INIT_ALL) 
 /// retransmissions. A numeric address is returned at once without c-ares.
 ///
 /// One `Resolver` serves one lookup; ``cancel()`` (or deinit) abandons it, and its callback
-/// then never runs.
+/// then never runs. `nameServers` (c-ares's `host:port,host:port` list) replaces the system's
+/// servers from `/etc/resolv.conf`; `/etc/hosts` is read either way.
 ///
 /// - Important: Loop-confined. The callback runs on the loop thread, exactly once unless
 ///   cancelled.
@@ -30,12 +31,17 @@ final class Resolver {
   private var completion: Completion?
   private let host: String
   private let port: Int
+  private let nameServers: String?
 
-  /// Starts resolving `host` for TCP `port`.
-  init(loop: EventLoop, host: String, port: Int, completion: @escaping Completion) {
+  /// Starts resolving `host` for TCP `port`, asking `nameServers` if given.
+  init(
+    loop: EventLoop, host: String, port: Int, nameServers: String? = nil,
+    completion: @escaping Completion
+  ) {
     self.loop = loop
     self.host = host
     self.port = port
+    self.nameServers = nameServers
     self.completion = completion
     if let literal = SocketAddress(ipLiteral: host, port: port) {
       // Delivered from the queue so the caller never sees its callback re-entrantly.
@@ -83,6 +89,13 @@ final class Resolver {
     let status = ares_init_options(&channel, &options, ARES_OPT_SOCK_STATE_CB)
     guard status == ARES_SUCCESS, let channel else {
       return deliverLater(.failure(failure(String(cString: ares_strerror(status)))))
+    }
+    if let nameServers {
+      let status = ares_set_servers_ports_csv(channel, nameServers)
+      guard status == ARES_SUCCESS else {
+        return deliverLater(
+          .failure(failure("name server \(nameServers): \(String(cString: ares_strerror(status)))")))
+      }
     }
     var hints = ares_addrinfo_hints()
     hints.ai_family = AF_UNSPEC

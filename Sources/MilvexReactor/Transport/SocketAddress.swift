@@ -71,6 +71,13 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
+  /// The address without its port: `127.0.0.1` or `::1`.
+  var ipText: String {
+    let text = description
+    let withoutPort = text[..<(text.lastIndex(of: ":") ?? text.endIndex)]
+    return String(withoutPort.hasPrefix("[") ? withoutPort.dropFirst().dropLast() : withoutPort)
+  }
+
   /// `127.0.0.1:19530` or `[::1]:19530`.
   public var description: String {
     withUnsafeBytes(of: storage) { raw -> String in

@@ -106,6 +106,16 @@ final class PeerProcess: @unchecked Sendable {
     }
   }
 
+  /// Sends one command line and returns the text after its `OK` (the DNS server's `COUNT`).
+  func query(_ line: String) throws -> String {
+    stdinPipe.fileHandleForWriting.write(Data((line + "\n").utf8))
+    let reply = try readLine()
+    guard reply.hasPrefix("OK") else {
+      throw PeerError.unexpected("\(name) answered '\(reply)' to '\(line)'")
+    }
+    return String(reply.dropFirst(2)).trimmingCharacters(in: .whitespaces)
+  }
+
   func readLine() throws -> String {
     var bytes: [UInt8] = []
     let handle = stdoutPipe.fileHandleForReading
