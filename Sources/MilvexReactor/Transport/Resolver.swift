@@ -94,7 +94,8 @@ final class Resolver {
       let status = ares_set_servers_ports_csv(channel, nameServers)
       guard status == ARES_SUCCESS else {
         return deliverLater(
-          .failure(failure("name server \(nameServers): \(String(cString: ares_strerror(status)))")))
+          .failure(failure("name server \(nameServers): \(String(cString: ares_strerror(status)))"))
+        )
       }
     }
     var hints = ares_addrinfo_hints()
