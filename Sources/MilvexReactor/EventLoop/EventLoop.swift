@@ -302,14 +302,28 @@ public final class EventLoop: @unchecked Sendable {
     beforePollWork.append(task)
   }
 
+  /// Runs the before-poll tasks, and those they register in turn (a resolver's answer that
+  /// starts a connect that answers from the queue): libev calls a prepare watcher started
+  /// during its own prepare phase only after the next poll, which may block for seconds.
+  /// A chain longer than ``beforePollRounds`` is cut: the rest runs in the next iteration,
+  /// which the wake-up watcher makes come at once.
   private func runBeforePollWork() {
-    ev_prepare_stop(rawLoop, beforePollWatcher)
     var batch = beforePollSpare
-    swap(&batch, &beforePollWork)
-    for task in batch { task.runBeforePoll() }
-    batch.removeAll(keepingCapacity: true)
+    for _ in 0..<Self.beforePollRounds where !beforePollWork.isEmpty {
+      swap(&batch, &beforePollWork)
+      for task in batch { task.runBeforePoll() }
+      batch.removeAll(keepingCapacity: true)
+    }
     beforePollSpare = batch
+    if beforePollWork.isEmpty {
+      ev_prepare_stop(rawLoop, beforePollWatcher)
+    } else {
+      ev_async_send(rawLoop, wakeWatcher)
+    }
   }
+
+  /// How many rounds of before-poll tasks registering more run before the loop polls.
+  static let beforePollRounds = 64
 
   // MARK: - Shutdown handlers
 
