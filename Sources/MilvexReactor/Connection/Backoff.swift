@@ -30,6 +30,14 @@ public struct SystemBackoffRandomSource: BackoffRandomSource {
 /// `[1 ms, maxDelay]`: the result never exceeds `maxDelay`, and is never zero, so a retry loop
 /// can never spin.
 ///
+/// The first delay (retry 0) is spread wider whenever there is any jitter: its factor is
+/// uniform in `[0, 2]`, so the mean is still `baseDelay`. Clients that lost the same server
+/// at the same instant would otherwise retry within ±10 % of each other, and since every
+/// later delay is measured from the previous failure they would stay in step: a thundering
+/// herd at the server on every wave (Docs/benchmarks.md, `make bench-many`). The wide first
+/// draw gives each client its own phase, which the later ±`jitter` delays keep. With
+/// `jitter` 0 every delay is exact.
+///
 /// ```swift
 /// var backoff = Backoff(baseDelay: .seconds(1), maxDelay: .seconds(60), multiplier: 2,
 ///                       jitter: 0)
@@ -100,7 +108,9 @@ struct Backoff: Sendable {
     let drawn = random.nextUnitValue()
     // `min`/`max` pass NaN through, and a NaN delay would trap in the Int64 conversion below.
     let unit = drawn.isNaN ? 0.5 : min(max(drawn, 0), 1)
-    let factor = 1 - jitter + 2 * jitter * unit
+    // Retry 0 sets the client's phase: the full spread (see the type's documentation).
+    let spread = attempt == 1 ? 1 : jitter
+    let factor = 1 - spread + 2 * spread * unit
     let jittered = nanoseconds(nominal) * factor
     if jittered >= nanoseconds(maxDelay) { return maxDelay }
     if jittered <= nanoseconds(Self.minimumDelay) { return Self.minimumDelay }

@@ -67,7 +67,10 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   /// Growth of the delay per retry.
   public var reconnectMultiplier: Double
   /// Relative random spread of each delay (0.1 = ±10 %), so that clients that lost the same
-  /// server do not all come back at the same instant.
+  /// server do not all come back at the same instant. Above 0, the first delay of each run of
+  /// failures is spread wider, from 0 to twice ``reconnectBaseDelay`` (the same mean), so that
+  /// such clients do not retry in step ever after (Docs/connection.md, "Backoff"); 0 makes
+  /// every delay exact.
   public var reconnectJitter: Double
   /// Idle time after which an HTTP/2 PING checks that the server is still there.
   public var keepaliveTime: Duration

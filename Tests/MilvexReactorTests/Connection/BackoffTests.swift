@@ -33,16 +33,17 @@ final class ConnectionBackoffTests: XCTestCase {
   }
 
   func testPinnedRandomSourceGivesExactJitteredDelays() {
-    // factor = 1 - jitter + 2 * jitter * u: u = 0 → 0.9, 0.25 → 0.95, 0.5 → 1.0, 0.75 → 1.05.
+    // The first delay's factor is 2u (0.45 → 0.9); the later ones' 1 - jitter + 2 * jitter * u:
+    // u = 0.25 → 0.95, 0.5 → 1.0, 0.75 → 1.05, 0 → 0.9.
     var backoff = Backoff(
       baseDelay: .seconds(1), maxDelay: .seconds(10), multiplier: 2, jitter: 0.1,
-      random: PinnedRandomSource([0, 0.25, 0.5, 0.75, 0.75, 0]))
+      random: PinnedRandomSource([0.45, 0.25, 0.5, 0.75, 0.75, 0]))
     let delays = (0..<6).map { _ in backoff.next() }
     // Nominal 1, 2, 4, 8, 10 (capped), 10 s. 10 s * 1.05 is clamped to the maximum.
     XCTAssertEqual(delays, milliseconds([900, 1900, 4000, 8400, 10000, 9000]))
   }
 
-  func testTenThousandJitteredDelaysStayInRangeAndSpreadUniformly() {
+  func testTheFirstDelayIsSpreadOverTwiceTheBaseDelay() {
     var backoff = Backoff(
       baseDelay: .seconds(1), maxDelay: .seconds(60), multiplier: 2, jitter: 0.1,
       random: SeededRandomSource(seed: 0x4D49_4C56_4558))
@@ -50,42 +51,65 @@ final class ConnectionBackoffTests: XCTestCase {
       backoff.reset()
       return millisecondsValue(backoff.next())
     }
-    assertUniformAroundOneSecond(samples)
+    assertUniform(samples, from: 1, to: 2000)
+    backoff.reset()
+    XCTAssertEqual(backoff.attempt, 0)
+  }
+
+  func testLaterDelaysSpreadByTheJitter() {
+    var backoff = Backoff(
+      baseDelay: .seconds(1), maxDelay: .seconds(60), multiplier: 2, jitter: 0.1,
+      random: SeededRandomSource(seed: 0x4D49_4C56_4558))
+    let samples = (0..<10_000).map { _ -> Double in
+      backoff.reset()
+      _ = backoff.next()
+      return millisecondsValue(backoff.next())
+    }
+    assertUniform(samples, from: 1800, to: 2200)
   }
 
   func testSystemRandomSourceSpreadsDelaysAcrossTheJitterRange() {
     var backoff = Backoff(
       baseDelay: .seconds(1), maxDelay: .seconds(60), multiplier: 2, jitter: 0.1)
-    let samples = (0..<10_000).map { _ -> Double in
+    var first: [Double] = []
+    var second: [Double] = []
+    for _ in 0..<10_000 {
       backoff.reset()
-      return millisecondsValue(backoff.next())
+      first.append(millisecondsValue(backoff.next()))
+      second.append(millisecondsValue(backoff.next()))
     }
     // Generous bounds: a failure here would need an astronomically unlikely draw.
-    XCTAssertGreaterThanOrEqual(samples.min()!, 900)
-    XCTAssertLessThanOrEqual(samples.max()!, 1100)
-    XCTAssertLessThan(samples.min()!, 920)
-    XCTAssertGreaterThan(samples.max()!, 1080)
-    let mean = samples.reduce(0, +) / Double(samples.count)
-    XCTAssertEqual(mean, 1000, accuracy: 5)
+    XCTAssertGreaterThanOrEqual(first.min()!, 1)
+    XCTAssertLessThanOrEqual(first.max()!, 2000)
+    XCTAssertLessThan(first.min()!, 100)
+    XCTAssertGreaterThan(first.max()!, 1900)
+    XCTAssertEqual(first.reduce(0, +) / Double(first.count), 1000, accuracy: 30)
+    XCTAssertGreaterThanOrEqual(second.min()!, 1800)
+    XCTAssertLessThanOrEqual(second.max()!, 2200)
+    XCTAssertEqual(second.reduce(0, +) / Double(second.count), 2000, accuracy: 5)
   }
 
-  /// Range [900, 1100] ms, mean near 1000 ms, standard deviation near that of a uniform
-  /// distribution (200 / √12 ≈ 57.7 ms), and every tenth of the range used about equally.
-  private func assertUniformAroundOneSecond(
-    _ samples: [Double], file: StaticString = #filePath, line: UInt = #line
+  /// Within [low, high] ms, mean in the middle, standard deviation near that of a uniform
+  /// distribution ((high - low) / √12), and every tenth of the range used about equally.
+  private func assertUniform(
+    _ samples: [Double], from low: Double, to high: Double, file: StaticString = #filePath,
+    line: UInt = #line
   ) {
     XCTAssertEqual(samples.count, 10_000, file: file, line: line)
-    let low = samples.min()!
-    let high = samples.max()!
-    XCTAssertGreaterThanOrEqual(low, 900, file: file, line: line)
-    XCTAssertLessThanOrEqual(high, 1100, file: file, line: line)
-    XCTAssertGreaterThan(high - low, 195, "delays are not spread", file: file, line: line)
+    let width = high - low
+    XCTAssertGreaterThanOrEqual(samples.min()!, low, file: file, line: line)
+    XCTAssertLessThanOrEqual(samples.max()!, high, file: file, line: line)
+    XCTAssertGreaterThan(
+      samples.max()! - samples.min()!, width * 0.97, "delays are not spread", file: file,
+      line: line)
     let mean = samples.reduce(0, +) / Double(samples.count)
-    XCTAssertEqual(mean, 1000, accuracy: 3, file: file, line: line)
+    XCTAssertEqual(mean, (low + high) / 2, accuracy: width * 0.015, file: file, line: line)
     let variance = samples.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(samples.count)
-    XCTAssertEqual(variance.squareRoot(), 57.7, accuracy: 3, file: file, line: line)
+    XCTAssertEqual(
+      variance.squareRoot(), width / 12.squareRoot(), accuracy: width * 0.015, file: file,
+      line: line)
     var buckets = [Int](repeating: 0, count: 10)
-    for sample in samples { buckets[min(Int((sample - 900) / 20), 9)] += 1 }
+    for sample in samples { buckets[max(0, min(Int((sample - low) / width * 10), 9))] += 1 }
     for (index, count) in buckets.enumerated() {
       XCTAssert(
         (850...1150).contains(count), "bucket \(index) holds \(count) of 10,000 delays",

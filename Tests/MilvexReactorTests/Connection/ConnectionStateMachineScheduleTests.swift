@@ -96,21 +96,22 @@ private struct SimulatedOwner {
 
 final class ConnectionStateMachineScheduleTests: XCTestCase {
   func testBackoffScheduleWithJitterThroughRepeatedFailuresAndAReconnect() {
-    // Jitter factors 1 - 0.1 + 0.2 u for u = 0, 0.5, 0.75, 0.25: 0.9, 1.0, 1.05, 0.95.
+    // The first delay of a run of failures has the factor 2u (u = 0.45: 0.9); the later ones
+    // 1 - 0.1 + 0.2u, for u = 0.5, 0.75, 0.25, 0.45: 1.0, 1.05, 0.95, 0.99 (the values cycle).
     var owner = SimulatedOwner(
-      base: .seconds(1), max: .seconds(60), jitter: 0.1, random: [0, 0.5, 0.75, 0.25])
+      base: .seconds(1), max: .seconds(60), jitter: 0.1, random: [0.45, 0.5, 0.75, 0.25])
     owner.start()
     owner.runUntilConnected(refusing: 8)
 
     // Nominal 1, 2, 4, 8, 16, 32, 60, 60 s, jittered; 63 s is clamped to the 60 s maximum.
-    let delays: [Duration] = [900, 2000, 4200, 7600, 14400, 32000, 60000, 57000].map {
+    let delays: [Duration] = [900, 2000, 4200, 7600, 15840, 32000, 60000, 57000].map {
       .milliseconds($0)
     }
     XCTAssertEqual(owner.retryDelays, delays)
     XCTAssertEqual(owner.attemptStarts.map(\.generation), Array(1...9))
     XCTAssertEqual(owner.attemptStarts.map(\.attempt), Array(1...9))
     // The first attempt is immediate; each later one starts exactly its delay later.
-    let starts: [Duration] = [0, 900, 2900, 7100, 14700, 29100, 61100, 121100, 178100].map {
+    let starts: [Duration] = [0, 900, 2900, 7100, 14700, 30540, 62540, 122_540, 179_540].map {
       .milliseconds($0)
     }
     XCTAssertEqual(owner.attemptStarts.map(\.at), starts)
@@ -119,12 +120,12 @@ final class ConnectionStateMachineScheduleTests: XCTestCase {
     // Lost 5 s later: a new attempt at once, then the schedule starts over from the base.
     owner.serverCloses(after: .seconds(5), reason: "server closed the connection")
     XCTAssertEqual(owner.machine.connectivityState, .reconnecting)
-    XCTAssertEqual(owner.attemptStarts.last?.at, .milliseconds(183_100))
+    XCTAssertEqual(owner.attemptStarts.last?.at, .milliseconds(184_540))
     owner.runUntilConnected(refusing: 2)
     XCTAssertEqual(owner.retryDelays.suffix(2), [.milliseconds(900), .milliseconds(2000)])
     XCTAssertEqual(
       owner.attemptStarts.suffix(3).map(\.at),
-      [.milliseconds(183_100), .milliseconds(184_000), .milliseconds(186_000)])
+      [.milliseconds(184_540), .milliseconds(185_440), .milliseconds(187_440)])
     XCTAssertEqual(owner.attemptStarts.suffix(3).map(\.attempt), [1, 2, 3])
     XCTAssertEqual(owner.closedChannels, [9])
     XCTAssertEqual(owner.machine.channel, .connected(generation: 12))
