@@ -150,7 +150,7 @@ extension ConnectionConfig {
     config.host = endpoint.host
     config.port = endpoint.port
     config.additionalEndpoints = []
-    config.connectAddress = address
+    config.connectAddress = address?.ipText
     return config
   }
 }

@@ -107,8 +107,9 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   /// system's servers in `/etc/resolv.conf`; `/etc/hosts` is still read first. Nil (the
   /// default): the system's.
   public var dnsServer: Endpoint?
-  /// For an endpoint made from one address of a host name: where its channels connect.
-  var connectAddress: SocketAddress?
+  /// For an endpoint made from one address of a host name: the IP address its channels connect
+  /// to (text: see `GRPCChannelConfiguration.connectAddress`).
+  var connectAddress: String?
 
   /// The port used when none is given and ``ssl`` is off.
   public static let defaultPort = 19530

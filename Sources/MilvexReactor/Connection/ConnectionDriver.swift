@@ -72,7 +72,7 @@ final class ConnectionDriver {
     self.onTerminated = onTerminated
     let dimensions =
       [("host", config.host), ("port", "\(config.port)")]
-      + (config.connectAddress.map { [("address", $0.ipText)] } ?? [])
+      + (config.connectAddress.map { [("address", $0)] } ?? [])
     connects = Counter(
       label: "milvex_connection_connected_total", dimensions: dimensions, factory: metrics)
     attempts = Counter(

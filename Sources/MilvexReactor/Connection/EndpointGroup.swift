@@ -17,12 +17,11 @@ final class EndpointGroup {
   typealias ChannelWaiter = (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void
 
   let loop: EventLoop
-  private let config: ConnectionConfig
-  private let name: String?
+  /// What making endpoints takes, kept only by a connection that expands host names (it makes
+  /// them later); the others need none of it after `init`, and every connection counts in
+  /// memory (10,000 on one loop in `make bench-many`).
+  private let expansion: Expansion?
   private let setup: ErasedChannelSetup
-  private let logger: Logger
-  private let random: any BackoffRandomSource
-  private let metrics: any MetricsFactory
   private let publish: (StateTransition) -> Void
   /// Tells the endpoint observers; `true` when the endpoint leaves the connection.
   private let publishEndpoint: (StateTransition, Bool) -> Void
@@ -73,12 +72,7 @@ final class EndpointGroup {
     onTerminated: @escaping () -> Void
   ) {
     self.loop = loop
-    self.config = config
-    self.name = name
     self.setup = setup
-    self.logger = logger
-    self.random = random
-    self.metrics = metrics
     self.balancer = EndpointBalancer(endpoints: 0, policy: config.loadBalancing)
     self.publish = publish
     self.publishEndpoint = publishEndpoint
@@ -87,6 +81,9 @@ final class EndpointGroup {
     self.healthCheck = config.healthCheckInterval.map { ($0, min($0, config.timeout)) }
     let names = Self.expandedEndpoints(of: config)
     self.isMulti = config.endpoints.count > 1 || !names.isEmpty
+    let context = MemberContext(
+      config: config, name: name, logger: logger, random: random, metrics: metrics)
+    self.expansion = names.isEmpty ? nil : Expansion(context: context)
     // The drivers report through `relay`, set right below: they need the group, and the
     // group needs them.
     self.relay = DriverRelay()
@@ -106,7 +103,7 @@ final class EndpointGroup {
               refreshInterval: refresh, retryBase: config.reconnectBaseDelay,
               retryMax: config.reconnectMaxDelay, multiplier: config.reconnectMultiplier)))
       } else {
-        addMember(endpoint: endpoint, host: nil, address: nil)
+        addMember(endpoint: endpoint, host: nil, address: nil, context: context)
       }
     }
   }
@@ -240,6 +237,9 @@ final class EndpointGroup {
   /// Why there is no endpoint to call: disconnected, or a host name that has not resolved.
   private var noEndpointError: MilvexError {
     if let endReason { return .disconnected(reason: endReason) }
+    guard let config = expansion?.context.config else {
+      return .disconnected(reason: "the connection has no endpoint")  // not reached
+    }
     let failure = hosts.lazy.compactMap(\.lastFailure).first
     return .notConnected(
       host: config.host, port: config.port,
@@ -249,16 +249,18 @@ final class EndpointGroup {
   // MARK: - Endpoints coming and going
 
   /// Adds an endpoint (started at once if the group is), in configuration order.
-  private func addMember(endpoint: Endpoint, host: Int?, address: SocketAddress?) {
+  private func addMember(
+    endpoint: Endpoint, host: Int?, address: SocketAddress?, context: MemberContext
+  ) {
     nextMemberID += 1
     let id = nextMemberID
     var shown = endpoint
     shown.address = address?.ipText
-    var memberConfig = config.forEndpoint(endpoint, at: address)
+    var memberConfig = context.config.forEndpoint(endpoint, at: address)
     memberConfig.database = database
     let driver = ConnectionDriver(
-      loop: loop, config: memberConfig, name: name, setup: setup,
-      logger: logger, random: random, metrics: metrics,
+      loop: loop, config: memberConfig, name: context.name, setup: setup,
+      logger: context.logger, random: context.random, metrics: context.metrics,
       publish: { [relay] in relay.group?.driver(id, published: $0) },
       onTerminated: { [relay] in relay.group?.driverTerminated(id) })
     let member = Member(id: id, driver: driver, endpoint: shown, host: host, address: address)
@@ -280,8 +282,10 @@ final class EndpointGroup {
     for wait in openWaits where !wait.isFinished { wait.add(driver) }
   }
 
-  /// Where a member's configured endpoint is in the configuration.
+  /// Where a member's configured endpoint is in the configuration (without host names to
+  /// expand, members are made in that order: each goes last).
   private func configuredIndex(of member: Member) -> Int {
+    guard let config = expansion?.context.config else { return Int.max }
     let configured = member.host.map { hosts[$0].endpoint } ?? member.endpoint
     return config.endpoints.firstIndex(of: configured) ?? config.endpoints.count
   }
@@ -296,7 +300,8 @@ final class EndpointGroup {
     let change = balancer.remove(index)
     leaving[member.id] = member
     let reason = "\(hosts[host].endpoint.host) no longer resolves to \(address.ipText)"
-    logger.info("endpoint removed", metadata: ["endpoint": "\(member.endpoint)"])
+    expansion?.context.logger.info(
+      "endpoint removed", metadata: ["endpoint": "\(member.endpoint)"])
     member.driver.retire(reason: reason)
     if let after = change {
       publish(StateTransition(from: before, to: after, reason: "\(member.endpoint): \(reason)"))
@@ -366,7 +371,7 @@ final class EndpointGroup {
     case .resolve:
       host.resolver = Resolver(
         loop: loop, host: host.endpoint.host, port: host.endpoint.port,
-        nameServers: config.nameServers
+        nameServers: expansion?.context.config.nameServers
       ) { [relay] result in relay.group?.host(index, resolved: result) }
     case .wakeUp(let time):
       let delay = max(.zero, time - elapsed)
@@ -383,6 +388,8 @@ final class EndpointGroup {
 
   /// A resolution of host `index` ended: endpoints come and go.
   private func host(_ index: Int, resolved result: Result<[SocketAddress], MilvexError>) {
+    guard let expansion else { return }
+    let logger = expansion.context.logger
     let host = hosts[index]
     host.resolver = nil
     guard endReason == nil else { return }
@@ -399,7 +406,8 @@ final class EndpointGroup {
       }
       // Added first: a caller waiting on a leaving endpoint also waits on the new ones.
       for address in change.added {
-        addMember(endpoint: host.endpoint, host: index, address: address)
+        addMember(
+          endpoint: host.endpoint, host: index, address: address, context: expansion.context)
       }
       for address in change.removed { removeMember(host: index, address: address) }
       perform(change.next, host: index)
@@ -450,6 +458,21 @@ final class EndpointGroup {
     transition.endpoint = members[index].endpoint
     publishEndpoint(transition, false)
   }
+}
+
+/// What making an endpoint takes.
+private struct MemberContext {
+  let config: ConnectionConfig
+  let name: String?
+  let logger: Logger
+  let random: any BackoffRandomSource
+  let metrics: any MetricsFactory
+}
+
+/// What a connection that expands host names keeps for making endpoints later.
+private final class Expansion {
+  let context: MemberContext
+  init(context: MemberContext) { self.context = context }
 }
 
 /// One host name expanded into an endpoint per address: its schedule, and the lookup or

@@ -37,9 +37,11 @@ public struct GRPCChannelConfiguration: Sendable {
   public var defaultMetadata = GRPCMetadata()
   /// For tests only: permits keepalive times below 10 s (down to 10 ms).
   public var allowTestingTimings: Bool = false
-  /// One address of ``host``, already resolved: the channel connects there and still uses
-  /// ``host`` for `:authority` and TLS (a connection that keeps a channel per address).
-  var connectAddress: SocketAddress?
+  /// One address of ``host``, already resolved (an IP literal): the channel connects there and
+  /// still uses ``host`` for `:authority` and TLS (a connection that keeps a channel per
+  /// address). Text, not a `SocketAddress`: every connection keeps copies of its configuration,
+  /// and a `sockaddr_storage` would add 132 bytes to each.
+  var connectAddress: String?
   /// The DNS servers that resolve ``host`` (c-ares's `ip:port,…`), instead of the system's.
   var nameServers: String?
   /// Where the channel logs: connecting, ready and closed at debug level; TLS verification

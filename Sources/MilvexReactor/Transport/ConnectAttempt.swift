@@ -6,8 +6,8 @@
 
 /// One attempt to open a TCP connection to `host:port`: resolve the name (afresh, never from
 /// an earlier attempt), then try every resolved address in order with a non-blocking
-/// `connect`, until one succeeds or all failed. Given an `address` (one address of the name,
-/// resolved by the caller), it connects there without resolving.
+/// `connect`, until one succeeds or all failed. Given an `address` (an IP literal: one address
+/// of the name, resolved by the caller), it connects there without resolving.
 ///
 /// On success the caller owns the returned descriptor (non-blocking, close-on-exec,
 /// `TCP_NODELAY`). The time limit is the caller's: it calls ``cancel()`` when it runs out.
@@ -29,7 +29,7 @@ final class ConnectAttempt {
   private var watcher: IOWatcher?
 
   init(
-    loop: EventLoop, host: String, port: Int, address: SocketAddress? = nil,
+    loop: EventLoop, host: String, port: Int, address: String? = nil,
     nameServers: String? = nil, completion: @escaping Completion
   ) {
     self.loop = loop
@@ -38,7 +38,7 @@ final class ConnectAttempt {
     self.completion = completion
     // A given address goes through the resolver's literal path, which answers from the queue:
     // the caller never sees its completion re-entrantly.
-    let target = address?.ipText ?? host
+    let target = address ?? host
     resolver = Resolver(loop: loop, host: target, port: port, nameServers: nameServers) {
       [weak self] result in
       guard let self else { return }

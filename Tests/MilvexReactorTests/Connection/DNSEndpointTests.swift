@@ -273,7 +273,7 @@ final class AddressResolutionConfigTests: XCTestCase {
     let channel = ConnectionDriver.channelConfiguration(for: member, logger: Logger(label: "t"))
     XCTAssertEqual(channel.host, "milvus.example", "TLS verifies and sends SNI for the name")
     XCTAssertEqual(channel.effectiveAuthority, "milvus.example:443")
-    XCTAssertEqual(channel.connectAddress, address)
+    XCTAssertEqual(channel.connectAddress, "10.0.0.7")
     XCTAssertEqual(channel.nameServers, "127.0.0.1:5353")
     XCTAssertEqual(address.ipText, "10.0.0.7")
     XCTAssertEqual(SocketAddress(ipLiteral: "fd00::7", port: 1)?.ipText, "fd00::7")

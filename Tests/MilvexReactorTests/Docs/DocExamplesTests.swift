@@ -74,6 +74,42 @@ final class DocExamplesTests: XCTestCase {
     await Task.detached { loop.shutdown() }.value
   }
 
+  func testConnectionGuideHostNameExample() async throws {
+    let dns = try PeerProcess.announcing(script: "dns_server.py", arguments: [])
+    defer { dns.stop() }
+    let first = try PeerProcess.announcing(
+      script: "misbehaving_server.py", arguments: ["--scenario", "echo", "--host", "127.0.0.2"])
+    defer { first.stop() }
+    let port = first.port
+    let second = try PeerProcess.announcing(
+      script: "misbehaving_server.py",
+      arguments: ["--scenario", "echo", "--host", "127.0.0.3", "--port", "\(port)"])
+    defer { second.stop() }
+    let proxies = "milvus-proxies.test"
+    try dns.command("SET \(proxies) 127.0.0.2,127.0.0.3")
+    let dnsPort = dns.port
+    let loop = try EventLoop(threadName: "host-name")
+
+    // --- Docs/connection.md, "A host name with one address per proxy" ---
+    var config = try ConnectionConfig(host: proxies, port: port)  // one address per proxy
+    config.addressResolution = .everyAddress(refreshInterval: .seconds(30))
+    config.dnsServer = Endpoint(host: "127.0.0.1", port: dnsPort)  // optional
+    let connection = try Connection.start(config: config, on: loop)
+    // --- end of the guide example ---
+
+    var served: Set<String> = []
+    for _ in 0..<40 where served.count < 2 {
+      let (channel, _) = try await connection.waitForChannel(timeout: .seconds(10))
+      let reply = try await channel.unary(
+        path: "/test.Echo/Call", request: [], metadata: GRPCMetadata([("x-echo-served-by", "1")]))
+      served.insert(String(decoding: reply, as: UTF8.self))
+    }
+    XCTAssertEqual(served, ["127.0.0.2:\(port)", "127.0.0.3:\(port)"])
+    XCTAssertEqual(connection.endpointStates.count, 2, "\(connection.endpointStates)")
+    await connection.disconnect()
+    await Task.detached { loop.shutdown() }.value
+  }
+
   func testConnectionGuideExample() async throws {
     let server = try MilvusLite()
     defer { server.stop() }
