@@ -57,9 +57,9 @@ final class EndpointGroup {
     let driver: ConnectionDriver
     /// As observers see it (with the address for one address of a name).
     let endpoint: Endpoint
-    /// The host name it came from (index into `hosts`) and its address, for an expanded one.
+    /// The host name it came from (index into `hosts`), for an expanded one; its address is
+    /// `endpoint.address`.
     let host: Int?
-    let address: SocketAddress?
     /// Whether a health probe of it is running (a slow one is not started again).
     var probing = false
   }
@@ -263,7 +263,7 @@ final class EndpointGroup {
       logger: context.logger, random: context.random, metrics: context.metrics,
       publish: { [relay] in relay.group?.driver(id, published: $0) },
       onTerminated: { [relay] in relay.group?.driverTerminated(id) })
-    let member = Member(id: id, driver: driver, endpoint: shown, host: host, address: address)
+    let member = Member(id: id, driver: driver, endpoint: shown, host: host)
     // After the members from the same or an earlier configured endpoint.
     let order = configuredIndex(of: member)
     let index = members.lastIndex { configuredIndex(of: $0) <= order }.map { $0 + 1 } ?? 0
@@ -293,7 +293,8 @@ final class EndpointGroup {
   /// The endpoint of `address` left its host name: it takes no new call, finishes those it
   /// has and closes.
   private func removeMember(host: Int, address: SocketAddress) {
-    guard let index = members.firstIndex(where: { $0.host == host && $0.address == address })
+    let text = address.ipText
+    guard let index = members.firstIndex(where: { $0.host == host && $0.endpoint.address == text })
     else { return }
     let member = members.remove(at: index)
     let before = balancer.aggregate
