@@ -6,9 +6,6 @@
 # catalog Docs/MilvexReactor.docc, into .build/docs and rewrites only their links for DocC.
 # The symbol graph comes from the debug build (`swift package dump-symbol-graph` reuses what
 # `make build-tests` built), without the generated protobuf messages.
-#
-# Parameter validation is off for now: 48 "parameter is missing documentation" warnings in
-# doc comments that describe some parameters in prose (issue 15); links are checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +25,5 @@ docc=$(dirname "$(command -v "$SWIFT")")/docc
   --output-path "$archive" \
   --fallback-display-name MilvexReactor --fallback-bundle-identifier MilvexReactor \
   --transform-for-static-hosting \
-  --disable-parameters-and-returns-validation \
   --warnings-as-errors
 echo "docs: $archive"

@@ -22,6 +22,7 @@ public protocol ChannelSetup: Sendable {
   ///     session not yet known (`nil`).
   ///   - config: the connection's configuration, with the database calls default to now.
   ///   - timeout: how long the step may take (the connection's connect timeout).
+  ///   - completion: called once, on the loop thread, with the step's ``ChannelSetupOutcome``.
   /// - Important: Called on the loop thread; `completion` must run on the loop thread.
   func setUp(
     channel: GRPCChannel, config: ConnectionConfig, timeout: Duration,

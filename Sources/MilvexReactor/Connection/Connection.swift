@@ -84,9 +84,12 @@ public final class Connection: Sendable, Service {
   ///
   /// - Parameters:
   ///   - config: validated here; an invalid one is rejected at once.
+  ///   - loop: the event loop the connection's channels, timers and callbacks run on (``loop``).
   ///   - name: registers the connection under this name until it is disconnected.
   ///   - setup: run on every new channel before it counts as connected, and the source of the
   ///     metadata every call carries (``ChannelSetup``); nil for none (any gRPC server).
+  ///   - logger: where the connection and its channels log; label `milvex.connection` by
+  ///     default.
   ///   - onStateChange: told every transition (also available as ``transitions``).
   ///   - random: the jitter's random source (tests pin it).
   ///   - metrics: where the connection's counters and timers go (`MetricsSystem.factory` if nil):

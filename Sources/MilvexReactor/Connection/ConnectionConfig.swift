@@ -122,10 +122,28 @@ public struct ConnectionConfig: Sendable, Equatable, CustomStringConvertible {
   ///   - host: Host name or IP address. A `http://` or `https://` prefix is stripped, and
   ///     `https://` turns ``ssl`` on. An IPv6 address may be given with or without brackets.
   ///   - port: TCP port; `nil` means 19530, or 443 when ssl is on.
+  ///   - database: The Milvus database calls use (``database``); `default` by default.
+  ///   - user: User name for username/password authentication (``user``); needs `password`.
+  ///   - password: Password for `user` (``password``); needs `user`.
+  ///   - token: API token (``token``); takes precedence over `user` and `password`.
+  ///   - timeout: Default deadline of each call (``timeout``); 30 s by default.
+  ///   - connectTimeout: How long one connection attempt may take (``connectTimeout``); 10 s
+  ///     by default.
+  ///   - ssl: Whether to use TLS (``ssl``); `false` by default.
   ///   - tls: Trust roots, client certificate, server name and verification; needs ssl on
   ///     (or an `https://` host).
+  ///   - reconnectBaseDelay: Nominal delay before the first retry (``reconnectBaseDelay``);
+  ///     1 s by default.
+  ///   - reconnectMaxDelay: Largest delay between attempts (``reconnectMaxDelay``); 60 s by
+  ///     default.
+  ///   - reconnectMultiplier: Growth of the delay per retry (``reconnectMultiplier``); 2.0 by
+  ///     default.
+  ///   - reconnectJitter: Relative random spread of each delay (``reconnectJitter``); 0.1 by
+  ///     default.
+  ///   - keepaliveTime: Idle time before an HTTP/2 PING (``keepaliveTime``); 10 s by default.
+  ///   - keepaliveTimeout: How long to wait for the PING's answer (``keepaliveTimeout``); 10 s
+  ///     by default.
   ///   - allowTestingTimings: For tests only, see ``allowTestingTimings``.
-  ///   - other: See the properties of the same names.
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` naming the first field that is
   ///   out of range, with the allowed range.
   public init(

@@ -39,6 +39,10 @@ public final class GRPCChannel: Sendable {
   /// Starts connecting to `configuration.host:port` and returns at once.
   ///
   /// - Parameters:
+  ///   - configuration: where and how to connect (``GRPCChannelConfiguration``); validated
+  ///     here.
+  ///   - loop: the event loop the channel's connection lives on; `onEvent` and completions run
+  ///     on its thread.
   ///   - onEvent: told when the channel is ready, going away and closed.
   /// - Important: Callable from any thread; `onEvent` runs on the loop thread. On the loop
   ///   thread the connection starts before this returns.
@@ -90,10 +94,12 @@ public final class GRPCChannel: Sendable {
   /// response message, or the error, to `completion` exactly once.
   ///
   /// - Parameters:
+  ///   - path: the method to call, `/package.Service/Method`.
   ///   - request: the serialized request message (not length-prefixed).
   ///   - metadata: custom headers; `-bin` keys are base64-encoded.
   ///   - timeout: the call's deadline, counted from now; sent as `grpc-timeout` and enforced by
   ///     a loop timer (`DEADLINE_EXCEEDED`, the stream is reset) even if the server never answers.
+  ///   - completion: gets the serialized response message or the error, exactly once.
   /// - Returns: a handle to cancel the call.
   /// - Important: Callable from any thread. `completion` runs on the loop thread, or at once on
   ///   the calling thread if the loop has shut down (with

@@ -120,11 +120,17 @@ extension MilvusCall where Output == [Row] {
   /// (the primary key always). `count(*)` as the only output field counts them instead.
   ///
   /// - Parameters:
+  ///   - collection: The collection to read.
   ///   - filter: A boolean expression, or a filter template naming `{placeholders}`.
   ///   - filterParams: The placeholders' values (Milvus 2.5 and later): `.bool`, `.int`,
   ///     `.double`/`.float`, `.string`, or an `.array` of those or of arrays (a mix of kinds
   ///     is sent as JSON, as pymilvus does); null, objects and vectors are refused before
   ///     sending, naming the key.
+  ///   - outputFields: Names of the fields to return (the primary key always); `count(*)`
+  ///     alone counts the entities instead.
+  ///   - limit: At most this many rows, at least 1; nil (the default): no limit.
+  ///   - offset: Rows to skip first; 0 by default.
+  ///   - partitions: Names of the partitions to read; empty (the default): the whole collection.
   ///   - ignoreGrowing: Read only sealed segments, skipping rows not yet flushed (faster;
   ///     Milvus 2.3.5 honours it, milvus-lite 3.2.2 reads everything).
   ///   - consistencyLevel: This call's level; nil: the collection's default.
@@ -291,6 +297,11 @@ extension MilvusCall where Output == [[SearchHit]] {
   /// Runs one ``AnnSearch``.
   ///
   /// - Parameters:
+  ///   - collection: The collection to search.
+  ///   - search: The search: queries, vector field, `limit`, filter and search parameters.
+  ///   - outputFields: Names of the fields to return with each hit.
+  ///   - partitions: Names of the partitions to search; empty (the default): the whole
+  ///     collection.
   ///   - offset: Hits to skip before the `limit` returned (paging; offset + limit ≤ 16,384).
   ///   - groupBy: Group the hits by a scalar field (``SearchGrouping``); `limit` then counts
   ///     groups. Checked against the schema before sending.
@@ -341,6 +352,15 @@ extension MilvusCall where Output == [[SearchHit]] {
   /// their hits with `ranker` into one list per query vector.
   ///
   /// - Parameters:
+  ///   - collection: The collection to search.
+  ///   - searches: The searches, at least one, all with the same number of queries; vectors or
+  ///     texts, not primary keys.
+  ///   - ranker: How the searches' hits are fused (``Ranker``); `.weighted` needs one weight per
+  ///     search.
+  ///   - limit: Fused hits per query, 1...16384; 10 by default.
+  ///   - outputFields: Names of the fields to return with each hit.
+  ///   - partitions: Names of the partitions every search reads; empty (the default): the whole
+  ///     collection.
   ///   - offset: Fused hits to skip before the `limit` returned (paging).
   ///   - groupBy: Group the fused hits by a scalar field (``SearchGrouping``).
   ///   - ignoreGrowing: Every search reads only sealed segments.

@@ -39,6 +39,8 @@ public final class MilvusClient: Sendable {
   /// ``connect(config:on:name:retryPolicy:logger:metrics:)``.
   ///
   /// - Parameters:
+  ///   - connection: the connection calls go through, started with ``MilvusChannelSetup``.
+  ///   - retryPolicy: the calls' default ``RetryPolicy``; validated here.
   ///   - logger: retries are logged at debug level (method, attempt, delay, error).
   ///   - metrics: where `milvex_milvus_calls_total`, `milvex_milvus_retries_total` and
   ///     `milvex_milvus_call_duration` go (per method; see Docs/milvus-api.md);

@@ -148,11 +148,13 @@ extension MilvusClient {
   /// pymilvus's `query_iterator` does. See ``MilvusIterator`` for what it guarantees.
   ///
   /// - Parameters:
+  ///   - collection: the collection to read.
   ///   - filter: a boolean expression (`"year > 2000"`); empty for every row.
   ///   - outputFields: the fields of each row (the primary key always).
   ///   - batchSize: at most this many rows a batch, 1…16,384.
   ///   - limit: at most this many rows in all; nil for every matching row.
   ///   - offset: rows to skip first, in key order.
+  ///   - partitions: names of the partitions to read; empty (the default): the whole collection.
   ///   - consistencyLevel: of the first page (nil: the collection's default); see
   ///     ``MilvusIterator`` for later pages.
   ///   - options: for each call the iterator makes (the timeout is per page).
@@ -177,17 +179,23 @@ extension MilvusClient {
   /// guarantees.
   ///
   /// - Parameters:
+  ///   - collection: the collection to search.
   ///   - query: one query vector of the field's type (or text, for a BM25 output field).
   ///   - annsField: the vector field; may be left out when the collection has only one.
   ///   - batchSize: at most this many hits a batch, 1…16,384.
   ///   - limit: at most this many hits in all; nil for every hit.
   ///   - offset: hits to skip first, nearest first.
+  ///   - filter: a boolean expression over scalar fields; empty (the default) for none.
+  ///   - outputFields: names of the fields to return with each hit.
   ///   - metricType: nil: the field's index's (read with DescribeIndex). L2, HAMMING, JACCARD,
   ///     TANIMOTO, IP, COSINE and BM25 can be iterated.
   ///   - params: search parameters (`ef`, `nprobe`, …); `ef`, if given, must be at least
   ///     `batchSize` (as in pymilvus).
-  ///   - radius, rangeFilter: bound the iteration to a range search's band (see ``AnnSearch``):
-  ///     the first batch starts at `rangeFilter`, the last hit is before `radius`.
+  ///   - radius: bounds the iteration to a range search's band (see ``AnnSearch``): the last
+  ///     hit is before `radius`.
+  ///   - rangeFilter: the other bound of that band: the first batch starts at `rangeFilter`.
+  ///   - partitions: names of the partitions to search; empty (the default): the whole
+  ///     collection.
   ///   - consistencyLevel: of the first search (nil: the collection's default).
   ///   - options: for each call the iterator makes (the timeout is per search).
   /// - Returns: the iterator; nothing is sent until its first `next`. Argument errors come

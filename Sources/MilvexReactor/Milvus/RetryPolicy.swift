@@ -125,6 +125,10 @@ public struct RetryPolicy: Sendable, Hashable {
   /// What to do after attempt number `attempt` (1-based) failed with `error`.
   ///
   /// - Parameters:
+  ///   - attempt: the number of the attempt that failed, 1-based.
+  ///   - error: why it failed; retried only if ``isRetriable(_:)``.
+  ///   - isWrite: whether the call is a write (insert, upsert, delete): retried only with
+  ///     ``retryWrites``.
   ///   - remaining: the time left before the call's deadline.
   ///   - random: a number in 0 ..< 1 that places the delay within the jitter.
   public func decide(
