@@ -2,7 +2,7 @@
 """The search service under load (make bench-service, issue 16 item 4).
 
     run-service-bench.py --service PATH [--seconds 30] [--connections 64] [--rows 2000]
-                         [--milvus-port PORT]
+                         [--writers 4] [--milvus-port PORT]
 
 Starts milvus-lite, two TCP proxies in front of it (Benchmarks/soak_proxy.py: two Milvus
 endpoints that see the same data) and the example search service with both as --milvus
@@ -15,6 +15,10 @@ GET /search?q=...:
 2. failover: the same, killing one proxy (SIGKILL, its connections reset) at a third of the
    run and starting it again on the same port at two thirds: failed requests, and how long
    after the proxy is back the service's /health reports that endpoint connected again.
+   Beside wrk's reads, --writers threads (default 4) send POST /insert one after another for
+   the whole run, each request timed: a write is not retried once sent (it may have been
+   applied), so the inserts that may fail are those in flight on the killed endpoint; the
+   report counts the failed inserts and how many of them were in flight at the kill.
 
 Bounded: every child is stopped at the end (also on failure); wrk stops by itself.
 Needs wrk (Debian package wrk; scripts/install-deps.sh --bench) and the venv's milvus-lite.
@@ -127,6 +131,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--writers", type=int, default=4,
+                        help="threads sending inserts during the failover run (0: none)")
     parser.add_argument(
         "--milvus-port", type=int,
         help="use this running Milvus on 127.0.0.1 (for example a real one from "
@@ -201,12 +207,40 @@ def main():
                     return
                 time.sleep(0.02)
 
-        thread = threading.Thread(target=fault)
-        thread.start()
+        inserts = []  # (start, end, status) of every insert sent during the run
+        inserts_lock = threading.Lock()
+        run_ends = time.monotonic() + args.seconds
+
+        def writer(number):
+            sequence = 0
+            while time.monotonic() < run_ends:
+                sequence += 1
+                texts = [f"writer {number} insert {sequence} row {row} failover" for row in range(5)]
+                started = time.monotonic()
+                try:
+                    status, _ = http(f"{base}/insert", json.dumps({"texts": texts}).encode(),
+                                     timeout=15)
+                except OSError:
+                    status = 0
+                with inserts_lock:
+                    inserts.append((started, time.monotonic(), status))
+
+        threads = [threading.Thread(target=fault)] + [
+            threading.Thread(target=writer, args=(n,)) for n in range(args.writers)]
+        for thread in threads:
+            thread.start()
         failover = wrk(url, args.connections, args.seconds)
-        thread.join()
+        for thread in threads:
+            thread.join()
         failover["back_in_rotation_s"] = (
             killer_done["back"] - killer_done["restarted"] if "back" in killer_done else None)
+        killed = killer_done.get("killed", 0)
+        in_flight = [i for i in inserts if i[0] <= killed <= i[1]]
+        failed = [i for i in inserts if i[2] != 200]
+        failover["inserts"] = len(inserts)
+        failover["inserts_failed"] = len(failed)
+        failover["inserts_in_flight_at_kill"] = len(in_flight)
+        failover["failed_inserts_in_flight_at_kill"] = sum(1 for i in failed if i in in_flight)
 
         print(json.dumps({"steady": steady, "failover": failover}, indent=2))
         print(
@@ -218,6 +252,11 @@ def main():
             f"p99 {failover['p99_ms']:.2f} ms, {failover['non2xx']} failed requests "
             f"(non-2xx) of {failover['requests']}, {failover['socket_errors']} socket errors; "
             f"endpoint back in rotation {failover['back_in_rotation_s']} s after its proxy returned")
+        print(
+            f"inserts:  {failover['inserts_failed']} failed of {failover['inserts']} sent by "
+            f"{args.writers} writers; {failover['inserts_in_flight_at_kill']} were in flight at "
+            f"the kill, and {failover['failed_inserts_in_flight_at_kill']} of the failed ones "
+            f"were among them")
     finally:
         for child in reversed(children):
             child.stop()
