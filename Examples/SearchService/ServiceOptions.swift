@@ -8,7 +8,7 @@ struct ServiceOptions {
   var listenPort = 8080
   /// The Milvus connection: every `--milvus` endpoint, in the order given (at least one once
   /// parsed), spread by `--balance`, each probed with CheckHealth every 5 s when there are
-  /// several. Nil only before parsing.
+  /// several (or `--every-address` may make several of one name). Nil only before parsing.
   var milvus: ConnectionConfig?
   /// The collection searched and written.
   var collection = "search_service"
@@ -18,7 +18,7 @@ struct ServiceOptions {
   /// The usage text printed for `--help` and after a bad flag.
   static let usage = """
     usage: milvex-search-service [--listen HOST:PORT] [--milvus URI]... [--balance POLICY]
-                                 [--collection NAME] [--dimension N]
+                                 [--every-address SECONDS] [--collection NAME] [--dimension N]
 
       --listen HOST:PORT   IPv4 address and port to serve HTTP on (default 127.0.0.1:8080;
                            port 0 picks a free one, printed at start)
@@ -26,6 +26,10 @@ struct ServiceOptions {
                            (repeatable: several proxies of one deployment, differing only
                            in host and port; default milvus://127.0.0.1:19530)
       --balance POLICY     round_robin (default) or pick_first over the --milvus endpoints
+      --every-address SECONDS
+                           make every address of a --milvus host name an endpoint of its
+                           own, resolving the name again every SECONDS (1...86400) and after
+                           an endpoint fails (a Kubernetes headless service, for example)
       --collection NAME    the collection to search and write (default search_service)
       --dimension N        the embedding dimension, 2...32768 (default 256)
     """
@@ -45,6 +49,7 @@ struct ServiceOptions {
     }
     var uris: [String] = []
     var balance = LoadBalancingPolicy.roundRobin
+    var refresh: Int?
     while let flag = remaining.popFirst() {
       switch flag {
       case "--help", "-h":
@@ -59,6 +64,12 @@ struct ServiceOptions {
           throw OptionError(flag: flag, message: "'\(text)' is not round_robin or pick_first")
         }
         balance = policy
+      case "--every-address":
+        let text = try value(for: flag)
+        guard let seconds = Int(text), (1...86_400).contains(seconds) else {
+          throw OptionError(flag: flag, message: "'\(text)' is not a number of seconds in 1...86400")
+        }
+        refresh = seconds
       case "--collection":
         options.collection = try value(for: flag)
         guard isValidCollectionName(options.collection) else {
@@ -79,7 +90,8 @@ struct ServiceOptions {
     }
     var milvus = try milvusConfig(uris.isEmpty ? ["milvus://127.0.0.1:19530"] : uris)
     milvus.loadBalancing = balance
-    if milvus.endpoints.count > 1 { milvus.healthCheckInterval = .seconds(5) }
+    if let refresh { milvus.addressResolution = .everyAddress(refreshInterval: .seconds(refresh)) }
+    if milvus.endpoints.count > 1 || refresh != nil { milvus.healthCheckInterval = .seconds(5) }
     options.milvus = milvus
     return options
   }
