@@ -67,7 +67,8 @@ struct ServiceOptions {
       case "--every-address":
         let text = try value(for: flag)
         guard let seconds = Int(text), (1...86_400).contains(seconds) else {
-          throw OptionError(flag: flag, message: "'\(text)' is not a number of seconds in 1...86400")
+          throw OptionError(
+            flag: flag, message: "'\(text)' is not a number of seconds in 1...86400")
         }
         refresh = seconds
       case "--collection":
