@@ -32,6 +32,14 @@ final class DNSEndpointTests: XCTestCase {
     return server
   }
 
+  /// Echo servers on each of `addresses`, all on one port (the first one's free port): the
+  /// servers behind one name. Returns them in order, and the port.
+  private func echoServers(_ addresses: [String]) throws -> ([PeerProcess], Int) {
+    let first = try echoServer(addresses[0])
+    let rest = try addresses.dropFirst().map { try echoServer($0, port: first.port) }
+    return ([first] + rest, first.port)
+  }
+
   /// Makes `name` resolve to `addresses` (none: NXDOMAIN).
   private func resolve(to addresses: [String]) throws {
     try dns.command("SET \(hostName) \(addresses.isEmpty ? "-" : addresses.joined(separator: ","))")
@@ -77,9 +85,7 @@ final class DNSEndpointTests: XCTestCase {
   }
 
   func testEveryAddressOfTheNameIsAnEndpointAndTakesCalls() async throws {
-    let first = try echoServer("127.0.0.2")
-    let port = first.port
-    _ = try echoServer("127.0.0.3", port: port)
+    let (_, port) = try echoServers(["127.0.0.2", "127.0.0.3"])
     try resolve(to: ["127.0.0.2", "127.0.0.3"])
     let endpoints = EventRecorder<StateTransition>()
     let connection = try start(port: port, refresh: .seconds(30), endpoints: endpoints)
@@ -110,10 +116,7 @@ final class DNSEndpointTests: XCTestCase {
   }
 
   func testAddressesThatAppearJoinAndThoseThatVanishLeaveAfterTheirCalls() async throws {
-    let first = try echoServer("127.0.0.2")
-    let port = first.port
-    _ = try echoServer("127.0.0.3", port: port)
-    _ = try echoServer("127.0.0.4", port: port)
+    let (_, port) = try echoServers(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
     try resolve(to: ["127.0.0.2", "127.0.0.3"])
     let endpoints = EventRecorder<StateTransition>()
     let connection = try start(port: port, refresh: .milliseconds(200), endpoints: endpoints)
@@ -176,10 +179,7 @@ final class DNSEndpointTests: XCTestCase {
   }
 
   func testAFailingEndpointMakesTheNameResolveAgainBeforeTheRefresh() async throws {
-    let first = try echoServer("127.0.0.2")
-    let port = first.port
-    _ = try echoServer("127.0.0.3", port: port)
-    _ = try echoServer("127.0.0.4", port: port)
+    let (servers, port) = try echoServers(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
     try resolve(to: ["127.0.0.2", "127.0.0.3"])
     let endpoints = EventRecorder<StateTransition>()
     // A refresh far beyond the test: only the failure can make it resolve again.
@@ -192,7 +192,7 @@ final class DNSEndpointTests: XCTestCase {
 
     // The proxy at 127.0.0.2 is replaced by one at 127.0.0.4.
     try resolve(to: ["127.0.0.3", "127.0.0.4"])
-    first.stop()
+    servers[0].stop()
     let replaced = await waitForEndpoints(
       connection, endpoints, [three: .connected, four: .connected])
     XCTAssertTrue(replaced, "\(connection.endpointStates) after \(endpoints.all)")
