@@ -55,6 +55,30 @@ final class EndpointBalancerTests: XCTestCase {
   }
 }
 
+/// How one call of `testAnEndpointKilledUnderConcurrentCallsLosesNoCall` ended.
+private struct CallOutcome: Sendable, CustomStringConvertible {
+  /// Whether the call was made after the connection had seen the endpoint die.
+  let afterKill: Bool
+  /// The endpoint that served it, if it got that far.
+  let port: Int?
+  let error: MilvexError?
+
+  var description: String { "\(port.map(String.init) ?? "-") \(error.map { "\($0)" } ?? "ok")" }
+}
+
+/// One 200 ms echo call on the endpoint the policy picks.
+private func delayedCall(_ connection: Connection, afterKill: Bool) async -> CallOutcome {
+  var port: Int?
+  do {
+    let (channel, config) = try await connection.waitForChannel(timeout: .seconds(10))
+    port = config.port
+    _ = try await channel.unary(path: "/test.Echo/Delay", request: [7], timeout: .seconds(5))
+    return CallOutcome(afterKill: afterKill, port: port, error: nil)
+  } catch {
+    return CallOutcome(afterKill: afterKill, port: port, error: error)
+  }
+}
+
 /// Issue 16, item 1, live: one connection to several h2 echo servers.
 final class MultiEndpointConnectionTests: XCTestCase {
   private var loop: EventLoop!
@@ -169,6 +193,120 @@ final class MultiEndpointConnectionTests: XCTestCase {
     XCTAssertTrue(
       endpoints.all.contains { $0.endpoint?.port == firstPort && $0.to == .reconnecting },
       "per-endpoint transitions name the endpoint: \(endpoints.all)")
+  }
+
+  /// Waits until every endpoint in `ports` is connected.
+  private func waitAllConnected(
+    _ connection: Connection, _ recorder: EventRecorder<StateTransition>, ports: [Int]
+  ) async -> Bool {
+    for port in ports {
+      let up = await waitFor(connection, recorder, port: port, now: .connected) {
+        $0.to == .connected
+      }
+      if !up { return false }
+    }
+    return true
+  }
+
+  func testRoundRobinSpreadsCallsEvenlyOverThreeReadyEndpoints() async throws {
+    let servers = try (0..<3).map { _ in try echoServer() }
+    let ports = servers.map(\.port)
+    let endpoints = EventRecorder<StateTransition>()
+    let connection = try start(
+      ports: ports, policy: .roundRobin, transitions: EventRecorder(),
+      endpointTransitions: endpoints)
+    let up = await waitAllConnected(connection, endpoints, ports: ports)
+    XCTAssertTrue(up, "\(connection.endpointStates)")
+    var served: [Int] = []
+    for _ in 0..<30 { served.append(try await servedBy(connection)) }
+    for port in ports {
+      XCTAssertEqual(served.filter { $0 == port }.count, 10, "an even share: \(served)")
+    }
+    XCTAssertTrue(
+      zip(served, served.dropFirst(3)).allSatisfy { $0 == $1 }, "a fixed turn: \(served)")
+  }
+
+  func testAnEndpointKilledUnderConcurrentCallsLosesNoCall() async throws {
+    let servers = try (0..<3).map { _ in try echoServer() }
+    let ports = servers.map(\.port)
+    let endpoints = EventRecorder<StateTransition>()
+    let connection = try start(
+      ports: ports, policy: .roundRobin, transitions: EventRecorder(),
+      endpointTransitions: endpoints)
+    let up = await waitAllConnected(connection, endpoints, ports: ports)
+    XCTAssertTrue(up, "\(connection.endpointStates)")
+
+    // 12 callers, 15 slow calls (200 ms) each, one after another; the first endpoint is
+    // killed while calls are in flight on every endpoint.
+    let killed = ports[0]
+    let killNoticed = Locked(false)
+    let outcomes = Locked<[Int: CallOutcome]>([:])
+    let completed = EventRecorder<Int>()
+    let callers = (0..<12).map { caller in
+      Task {
+        for round in 0..<15 {
+          let id = caller * 100 + round
+          let afterKill = killNoticed.withLock { $0 }
+          let outcome = await delayedCall(connection, afterKill: afterKill)
+          let count = outcomes.withLock { all in
+            XCTAssertNil(all[id], "call \(id) completed twice")
+            all[id] = outcome
+            return all.count
+          }
+          completed.record(count)
+        }
+      }
+    }
+    let started = await completed.first(within: .seconds(10)) { $0 >= 24 }
+    XCTAssertNotNil(started)
+    servers[0].stop()
+    let down = await endpoints.first(within: .seconds(10)) {
+      $0.endpoint?.port == killed && $0.to == .reconnecting
+    }
+    XCTAssertNotNil(down)
+    killNoticed.withLock { $0 = true }
+    for caller in callers { await caller.value }
+
+    let all = outcomes.withLock { $0 }
+    XCTAssertEqual(all.count, 12 * 15, "every call completed, exactly once")
+    let failed = all.values.filter { $0.error != nil }
+    XCTAssertTrue(
+      failed.allSatisfy { $0.error?.isRetriable == true && !$0.afterKill },
+      "only calls made before the kill was noticed may fail, retriably: \(failed)")
+    XCTAssertFalse(failed.isEmpty, "the premise: the kill caught calls in flight on it")
+    let after = all.values.filter(\.afterKill)
+    XCTAssertFalse(after.isEmpty)
+    XCTAssertTrue(
+      after.allSatisfy { $0.error == nil && $0.port != killed },
+      "calls after the kill succeed on the others: \(after.filter { $0.error != nil })")
+    XCTAssertEqual(connection.state, .connected)
+  }
+
+  func testAllEndpointsDownThenOneBackServesTheWaitingCall() async throws {
+    let first = try echoServer()
+    let second = try echoServer()
+    let (firstPort, secondPort) = (first.port, second.port)
+    let transitions = EventRecorder<StateTransition>()
+    let endpoints = EventRecorder<StateTransition>()
+    let connection = try start(
+      ports: [firstPort, secondPort], policy: .roundRobin, transitions: transitions,
+      endpointTransitions: endpoints)
+    let up = await waitAllConnected(connection, endpoints, ports: [firstPort, secondPort])
+    XCTAssertTrue(up)
+    first.stop()
+    second.stop()
+    let allDown = await transitions.first(within: .seconds(10)) { $0.to == .reconnecting }
+    XCTAssertNotNil(allDown, "\(transitions.all)")
+    XCTAssertEqual(connection.state, .reconnecting)
+
+    let waiting = Task { try await connection.waitForChannel(timeout: .seconds(15)) }
+    _ = try echoServer(port: secondPort)
+    let (channel, config) = try await waiting.value
+    XCTAssertEqual(config.port, secondPort, "the endpoint that came back serves")
+    _ = try await channel.unary(path: "/test.Echo/Call", request: [1], timeout: .seconds(5))
+    XCTAssertEqual(connection.state, .connected)
+    XCTAssertNotEqual(
+      connection.endpointStates[Endpoint(host: "127.0.0.1", port: firstPort)], .connected)
   }
 
   func testPickFirstUsesTheFirstEndpointWhileItIsReady() async throws {
