@@ -472,8 +472,10 @@ public final class Connection: Sendable, Service {
     }
   }
 
-  /// Each endpoint's state, for a connection with several endpoints (empty for one: its state
-  /// is ``state``), as last published by the loop thread.
+  /// Each endpoint's state, for a connection with several endpoints or with host names expanded
+  /// by ``AddressResolution/everyAddress(refreshInterval:)`` (one entry per address, which
+  /// leaves when its address does); empty for a single endpoint, whose state is ``state``. As
+  /// last published by the loop thread.
   ///
   /// - Important: Callable from any thread.
   public var endpointStates: [Endpoint: ConnectivityState] {
