@@ -208,7 +208,11 @@ final class MultiEndpointConnectionTests: XCTestCase {
     return true
   }
 
-  func testRoundRobinSpreadsCallsEvenlyOverThreeReadyEndpoints() async throws {
+  /// Three echo servers and a round-robin connection to them, once every endpoint is connected.
+  private func threeConnectedEndpoints() async throws -> (
+    servers: [PeerProcess], ports: [Int], connection: Connection,
+    endpoints: EventRecorder<StateTransition>
+  ) {
     let servers = try (0..<3).map { _ in try echoServer() }
     let ports = servers.map(\.port)
     let endpoints = EventRecorder<StateTransition>()
@@ -217,6 +221,11 @@ final class MultiEndpointConnectionTests: XCTestCase {
       endpointTransitions: endpoints)
     let up = await waitAllConnected(connection, endpoints, ports: ports)
     XCTAssertTrue(up, "\(connection.endpointStates)")
+    return (servers, ports, connection, endpoints)
+  }
+
+  func testRoundRobinSpreadsCallsEvenlyOverThreeReadyEndpoints() async throws {
+    let (_, ports, connection, _) = try await threeConnectedEndpoints()
     var served: [Int] = []
     for _ in 0..<30 { served.append(try await servedBy(connection)) }
     for port in ports {
@@ -227,14 +236,7 @@ final class MultiEndpointConnectionTests: XCTestCase {
   }
 
   func testAnEndpointKilledUnderConcurrentCallsLosesNoCall() async throws {
-    let servers = try (0..<3).map { _ in try echoServer() }
-    let ports = servers.map(\.port)
-    let endpoints = EventRecorder<StateTransition>()
-    let connection = try start(
-      ports: ports, policy: .roundRobin, transitions: EventRecorder(),
-      endpointTransitions: endpoints)
-    let up = await waitAllConnected(connection, endpoints, ports: ports)
-    XCTAssertTrue(up, "\(connection.endpointStates)")
+    let (servers, ports, connection, endpoints) = try await threeConnectedEndpoints()
 
     // 12 callers, 15 slow calls (200 ms) each, one after another; the first endpoint is
     // killed while calls are in flight on every endpoint.
