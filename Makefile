@@ -10,20 +10,24 @@ deps:
 
 ## Runs the quick-start (connect, create, insert, search) against an embedded milvus-lite that
 ## this target starts and stops, then the reconnect demo (which restarts its own milvus-lite).
+## The examples are a package of their own (Examples/Package.swift), built in Examples/.build.
 demo: deps
-	$(SWIFT) build --product milvex-quickstart
-	$(SWIFT) build --product milvex-demo
-	scripts/with-milvus-lite.sh $(SWIFT) run --skip-build milvex-quickstart
-	MILVUS_LITE=.venv/bin/milvus-lite $(SWIFT) run --skip-build milvex-demo
+	$(SWIFT) build --package-path Examples --product milvex-quickstart
+	$(SWIFT) build --package-path Examples --product milvex-demo
+	scripts/with-milvus-lite.sh Examples/.build/debug/milvex-quickstart
+	MILVUS_LITE=.venv/bin/milvus-lite Examples/.build/debug/milvex-demo
 
 ## Runs the whole suite, then again under ThreadSanitizer. Both runs share one set of real
 ## Milvus servers (plain, TLS, mutual TLS), started after the builds and stopped when the runs
 ## end, also on failure (scripts/milvus-peers.sh). The quick checks come first so that a
 ## finding fails the run in seconds: lint and the proto check before any build, the API listing
-## and the documentation right after the debug build, before the ThreadSanitizer build.
-test: deps lint check-protos
+## and the documentation right after the debug build, before the ThreadSanitizer build. The
+## examples' package (the search service test runs its binary) and the downstream application
+## (Tests/Downstream: the library beside Hummingbird 2 and grpc-swift-2) build in between.
+test: deps lint check-protos check-names
 	$(MAKE) build-tests
 	$(MAKE) check-api docs
+	$(MAKE) build-examples
 	$(MAKE) build-tests-tsan echo-server
 	scripts/milvus-peers.sh run -- $(MAKE) test-unit test-tsan
 
@@ -51,6 +55,30 @@ check-api: build-tests
 ## Rewrites API/MilvexReactor.api.txt after an intended API change; commit it with the change.
 api-baseline: build-tests
 	SWIFT=$(SWIFT) scripts/api.sh write
+
+## Fails when a target or product name of ours lacks "Milvex" (CLibEV apart) or also appears
+## in the graph of Hummingbird, Vapor, grpc-swift-2, swift-nio-ssl, async-http-client or
+## swift-crypto, or among applications' usual target names (resolves them, builds nothing).
+.PHONY: check-names
+check-names:
+	SWIFT=$(SWIFT) python3 scripts/check-names.py
+
+## Builds the examples' package (Examples/): milvex-quickstart, milvex-demo and
+## milvex-search-service, in Examples/.build.
+.PHONY: build-examples
+build-examples:
+	$(SWIFT) build --package-path Examples
+
+## Builds Tests/Downstream, an application that depends on this package by path beside
+## Hummingbird 2 and grpc-swift-2, with targets named like an application's (Demo, App,
+## COpenSSL…): a name that collides, a missing product or a requirement that cannot resolve
+## fails here. Its own scratch path (Tests/Downstream/.build), built once per `make test`;
+## then its Demo runs against milvus-lite: a host-owned libev loop with the library embedded
+## through the CLibEV product, driving the callback forms.
+.PHONY: build-downstream
+build-downstream: deps
+	$(SWIFT) build --package-path Tests/Downstream
+	scripts/with-milvus-lite.sh Tests/Downstream/.build/debug/Demo
 
 # test-unit, test-tsan and test-asan start the Milvus servers themselves when run alone, and
 # use the outer run's when `make test` runs them (MILVEX_MILVUS_*_PORT already set).
@@ -99,8 +127,8 @@ bench-channel:
 .PHONY: bench-service
 bench-service: deps
 	@scripts/install-deps.sh --bench
-	$(SWIFT) build -c release --product milvex-search-service
-	Benchmarks/run-service-bench.py --service .build/release/milvex-search-service
+	$(SWIFT) build --package-path Examples -c release --product milvex-search-service
+	Benchmarks/run-service-bench.py --service Examples/.build/release/milvex-search-service
 
 ## The channel benchmark over TLS (Benchmarks/README.md): the same clients over TLS 1.3 against
 ## the echo server with a test certificate, plus connection set-up time; medians of 3 runs.

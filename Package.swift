@@ -1,4 +1,13 @@
 // swift-tools-version:6.0
+// MilvexReactor: a Milvus client on one libev loop (README.md). Supported: Linux with glibc,
+// Swift 6.0 or later (README.md, "Supported platforms"); any other platform stops at
+// Sources/MilvexReactor/Platform.swift with one message.
+//
+// What a package that depends on this one sees: the products below, the targets' names (every
+// one carries "Milvex", but CLibEV, which the design fixes) and these requirements. Examples,
+// benchmarks and fuzzers are packages of their own (Examples/, Benchmarks/, Fuzz/), so an
+// application never resolves or builds their dependencies; Tests/Downstream is an application
+// that `make test` builds against this package to keep it so.
 import PackageDescription
 
 let package = Package(
@@ -7,40 +16,51 @@ let package = Package(
     .library(name: "MilvexReactor", targets: ["MilvexReactor"]),
     // Milvus's wire messages, generated from Protos/ (scripts/generate-protos.sh), for raw calls
     // (`MilvusCall.raw`). MilvexReactor imports them internally: they are not part of its API.
-    .library(name: "MilvusProtos", targets: ["MilvusProtos"]),
-    .executable(name: "milvex-demo", targets: ["Demo"]),
-    .executable(name: "milvex-quickstart", targets: ["QuickStart"]),
-    .executable(name: "milvex-search-service", targets: ["SearchService"]),
+    .library(name: "MilvexProtos", targets: ["MilvexProtos"]),
+    // libev's API (and the shims for its macros) for a host that owns its libev loop and
+    // embeds the library in it with `EventLoop(embeddingIn:)`.
+    .library(name: "CLibEV", targets: ["CLibEV"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
-    .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
-    .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
-    // The runtime of the generated Milvus messages; scripts/generate-protos.sh builds
-    // protoc-gen-swift from the same tag, so change both together.
-    .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+    // Ranges, so that an application can move to a later release of a dependency without
+    // waiting for this package; each lower bound is the release the suite was run against.
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    // The runtime of the committed generated messages (Sources/MilvexProtos), which
+    // protoc-gen-swift 1.39.0 wrote (scripts/generate-protos.sh builds the plugin from the same
+    // release). Generated code needs a runtime at least as new as its plugin, and this pair is
+    // the one the suite tested: the range is 1.39's patch releases, widened each time the
+    // messages are regenerated and tested with a later release.
+    .package(url: "https://github.com/apple/swift-protobuf", .upToNextMinor(from: "1.39.0")),
     // HeapModule: the connection's wait-for-ready deadlines (thousands while a server is down).
-    .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
+    .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
   ],
   targets: [
-    .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2"),
-    .systemLibrary(name: "CCARES", pkgConfig: "libcares"),
-    .systemLibrary(name: "COpenSSL", pkgConfig: "openssl"),
-    // nodejs/http-parser 2.9 (libhttp-parser-dev, no pkg-config file): the search service's
-    // HTTP/1.1 parser. The library does not use it.
-    .systemLibrary(name: "CHTTPParser", providers: [.apt(["libhttp-parser-dev"])]),
+    // The system libraries: `providers` turns a missing `.pc` file into the install command.
+    .systemLibrary(
+      name: "CMilvexNGHTTP2", pkgConfig: "libnghttp2",
+      providers: [.apt(["libnghttp2-dev"]), .brew(["nghttp2"])]),
+    .systemLibrary(
+      name: "CMilvexCARES", pkgConfig: "libcares",
+      providers: [.apt(["libc-ares-dev"]), .brew(["c-ares"])]),
+    .systemLibrary(
+      name: "CMilvexOpenSSL", pkgConfig: "openssl",
+      providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
+    // libev has no pkg-config file on Debian: CLibEV.h finds ev.h in either layout
+    // (<ev.h>, <libev/ev.h>) and names the package to install when neither exists.
     .target(
       name: "CLibEV",
       linkerSettings: [.linkedLibrary("ev")]
     ),
     .target(
-      name: "MilvusProtos",
+      name: "MilvexProtos",
       dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
     ),
     .target(
       name: "MilvexReactor",
       dependencies: [
-        "CLibEV", "CNGHTTP2", "CCARES", "COpenSSL", "MilvusProtos",
+        "CLibEV", "CMilvexNGHTTP2", "CMilvexCARES", "CMilvexOpenSSL", "MilvexProtos",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -48,29 +68,10 @@ let package = Package(
         .product(name: "HeapModule", package: "swift-collections"),
       ]
     ),
-    .executableTarget(
-      name: "Demo",
-      dependencies: ["MilvexReactor"],
-      path: "Examples/Demo"
-    ),
-    .executableTarget(
-      name: "QuickStart",
-      dependencies: ["MilvexReactor"],
-      path: "Examples/QuickStart"
-    ),
-    .executableTarget(
-      name: "SearchService",
-      dependencies: [
-        "MilvexReactor", "CLibEV", "CHTTPParser",
-        .product(name: "Logging", package: "swift-log"),
-      ],
-      path: "Examples/SearchService",
-      exclude: ["README.md"]
-    ),
     .testTarget(
       name: "MilvexReactorTests",
       dependencies: [
-        "MilvexReactor", "MilvusProtos", "CLibEV",
+        "MilvexReactor", "MilvexProtos", "CLibEV",
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "MetricsTestKit", package: "swift-metrics"),
       ]

@@ -57,7 +57,7 @@ let package = Package(
       dependencies: [
         "ChannelBenchSupport",
         .product(name: "MilvexReactor", package: rootPackage),
-        .product(name: "MilvusProtos", package: rootPackage),
+        .product(name: "MilvexProtos", package: rootPackage),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
       path: "Sources/MilvexClientBench"

@@ -10,7 +10,7 @@ type it belongs to; a type's line lists its conformances. `@_spi` marks declarat
 SPI clients see (the fuzzers and benchmarks). No file paths or USRs, so a line changes only
 when the declaration does.
 
-The generated protobuf messages (Sources/MilvusProtos) are left out: they
+The generated protobuf messages (Sources/MilvexProtos) are left out: they
 are wire types that follow Protos/ (scripts/check-protos.py guards those) and would be three
 quarters of the listing. The counts with and without them go to stderr.
 """
@@ -18,7 +18,7 @@ import json
 import pathlib
 import sys
 
-GENERATED = "/Sources/MilvusProtos/"
+GENERATED = "/Sources/MilvexProtos/"
 TYPE_KINDS = {"swift.struct", "swift.class", "swift.enum", "swift.protocol"}
 
 

@@ -16,7 +16,7 @@ mapfile -t files < <(
   git ls-files --cached --others --exclude-standard -- \
     Sources Tests Examples Benchmarks/Sources Fuzz \
     | grep '\.swift$' \
-    | grep -v '^Sources/MilvusProtos/' \
+    | grep -v '^Sources/MilvexProtos/' \
     | while read -r file; do [ -f "$file" ] && echo "$file"; done
 )
 

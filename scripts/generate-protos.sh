@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the Swift messages in Sources/MilvusProtos/ (module MilvusProtos) from Protos/.
+# Regenerates the Swift messages in Sources/MilvexProtos/ (module MilvexProtos) from Protos/.
 #
 # The generated files are committed, so a normal `swift build` needs neither protoc nor
 # protoc-gen-swift; run this only after editing Protos/ (then `make check-protos`).
@@ -17,7 +17,7 @@ SWIFT_PROTOBUF_REPO=${SWIFT_PROTOBUF_REPO:-https://github.com/apple/swift-protob
 work=.build-protoc-gen-swift
 src="$work/swift-protobuf-$SWIFT_PROTOBUF_VERSION"
 plugin="$src/.build/release/protoc-gen-swift"
-out=Sources/MilvusProtos
+out=Sources/MilvexProtos
 
 command -v protoc >/dev/null || { echo "generate-protos: protoc not found (apt-get install protobuf-compiler)" >&2; exit 1; }
 
@@ -31,7 +31,7 @@ if [ ! -x "$plugin" ]; then
   (cd "$src" && swift build -c release --product protoc-gen-swift)
 fi
 
-# Visibility=Public: the messages are the public API of the MilvusProtos product (for raw calls,
+# Visibility=Public: the messages are the public API of the MilvexProtos product (for raw calls,
 # MilvusCall.raw); MilvexReactor imports the module internally, so none of them is part of its
 # own API.
 # FileNaming=PathToUnderscores: milvus/common.proto becomes milvus_common.pb.swift, so files from

@@ -9,7 +9,7 @@
   `[x](<doc:connection#TLS>)` and a link out of Docs/ (`../Benchmarks/README.md`) becomes its
   text followed by its path in the repository, since the archive does not contain that file.
 - STAGE_DIR/symbol-graphs: MilvexReactor's symbol graph without the generated protobuf messages
-  (Sources/MilvusProtos): they are wire types, not the library's API, and
+  (Sources/MilvexProtos): they are wire types, not the library's API, and
   would bury it under ~8,000 pages.
 """
 import json
@@ -21,7 +21,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "Docs"
 CATALOG = DOCS / "MilvexReactor.docc"
-GENERATED = "/Sources/MilvusProtos/"
+GENERATED = "/Sources/MilvexProtos/"
 
 LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 

@@ -4,6 +4,11 @@
 import Foundation
 import MilvexReactor
 
+if CommandLine.arguments.contains("--version") {
+  print("milvex-demo, MilvexReactor \(MilvexReactorVersion.string)")
+  exit(0)
+}
+
 nonisolated func log(_ text: String) {
   let time = Date().formatted(.dateTime.hour().minute().second().secondFraction(.fractional(3)))
   print("[\(time)] \(text)")

@@ -4,6 +4,11 @@
 import Foundation
 import MilvexReactor
 
+if CommandLine.arguments.contains("--version") {
+  print("milvex-quickstart, MilvexReactor \(MilvexReactorVersion.string)")
+  exit(0)
+}
+
 let port = Int(ProcessInfo.processInfo.environment["MILVUS_PORT"] ?? "") ?? 19530
 
 // One event loop on its own thread owns the connection; the client is a Sendable handle.

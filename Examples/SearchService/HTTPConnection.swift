@@ -1,5 +1,5 @@
-import CHTTPParser
 import CLibEV
+import CMilvexHTTPParser
 import Foundation
 
 /// Answers one request, exactly once, through `respond` (at once or later, on the loop thread).

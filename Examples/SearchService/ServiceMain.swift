@@ -16,6 +16,10 @@ enum ServiceMain {
   ///
   /// - Important: The calling thread runs the loop: it becomes the loop thread of everything.
   static func run(arguments: [String]) -> Int32 {
+    if arguments.contains("--version") {
+      print("milvex-search-service, MilvexReactor \(MilvexReactorVersion.string)")
+      return 0
+    }
     let options: ServiceOptions
     do {
       guard let parsed = try ServiceOptions.parse(arguments) else {

@@ -19,6 +19,7 @@ struct ServiceOptions {
   static let usage = """
     usage: milvex-search-service [--listen HOST:PORT] [--milvus URI]... [--balance POLICY]
                                  [--every-address SECONDS] [--collection NAME] [--dimension N]
+           milvex-search-service --version
 
       --listen HOST:PORT   IPv4 address and port to serve HTTP on (default 127.0.0.1:8080;
                            port 0 picks a free one, printed at start)
@@ -32,6 +33,7 @@ struct ServiceOptions {
                            an endpoint fails (a Kubernetes headless service, for example)
       --collection NAME    the collection to search and write (default search_service)
       --dimension N        the embedding dimension, 2...32768 (default 256)
+      --version            print the MilvexReactor version and exit
     """
 
   /// Parses the arguments after the program name.

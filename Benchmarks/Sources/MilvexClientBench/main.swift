@@ -16,8 +16,8 @@ import ChannelBenchSupport
 //                                               instruction counts under callgrind;
 //                                               codec: only the local encoding and decoding, no server)
 import Foundation
+import MilvexProtos
 @_spi(Benchmarks) import MilvexReactor
-import MilvusProtos
 import SwiftProtobuf
 
 struct Options {

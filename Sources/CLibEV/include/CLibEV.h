@@ -2,14 +2,24 @@
 //
 // libev's `ev_*_init`, `ev_*_set` and `ev_is_active` are macros, which Swift cannot call.
 // Each gets a `static inline` wrapper here with the same meaning. Nothing else lives in
-// this target: every libev call of the library is made from `Sources/MilvexReactor/EventLoop`;
-// hosts that own their libev loop (Examples/SearchService) use these shims for their own watchers.
+// this target: every libev call of the library is made from `Sources/MilvexReactor/EventLoop`.
+//
+// The module is also the package's `CLibEV` product: a host that owns its libev loop imports it
+// for libev's API and these shims (its own watchers, `ev_run`), and hands its `struct ev_loop *`
+// to `EventLoop(embeddingIn:)` (Examples/SearchService does, as an application would).
 #ifndef CLIBEV_H
 #define CLIBEV_H
 
 // The ev_loop() compatibility function of libev 3 would clash with `struct ev_loop`.
 #define EV_COMPAT3 0
+// Debian, Ubuntu and Homebrew install <ev.h>; Fedora and others <libev/ev.h>.
+#if __has_include(<ev.h>)
 #include <ev.h>
+#elif __has_include(<libev/ev.h>)
+#include <libev/ev.h>
+#else
+#error "MilvexReactor needs libev's headers: apt-get install libev-dev (Debian, Ubuntu), dnf install libev-devel (Fedora), brew install libev (macOS)"
+#endif
 
 typedef void (*clibev_io_cb)(struct ev_loop *loop, ev_io *w, int revents);
 typedef void (*clibev_timer_cb)(struct ev_loop *loop, ev_timer *w, int revents);

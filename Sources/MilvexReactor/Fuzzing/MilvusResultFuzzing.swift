@@ -1,5 +1,5 @@
 import Foundation
-internal import MilvusProtos
+internal import MilvexProtos
 import SwiftProtobuf
 
 /// ``FuzzEntryPoints/milvusResults(_:)``: answers to Search, Query and DescribeCollection,

@@ -129,9 +129,3 @@ public struct GRPCChannelConfiguration: Sendable {
     try tls?.validate()
   }
 }
-
-/// This library's version, sent in `user-agent` and the Milvus `ClientInfo`.
-public enum MilvexReactorVersion {
-  /// The library's version number (semantic versioning).
-  public static let string = "0.1.0"
-}

@@ -1,4 +1,4 @@
-import CNGHTTP2
+import CMilvexNGHTTP2
 
 /// What the peer's frames meant, in order, as ``HTTP2Session/receive(_:)`` and
 /// ``HTTP2Session/drainOutput(into:)`` return them (python-hyper h2's model: events are

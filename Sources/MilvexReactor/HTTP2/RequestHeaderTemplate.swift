@@ -1,4 +1,4 @@
-import CNGHTTP2
+import CMilvexNGHTTP2
 
 /// The header fields every request on one connection sends, laid out once as `nghttp2_nv`
 /// entries over memory that never moves, so that a request's field list is put together on the

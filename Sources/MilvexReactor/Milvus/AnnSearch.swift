@@ -1,5 +1,5 @@
 import Foundation
-internal import MilvusProtos
+internal import MilvexProtos
 import SwiftProtobuf
 
 /// One vector search: the queries, the vector field, how many hits, an optional filter and

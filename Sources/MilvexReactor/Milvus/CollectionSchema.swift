@@ -1,5 +1,5 @@
 import Foundation
-internal import MilvusProtos
+internal import MilvexProtos
 import SwiftProtobuf
 
 /// One field of a collection's schema. Build them with the static functions:

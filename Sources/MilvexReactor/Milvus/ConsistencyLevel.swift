@@ -1,4 +1,4 @@
-internal import MilvusProtos
+internal import MilvexProtos
 
 /// How fresh reads must be. `nil` where accepted means the collection's own default.
 ///

@@ -1,4 +1,4 @@
-internal import MilvusProtos
+internal import MilvexProtos
 
 /// A field's type, with the parameters the type needs (dimension, maximum length, capacity).
 public indirect enum DataType: Sendable, Hashable, CustomStringConvertible {

@@ -1,5 +1,5 @@
 import Foundation
-internal import MilvusProtos
+internal import MilvexProtos
 
 /// Turns rows or columns into Milvus's column-oriented `FieldData`, checking every value
 /// against the schema first (so a wrong dimension, an unknown or missing field, a value of the

@@ -1,4 +1,4 @@
-internal import MilvusProtos
+internal import MilvexProtos
 
 /// Builders for filter expressions whose quoting is easy to get wrong.
 ///

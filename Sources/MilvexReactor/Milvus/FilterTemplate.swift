@@ -1,5 +1,5 @@
 import Foundation
-internal import MilvusProtos
+internal import MilvexProtos
 
 /// Filter templates (Milvus's `expr_template_values`, pymilvus's `filter_params`): a filter
 /// names placeholders in braces and the values travel beside it, typed, so a list of 10,000

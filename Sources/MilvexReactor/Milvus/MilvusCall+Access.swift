@@ -1,5 +1,5 @@
 import Foundation
-internal import MilvusProtos
+internal import MilvexProtos
 import SwiftProtobuf
 
 // Access control (Milvus RBAC): users and their passwords, roles, which roles a user has, and

@@ -1,5 +1,5 @@
 import Foundation
-internal import MilvusProtos
+internal import MilvexProtos
 import SwiftProtobuf
 
 // The server, databases, collections, partitions, indexes and aliases.

@@ -1,5 +1,5 @@
 import Foundation
-internal import MilvusProtos
+internal import MilvexProtos
 import SwiftProtobuf
 
 // Insert, upsert, delete, query, get, search and hybrid search.

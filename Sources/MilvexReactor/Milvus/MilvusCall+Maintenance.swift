@@ -1,5 +1,5 @@
 import Foundation
-internal import MilvusProtos
+internal import MilvexProtos
 import SwiftProtobuf
 
 // Flush state, loading progress, compaction and property changes: the single calls. The waits

@@ -1,4 +1,4 @@
-internal import MilvusProtos
+internal import MilvexProtos
 import SwiftProtobuf
 
 #if canImport(Glibc)

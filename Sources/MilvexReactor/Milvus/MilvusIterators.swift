@@ -1,5 +1,5 @@
 import Foundation
-internal import MilvusProtos
+internal import MilvexProtos
 
 /// Reads more rows or hits than one Milvus call returns (16,384), in batches: made by
 /// `client.queryIterator(…)` (``MilvusQueryIterator``, batches of rows in primary-key order)

@@ -1,4 +1,4 @@
-internal import MilvusProtos
+internal import MilvexProtos
 // What the typed layer adds to the generated Milvus messages: the status every response
 // carries, and the fields several requests share (so one function builds them all).
 import SwiftProtobuf

@@ -1,4 +1,4 @@
-internal import MilvusProtos
+internal import MilvexProtos
 
 // What the operations return: Swift value types read from Milvus's responses.
 

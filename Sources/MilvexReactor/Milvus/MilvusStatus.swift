@@ -1,4 +1,4 @@
-internal import MilvusProtos
+internal import MilvexProtos
 
 /// Milvus's error reporting: a `Status` inside a successful gRPC response.
 enum MilvusStatus {

@@ -1,4 +1,4 @@
-internal import MilvusProtos
+internal import MilvexProtos
 
 /// Splits Milvus's flat search results into one hit list per query.
 enum SearchDecoding {

@@ -1,4 +1,4 @@
-internal import MilvusProtos
+internal import MilvexProtos
 
 /// A sparse float vector: non-zero entries as index → value, kept sorted by index with each
 /// index once. Build it from a dictionary or from pairs (a later pair for the same index

@@ -1,4 +1,4 @@
-import CCARES
+import CMilvexCARES
 
 #if canImport(Glibc)
   import Glibc

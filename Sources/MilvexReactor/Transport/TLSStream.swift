@@ -1,4 +1,4 @@
-import COpenSSL
+import CMilvexOpenSSL
 
 #if canImport(Glibc)
   import Glibc

@@ -1,6 +1,6 @@
 import Foundation
+import MilvexProtos
 import MilvexReactor
-import MilvusProtos
 import XCTest
 
 /// Docs/milvus-api.md's examples, in the guide's order: the general ones and most of "Data

@@ -108,19 +108,22 @@ private final class SearchServiceProcess: @unchecked Sendable {
   let port: Int
   private let exited = Latch()
 
-  /// `milvex-search-service` next to the test bundle (`swift build --build-tests` builds it).
+  /// `milvex-search-service` as the examples' own package builds it (`make build-examples`,
+  /// which `make test` runs), or `$MILVEX_SEARCH_SERVICE`.
   static func binary() throws -> URL {
-    let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    let candidates = [
-      testBinary.deletingLastPathComponent().appendingPathComponent("milvex-search-service"),
-      PeerProcess.repositoryRoot.appendingPathComponent(".build/debug/milvex-search-service"),
+    var candidates = [
+      PeerProcess.repositoryRoot.appendingPathComponent(
+        "Examples/.build/debug/milvex-search-service")
     ]
+    if let given = ProcessInfo.processInfo.environment["MILVEX_SEARCH_SERVICE"] {
+      candidates.insert(URL(fileURLWithPath: given), at: 0)
+    }
     guard
       let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) })
     else {
       throw PeerError.unexpected(
         "no milvex-search-service in \(candidates.map(\.path)): build it with "
-          + "`swift build --build-tests`")
+          + "`make build-examples` (the examples are a package of their own, Examples/)")
     }
     return found
   }

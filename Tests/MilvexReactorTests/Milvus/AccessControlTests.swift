@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import MilvusProtos
+import MilvexProtos
 import SwiftProtobuf
 import XCTest
 

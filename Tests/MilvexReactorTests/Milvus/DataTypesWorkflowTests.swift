@@ -1,5 +1,5 @@
 import Foundation
-import MilvusProtos
+import MilvexProtos
 import XCTest
 
 @_spi(Benchmarks) @testable import MilvexReactor

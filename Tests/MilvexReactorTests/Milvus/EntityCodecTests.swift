@@ -1,5 +1,5 @@
 import Foundation
-import MilvusProtos
+import MilvexProtos
 import XCTest
 
 @testable import MilvexReactor

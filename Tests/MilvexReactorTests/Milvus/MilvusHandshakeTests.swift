@@ -1,5 +1,5 @@
 import Logging
-import MilvusProtos
+import MilvexProtos
 import SwiftProtobuf
 import XCTest
 

@@ -1,6 +1,6 @@
 import Foundation
+import MilvexProtos
 import MilvexReactor
-import MilvusProtos
 import SwiftProtobuf
 import XCTest
 

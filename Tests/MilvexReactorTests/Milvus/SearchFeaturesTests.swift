@@ -1,5 +1,5 @@
 import Foundation
-import MilvusProtos
+import MilvexProtos
 import SwiftProtobuf
 import XCTest
 

@@ -1,0 +1,8 @@
+// The platforms MilvexReactor supports (README.md, "Supported platforms"): Linux with glibc.
+// The socket, signal and thread code is written against Glibc; anywhere else the build stops
+// here, with this one message, instead of with errors deep inside the sources.
+#if !os(Linux) || !canImport(Glibc)
+  #error(
+    "MilvexReactor supports Linux with glibc (Swift 6.0 or later); this platform is not supported. See the README's \"Supported platforms\"."
+  )
+#endif
