@@ -55,7 +55,8 @@ def names(manifest):
 
 def main():
     ours = {}
-    for package in [ROOT, os.path.join(ROOT, "Examples")]:
+    packages = [ROOT, os.path.join(ROOT, "Examples")]
+    for package in (p for p in packages if os.path.exists(os.path.join(p, "Package.swift"))):
         targets, products = names(dump(package))
         for name in targets | products:
             ours[name] = os.path.relpath(package, ROOT) or "."

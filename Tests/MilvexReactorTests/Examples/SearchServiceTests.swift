@@ -6,6 +6,26 @@ import XCTest
 /// Runs the built `milvex-search-service` (Examples/SearchService) against milvus-lite, as a
 /// client would: raw HTTP/1.1 over TCP, so that malformed requests and pipelining can be sent.
 final class SearchServiceTests: XCTestCase {
+  /// `--version` prints the one version of the library (Version.swift), which the channel also
+  /// sends in `user-agent`, and exits 0 without touching the network.
+  func testVersionFlagPrintsTheLibraryVersion() throws {
+    let process = Process()
+    process.executableURL = try SearchServiceProcess.binary()
+    process.arguments = ["--version"]
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let printed = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    XCTAssertEqual(process.terminationStatus, 0)
+    XCTAssertEqual(
+      String(decoding: printed, as: UTF8.self),
+      "milvex-search-service, MilvexReactor \(MilvexReactorVersion.string)\n")
+    XCTAssertTrue(
+      GRPCChannelConfiguration(host: "h", port: 1).userAgent.hasSuffix(
+        "/\(MilvexReactorVersion.string)"))
+  }
+
   func testServesInsertSearchAndErrorsAndFinishesARequestOnSIGTERM() throws {
     let milvus = try MilvusLite()
     let service = try SearchServiceProcess.start(milvusPort: milvus.port)
