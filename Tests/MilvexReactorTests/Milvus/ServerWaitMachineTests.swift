@@ -176,7 +176,8 @@ final class ServerWaitMachineTests: XCTestCase {
     var machine = makeMachine(timeout: ms(200))
     _ = machine.start(now: clock.now)
     clock.advance(by: ms(10))
-    XCTAssertEqual(machine.checkAnswered(.pending(40), now: clock.now), [.report(40), .wait(ms(50))])
+    XCTAssertEqual(
+      machine.checkAnswered(.pending(40), now: clock.now), [.report(40), .wait(ms(50))])
     clock.advance(by: ms(50))
     XCTAssertEqual(machine.timerFired(now: clock.now), [.runCheck(timeout: ms(140))])
     clock.advance(by: ms(10))
@@ -243,7 +244,8 @@ final class ServerWaitMachineTests: XCTestCase {
     _ = loaded.checkAnswered(.pending(100), now: .zero)
     _ = loaded.timerFired(now: ms(50))
     XCTAssertEqual(
-      loaded.checkAnswered(.finished(100), now: ms(60)), [.succeed(100)], "100 is not reported twice")
+      loaded.checkAnswered(.finished(100), now: ms(60)), [.succeed(100)],
+      "100 is not reported twice")
   }
 
   /// A step done runs the next check at once and starts over: what is awaited, the poll
