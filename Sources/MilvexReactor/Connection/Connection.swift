@@ -389,9 +389,11 @@ public final class Connection: Sendable, Service {
     ///
     /// - Parameter reason: what calls in flight and later calls fail with, in
     ///   ``MilvexError/disconnected(reason:)``.
-    /// - Important: Loop thread only.
+    /// - Important: Loop thread only. Called off the loop thread (a misuse, answered rather
+    ///   than trapped), it disconnects as ``Connection/disconnect(reason:)`` does: soon, on the
+    ///   loop, not before it returns.
     public func disconnect(reason: String = "disconnected by the application") {
-      connection.loop.assertInLoopThread()
+      guard connection.loop.inLoopThread else { return connection.disconnect(reason: reason) }
       connection.driver?.disconnect(reason: reason)
       connection.unregisterName()
     }

@@ -346,14 +346,17 @@ extension MilvusClient.LoopView {
   ///   - timeout: how long the flush and the wait may take together.
   ///   - completion: runs exactly once, with the outcome.
   /// - Returns: a handle that cancels the wait (at once, on the loop thread).
-  /// - Important: Loop thread only; `completion` runs on the loop thread, never before this
-  ///   returns unless the arguments are invalid.
+  /// - Important: Loop thread only; `completion` runs on the loop thread. Called off the loop
+  ///   thread, it starts nothing and completes at once on the calling thread with
+  ///   ``MilvexError/invalidArgument(field:message:)`` (field `thread`).
   @discardableResult
   public func flush(
     _ collections: [String], timeout: Duration = .seconds(60),
     completion: @escaping (Result<Void, MilvexError>) -> Void
   ) -> MilvusCallHandle {
-    startWait(.flush(collections, timeout: timeout), progress: nil) { completion($0.map { _ in }) }
+    startWait("flush", .flush(collections, timeout: timeout), progress: nil) {
+      completion($0.map { _ in })
+    }
   }
 
   /// ``MilvusClient/createIndex(on:_:timeout:progress:completion:)`` from the loop thread.
@@ -365,14 +368,18 @@ extension MilvusClient.LoopView {
   ///   - progress: gets the index's description each time it changes.
   ///   - completion: runs exactly once, with the finished index's description or the error.
   /// - Returns: a handle that cancels the wait (at once, on the loop thread).
-  /// - Important: Loop thread only; `progress` and `completion` run on the loop thread.
+  /// - Important: Loop thread only; `progress` and `completion` run on the loop thread. Called
+  ///   off the loop thread, it starts nothing and completes at once on the calling thread with
+  ///   ``MilvexError/invalidArgument(field:message:)`` (field `thread`).
   @discardableResult
   public func createIndex(
     on collection: String, _ index: IndexSpec, timeout: Duration = .seconds(300),
     progress: ((IndexDescription) -> Void)? = nil,
     completion: @escaping (Result<IndexDescription, MilvexError>) -> Void
   ) -> MilvusCallHandle {
-    startWait(.indexBuild(on: collection, index, timeout: timeout), progress: progress) {
+    startWait(
+      "createIndex", .indexBuild(on: collection, index, timeout: timeout), progress: progress
+    ) {
       completion($0.flatMap(ServerWaitPlan.finalProgress))
     }
   }
@@ -385,13 +392,15 @@ extension MilvusClient.LoopView {
   ///   - progress: gets the loaded percentage each time it changes (100 last).
   ///   - completion: runs exactly once, with the outcome.
   /// - Returns: a handle that cancels the wait (at once, on the loop thread).
-  /// - Important: Loop thread only; `progress` and `completion` run on the loop thread.
+  /// - Important: Loop thread only; `progress` and `completion` run on the loop thread. Called
+  ///   off the loop thread, it starts nothing and completes at once on the calling thread with
+  ///   ``MilvexError/invalidArgument(field:message:)`` (field `thread`).
   @discardableResult
   public func loadCollection(
     _ name: String, timeout: Duration = .seconds(60), progress: ((Int) -> Void)? = nil,
     completion: @escaping (Result<Void, MilvexError>) -> Void
   ) -> MilvusCallHandle {
-    startWait(.load(name, partitions: [], timeout: timeout), progress: progress) {
+    startWait("loadCollection", .load(name, partitions: [], timeout: timeout), progress: progress) {
       completion($0.map { _ in })
     }
   }
@@ -405,14 +414,19 @@ extension MilvusClient.LoopView {
   ///   - progress: gets the loaded percentage each time it changes (100 last).
   ///   - completion: runs exactly once, with the outcome.
   /// - Returns: a handle that cancels the wait (at once, on the loop thread).
-  /// - Important: Loop thread only; `progress` and `completion` run on the loop thread.
+  /// - Important: Loop thread only; `progress` and `completion` run on the loop thread. Called
+  ///   off the loop thread, it starts nothing and completes at once on the calling thread with
+  ///   ``MilvexError/invalidArgument(field:message:)`` (field `thread`).
   @discardableResult
   public func loadPartitions(
     _ partitions: [String], in collection: String, timeout: Duration = .seconds(60),
     progress: ((Int) -> Void)? = nil,
     completion: @escaping (Result<Void, MilvexError>) -> Void
   ) -> MilvusCallHandle {
-    startWait(.load(collection, partitions: partitions, timeout: timeout), progress: progress) {
+    startWait(
+      "loadPartitions", .load(collection, partitions: partitions, timeout: timeout),
+      progress: progress
+    ) {
       completion($0.map { _ in })
     }
   }
@@ -425,28 +439,49 @@ extension MilvusClient.LoopView {
   ///   - timeout: how long the compaction may take.
   ///   - completion: runs exactly once, with the compaction's last state or the error.
   /// - Returns: a handle that cancels the wait (at once, on the loop thread).
-  /// - Important: Loop thread only; `completion` runs on the loop thread.
+  /// - Important: Loop thread only; `completion` runs on the loop thread. Called off the loop
+  ///   thread, it starts nothing and completes at once on the calling thread with
+  ///   ``MilvexError/invalidArgument(field:message:)`` (field `thread`).
   @discardableResult
   public func compact(
     _ collection: String, clustering: Bool = false, timeout: Duration = .seconds(300),
     completion: @escaping (Result<CompactionProgress, MilvexError>) -> Void
   ) -> MilvusCallHandle {
-    startWait(.compaction(collection, clustering: clustering, timeout: timeout), progress: nil) {
+    startWait(
+      "compact", .compaction(collection, clustering: clustering, timeout: timeout), progress: nil
+    ) {
       completion($0.flatMap(ServerWaitPlan.finalProgress))
     }
   }
 
-  /// Starts a wait on the loop thread now.
+  /// Starts a wait on the loop thread now. Called off the loop thread (a misuse), it starts
+  /// nothing and completes at once on the calling thread with
+  /// ``MilvexError/invalidArgument(field:message:)`` (field `thread`) naming `operation`: the
+  /// misuse is answered, not trapped, and the handle it returns cancels nothing.
   func startWait<Progress: Equatable>(
-    _ plan: ServerWaitPlan<Progress>, progress: ((Progress) -> Void)?,
+    _ operation: String, _ plan: ServerWaitPlan<Progress>, progress: ((Progress) -> Void)?,
     completion: @escaping (Result<Progress?, MilvexError>) -> Void
   ) -> MilvusCallHandle {
-    client.connection.loop.assertInLoopThread()
     let cancellation = CallCancellation(loop: client.connection.loop)
+    guard client.connection.loop.inLoopThread else {
+      completion(.failure(Self.offLoop(operation)))
+      return MilvusCallHandle(cancellation: cancellation)
+    }
     client.startWaitOnLoop(
       plan, startedAt: .now, cancellation: cancellation, progress: progress,
       completion: completion)
     return MilvusCallHandle(cancellation: cancellation)
+  }
+}
+
+extension MilvusClient.LoopView {
+  /// The error of a loop-thread form called off the loop thread.
+  static func offLoop(_ operation: String) -> MilvexError {
+    .invalidArgument(
+      field: "thread",
+      message:
+        "MilvusClient.onLoop.\(operation) was called off the event loop thread and started "
+        + "nothing; from other threads use MilvusClient.\(operation)")
   }
 }
 

@@ -336,13 +336,16 @@ extension MilvusClient.LoopView {
   ///   - database: the database later calls default to.
   ///   - completion: runs exactly once, with the outcome.
   /// - Returns: a handle that cancels the check (at once, on the loop thread).
-  /// - Important: Loop thread only; `completion` runs on the loop thread.
+  /// - Important: Loop thread only; `completion` runs on the loop thread. Called off the loop
+  ///   thread, it starts nothing and completes at once on the calling thread with
+  ///   ``MilvexError/invalidArgument(field:message:)`` (field `thread`).
   @discardableResult
   public func useDatabase(
     _ database: String, completion: @escaping (Result<Void, MilvexError>) -> Void
   ) -> MilvusCallHandle {
     let timeout = client.connection.config.timeout
-    return startWait(.databaseSwitch(to: database, timeout: timeout), progress: nil) {
+    return startWait("useDatabase", .databaseSwitch(to: database, timeout: timeout), progress: nil)
+    {
       completion($0.map { _ in })
     }
   }
@@ -350,7 +353,8 @@ extension MilvusClient.LoopView {
   /// Disconnects the connection at once (see ``MilvusClient/close(completion:)``): when this
   /// returns, it has disconnected and calls in flight have failed.
   ///
-  /// - Important: Loop thread only.
+  /// - Important: Loop thread only. Called off the loop thread, it disconnects as
+  ///   ``Connection/disconnect(reason:)`` does: soon, on the loop, not before it returns.
   public func close() {
     client.connection.onLoop.disconnect()
   }

@@ -430,4 +430,44 @@ final class CallbackWaitsTests: XCTestCase {
         "disconnect", "isReady: false",
       ])
   }
+
+  // MARK: - Misuse
+
+  /// A loop-thread form called off the loop thread starts nothing and completes once, at
+  /// once, on the calling thread, with invalidArgument (field `thread`) naming the operation;
+  /// its handle cancels nothing. `onLoop.close()` off the loop disconnects soon. No crash.
+  func testLoopFormsCalledOffTheLoopAreAnsweredNotTrapped() async throws {
+    let loop = try EventLoop(threadName: "callback-misuse")
+    defer { loop.shutdown() }
+    let client = try MilvusClient.connect(
+      config: ConnectionConfig(host: "127.0.0.1", port: 1, timeout: .seconds(5)), on: loop)
+    var outcomes: [String] = []
+    func record<Output>(_ result: Result<Output, MilvexError>) {
+      XCTAssertFalse(loop.inLoopThread)
+      guard case .failure(.invalidArgument(let field, let message)) = result else {
+        return outcomes.append("unexpected: \(result)")
+      }
+      outcomes.append("\(field): \(message)")
+    }
+    let view = client.onLoop
+    view.flush(["c"]) { record($0) }.cancel()
+    view.createIndex(on: "c", ivf) { record($0) }.cancel()
+    view.loadCollection("c") { record($0) }.cancel()
+    view.loadPartitions(["p"], in: "c") { record($0) }.cancel()
+    view.compact("c") { record($0) }.cancel()
+    view.useDatabase("d") { record($0) }.cancel()
+    XCTAssertEqual(
+      outcomes,
+      ["flush", "createIndex", "loadCollection", "loadPartitions", "compact", "useDatabase"].map {
+        "thread: MilvusClient.onLoop.\($0) was called off the event loop thread and started "
+          + "nothing; from other threads use MilvusClient.\($0)"
+      })
+
+    view.close()
+    let deadline = ContinuousClock.now + .seconds(5)
+    while client.connection.state != .disconnected, ContinuousClock.now < deadline {
+      try await Task.sleep(for: .milliseconds(10))
+    }
+    XCTAssertEqual(client.connection.state, .disconnected)
+  }
 }
