@@ -472,9 +472,7 @@ extension MilvusClient.LoopView {
       completion: completion)
     return MilvusCallHandle(cancellation: cancellation)
   }
-}
 
-extension MilvusClient.LoopView {
   /// The error of a loop-thread form called off the loop thread.
   static func offLoop(_ operation: String) -> MilvexError {
     .invalidArgument(

@@ -343,11 +343,9 @@ extension MilvusClient.LoopView {
   public func useDatabase(
     _ database: String, completion: @escaping (Result<Void, MilvexError>) -> Void
   ) -> MilvusCallHandle {
-    let timeout = client.connection.config.timeout
-    return startWait("useDatabase", .databaseSwitch(to: database, timeout: timeout), progress: nil)
-    {
-      completion($0.map { _ in })
-    }
+    let plan = ServerWaitPlan.databaseSwitch(
+      to: database, timeout: client.connection.config.timeout)
+    return startWait("useDatabase", plan, progress: nil) { completion($0.map { _ in }) }
   }
 
   /// Disconnects the connection at once (see ``MilvusClient/close(completion:)``): when this
