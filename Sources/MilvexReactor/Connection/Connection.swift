@@ -214,14 +214,38 @@ public final class Connection: Sendable, Service {
     }
   }
 
-  /// Disconnects and returns once the connection is in its terminal state.
+  /// Disconnects, then runs `completion` once the connection is in its terminal state (as
+  /// ``disconnect(reason:)``, with a completion).
+  ///
+  /// - Parameters:
+  ///   - reason: what calls in flight and later calls fail with, in
+  ///     ``MilvexError/disconnected(reason:)``.
+  ///   - completion: runs once, after the connection has disconnected and freed its name.
+  /// - Important: Callable from any thread. `completion` runs on the loop thread, or at once on
+  ///   the calling thread if the loop has shut down (its shutdown disconnected the connection).
+  public func disconnect(
+    reason: String = "disconnected by the application",
+    completion: @escaping @Sendable () -> Void
+  ) {
+    do {
+      try loop.execute { [self] in
+        onLoop.disconnect(reason: reason)
+        completion()
+      }
+    } catch {
+      unregisterName()
+      completion()
+    }
+  }
+
+  /// `async` form of ``disconnect(reason:completion:)``: returns once the connection is in its
+  /// terminal state.
   ///
   /// - Important: Callable from any task.
   public func disconnect() async {
-    _ = try? await loop.submit { [self] in
-      driver?.disconnect(reason: "disconnected by the application")
+    await withCheckedContinuation { continuation in
+      disconnect { continuation.resume() }
     }
-    unregisterName()
   }
 
   private func unregisterName() {
@@ -357,6 +381,21 @@ public final class Connection: Sendable, Service {
       var config = connection.config
       config.database = database
       return config
+    }
+
+    /// Disconnects at once (see ``Connection/disconnect(reason:)``): when this returns, the
+    /// connection is in its terminal state, calls in flight have failed and its name is free.
+    /// Idempotent.
+    ///
+    /// - Parameter reason: what calls in flight and later calls fail with, in
+    ///   ``MilvexError/disconnected(reason:)``.
+    /// - Important: Loop thread only. Called off the loop thread (a misuse, answered rather
+    ///   than trapped), it disconnects as ``Connection/disconnect(reason:)`` does: soon, on the
+    ///   loop, not before it returns.
+    public func disconnect(reason: String = "disconnected by the application") {
+      guard connection.loop.inLoopThread else { return connection.disconnect(reason: reason) }
+      connection.driver?.disconnect(reason: reason)
+      connection.unregisterName()
     }
 
     /// ``Connection/useDatabase(_:)`` in effect before it returns.

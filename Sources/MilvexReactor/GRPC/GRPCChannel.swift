@@ -234,11 +234,26 @@ public final class GRPCChannel: Sendable {
     try? loop.execute { [self] in onLoop.close() }
   }
 
-  /// Whether the channel is ready for calls, asked on the loop thread.
+  /// Whether the channel is ready for calls, answered on the loop thread.
+  ///
+  /// - Parameter completion: gets the answer, once.
+  /// - Important: Callable from any thread. `completion` runs on the loop thread, or at once on
+  ///   the calling thread with `false` if the loop has shut down.
+  public func isReady(_ completion: @escaping @Sendable (Bool) -> Void) {
+    do {
+      try loop.execute { [self] in completion(onLoop.isReady) }
+    } catch {
+      completion(false)
+    }
+  }
+
+  /// `async` form of ``isReady(_:)``.
   ///
   /// - Important: Callable from any task.
   public func isReady() async -> Bool {
-    (try? await loop.submit { [self] in onLoop.isReady }) ?? false
+    await withCheckedContinuation { continuation in
+      isReady { continuation.resume(returning: $0) }
+    }
   }
 
   // MARK: - On the loop thread

@@ -88,9 +88,20 @@ public final class MilvusClient: Sendable {
 
   /// Disconnects the connection; calls in flight fail with ``MilvexError/disconnected(reason:)``.
   ///
+  /// - Parameter completion: runs once, after the connection has disconnected.
+  /// - Important: Callable from any thread. `completion` runs on the loop thread, or at once on
+  ///   the calling thread if the loop has shut down (its shutdown disconnected the connection).
+  public func close(completion: @escaping @Sendable () -> Void) {
+    connection.disconnect(completion: completion)
+  }
+
+  /// `async` form of ``close(completion:)``: returns once the connection has disconnected.
+  ///
   /// - Important: Callable from any task.
   public func close() async {
-    await connection.disconnect()
+    await withCheckedContinuation { continuation in
+      close { continuation.resume() }
+    }
   }
 
   // MARK: - Performing calls
@@ -154,7 +165,7 @@ public final class MilvusClient: Sendable {
   /// A ``MilvusClient`` as seen from its loop thread. Not `Sendable`: it must not leave the
   /// loop.
   public struct LoopView {
-    fileprivate let client: MilvusClient
+    let client: MilvusClient
 
     /// Performs `call` as ``MilvusClient/perform(_:options:completion:)`` does.
     ///
@@ -272,19 +283,111 @@ public final class MilvusClient: Sendable {
 
   /// Makes `database` the current one for later calls (kept across reconnects), after checking
   /// that it exists: by `DescribeDatabase`, or, on servers before Milvus 2.4 that lack it
-  /// (UNIMPLEMENTED), by listing the databases.
+  /// (UNIMPLEMENTED), by listing the databases. The check may take the connection's
+  /// ``ConnectionConfig/timeout``.
   ///
-  /// - Important: Callable from any task.
+  /// - Parameters:
+  ///   - database: the database later calls default to.
+  ///   - completion: runs exactly once: with success once calls submitted after it run in
+  ///     `database`, or with the Milvus error if it does not exist (Milvus's "database not
+  ///     found", code 800, when the server lacks `DescribeDatabase`).
+  /// - Returns: a handle whose `cancel()` ends the check with `CANCELLED`; the current
+  ///   database is then unchanged.
+  /// - Important: Callable from any thread. `completion` runs on the loop thread, or at once on
+  ///   the calling thread with ``MilvexError/eventLoopShutDown(operation:)`` if the loop has
+  ///   shut down.
+  @discardableResult
+  public func useDatabase(
+    _ database: String, completion: @escaping @Sendable (Result<Void, MilvexError>) -> Void
+  ) -> MilvusCallHandle {
+    let cancellation = CallCancellation(loop: connection.loop)
+    useDatabase(database, cancellation: cancellation, completion: completion)
+    return MilvusCallHandle(cancellation: cancellation)
+  }
+
+  /// `async` form of ``useDatabase(_:completion:)``.
+  ///
+  /// - Parameter database: the database later calls default to.
+  /// - Important: Callable from any task. Cancelling the task ends the check with `CANCELLED`.
   /// - Throws: the Milvus error if the database does not exist (Milvus's "database not found",
   ///   code 800, when the server lacks `DescribeDatabase`).
   public func useDatabase(_ database: String) async throws(MilvexError) {
-    do {
-      _ = try await perform(.describeDatabase(database))
-    } catch .grpcStatus(let status) where status.code == .unimplemented {
-      guard try await perform(.listDatabases()).contains(database) else {
-        throw .milvus(code: 800, reason: "database not found[database=\(database)]")
+    try await awaitCompletion { cancellation, completion in
+      useDatabase(database, cancellation: cancellation, completion: completion)
+    }
+  }
+
+  private func useDatabase(
+    _ database: String, cancellation: CallCancellation,
+    completion: @escaping @Sendable (Result<Void, MilvexError>) -> Void
+  ) {
+    let timeout = connection.config.timeout
+    submitWait(
+      "useDatabase", cancellation: cancellation,
+      plan: { .databaseSwitch(to: database, timeout: timeout) }, progress: nil,
+      completion: { completion($0.map { _ in }) })
+  }
+}
+
+extension MilvusClient.LoopView {
+  /// ``MilvusClient/useDatabase(_:completion:)`` from the loop thread.
+  ///
+  /// - Parameters:
+  ///   - database: the database later calls default to.
+  ///   - completion: runs exactly once, with the outcome.
+  /// - Returns: a handle that cancels the check (at once, on the loop thread).
+  /// - Important: Loop thread only; `completion` runs on the loop thread. Called off the loop
+  ///   thread, it starts nothing and completes at once on the calling thread with
+  ///   ``MilvexError/invalidArgument(field:message:)`` (field `thread`).
+  @discardableResult
+  public func useDatabase(
+    _ database: String, completion: @escaping (Result<Void, MilvexError>) -> Void
+  ) -> MilvusCallHandle {
+    let plan = ServerWaitPlan.databaseSwitch(
+      to: database, timeout: client.connection.config.timeout)
+    return startWait("useDatabase", plan, progress: nil) { completion($0.map { _ in }) }
+  }
+
+  /// Disconnects the connection at once (see ``MilvusClient/close(completion:)``): when this
+  /// returns, it has disconnected and calls in flight have failed.
+  ///
+  /// - Important: Loop thread only. Called off the loop thread, it disconnects as
+  ///   ``Connection/disconnect(reason:)`` does: soon, on the loop, not before it returns.
+  public func close() {
+    client.connection.onLoop.disconnect()
+  }
+}
+
+extension ServerWaitPlan where Progress == Never {
+  /// Check that the database exists, then make it the connection's current one.
+  static func databaseSwitch(to database: String, timeout: Duration) -> Self {
+    let machine = ServerWaitMachine<Never>(
+      what: "the switch to database '\(database)'", timeout: timeout)
+    return Self(machine: machine) { wait, timeout in
+      func use() {
+        do {
+          try wait.client.connection.onLoop.useDatabase(database)
+          wait.answer(.finished(nil))
+        } catch {
+          wait.answer(.failed(error))
+        }
+      }
+      wait.perform(.describeDatabase(database), timeout: timeout) { described in
+        switch described {
+        case .success: use()
+        case .failure(.grpcStatus(let status)) where status.code == .unimplemented:
+          wait.perform(.listDatabases(), timeout: timeout) { listed in
+            switch listed {
+            case .failure(let error): wait.answer(.failed(error))
+            case .success(let names) where names.contains(database): use()
+            case .success:
+              wait.answer(
+                .failed(.milvus(code: 800, reason: "database not found[database=\(database)]")))
+            }
+          }
+        case .failure(let error): wait.answer(.failed(error))
+        }
       }
     }
-    try connection.useDatabase(database)
   }
 }

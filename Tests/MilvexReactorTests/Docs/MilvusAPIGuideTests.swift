@@ -86,11 +86,24 @@ final class MilvusAPIGuideTests: XCTestCase {
     let compaction = try await client.compact("products")  // waits until it has completed
     try await client.perform(.releaseCollection("products"))
     try await client.loadCollection("products", timeout: .seconds(120)) { percent in
-      print("\(percent) % loaded")  // each time it changes, on the waiting task
+      print("\(percent) % loaded")  // each time it changes, on the loop thread
     }
     try await client.perform(.alterCollection("products", set: ["collection.ttl.seconds": "86400"]))
     let properties = try await client.perform(.describeCollection("products")).properties
     print(compaction.state, properties["collection.ttl.seconds"] ?? "-")  // completed 86400
+
+    let loading = client.loadCollection(
+      "products",
+      progress: { percent in
+        print("\(percent) % loaded")  // each time it changes, on the loop thread
+      }
+    ) { result in
+      print("loaded: \(result)")  // once, on the loop thread; CANCELLED after loading.cancel()
+    }
+    // (The test: the collection is loaded already, so the wait ends with its first check; a
+    // cancel after the completion changes nothing. CallbackWaitsTests covers the rest.)
+    try await client.loadCollection("products")
+    loading.cancel()
     let stillThere = try await client.perform(
       .get(
         "products", ids: [1], outputFields: ["name"],

@@ -180,12 +180,18 @@ final class WaitingAndAlteringTests: XCTestCase {
     let start = ContinuousClock.now
     let polls = Seen<Duration>()
     await assertMilvexError({
-      try await client.poll("the thing", deadline: .now + .milliseconds(400)) {
-        remaining throws(MilvexError) -> Void? in
-        polls.add(remaining)
-        return nil
-      } lastProgress: {
-        "3 of 4"
+      try await client.awaitCompletion { cancellation, completion in
+        client.submitWait(
+          "test", cancellation: cancellation,
+          plan: {
+            ServerWaitPlan(
+              machine: ServerWaitMachine<Int>(
+                what: "the thing", timeout: .milliseconds(400), describe: { "\($0) of 4" })
+            ) { wait, remaining in
+              polls.add(remaining)
+              wait.answer(.pending(3))
+            }
+          }, progress: nil, completion: completion)
       }
     }) { error in
       guard case .grpcStatus(let status) = error else { return false }
@@ -217,7 +223,13 @@ final class WaitingAndAlteringTests: XCTestCase {
 
 /// A wait that never finishes by itself.
 private func pollForever(_ client: MilvusClient) async throws {
-  try await client.poll("forever", deadline: .now + .seconds(60)) {
-    _ throws(MilvexError) -> Void? in nil
+  _ = try await client.awaitCompletion { cancellation, completion in
+    client.submitWait(
+      "test", cancellation: cancellation,
+      plan: {
+        ServerWaitPlan(machine: ServerWaitMachine<Int>(what: "forever", timeout: .seconds(60))) {
+          wait, _ in wait.answer(.pending(nil))
+        }
+      }, progress: nil, completion: completion)
   }
 }
