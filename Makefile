@@ -27,7 +27,7 @@ demo: deps
 test: deps lint check-protos check-names
 	$(MAKE) build-tests
 	$(MAKE) check-api docs
-	$(MAKE) build-examples
+	$(MAKE) build-examples build-downstream
 	$(MAKE) build-tests-tsan echo-server
 	scripts/milvus-peers.sh run -- $(MAKE) test-unit test-tsan
 

@@ -14,8 +14,9 @@ extension SearchService {
 
   /// Gets the collection ready, one callback after the other: if it is missing, creates it
   /// (strong consistency, so a search sees the inserts before it) with a COSINE index; if it
-  /// exists, checks that its fields fit; then loads it and waits until it is loaded. A step
-  /// that fails is retried after 2 s, except a collection whose fields do not fit.
+  /// exists, checks that its fields fit; then loads it and waits until it is loaded (the
+  /// library's load wait). A step that fails is retried after 2 s, except a collection whose
+  /// fields do not fit.
   ///
   /// - Important: Loop thread only.
   func prepareCollection() {
@@ -51,26 +52,24 @@ extension SearchService {
     }
   }
 
+  /// Loads the collection with the library's load wait (`LoadCollection`, then its load state
+  /// polled on loop timers until it is loaded), logging its progress; the wait is cancelled
+  /// at shutdown (``stop()``).
   private func load() {
-    run("loading collection '\(collection)'", .loadCollection(collection)) { [self] _ in
-      waitUntilLoaded()
-    }
-  }
-
-  private func waitUntilLoaded() {
-    run("asking for the load state of '\(collection)'", .loadState(of: collection)) {
-      [self] state in
-      switch state {
-      case .loaded:
+    guard !stopped else { return }
+    loadWait = client.onLoop.loadCollection(
+      collection, timeout: .seconds(60),
+      progress: { [self] percent in log("collection '\(collection)': \(percent) % loaded") }
+    ) { [self] result in
+      loadWait = nil
+      guard !stopped else { return }
+      switch result {
+      case .success:
         collectionReady = true
         setupProblem = nil
         announce("collection '\(collection)' is ready")
-      case .loading, .notLoaded:
-        setupTimer = HostTimer(loop: loop, after: 0.2) { [weak self] in
-          self?.waitUntilLoaded()
-        }
-      case .notExist:
-        setupFailed(permanently: false, "collection '\(collection)' vanished while loading")
+      case .failure(let error):
+        setupFailed(permanently: false, "loading collection '\(collection)' failed: \(error)")
       }
     }
   }

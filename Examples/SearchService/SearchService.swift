@@ -29,8 +29,10 @@ final class SearchService {
   var collectionReady = false
   /// Why the collection is not ready, if preparing it failed.
   var setupProblem: String?
-  /// The next step of the preparation (a retry, or polling the load state).
+  /// The next try of the preparation after a failed step.
   var setupTimer: HostTimer?
+  /// The load wait in progress (cancelled at shutdown).
+  var loadWait: MilvusCallHandle?
   /// Set at shutdown: the preparation stops.
   var stopped = false
   private var ids = IDGenerator()
@@ -49,6 +51,8 @@ final class SearchService {
     stopped = true
     setupTimer?.cancel()
     setupTimer = nil
+    loadWait?.cancel()
+    loadWait = nil
   }
 
   // MARK: - Routing

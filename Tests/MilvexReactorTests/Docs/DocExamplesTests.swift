@@ -1,3 +1,4 @@
+import CLibEV
 import MilvexReactor
 import XCTest
 
@@ -28,6 +29,52 @@ final class DocExamplesTests: XCTestCase {
     XCTAssertNotNil(ProtoScan.string(field: 2, in: reply))
     XCTAssertEqual(seen.states, [.connected, .disconnected])
     XCTAssertNil(Connection.named("primary"))
+  }
+
+  /// README.md's embedding example: a host-owned libev loop (the CLibEV product), the library
+  /// embedded in it, a load wait in its loop-thread callback form.
+  func testReadmeEmbeddingExample() async throws {
+    let server = try MilvusLite()
+    defer { server.stop() }
+    let config = try ConnectionConfig(uri: "milvus://127.0.0.1:\(server.port)/default")
+    let setupLoop = try EventLoop(threadName: "setup")
+    let setup = try MilvusClient.connect(config: config, on: setupLoop)
+    try await setup.perform(
+      .createCollection(
+        "docs", schema: CollectionSchema(fields: [.primaryKey("id"), .vector("v", dimension: 2)])))
+    try await setup.perform(.createIndex(on: "docs", IndexSpec(fieldName: "v", metricType: .l2)))
+    await setup.close()
+    await Task.detached { setupLoop.shutdown() }.value
+
+    // The host's watchdog: a load that never completes fails the test instead of hanging it.
+    let watchdog = UnsafeMutablePointer<ev_timer>.allocate(capacity: 1)
+    defer { watchdog.deallocate() }
+    var completions: [Result<Void, MilvexError>] = []
+    var onLoopThread: [Bool] = []
+
+    // --- README.md "Usage", a host's own libev loop ---
+    let hostLoop = ev_loop_new(UInt32(EVFLAG_AUTO))!  // the host's loop, run by the host
+    let loop = MilvexReactor.EventLoop(embeddingIn: hostLoop)
+    let client = try MilvusClient.connect(config: config, on: loop)
+    client.onLoop.loadCollection("docs", progress: { print("\($0) % loaded") }) { result in
+      print("load: \(result)")  // once, on the host's loop thread
+      completions.append(result)
+      onLoopThread.append(loop.inLoopThread)
+      client.onLoop.close()
+      ev_break(hostLoop, Int32(EVBREAK_ALL))
+    }
+    clibev_timer_init(watchdog, { loop, _, _ in ev_break(loop, Int32(EVBREAK_ALL)) }, 60, 0)
+    ev_timer_start(hostLoop, watchdog)
+    ev_run(hostLoop, 0)
+    // --- end of the README example ---
+
+    ev_timer_stop(hostLoop, watchdog)
+    XCTAssertEqual(completions.count, 1, "the load wait did not complete once in 60 s")
+    if case .failure(let error) = completions.first { XCTFail("load failed: \(error)") }
+    XCTAssertEqual(onLoopThread, [true])
+    XCTAssertEqual(client.connection.state, .disconnected)
+    loop.shutdown()
+    ev_loop_destroy(hostLoop)
   }
 
   func testConnectionGuidePlainGRPCExample() async throws {
