@@ -20,6 +20,9 @@ let package = Package(
     // libev's API (and the shims for its macros) for a host that owns its libev loop and
     // embeds the library in it with `EventLoop(embeddingIn:)`.
     .library(name: "CLibEV", targets: ["CLibEV"]),
+    // Test support for applications: virtual time and a scriptable gRPC/Milvus server with
+    // fault controls. Depend on it from test targets only.
+    .library(name: "MilvexTesting", targets: ["MilvexTesting"]),
   ],
   dependencies: [
     // Ranges, so that an application can move to a later release of a dependency without
@@ -68,10 +71,22 @@ let package = Package(
         .product(name: "HeapModule", package: "swift-collections"),
       ]
     ),
+    .target(
+      name: "MilvexTesting",
+      dependencies: [
+        "MilvexReactor", "MilvexProtos", "CLibEV", "CMilvexNGHTTP2", "CMilvexOpenSSL",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
+    .testTarget(
+      name: "MilvexTestingTests",
+      dependencies: ["MilvexTesting", "MilvexReactor", "MilvexProtos"]
+    ),
     .testTarget(
       name: "MilvexReactorTests",
       dependencies: [
-        "MilvexReactor", "MilvexProtos", "CLibEV",
+        "MilvexReactor", "MilvexProtos", "CLibEV", "MilvexTesting",
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "MetricsTestKit", package: "swift-metrics"),
       ]
