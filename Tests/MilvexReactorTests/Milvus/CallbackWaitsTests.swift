@@ -149,21 +149,15 @@ final class CallbackWaitsTests: XCTestCase {
           "the index on 'vec' of collection '\(name)' did not finish in time"),
         statusMessage(tooShort))
 
-      // Cancelled from another thread mid-way (once the build reported progress and is not
-      // finished): CANCELLED once, nothing after it.
+      // Cancelled from another thread while it is under way (its CreateIndex request is in
+      // flight: the cancel reaches the loop through the queue in microseconds, the request takes
+      // a round trip to the coordinator): CANCELLED once, nothing after it. Not at its first
+      // progress report: the 50 ms wait above started the build, which a loaded machine lets
+      // finish before any report of this wait.
       let cancelled = Log<IndexDescription, IndexDescription>("cancelled index wait")
       let handle = client.createIndex(
         on: name, ivf, progress: { cancelled.progress($0, onLoop: loop.inLoopThread) },
         completion: { cancelled.complete($0, onLoop: loop.inLoopThread) })
-      let reportedAt = ContinuousClock.now
-      while cancelled.progressValues.isEmpty, cancelled.results.isEmpty,
-        ContinuousClock.now - reportedAt < .seconds(60)
-      {
-        try await Task.sleep(for: .milliseconds(5))
-      }
-      XCTAssertNotEqual(
-        cancelled.progressValues.first?.state, .finished,
-        "the build was reported finished before it could be cancelled")
       handle.cancel()
       handle.cancel()  // idempotent
       let cancelResult = try await outcome(of: cancelled)
