@@ -33,9 +33,10 @@ import Synchronization
 ///   ``blackhole(_:)``, ``settingsDelay(_:)``, ``restart(downtime:)``.
 /// - Record: ``calls``, ``pings``, ``waitForCalls(count:to:timeout:)``.
 ///
-/// A server left running is stopped when its last reference goes, with a message naming it
-/// on standard error; ``stopAll()`` stops every server still running and returns their names,
-/// for a test base class's `tearDown` to fail on.
+/// A server left running by a test is stopped when the test finishes (XCTest), or when its
+/// last reference goes, with a message naming it on standard error; ``stopAll()`` stops every
+/// server still running and returns their names, for a test base class's `tearDown` to fail
+/// on.
 ///
 /// - Important: A `Sendable` handle: every method may be called from any thread or task
 ///   (including a handler, which runs on the server's loop thread). Methods that change
@@ -92,7 +93,7 @@ public final class MilvusTestServer: Sendable {
     }
     core.shared.withLock { $0.tlsEnabled = tls != nil }
     try listen(port: port, context: context)
-    MilvusTestServer.registry.withLock { $0[ObjectIdentifier(core)] = core }
+    TestServerLeakGuard.started(core)
   }
 
   private func listen(port: Int, context: TestServerTLSContext?) throws(MilvexError) {
@@ -114,10 +115,8 @@ public final class MilvusTestServer: Sendable {
   }
 
   private func stopServer() {
-    let core = self.core
-    _ = core.onLoop { core.stopAll() }
-    core.shared.withLock { $0.running = false }
-    MilvusTestServer.registry.withLock { $0[ObjectIdentifier(core)] = nil }
+    core.stopServing()
+    TestServerLeakGuard.stopped(core)
   }
 
   /// Whether the server is started (it may have stopped accepting; see ``stopAccepting()``).
@@ -386,9 +385,6 @@ public final class MilvusTestServer: Sendable {
 
   // MARK: - Leak guard
 
-  /// Every started server that has not stopped, by its core.
-  static let registry = Mutex<[ObjectIdentifier: TestServerCore]>([:])
-
   /// Stops every test server still running in this process and returns their names (empty
   /// when every test stopped its servers). Call it from a test base class's `tearDown` and
   /// fail when it returns names:
@@ -403,14 +399,8 @@ public final class MilvusTestServer: Sendable {
   /// - Important: Callable from any thread.
   @discardableResult
   public static func stopAll() -> [String] {
-    let running = registry.withLock { registry in
-      defer { registry = [:] }
-      return Array(registry.values)
-    }
-    for core in running {
-      _ = core.onLoop { core.stopAll() }
-      core.shared.withLock { $0.running = false }
-    }
+    let running = TestServerLeakGuard.takeAll()
+    for core in running { core.stopServing() }
     return running.map(\.name).sorted()
   }
 }

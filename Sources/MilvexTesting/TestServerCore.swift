@@ -179,10 +179,16 @@ final class TestServerCore: @unchecked Sendable {
     for connection in Array(connections.values) { connection.goAway(kind) }
   }
 
-  /// Stops listening and closes every connection.
+  /// Stops listening and closes every connection. Loop thread only.
   func stopAll() {
     stopListening()
     closeAll(.eof)
+  }
+
+  /// ``stopAll()`` from any thread, then marks the server stopped.
+  func stopServing() {
+    _ = onLoop { [self] in stopAll() }
+    shared.withLock { $0.running = false }
   }
 
   // MARK: - Calls (loop thread only)
