@@ -3,6 +3,7 @@ import Logging
 import MilvexProtos
 import MilvexReactor
 import MilvexTesting
+import Synchronization
 import XCTest
 
 /// A test case with a client loop and a test server, both stopped at teardown; a server left
@@ -97,5 +98,30 @@ func failure<T>(
     return nil
   } catch {
     return error
+  }
+}
+
+/// The state transitions a connection made, recorded from its callback.
+final class TransitionRecorder: Sendable {
+  private let transitions = Mutex<[StateTransition]>([])
+
+  init(_ connection: Connection) {
+    connection.onStateChange { [self] transition in
+      transitions.withLock { $0.append(transition) }
+    }
+  }
+
+  var all: [StateTransition] { transitions.withLock { $0 } }
+
+  /// Waits (polling) until a transition matches; returns it, or nil after `timeout`.
+  func wait(
+    timeout: Duration = .seconds(10), _ matches: (StateTransition) -> Bool
+  ) async -> StateTransition? {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+      if let found = all.first(where: matches) { return found }
+      try? await Task.sleep(for: .milliseconds(5))
+    }
+    return nil
   }
 }
