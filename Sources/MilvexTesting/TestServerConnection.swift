@@ -249,10 +249,14 @@ final class TestServerConnection {
     closeIfDone()
   }
 
-  /// Closes after a GOAWAY once the output has left (and, for NO_ERROR, the calls ended).
+  /// Closes once the output has left, when a GOAWAY ended the connection (for NO_ERROR, once
+  /// its calls ended too).
   private func closeIfDone() {
     guard !isClosed, outputOffset >= output.count else { return }
-    if closeWhenFlushed || (closeWhenIdle && session?.openStreams.isEmpty != false) {
+    // nghttp2 is done when both sides sent GOAWAY, or after a protocol error it answered.
+    if closeWhenFlushed || (closeWhenIdle && session?.openStreams.isEmpty != false)
+      || session?.isFinished == true
+    {
       close(.eof)
     }
   }
