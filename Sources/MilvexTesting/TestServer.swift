@@ -23,15 +23,17 @@ import Synchronization
 /// XCTAssertEqual(server.calls(to: "Search").count, 1)
 /// ```
 ///
-/// - Answers: ``answer(_:with:)-(_,TestServerAnswer)`` (every call),
-///   ``answer(_:with:)-(_,[TestServerAnswer])`` (the next calls, in order),
-///   ``handle(path:_:)`` (a handler), and built-in answers for Connect, CheckHealth,
+/// - Answers: `answer(_:with:)` with one answer (every call) or with a list (the next calls,
+///   in order), ``handle(path:_:)`` (a handler), and built-in answers for Connect, CheckHealth,
 ///   GetVersion, HasCollection, DescribeCollection (``addCollection(_:schema:)``),
 ///   Insert/Upsert/Delete, Search and Query. Anything else is answered `UNIMPLEMENTED` and
 ///   recorded with ``TestServerCall/unimplemented``.
 /// - Faults: ``stopAccepting()``, ``closeAllConnections(_:)``, ``goAway(_:)``,
 ///   ``blackhole(_:)``, ``settingsDelay(_:)``, ``restart(downtime:)``.
 /// - Record: ``calls``, ``pings``, ``waitForCalls(count:to:timeout:)``.
+///
+/// Docs/testing-server.md is the guide: precedence of answers, what each fault does on the
+/// wire and what a client notices.
 ///
 /// A server left running by a test is stopped when the test finishes (XCTest), or when its
 /// last reference goes, with a message naming it on standard error; ``stopAll()`` stops every
@@ -53,6 +55,8 @@ public final class MilvusTestServer: Sendable {
   ///   - builtInAnswers: whether the common Milvus methods answer without a script; false
   ///     makes every unscripted call `UNIMPLEMENTED`.
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` if its loop cannot start.
+  /// - Important: Callable from any thread. The server's loop thread runs until the last
+  ///   reference goes.
   public init(name: String = "MilvusTestServer", builtInAnswers: Bool = true) throws(MilvexError) {
     self.name = name
     let loop = try EventLoop(threadName: "milvex-test-srv")
@@ -157,7 +161,8 @@ public final class MilvusTestServer: Sendable {
 
   /// Calls of `path` (a full gRPC path, `/package.Service/Method`) are answered by `handler`,
   /// unless a queued answer comes first. It runs on the server's loop thread and must not
-  /// block; it may call this server's methods.
+  /// block; it may call this server's methods (capture the server `weak`: the server keeps
+  /// its handlers).
   ///
   /// - Important: Callable from any thread; `handler` runs on the server's loop thread.
   public func handle(path: String, _ handler: @escaping TestServerHandler) {
