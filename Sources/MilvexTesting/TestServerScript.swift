@@ -155,21 +155,18 @@ struct TestServerScript: Sendable {
       response.consistencyLevel = .bounded
       response.updateTimestamp = 1
       return .message(response)
-    case "Insert":
+    case "Insert", "Upsert":
+      // UpsertRequest's fields 1–8 are InsertRequest's: one decoding serves both.
       guard let request = call.request(as: Milvus_Proto_Milvus_InsertRequest.self) else {
         return nil
       }
       var result = mutation(
         collection: request.collectionName, fields: request.fieldsData, rows: request.numRows)
-      result.insertCnt = Int64(request.numRows)
-      return .message(result)
-    case "Upsert":
-      guard let request = call.request(as: Milvus_Proto_Milvus_UpsertRequest.self) else {
-        return nil
+      if call.method == "Insert" {
+        result.insertCnt = Int64(request.numRows)
+      } else {
+        result.upsertCnt = Int64(request.numRows)
       }
-      var result = mutation(
-        collection: request.collectionName, fields: request.fieldsData, rows: request.numRows)
-      result.upsertCnt = Int64(request.numRows)
       return .message(result)
     case "Delete":
       let expression = call.request(as: Milvus_Proto_Milvus_DeleteRequest.self)?.expr ?? ""

@@ -30,6 +30,11 @@ final class TestServerAnswerTests: TestServerTestCase {
           ]))
       XCTAssertEqual(inserted.insertCount, 2)
       XCTAssertEqual(inserted.ids, [.int(1), .int(2)])
+      let upserted = try await client.perform(
+        .upsert(into: "docs", rows: [["id": .int(2), "vector": .floatVector([0, 0, 1, 0])]]))
+      XCTAssertEqual(upserted.upsertCount, 1)
+      XCTAssertEqual(upserted.insertCount, 0)
+      XCTAssertEqual(upserted.ids, [.int(2)])
       let hits = try await client.perform(.search("docs", vectors: [[0, 0, 0, 1]], limit: 2))
       XCTAssertEqual(hits.count, 1)
       XCTAssertEqual(hits.first?.map(\.id), [.int(7), .int(9)])
@@ -42,7 +47,10 @@ final class TestServerAnswerTests: TestServerTestCase {
     XCTAssertEqual(methods.first, "Connect")
     XCTAssertEqual(
       methods.filter { $0 != "Connect" && $0 != "DescribeCollection" },
-      ["GetVersion", "CheckHealth", "HasCollection", "HasCollection", "Insert", "Search", "Delete"])
+      [
+        "GetVersion", "CheckHealth", "HasCollection", "HasCollection", "Insert", "Upsert",
+        "Search", "Delete",
+      ])
     let search = try XCTUnwrap(server.calls(to: "Search").first)
     let request = try XCTUnwrap(search.request as? Milvus_Proto_Milvus_SearchRequest)
     XCTAssertEqual(request.collectionName, "docs")
