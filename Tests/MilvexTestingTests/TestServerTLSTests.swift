@@ -21,6 +21,39 @@ final class TestServerTLSTests: TestServerTestCase {
     XCTAssertEqual(server.calls.map(\.method), ["Connect", "CheckHealth"])
   }
 
+  func testASelfSignedCertificateMadeInMemoryServesByAddressAndByName() async throws {
+    let (tls, trustRoot) = try TestServerTLS.selfSigned()
+    try server.start(tls: tls)
+    let byAddress = try self.config {
+      $0.ssl = true
+      $0.tls = TLSConfiguration(trustRoots: trustRoot)
+    }
+    let byName = try self.config {
+      $0.ssl = true
+      $0.tls = TLSConfiguration(trustRoots: trustRoot, serverName: "localhost")
+    }
+    for config in [byAddress, byName] {
+      try await withClient(config) { client in
+        _ = try await client.perform(.checkHealth())
+      }
+    }
+    XCTAssertEqual(server.calls(to: "CheckHealth").count, 2)
+    // Another process's (another call's) certificate is not trusted.
+    let (_, otherRoot) = try TestServerTLS.selfSigned()
+    let client = try client(
+      config {
+        $0.ssl = true
+        $0.tls = TLSConfiguration(trustRoots: otherRoot)
+      })
+    let error = await failure { () async throws(MilvexError) in
+      try await client.perform(
+        .checkHealth(), options: MilvusCallOptions(timeout: .seconds(2), retryPolicy: .never))
+    }
+    XCTAssertTrue(
+      "\(String(describing: error))".contains("certificate"), "\(String(describing: error))")
+    await client.close()
+  }
+
   func testAClientThatTrustsAnotherCAIsRefusedWithACertificateError() async throws {
     let certificates = try Self.certificates()
     try server.start(tls: certificates.server)
