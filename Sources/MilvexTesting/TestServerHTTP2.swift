@@ -147,12 +147,6 @@ final class TestServerSession {
     }
   }
 
-  /// Resets `streamID` (RFC 9113 §6.4).
-  func reset(streamID: Int32, errorCode: UInt32) {
-    guard let session else { return }
-    nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
-  }
-
   /// Queues a GOAWAY (RFC 9113 §6.8) naming the last stream the server processed, with
   /// `errorCode` and `debugData`; streams opened after it are refused by nghttp2.
   func goAway(errorCode: UInt32, debugData: String) {
