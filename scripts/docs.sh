@@ -27,3 +27,20 @@ docc=$(dirname "$(command -v "$SWIFT")")/docc
   --transform-for-static-hosting \
   --warnings-as-errors
 echo "docs: $archive"
+
+# MilvexTesting, the test-support product: an archive of its own from its catalog
+# Docs/MilvexTesting.docc (landing page, the article "Testing your application") and its
+# symbol graphs (with its extensions of MilvexReactor's types).
+testing=$stage/testing
+testing_archive=$stage/MilvexTesting.doccarchive
+rm -rf "$testing" "$testing_archive"
+mkdir -p "$testing/symbol-graphs"
+cp "$graphs"/MilvexTesting*.symbols.json "$testing/symbol-graphs/"
+cp -R Docs/MilvexTesting.docc "$testing/MilvexTesting.docc"
+"$docc" convert "$testing/MilvexTesting.docc" \
+  --additional-symbol-graph-dir "$testing/symbol-graphs" \
+  --output-path "$testing_archive" \
+  --fallback-display-name MilvexTesting --fallback-bundle-identifier MilvexTesting \
+  --transform-for-static-hosting \
+  --warnings-as-errors
+echo "docs: $testing_archive"

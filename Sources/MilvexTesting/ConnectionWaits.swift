@@ -13,8 +13,8 @@ extension Connection {
   ///   - state: the state to wait for.
   ///   - timeout: how long to wait, in wall time.
   /// - Throws: `DEADLINE_EXCEEDED` naming the state, the current state and the last
-  ///   transition when `timeout` passes first; ``MilvexError/disconnected(reason:)`` when the
-  ///   connection ends (and `state` is not ``ConnectivityState/disconnected``).
+  ///   transition when `timeout` passes first; `MilvexError/disconnected(reason:)` when the
+  ///   connection ends (and `state` is not `ConnectivityState/disconnected`).
   /// - Important: Callable from any task.
   public func waitForState(_ state: ConnectivityState, timeout: Duration = .seconds(10))
     async throws(MilvexError)
@@ -37,7 +37,7 @@ extension Connection {
   ///   - matches: the test of a transition; runs on the waiting task.
   /// - Returns: the matching transition.
   /// - Throws: `DEADLINE_EXCEEDED` naming the current state and the last transition when
-  ///   `timeout` passes first; ``MilvexError/disconnected(reason:)`` when the connection ends
+  ///   `timeout` passes first; `MilvexError/disconnected(reason:)` when the connection ends
   ///   with no transition matching.
   /// - Important: Callable from any task.
   public func waitForTransition(

@@ -24,19 +24,19 @@ import Synchronization
 /// ```
 ///
 /// - Answers: `answer(_:with:)` with one answer (every call) or with a list (the next calls,
-///   in order), ``handle(path:_:)`` (a handler), and built-in answers for Connect, CheckHealth,
-///   GetVersion, HasCollection, DescribeCollection (``addCollection(_:schema:)``),
+///   in order), `handle(path:_:)` (a handler), and built-in answers for Connect, CheckHealth,
+///   GetVersion, HasCollection, DescribeCollection (`addCollection(_:schema:)`),
 ///   Insert/Upsert/Delete, Search and Query. Anything else is answered `UNIMPLEMENTED` and
 ///   recorded with ``TestServerCall/unimplemented``.
-/// - Faults: ``stopAccepting()``, ``closeAllConnections(_:)``, ``goAway(_:)``,
-///   ``blackhole(_:)``, ``settingsDelay(_:)``, ``restart(downtime:)``.
-/// - Record: ``calls``, ``pings``, ``waitForCalls(count:to:timeout:)``.
+/// - Faults: `stopAccepting()`, `closeAllConnections(_:)`, `goAway(_:)`,
+///   `blackhole(_:)`, `settingsDelay(_:)`, `restart(downtime:)`.
+/// - Record: `calls`, `pings`, `waitForCalls(count:to:timeout:)`.
 ///
 /// Docs/testing-server.md is the guide: precedence of answers, what each fault does on the
 /// wire and what a client notices.
 ///
 /// A server left running by a test is stopped when the test finishes (XCTest), or when its
-/// last reference goes, with a message naming it on standard error; ``stopAll()`` stops every
+/// last reference goes, with a message naming it on standard error; `stopAll()` stops every
 /// server still running and returns their names, for a test base class's `tearDown` to fail
 /// on.
 ///
@@ -48,13 +48,13 @@ public final class MilvusTestServer: Sendable {
   public let name: String
   let core: TestServerCore
 
-  /// A server that is not started yet; script it before or after ``start(tls:on:)``.
+  /// A server that is not started yet; script it before or after `start(tls:on:)`.
   ///
   /// - Parameters:
   ///   - name: names the server in messages (a leak at teardown, a failure to start).
   ///   - builtInAnswers: whether the common Milvus methods answer without a script; false
   ///     makes every unscripted call `UNIMPLEMENTED`.
-  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` if its loop cannot start.
+  /// - Throws: `MilvexError/invalidArgument(field:message:)` if its loop cannot start.
   /// - Important: Callable from any thread. The server's loop thread runs until the last
   ///   reference goes.
   public init(name: String = "MilvusTestServer", builtInAnswers: Bool = true) throws(MilvexError) {
@@ -77,12 +77,12 @@ public final class MilvusTestServer: Sendable {
 
   // MARK: - Starting and stopping
 
-  /// Starts listening on 127.0.0.1:`port` (0: a free port, see ``port``).
+  /// Starts listening on 127.0.0.1:`port` (0: a free port, see `port`).
   ///
   /// - Parameters:
   ///   - tls: serve TLS with this certificate (ALPN h2); nil for plaintext HTTP/2.
   ///   - port: the port; 0 picks a free one.
-  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` naming the server when it is
+  /// - Throws: `MilvexError/invalidArgument(field:message:)` naming the server when it is
   ///   already running, the port is taken or the certificate cannot be used.
   /// - Important: Callable from any thread.
   public func start(tls: TestServerTLS? = nil, on port: Int = 0) throws(MilvexError) {
@@ -111,7 +111,7 @@ public final class MilvusTestServer: Sendable {
   }
 
   /// Stops the server: closes the listening socket and every connection. Idempotent; the
-  /// script and the record stay (a later ``start(tls:on:)`` serves with them again).
+  /// script and the record stay (a later `start(tls:on:)` serves with them again).
   ///
   /// - Important: Callable from any thread.
   public func stop() {
@@ -123,10 +123,10 @@ public final class MilvusTestServer: Sendable {
     TestServerLeakGuard.stopped(core)
   }
 
-  /// Whether the server is started (it may have stopped accepting; see ``stopAccepting()``).
+  /// Whether the server is started (it may have stopped accepting; see `stopAccepting()`).
   public var isRunning: Bool { core.shared.withLock { $0.running } }
 
-  /// The port it listens on (after ``start(tls:on:)``; kept across a restart).
+  /// The port it listens on (after `start(tls:on:)`; kept across a restart).
   public var port: Int { core.shared.withLock { $0.port } }
 
   /// The host it listens on: `127.0.0.1`.
@@ -191,7 +191,7 @@ public final class MilvusTestServer: Sendable {
   }
 
   /// Declares a collection with an int64 primary key `id` and a float vector field `vector`
-  /// of `dimension` (L2), optionally with auto ID; see ``addCollection(_:schema:)``.
+  /// of `dimension` (L2), optionally with auto ID; see `addCollection(_:schema:)`.
   ///
   /// - Important: Callable from any thread.
   public func addCollection(_ name: String, dimension: Int, autoID: Bool = false) {
@@ -231,7 +231,7 @@ public final class MilvusTestServer: Sendable {
   // MARK: - Faults
 
   /// Closes the listening socket: new connections are refused (`ECONNREFUSED`); open ones
-  /// go on. ``resumeAccepting()`` or ``restart(downtime:)`` listens again on the same port.
+  /// go on. `resumeAccepting()` or `restart(downtime:)` listens again on the same port.
   ///
   /// - Important: Callable from any thread; returns once the socket is closed.
   public func stopAccepting() {
@@ -239,9 +239,9 @@ public final class MilvusTestServer: Sendable {
     _ = core.onLoop { core.stopListening() }
   }
 
-  /// Listens again on the same port after ``stopAccepting()``.
+  /// Listens again on the same port after `stopAccepting()`.
   ///
-  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` when the port cannot be bound
+  /// - Throws: `MilvexError/invalidArgument(field:message:)` when the port cannot be bound
   ///   again or the server is not running.
   /// - Important: Callable from any thread.
   public func resumeAccepting() throws(MilvexError) {
@@ -294,7 +294,7 @@ public final class MilvusTestServer: Sendable {
   /// refuses connections for `downtime`, then the server listens again with the same script
   /// and record.
   ///
-  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` when the port cannot be bound
+  /// - Throws: `MilvexError/invalidArgument(field:message:)` when the port cannot be bound
   ///   again or the server is not running.
   /// - Important: Callable from any thread; blocks the caller for `downtime`.
   public func restart(downtime: Duration = .zero) throws(MilvexError) {

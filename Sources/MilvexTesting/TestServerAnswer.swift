@@ -51,10 +51,10 @@ public struct TestServerCall: Sendable, CustomStringConvertible {
   /// The request message's bytes (without gRPC's 5-byte prefix).
   public var requestBytes: [UInt8]
   /// The decoded request for the built-in Milvus methods (a `Milvus_Proto_Milvus_…Request`);
-  /// nil for other paths (decode ``requestBytes`` yourself) or bytes that do not decode.
+  /// nil for other paths (decode `requestBytes` yourself) or bytes that do not decode.
   public var request: (any SwiftProtobuf.Message)?
   /// The answer the server gave (or is about to give, for a delayed one); nil when it gave
-  /// none because the path was unimplemented (see ``unimplemented``).
+  /// none because the path was unimplemented (see `unimplemented`).
   public var answer: TestServerAnswer?
   /// True when the server answered `UNIMPLEMENTED`: nothing was scripted for the path and it
   /// has no built-in answer. A test that did not expect it has a missing script.

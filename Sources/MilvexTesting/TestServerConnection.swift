@@ -7,8 +7,8 @@ import MilvexReactor
 #endif
 
 /// One accepted connection of a ``MilvusTestServer``: the glue between its socket, its TLS
-/// session (``TestServerTLSSession``) and its HTTP/2 session (``TestServerSession``). It
-/// decides nothing: the core's ``TestServerScript`` chose how it is served, and the core
+/// session (`TestServerTLSSession`) and its HTTP/2 session (`TestServerSession`). It
+/// decides nothing: the core's `TestServerScript` chose how it is served, and the core
 /// decides each call's answer.
 ///
 /// Phases: `holding` (plaintext kept, nothing of HTTP/2 sent: the SETTINGS are late),

@@ -14,7 +14,7 @@ import Synchronization
 ///
 /// - Important: `@unchecked Sendable`: `shared` is a `Mutex`, `name`, `loop` and the TLS
 ///   context are immutable, and every other stored property is touched only on `loop`'s
-///   thread (the public handle reaches it through ``onLoop(_:)``).
+///   thread (the public handle reaches it through `onLoop(_:)`).
 final class TestServerCore: @unchecked Sendable {
   let name: String
   let loop: EventLoop
@@ -120,7 +120,7 @@ final class TestServerCore: @unchecked Sendable {
 
   var isListening: Bool { listener >= 0 }
 
-  /// The TLS context of the last ``listen(port:tls:)``. Loop thread only.
+  /// The TLS context of the last `listen(port:tls:)`. Loop thread only.
   var currentTLSContext: TestServerTLSContext? { tlsContext }
 
   private func acceptAll() {
@@ -185,7 +185,7 @@ final class TestServerCore: @unchecked Sendable {
     closeAll(.eof)
   }
 
-  /// ``stopAll()`` from any thread, then marks the server stopped.
+  /// `stopAll()` from any thread, then marks the server stopped.
   func stopServing() {
     _ = onLoop { [self] in stopAll() }
     shared.withLock { $0.running = false }

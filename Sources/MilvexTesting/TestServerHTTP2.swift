@@ -13,7 +13,7 @@ struct TestServerRequest {
   }
 }
 
-/// What the client's frames meant, in order, as ``TestServerSession/receive(_:)`` returns them
+/// What the client's frames meant, in order, as `TestServerSession/receive(_:)` returns them
 /// (h2's model: events are returned, never pushed, so nothing above runs inside nghttp2).
 enum TestServerSessionEvent {
   /// A request is complete (its END_STREAM arrived).
@@ -25,7 +25,7 @@ enum TestServerSessionEvent {
 }
 
 /// The server side of one HTTP/2 connection, sans I/O: bytes in, events out
-/// (``receive(_:)``), frames out pulled by the caller (``drainOutput(into:)``). nghttp2 in
+/// (`receive(_:)`), frames out pulled by the caller (`drainOutput(into:)`). nghttp2 in
 /// its I/O-agnostic mode (`nghttp2_session_mem_recv` / `nghttp2_session_mem_send`); it never
 /// touches a socket, and its callbacks only record.
 ///

@@ -112,7 +112,7 @@ enum TestServerLeakGuard {
 }
 
 #if canImport(XCTest)
-  /// Forwards XCTest's test case events to ``TestServerLeakGuard``.
+  /// Forwards XCTest's test case events to `TestServerLeakGuard`.
   private final class LeakObserver: NSObject, XCTestObservation {
     func testCaseWillStart(_ testCase: XCTestCase) {
       TestServerLeakGuard.testCaseWillStart(id: ObjectIdentifier(testCase), name: testCase.name)

@@ -10,7 +10,7 @@ import MilvexReactor
 public struct TestServerTLS: Sendable, Hashable {
   /// The server's certificate (chain), PEM.
   public var certificateChain: TLSConfiguration.PEMSource
-  /// The private key of ``certificateChain``, unencrypted PEM.
+  /// The private key of `certificateChain`, unencrypted PEM.
   public var privateKey: TLSConfiguration.PEMSource
   /// When set, the server requires a client certificate signed by one of these CAs.
   public var clientCertificateAuthority: TLSConfiguration.PEMSource?
@@ -149,7 +149,7 @@ final class TestServerTLSContext: @unchecked Sendable {
 }
 
 /// The server side of one TLS session on memory BIOs, sans I/O: ciphertext in, plaintext out
-/// (``receive(_:)``); plaintext in, ciphertext out (``send(_:)``, ``takeCiphertext()``).
+/// (`receive(_:)`); plaintext in, ciphertext out (`send(_:)`, `takeCiphertext()`).
 /// The handshake runs as ciphertext arrives.
 ///
 /// - Important: Loop-confined (the test server's loop thread).
