@@ -1,0 +1,106 @@
+/// Moving a virtual-time loop's clock (MilvexTesting's `advanceTime(by:)`/`advanceTime(to:)`).
+extension EventLoop {
+  /// How many timers may fall due at one instant in one advance before it stops with an error:
+  /// past this, a timer is rearming itself with a zero delay, and the advance would never end.
+  static let virtualTimersPerInstantLimit = 100_000
+
+  /// How many rounds of queued closures and before-poll tasks run after each timer before the
+  /// advance moves on (the rest runs in the loop's next iteration).
+  static let virtualSettleRounds = 1_000
+
+  /// Moves the virtual clock to `target`: runs every timer that falls due at or before it, in
+  /// deadline order (ties in the order they were scheduled), each at its own deadline, and
+  /// after each the closures and before-poll tasks it queued, timers included that they
+  /// schedule due at or before `target`. I/O is not polled meanwhile: what a timer sent to a
+  /// socket is answered in the loop's later iterations, in real time.
+  ///
+  /// - Important: Loop thread only, never from a timer callback or work run by an advance.
+  /// - Throws: ``MilvexError/invalidArgument(field:message:)`` on a loop on real time, for a
+  ///   target before the clock's instant, or when called during an advance;
+  ///   ``MilvexError/eventLoopShutDown(operation:)`` once the loop has shut down.
+  package func advanceVirtualTime(to target: ContinuousClock.Instant) throws(MilvexError) {
+    preconditionInLoopThread()
+    let clock = try requireVirtualClock(operation: "advanceTime")
+    let now = clock.now
+    guard target >= now else {
+      throw .invalidArgument(
+        field: "advanceTime",
+        message:
+          "time cannot move backwards: the target \(describe(target, on: clock)) is "
+          + "\(now - target) before the loop's now, \(describe(now, on: clock))")
+    }
+    guard !clock.advancing else {
+      throw .invalidArgument(
+        field: "advanceTime",
+        message:
+          "called while the loop is already advancing time (from a timer callback or work "
+          + "it queued); advance from the test, after the first advance returned")
+    }
+    clock.advancing = true
+    defer {
+      clock.advancing = false
+      if acceptsWatchers { clock.startPumpIfDue() }
+    }
+    settleVirtualTimeWork()
+    var firedAtInstant = 0
+    while acceptsWatchers, let (timer, deadline) = clock.popDue(atOrBefore: target) {
+      if deadline > clock.now {
+        clock.move(to: deadline)
+        firedAtInstant = 0
+      }
+      firedAtInstant += 1
+      guard firedAtInstant <= Self.virtualTimersPerInstantLimit else {
+        throw .invalidArgument(
+          field: "advanceTime",
+          message:
+            "more than \(Self.virtualTimersPerInstantLimit) timers fell due at "
+            + "\(describe(deadline, on: clock)): a timer rearms itself with a zero delay; "
+            + "the clock stopped there")
+      }
+      timer.fireVirtual(dueAt: deadline)
+      settleVirtualTimeWork()
+    }
+    clock.move(to: target)
+  }
+
+  /// The deadlines of the pending timers of a loop with virtual time, earliest first.
+  ///
+  /// - Important: Loop thread only.
+  /// - Throws: as ``advanceVirtualTime(to:)`` for a loop on real time or shut down.
+  package func pendingVirtualTimerDeadlines() throws(MilvexError) -> [ContinuousClock.Instant] {
+    preconditionInLoopThread()
+    return try requireVirtualClock(operation: "pendingTimerDeadlines").pendingDeadlines
+  }
+
+  private func requireVirtualClock(operation: String) throws(MilvexError) -> VirtualClock {
+    guard let virtualClock else {
+      let mode: String
+      switch self.mode {
+      case .dedicatedThread(let name): mode = "on real time, on its thread \"\(name)\""
+      case .hostDriven: mode = "on real time, host-driven"
+      case .embedded: mode = "on real time, embedded in the host's libev loop"
+      }
+      throw .invalidArgument(
+        field: "EventLoop",
+        message:
+          "\(operation) needs a loop with virtual time (EventLoop.virtualTime(threadName:) in "
+          + "MilvexTesting); this loop runs \(mode)")
+    }
+    guard acceptsWatchers else { throw .eventLoopShutDown(operation: operation) }
+    return virtualClock
+  }
+
+  /// Runs what the last timer queued: closures submitted to the loop and before-poll tasks
+  /// (which may submit more), without polling I/O.
+  private func settleVirtualTimeWork() {
+    for _ in 0..<Self.virtualSettleRounds {
+      guard acceptsWatchers, hasQueuedWork else { return }
+      drainQueue()
+      runBeforePollWork()
+    }
+  }
+
+  private func describe(_ instant: ContinuousClock.Instant, on clock: VirtualClock) -> String {
+    "start + \(instant - clock.origin)"
+  }
+}
