@@ -421,7 +421,8 @@ public final class Connection: Sendable, Service {
 
     /// Delivers the live channel once connected (at once when connected now), or fails at
     /// `deadline` with a retriable ``MilvexError/notConnected(host:port:lastFailure:)``, or at
-    /// once after disconnect. ``config`` gives the config that goes with it.
+    /// once after disconnect. ``config`` gives the config that goes with it. `deadline` is on
+    /// the loop's clock: compute it from ``EventLoop/now``.
     ///
     /// - Important: Loop thread only; `completion` runs on the loop thread.
     public func waitForChannel(

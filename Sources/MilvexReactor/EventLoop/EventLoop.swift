@@ -209,8 +209,8 @@ public final class EventLoop: @unchecked Sendable {
   /// `ContinuousClock.now` on a loop on real time; the manual instant of a loop with virtual
   /// time (MilvexTesting), which moves only when a test advances it.
   ///
-  /// Compute deadlines handed to the loop-thread forms (``Connection/LoopView/waitForChannel(deadline:_:)``)
-  /// from it, so that they mean the same on both.
+  /// Compute the deadlines handed to the loop-thread forms from it
+  /// (``Connection/LoopView/waitForChannel(deadline:_:)``), so that they mean the same on both.
   ///
   /// - Important: Callable from any thread.
   public var now: ContinuousClock.Instant {

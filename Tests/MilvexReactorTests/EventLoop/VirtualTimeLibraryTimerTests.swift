@@ -334,7 +334,9 @@ final class VirtualTimeLibraryTimerTests: XCTestCase {
         maxDelay: .seconds(90))
       let plan = ServerWaitPlan<Never>(machine: machine) { wait, timeout in
         wait.perform(.listDatabases(), timeout: timeout) { result in
-          let count = checks.withLock { $0 += 1; return $0 }
+          let count = checks.withLock {
+            $0 += 1; return $0
+          }
           switch result {
           case .failure(let error): wait.answer(.failed(error))
           case .success: wait.answer(count >= 3 ? .finished(nil) : .pending(nil))

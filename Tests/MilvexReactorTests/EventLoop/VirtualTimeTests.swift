@@ -116,8 +116,10 @@ final class VirtualTimeTests: XCTestCase {
     try await loop.advanceTime(by: .seconds(8))
     XCTAssertEqual(
       fired.withLock { $0 },
-      ["tick 4.0 seconds", "tick 8.0 seconds", "tick 12.0 seconds", "stopped", "rearmed",
-       "tick 16.0 seconds"])
+      [
+        "tick 4.0 seconds", "tick 8.0 seconds", "tick 12.0 seconds", "stopped", "rearmed",
+        "tick 16.0 seconds",
+      ])
     let pending = try await loop.pendingTimerDeadlines()
     XCTAssertEqual(pending, [start + .seconds(20)], "only the repeating timer is left")
     try await loop.submit { timers.value[3].cancel() }
