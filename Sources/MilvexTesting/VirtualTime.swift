@@ -7,7 +7,7 @@ import MilvexReactor
 /// reconnect backoff, connect and handshake timeouts, keepalive PINGs and their timeouts, call
 /// deadlines, wait-for-ready deadlines, health probes, channel recycling, address refresh,
 /// retry delays, the waits of `MilvusClient`, and ``MilvexReactor/EventLoop/now``. A 60 s
-/// backoff or a 30-day deadline passes in one ``MilvexReactor/EventLoop/advanceTime(by:)``.
+/// backoff or a 30-day deadline passes in one ``advanceTime(by:)``.
 ///
 /// What stays real: socket I/O (connects, reads and writes complete in real time, on
 /// loopback in milliseconds), the peer's own timers, DNS lookups by c-ares (their
@@ -18,7 +18,7 @@ import MilvexReactor
 ///
 /// ```swift
 /// let loop = try EventLoop.virtualTime()
-/// let connection = try Connection.connect(config, on: loop)
+/// let connection = try Connection.start(config: config, on: loop)
 /// // … the server is down: the next attempt waits for the 60 s backoff.
 /// try await loop.advanceTime(by: .seconds(60))  // the attempt starts now
 /// ```

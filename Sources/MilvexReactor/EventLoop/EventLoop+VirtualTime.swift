@@ -14,7 +14,8 @@ extension EventLoop {
   /// schedule due at or before `target`. I/O is not polled meanwhile: what a timer sent to a
   /// socket is answered in the loop's later iterations, in real time.
   ///
-  /// - Important: Loop thread only, never from a timer callback or work run by an advance.
+  /// - Important: Loop thread only, never from a timer callback or work run by an advance
+  ///   (nor while another advance runs).
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` on a loop on real time, for a
   ///   target before the clock's instant, or when called during an advance;
   ///   ``MilvexError/eventLoopShutDown(operation:)`` once the loop has shut down.
@@ -33,8 +34,9 @@ extension EventLoop {
       throw .invalidArgument(
         field: "advanceTime",
         message:
-          "called while the loop is already advancing time (from a timer callback or work "
-          + "it queued); advance from the test, after the first advance returned")
+          "called while the loop is already advancing time (from a timer callback, work it "
+          + "queued, or another task advancing at the same time); advance from one task, "
+          + "after the previous advance returned")
     }
     clock.advancing = true
     defer {

@@ -140,6 +140,26 @@ final class VirtualTimeLibraryTimerTests: XCTestCase {
     XCTAssertNotNil(timedOut, "\(transitions.all)")
   }
 
+  /// The set-up handshake (Milvus's `Connect` for a `MilvusClient`) is a call with the connect
+  /// timeout as its deadline; here it goes to a method the peer never answers.
+  func testTheSetUpHandshakeTimeoutWaitsForTheClock() async throws {
+    let server = try peer("echo")
+    let transitions = EventRecorder<StateTransition>()
+    let setup = NeverAnsweredSetup()
+    _ = try start(
+      config(port: server.port, connectTimeout: .seconds(40)), setup: setup,
+      transitions: transitions)
+    try await eventually("the handshake sent") { setup.started.withLock { $0 } == 1 }
+    try await loop.advanceTime(by: .seconds(39))
+    await settle()
+    XCTAssertFalse(transitions.all.contains { $0.reason.contains("handshake") })
+    try await loop.advanceTime(by: .seconds(1))
+    let timedOut = await transitions.first(within: .seconds(10)) {
+      $0.reason.contains("handshake failed") && $0.reason.contains("DEADLINE_EXCEEDED")
+    }
+    XCTAssertNotNil(timedOut, "\(transitions.all)")
+  }
+
   func testKeepalivePingAndItsTimeoutWaitForTheClock() async throws {
     let server = try peer("no-ping-ack")
     let transitions = EventRecorder<StateTransition>()
@@ -408,5 +428,28 @@ private final class CountingSetup: ChannelSetup, @unchecked Sendable {
   ) {
     probes.withLock { $0 += 1 }
     completion(nil)
+  }
+}
+
+/// A set-up step whose handshake call the echo peer never answers.
+private final class NeverAnsweredSetup: ChannelSetup, @unchecked Sendable {
+  // @unchecked Sendable: the counter is a lock.
+  let started = Locked(0)
+
+  func setUp(
+    channel: GRPCChannel, config: ConnectionConfig, timeout: Duration,
+    completion: @escaping (ChannelSetupOutcome<Void>) -> Void
+  ) {
+    started.withLock { $0 += 1 }
+    channel.onLoop.unary(path: "/test.Echo/Never", request: [], timeout: timeout) { result in
+      switch result {
+      case .success: completion(.ready(()))
+      case .failure(let error): completion(.failed(reason: "handshake failed: \(error)"))
+      }
+    }
+  }
+
+  func defaultMetadata(config: ConnectionConfig, session: Void?) -> GRPCMetadata {
+    GRPCMetadata()
   }
 }
