@@ -21,7 +21,11 @@ import Synchronization
 /// - embedded in a host's `struct ev_loop *` that the host runs (``init(embeddingIn:)``).
 ///
 /// The layers above cannot tell these apart. Everything except ``execute(_:)``,
-/// ``shutdown()``, ``submit(_:)`` and ``inLoopThread`` is loop-thread-only.
+/// ``shutdown()``, ``submit(_:)``, ``inLoopThread`` and ``now`` is loop-thread-only.
+///
+/// A dedicated-thread loop made by MilvexTesting's `EventLoop.virtualTime(threadName:)` runs
+/// on virtual time: real I/O, and timers that follow a manual clock the test moves (``now``,
+/// Docs/testing.md).
 public final class EventLoop: @unchecked Sendable {
   // @unchecked Sendable: the only state touched from other threads is `queue` (a Mutex) and
   // the `let`s; `loopThread` is written before any other thread can see `self` (see init);

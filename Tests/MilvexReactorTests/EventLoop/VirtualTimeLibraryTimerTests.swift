@@ -185,16 +185,20 @@ final class VirtualTimeLibraryTimerTests: XCTestCase {
     let connection = try start(config(port: server.port))
     let channel = try await connection.waitForChannel(timeout: .seconds(10)).channel
     let month = Self.month
+    let done = Locked(false)
     let call = Task {
-      await outcome {
+      let result = await outcome {
         try await channel.unary(path: "/test.Echo/Never", request: [1], timeout: month)
       }
+      done.withLock { $0 = true }
+      return result
     }
     try await eventually("the call's deadline timer") {
       try await pendingDelays().contains(Self.month)
     }
     try await loop.advanceTime(by: Self.month - .seconds(1))
     await settle()
+    XCTAssertFalse(done.withLock { $0 }, "the call is still open 1 s before its deadline")
     try await loop.advanceTime(by: .seconds(1))
     let result = await call.value
     guard case .failure(.grpcStatus(let status)) = result else {
@@ -205,13 +209,20 @@ final class VirtualTimeLibraryTimerTests: XCTestCase {
 
   func testAWaitForReadyDeadlineWaitsForTheClock() async throws {
     let connection = try start(config(port: freeLocalPort()))
+    let done = Locked(false)
     let wait = Task {
-      await outcome { try await connection.waitForChannel(timeout: .seconds(300)).config.port }
+      let result = await outcome {
+        try await connection.waitForChannel(timeout: .seconds(300)).config.port
+      }
+      done.withLock { $0 = true }
+      return result
     }
     try await eventually("the wait's deadline") {
       try await pendingDelays().contains(.seconds(300))
     }
     try await loop.advanceTime(by: .seconds(299))
+    await settle()
+    XCTAssertFalse(done.withLock { $0 }, "the wait is still open 1 s before its deadline")
     try await loop.advanceTime(by: .seconds(1))
     let result = await wait.value
     guard case .failure(.notConnected) = result else { return XCTFail("\(result)") }
