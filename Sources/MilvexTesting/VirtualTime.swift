@@ -52,7 +52,7 @@ extension EventLoop {
   /// - Throws: ``MilvexReactor/MilvexError/invalidArgument(field:message:)`` for a negative
   ///   duration or a loop on real time; as ``advanceTime(to:)`` otherwise.
   public func advanceTime(by duration: Duration) async throws(MilvexError) {
-    try Self.checkAdvance(by: duration)
+    try checkAdvance(by: duration)
     let result = try await submit { [self] () -> Result<Void, MilvexError> in
       Result { () throws(MilvexError) in try advanceVirtualTime(to: now + duration) }
     }
@@ -75,6 +75,7 @@ extension EventLoop {
   ///   with a zero delay (the clock then stops at that instant);
   ///   ``MilvexReactor/MilvexError/eventLoopShutDown(operation:)`` once the loop has shut down.
   public func advanceTime(to instant: ContinuousClock.Instant) async throws(MilvexError) {
+    if let error = realTimeError(operation: "advanceTime") { throw error }
     let result = try await submit { [self] () -> Result<Void, MilvexError> in
       Result { () throws(MilvexError) in try advanceVirtualTime(to: instant) }
     }
@@ -90,7 +91,7 @@ extension EventLoop {
     by duration: Duration, _ completion: @escaping @Sendable (Result<Void, MilvexError>) -> Void
   ) {
     do throws(MilvexError) {
-      try Self.checkAdvance(by: duration)
+      try checkAdvance(by: duration)
       try execute { [self] in
         completion(Result { () throws(MilvexError) in try advanceVirtualTime(to: now + duration) })
       }
@@ -106,13 +107,17 @@ extension EventLoop {
   /// - Throws: ``MilvexReactor/MilvexError/invalidArgument(field:message:)`` on a loop on real
   ///   time; ``MilvexReactor/MilvexError/eventLoopShutDown(operation:)`` once it has shut down.
   public func pendingTimerDeadlines() async throws(MilvexError) -> [ContinuousClock.Instant] {
+    if let error = realTimeError(operation: "pendingTimerDeadlines") { throw error }
     let result = try await submit { [self] () -> Result<[ContinuousClock.Instant], MilvexError> in
       Result { () throws(MilvexError) in try pendingVirtualTimerDeadlines() }
     }
     return try result.get()
   }
 
-  private static func checkAdvance(by duration: Duration) throws(MilvexError) {
+  /// Answers at once, on the calling thread, what needs no loop: a loop on real time (which
+  /// may be a host-driven loop nobody runs), a negative duration.
+  private func checkAdvance(by duration: Duration) throws(MilvexError) {
+    if let error = realTimeError(operation: "advanceTime") { throw error }
     guard duration >= .zero else {
       throw .invalidArgument(
         field: "advanceTime(by:)",

@@ -74,21 +74,26 @@ extension EventLoop {
     return try requireVirtualClock(operation: "pendingTimerDeadlines").pendingDeadlines
   }
 
-  private func requireVirtualClock(operation: String) throws(MilvexError) -> VirtualClock {
-    guard let virtualClock else {
-      let mode: String
-      switch self.mode {
-      case .dedicatedThread(let name): mode = "on real time, on its thread \"\(name)\""
-      case .hostDriven: mode = "on real time, host-driven"
-      case .embedded: mode = "on real time, embedded in the host's libev loop"
-      }
-      throw .invalidArgument(
-        field: "EventLoop",
-        message:
-          "\(operation) needs a loop with virtual time (EventLoop.virtualTime(threadName:) in "
-          + "MilvexTesting); this loop runs \(mode)")
+  /// The error for `operation` on a loop on real time; nil on a loop with virtual time. Any
+  /// thread: a test gets it at once, without waiting for a loop that may not be running.
+  package func realTimeError(operation: String) -> MilvexError? {
+    guard virtualClock == nil else { return nil }
+    let mode: String
+    switch self.mode {
+    case .dedicatedThread(let name): mode = "on real time, on its thread \"\(name)\""
+    case .hostDriven: mode = "on real time, host-driven"
+    case .embedded: mode = "on real time, embedded in the host's libev loop"
     }
-    guard acceptsWatchers else { throw .eventLoopShutDown(operation: operation) }
+    return .invalidArgument(
+      field: "EventLoop",
+      message:
+        "\(operation) needs a loop with virtual time (EventLoop.virtualTime(threadName:) in "
+        + "MilvexTesting); this loop runs \(mode)")
+  }
+
+  private func requireVirtualClock(operation: String) throws(MilvexError) -> VirtualClock {
+    if let error = realTimeError(operation: operation) { throw error }
+    guard let virtualClock, acceptsWatchers else { throw .eventLoopShutDown(operation: operation) }
     return virtualClock
   }
 

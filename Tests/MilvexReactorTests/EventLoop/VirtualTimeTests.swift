@@ -197,6 +197,23 @@ final class VirtualTimeTests: XCTestCase {
     }
   }
 
+  func testAdvancingAHostDrivenLoopThatNobodyRunsIsAnErrorNotAHang() async throws {
+    // Never run and never shut down (its deinit releases it): a submission would wait forever.
+    let host = try EventLoop.hostDriven()
+    let advance = await failure { () async throws(MilvexError) in
+      try await host.advanceTime(to: host.now + .seconds(1))
+    }
+    guard case .invalidArgument("EventLoop", let message)? = advance else {
+      return XCTFail("advanced a host-driven loop: \(String(describing: advance))")
+    }
+    XCTAssertTrue(message.contains("host-driven"), message)
+    let answered = Latch()
+    host.advanceTime(by: .seconds(1)) { result in
+      if case .failure(.invalidArgument) = result { answered.open() }
+    }
+    answered.waitOrFail("the callback form's answer, on the calling thread")
+  }
+
   func testAdvancingBackwardsIsAnErrorThatNamesTheInstants() async throws {
     let loop = self.loop!
     try await loop.advanceTime(by: .seconds(10))
