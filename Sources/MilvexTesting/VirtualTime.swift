@@ -53,10 +53,9 @@ extension EventLoop {
   ///   duration or a loop on real time; as ``advanceTime(to:)`` otherwise.
   public func advanceTime(by duration: Duration) async throws(MilvexError) {
     try checkAdvance(by: duration)
-    let result = try await submit { [self] () -> Result<Void, MilvexError> in
-      Result { () throws(MilvexError) in try advanceVirtualTime(to: now + duration) }
+    try await onLoopBetweenAdvances { [self] () throws(MilvexError) in
+      try advanceVirtualTime(to: now + duration)
     }
-    try result.get()
   }
 
   /// Moves the clock forward to `instant`, running every timer that falls due on the way.
@@ -76,24 +75,27 @@ extension EventLoop {
   ///   ``MilvexReactor/MilvexError/eventLoopShutDown(operation:)`` once the loop has shut down.
   public func advanceTime(to instant: ContinuousClock.Instant) async throws(MilvexError) {
     if let error = realTimeError(operation: "advanceTime") { throw error }
-    let result = try await submit { [self] () -> Result<Void, MilvexError> in
-      Result { () throws(MilvexError) in try advanceVirtualTime(to: instant) }
+    try await onLoopBetweenAdvances { [self] () throws(MilvexError) in
+      try advanceVirtualTime(to: instant)
     }
-    try result.get()
   }
 
   /// Callback form of ``advanceTime(by:)``, for tests that are not `async`.
   ///
-  /// - Important: Callable from any thread except the loop thread's timer callbacks;
-  ///   `completion` runs on the loop thread, or at once on the calling thread for a negative
-  ///   duration or a loop that has shut down.
+  /// - Important: Callable from any thread (from a timer callback too: the advance then runs
+  ///   once the one under way is over); `completion` runs on the loop thread, or at once on
+  ///   the calling thread for a negative duration, a loop on real time, or a loop that has
+  ///   shut down.
   public func advanceTime(
     by duration: Duration, _ completion: @escaping @Sendable (Result<Void, MilvexError>) -> Void
   ) {
     do throws(MilvexError) {
       try checkAdvance(by: duration)
       try execute { [self] in
-        completion(Result { () throws(MilvexError) in try advanceVirtualTime(to: now + duration) })
+        whenNotAdvancingTime { [self] in
+          completion(
+            Result { () throws(MilvexError) in try advanceVirtualTime(to: now + duration) })
+        }
       }
     } catch {
       completion(.failure(error))
@@ -108,8 +110,25 @@ extension EventLoop {
   ///   time; ``MilvexReactor/MilvexError/eventLoopShutDown(operation:)`` once it has shut down.
   public func pendingTimerDeadlines() async throws(MilvexError) -> [ContinuousClock.Instant] {
     if let error = realTimeError(operation: "pendingTimerDeadlines") { throw error }
-    let result = try await submit { [self] () -> Result<[ContinuousClock.Instant], MilvexError> in
-      Result { () throws(MilvexError) in try pendingVirtualTimerDeadlines() }
+    return try await onLoopBetweenAdvances { [self] () throws(MilvexError) in
+      try pendingVirtualTimerDeadlines()
+    }
+  }
+
+  /// Runs `body` on the loop thread, after the advance under way if there is one (another
+  /// task's), and returns its outcome.
+  private func onLoopBetweenAdvances<T: Sendable>(
+    _ body: @escaping @Sendable () throws(MilvexError) -> T
+  ) async throws(MilvexError) -> T {
+    let result = await withCheckedContinuation {
+      (continuation: CheckedContinuation<Result<T, MilvexError>, Never>) in
+      do throws(MilvexError) {
+        try execute { [self] in
+          whenNotAdvancingTime { continuation.resume(returning: Result(catching: body)) }
+        }
+      } catch {
+        continuation.resume(returning: .failure(error))
+      }
     }
     return try result.get()
   }

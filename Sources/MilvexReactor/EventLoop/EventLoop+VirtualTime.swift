@@ -38,10 +38,42 @@ extension EventLoop {
           + "queued, or another task advancing at the same time); advance from one task, "
           + "after the previous advance returned")
     }
+    try runVirtualTimers(upTo: target, on: clock)
+    clock.move(to: target)
+  }
+
+  /// Runs `body` now, or once the advance under way is over when the loop is advancing: a
+  /// test's request that the advance's draining of the submission queue reached (from another
+  /// task, or the callback form used in a timer callback) waits for it instead of failing.
+  ///
+  /// - Important: Loop thread only; `body` runs on the loop thread.
+  package func whenNotAdvancingTime(_ body: @escaping () -> Void) {
+    preconditionInLoopThread()
+    guard let virtualClock, virtualClock.advancing else { return body() }
+    virtualClock.afterAdvance.append(body)
+  }
+
+  /// The pump fired (see ``VirtualClock``): runs the timers due now, as an advance to now
+  /// would. Loop thread.
+  func runDueVirtualTimers() {
+    guard let virtualClock, !virtualClock.advancing, acceptsWatchers else { return }
+    // A timer that keeps rearming itself at once stops this round; the pump runs it again in
+    // the next iteration, as libev would.
+    try? runVirtualTimers(upTo: virtualClock.now, on: virtualClock)
+  }
+
+  /// Runs every timer due at or before `target`, in order, each with the clock at its deadline,
+  /// and after each the work it queued. The core of an advance and of the pump.
+  func runVirtualTimers(
+    upTo target: ContinuousClock.Instant, on clock: VirtualClock
+  ) throws(MilvexError) {
     clock.advancing = true
     defer {
       clock.advancing = false
       if acceptsWatchers { clock.startPumpIfDue() }
+      let waiting = clock.afterAdvance
+      clock.afterAdvance = []
+      for body in waiting { body() }
     }
     settleVirtualTimeWork()
     var firedAtInstant = 0
@@ -52,6 +84,8 @@ extension EventLoop {
       }
       firedAtInstant += 1
       guard firedAtInstant <= Self.virtualTimersPerInstantLimit else {
+        // Back where it was: it runs in the loop's next iteration, as on real time.
+        clock.schedule(timer, at: deadline)
         throw .invalidArgument(
           field: "advanceTime",
           message:
@@ -62,7 +96,6 @@ extension EventLoop {
       timer.fireVirtual(dueAt: deadline)
       settleVirtualTimeWork()
     }
-    clock.move(to: target)
   }
 
   /// The deadlines of the pending timers of a loop with virtual time, earliest first.

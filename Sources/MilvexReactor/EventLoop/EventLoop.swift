@@ -109,6 +109,7 @@ public final class EventLoop: @unchecked Sendable {
       Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().runBeforePollWork()
     }
     beforePollWatcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    virtualClock?.attach(to: self)
     if mode == .embedded {
       // An idle wake-up watcher must not keep the host's loop from returning.
       ev_unref(rawLoop)

@@ -7,7 +7,9 @@ import CLibEV
 ///
 /// A timer scheduled due at or before the current instant (a zero delay, a deadline already
 /// passed) does not wait for the test: a real zero-delay `ev_timer`, the *pump*, runs it in the
-/// next loop iteration, as libev runs a real zero-delay timer.
+/// next loop iteration, as libev runs a real zero-delay timer, and the same way an advance
+/// does (``EventLoop/runVirtualTimers(upTo:on:)``), so that the order of events does not
+/// depend on which of the two ran them.
 ///
 /// - Important: ``now`` is readable from any thread; everything else is loop-thread-only.
 package final class VirtualClock: @unchecked Sendable {
@@ -26,6 +28,9 @@ package final class VirtualClock: @unchecked Sendable {
   /// True while the loop thread advances the clock: timers then fall due in the advance, not
   /// through the pump.
   var advancing = false
+  /// Advances and reads a test asked for that reached the loop during an advance (its work
+  /// drains the submission queue): they run once it is over, in the order they came.
+  var afterAdvance: [() -> Void] = []
 
   init(rawLoop: OpaquePointer) {
     let start = ContinuousClock.now
@@ -37,9 +42,13 @@ package final class VirtualClock: @unchecked Sendable {
       pump,
       { _, raw, _ in
         guard let data = raw?.pointee.data else { return }
-        Unmanaged<VirtualClock>.fromOpaque(data).takeUnretainedValue().runDueTimers()
+        Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().runDueVirtualTimers()
       }, 0, 0)
-    pump.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+  }
+
+  /// Points the pump at its loop, which owns the clock (so the pointer never outlives it).
+  func attach(to loop: EventLoop) {
+    pump.pointee.data = Unmanaged.passUnretained(loop).toOpaque()
   }
 
   deinit {
@@ -78,38 +87,30 @@ package final class VirtualClock: @unchecked Sendable {
 
   /// Removes and returns the timer that falls due first, at or before `instant`. Loop thread.
   func popDue(
-    atOrBefore instant: ContinuousClock.Instant, scheduledBefore limit: UInt64 = .max
+    atOrBefore instant: ContinuousClock.Instant
   ) -> (timer: LoopTimer, deadline: ContinuousClock.Instant)? {
-    guard let (id, deadline) = queue.popDue(atOrBefore: instant, scheduledBefore: limit),
+    guard let (id, deadline) = queue.popDue(atOrBefore: instant),
       let timer = timers.removeValue(forKey: id)
     else { return nil }
     return (timer, deadline)
   }
 
-  /// Loop shutdown: forgets every timer (the loop stops them) and stops the pump.
+  /// Loop shutdown: forgets every timer (the loop stops them), stops the pump, and runs the
+  /// requests waiting for an advance to end (they fail: the loop has shut down).
   func shutDown() {
     ev_timer_stop(rawLoop, pump)
     queue.removeAll()
     timers = [:]
+    // Answered now (the loop has shut down), never left waiting.
+    let waiting = afterAdvance
+    afterAdvance = []
+    for body in waiting { body() }
   }
 
   private func startPump() {
     guard !advancing, clibev_is_active(pump) == 0 else { return }
     clibev_timer_set(pump, 0, 0)
     ev_timer_start(rawLoop, pump)
-  }
-
-  /// The pump fired: runs the timers due now that were scheduled before it fired; those they
-  /// schedule due now run in the next iteration, so that a timer rearming itself with a zero
-  /// delay cannot keep the loop from polling.
-  private func runDueTimers() {
-    guard !advancing else { return }
-    let limit = queue.nextSequence
-    let instant = now
-    while let (timer, deadline) = popDue(atOrBefore: instant, scheduledBefore: limit) {
-      timer.fireVirtual(dueAt: deadline)
-    }
-    startPumpIfDue()
   }
 
   /// Starts the pump if a timer is due now (after an advance that stopped early). Loop thread.

@@ -29,7 +29,7 @@ package struct VirtualTimerQueue<ID: Hashable> {
   /// The sequence number of each scheduled timer's live entry.
   private var live: [ID: UInt64] = [:]
   /// The sequence number the next scheduled entry gets.
-  package private(set) var nextSequence: UInt64 = 0
+  private var nextSequence: UInt64 = 0
 
   package init() {}
 
@@ -60,15 +60,10 @@ package struct VirtualTimerQueue<ID: Hashable> {
   }
 
   /// Removes and returns the timer that falls due first if its deadline is at or before
-  /// `instant` and it was scheduled before sequence number `sequenceLimit` (a timer scheduled
-  /// while due timers are being run waits for the next round, as libev's do).
-  package mutating func popDue(
-    atOrBefore instant: Instant, scheduledBefore sequenceLimit: UInt64 = .max
-  ) -> (id: ID, deadline: Instant)? {
+  /// `instant`.
+  package mutating func popDue(atOrBefore instant: Instant) -> (id: ID, deadline: Instant)? {
     dropStaleTop()
-    guard let top = heap.min, top.deadline <= instant, top.sequence < sequenceLimit else {
-      return nil
-    }
+    guard let top = heap.min, top.deadline <= instant else { return nil }
     heap.removeMin()
     live[top.id] = nil
     return (top.id, top.deadline)

@@ -33,17 +33,6 @@ final class VirtualTimeTests: XCTestCase {
     XCTAssertEqual(queue.count, 0)
   }
 
-  func testTheQueueHoldsBackTimersScheduledAfterTheLimit() {
-    let start = ContinuousClock.now
-    var queue = VirtualTimerQueue<Int>()
-    queue.schedule(1, at: start)
-    let limit = queue.nextSequence
-    queue.schedule(2, at: start)
-    XCTAssertEqual(queue.popDue(atOrBefore: start, scheduledBefore: limit)?.id, 1)
-    XCTAssertNil(queue.popDue(atOrBefore: start, scheduledBefore: limit))
-    XCTAssertEqual(queue.popDue(atOrBefore: start)?.id, 2)
-  }
-
   func testATimerRearmedManyTimesLeavesOneEntry() {
     let start = ContinuousClock.now
     var queue = VirtualTimerQueue<Int>()
@@ -157,6 +146,39 @@ final class VirtualTimeTests: XCTestCase {
     XCTAssertEqual(loop.now, start + .seconds(120))
   }
 
+  func testTheSameScheduleGivesTheSameOrderOfEventsOnEveryRun() async throws {
+    func run() async throws -> [String] {
+      let loop = try EventLoop.virtualTime(threadName: "vt-replay")
+      defer { loop.shutdown() }
+      let start = loop.now
+      let events = Locked<[String]>([])
+      @Sendable func log(_ event: String) {
+        events.withLock { $0.append("\(event)@\(loop.now - start)") }
+      }
+      try await loop.submit {
+        for index in 0..<20 {
+          let delay = Duration.seconds((index * 7) % 5)
+          _ = try! loop.scheduleTimer(after: delay) {
+            log("t\(index)")
+            if index % 3 == 0 {
+              _ = try! loop.scheduleTimer(after: .zero) { log("zero after t\(index)") }
+            }
+            if index % 4 == 0 { try! loop.execute { log("queued by t\(index)") } }
+          }
+        }
+        _ = try! loop.scheduleTimer(after: .milliseconds(1500), repeating: true) { log("tick") }
+      }
+      for _ in 0..<4 { try await loop.advanceTime(by: .seconds(2)) }
+      return events.withLock { $0 }
+    }
+    let first = try await run()
+    XCTAssertEqual(first.count, 20 + 7 + 5 + 5)
+    for _ in 0..<5 {
+      let again = try await run()
+      XCTAssertEqual(again, first)
+    }
+  }
+
   func testTheCallbackFormAdvancesAndTheClockIsReadableFromAnyThread() throws {
     let loop = self.loop!
     let start = loop.now
@@ -237,6 +259,35 @@ final class VirtualTimeTests: XCTestCase {
     XCTAssertTrue(message.contains("negative"), message)
   }
 
+  func testAdvancesFromSeveralTasksAndFromATimerCallbackRunOneAfterAnother() async throws {
+    let loop = self.loop!
+    let start = loop.now
+    let fromCallback = Latch()
+    let seen = Locked<[Duration]>([])
+    try await loop.submit {
+      _ = try! loop.scheduleTimer(after: .seconds(1)) {
+        // The callback form inside an advance: it runs once that advance is over.
+        loop.advanceTime(by: .seconds(100)) { result in
+          if case .success = result { fromCallback.open() }
+        }
+      }
+      for second in 1...50 {
+        _ = try! loop.scheduleTimer(after: .seconds(second)) {
+          seen.withLock { $0.append(loop.now - start) }
+        }
+      }
+    }
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for _ in 0..<4 { group.addTask { try await loop.advanceTime(by: .seconds(5)) } }
+      try await group.waitForAll()
+    }
+    fromCallback.waitOrFail("the advance asked for in a timer callback")
+    let pending = try await loop.pendingTimerDeadlines()
+    XCTAssertEqual(pending, [])
+    XCTAssertEqual(seen.withLock { $0 }, (1...50).map { Duration.seconds($0) })
+    XCTAssertGreaterThanOrEqual(loop.now - start, .seconds(100))
+  }
+
   func testAdvancingFromATimerCallbackIsAnError() async throws {
     let loop = self.loop!
     let inner = Locked<MilvexError?>(nil)
@@ -276,6 +327,8 @@ final class VirtualTimeTests: XCTestCase {
     XCTAssertTrue(message.contains("rearms itself with a zero delay"), message)
     XCTAssertTrue(message.contains("start + 1.0 seconds"), message)
     XCTAssertEqual(loop.now, start + .seconds(1), "the clock stopped at the looping instant")
+    let stillScheduled = try await loop.submit { looping.value?.isScheduled == true }
+    XCTAssertTrue(stillScheduled, "the timer that stopped the advance is not lost")
     XCTAssertLessThan(ContinuousClock.now - wall, .seconds(30))
     try await loop.submit { looping.value?.cancel() }
   }
