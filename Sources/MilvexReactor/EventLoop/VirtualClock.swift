@@ -13,8 +13,9 @@ import CLibEV
 ///
 /// - Important: ``now`` is readable from any thread; everything else is loop-thread-only.
 package final class VirtualClock: @unchecked Sendable {
-  // @unchecked Sendable: `current` is a lock; the rest is touched on the loop thread only
-  // (the loop checks it with `assertInLoopThread()` on every entry point).
+  // @unchecked Sendable: `current` is a lock; the rest is touched on the loop thread only,
+  // through the loop-thread-only methods of EventLoop and LoopTimer (which check the thread)
+  // and the pump's callback, which libev runs on the loop thread.
 
   /// The instant the clock started at: the real instant its loop was created.
   package let origin: ContinuousClock.Instant
