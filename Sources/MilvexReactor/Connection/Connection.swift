@@ -328,7 +328,7 @@ public final class Connection: Sendable, Service {
     timeout: Duration,
     _ completion: @escaping @Sendable (Result<(GRPCChannel, ConnectionConfig), MilvexError>) -> Void
   ) {
-    let deadline = ContinuousClock.now + timeout
+    let deadline = loop.now + timeout
     do {
       try loop.execute { [self] in
         guard let driver else { return completion(.failure(noDriverError)) }
@@ -421,7 +421,8 @@ public final class Connection: Sendable, Service {
 
     /// Delivers the live channel once connected (at once when connected now), or fails at
     /// `deadline` with a retriable ``MilvexError/notConnected(host:port:lastFailure:)``, or at
-    /// once after disconnect. ``config`` gives the config that goes with it.
+    /// once after disconnect. ``config`` gives the config that goes with it. `deadline` is on
+    /// the loop's clock: compute it from ``EventLoop/now``.
     ///
     /// - Important: Loop thread only; `completion` runs on the loop thread.
     public func waitForChannel(
@@ -440,12 +441,16 @@ public final class Connection: Sendable, Service {
 
   /// Whether the connection is connected, answered by the loop thread within `timeout`.
   ///
+  /// `timeout` is wall time, on a loop with virtual time too: it bounds the wait for a loop
+  /// that does not answer, which no loop timer can.
+  ///
   /// - Important: Callable from any task.
   /// - Throws: `DEADLINE_EXCEEDED` if the loop does not answer in time,
   ///   ``MilvexError/eventLoopShutDown(operation:)`` if it has shut down.
   public func isConnected(timeout: Duration = .seconds(5)) async throws(MilvexError) -> Bool {
     let answer = OneShot<Result<Bool, MilvexError>>()
-    // The watchdog cannot be a loop timer: it is there for a loop that does not answer.
+    // The watchdog cannot be a loop timer: it is there for a loop that does not answer. So it
+    // measures wall time, on a loop with virtual time too.
     let watchdog = DispatchWorkItem {
       answer.resume(
         .failure(.status(.deadlineExceeded, "the event loop did not answer within \(timeout)")))

@@ -225,7 +225,7 @@ final class ConnectionDriver {
   func waitForChannel(deadline: ContinuousClock.Instant, _ waiter: @escaping ChannelWaiter) {
     nextWaiterID += 1
     let id = ConnectionStateMachine.WaiterID(nextWaiterID)
-    switch machine.waitForReady(id: id, deadline: deadline, now: .now) {
+    switch machine.waitForReady(id: id, deadline: deadline, now: loop.now) {
     case .resume:
       waiter(liveChannel())
     case .fail(let error):
@@ -240,7 +240,7 @@ final class ConnectionDriver {
 
   private func startAttempt(generation: UInt64, attempt: Int) {
     attempts.increment()
-    attemptStartedAt = .now
+    attemptStartedAt = loop.now
     logger.info(
       "connecting",
       metadata: [
@@ -329,7 +329,7 @@ final class ConnectionDriver {
       if let current, current.generation == generation { current.channel.onLoop.close() }
     case .connected(_, let transition, let resumeWaiters):
       connects.increment()
-      let elapsed = attemptStartedAt.map { ContinuousClock.now - $0 } ?? .zero
+      let elapsed = attemptStartedAt.map { loop.now - $0 } ?? .zero
       logger.info(
         "connected",
         metadata: ["host": "\(config.host)", "port": "\(config.port)", "after": "\(elapsed)"])
@@ -501,13 +501,13 @@ final class ConnectionDriver {
     }
     if deadline == waiterTimerDeadline, waiterTimer?.isScheduled == true { return }
     waiterTimerDeadline = deadline
-    let delay = max(.zero, deadline - .now)
+    let delay = max(.zero, deadline - loop.now)
     if let waiterTimer {
       waiterTimer.rearm(after: delay)
     } else {
       waiterTimer = try? loop.scheduleTimer(after: delay) { [weak self] in
         guard let self else { return }
-        if case .fail(let ids, let error) = self.machine.waiterDeadlinesPassed(now: .now) {
+        if case .fail(let ids, let error) = self.machine.waiterDeadlinesPassed(now: self.loop.now) {
           for id in ids { self.waiters.removeValue(forKey: id)?(.failure(error)) }
         }
         self.armWaiterTimer()

@@ -46,7 +46,7 @@ final class EndpointGroup {
   private var openWaits: [SharedWait] = []
   /// The database calls default to (the same on every endpoint).
   private(set) var database: String
-  private let startedAt = ContinuousClock.now
+  private let startedAt: ContinuousClock.Instant
   /// How often connected endpoints are probed (nil: never), and how long a probe may take.
   private let healthCheck: (interval: Duration, timeout: Duration)?
   private var healthTimer: LoopTimer?
@@ -72,6 +72,7 @@ final class EndpointGroup {
     onTerminated: @escaping () -> Void
   ) {
     self.loop = loop
+    self.startedAt = loop.now
     self.setup = setup
     self.balancer = EndpointBalancer(endpoints: 0, policy: config.loadBalancing)
     self.publish = publish
@@ -361,7 +362,7 @@ final class EndpointGroup {
   // MARK: - Host names
 
   /// Time since the group was made, the clock of ``AddressRefresh``.
-  private var elapsed: Duration { .now - startedAt }
+  private var elapsed: Duration { loop.now - startedAt }
 
   /// Does what a host's ``AddressRefresh`` decided.
   private func perform(_ action: AddressRefresh.Action, host index: Int) {
@@ -535,7 +536,7 @@ private final class SharedWait {
 
   /// Fails the wait at its deadline with `error()` unless an endpoint joined it before.
   func armDeadline(on loop: EventLoop, error: @escaping () -> MilvexError) {
-    timer = try? loop.scheduleTimer(after: max(.zero, deadline - .now)) { [weak self] in
+    timer = try? loop.scheduleTimer(after: max(.zero, deadline - loop.now)) { [weak self] in
       guard let self, self.waiting == 0 else { return }
       self.fail(error())
     }

@@ -21,7 +21,11 @@ import Synchronization
 /// - embedded in a host's `struct ev_loop *` that the host runs (``init(embeddingIn:)``).
 ///
 /// The layers above cannot tell these apart. Everything except ``execute(_:)``,
-/// ``shutdown()``, ``submit(_:)`` and ``inLoopThread`` is loop-thread-only.
+/// ``shutdown()``, ``submit(_:)``, ``inLoopThread`` and ``now`` is loop-thread-only.
+///
+/// A dedicated-thread loop made by MilvexTesting's `EventLoop.virtualTime(threadName:)` runs
+/// on virtual time: real I/O, and timers that follow a manual clock the test moves (``now``,
+/// Docs/testing.md).
 public final class EventLoop: @unchecked Sendable {
   // @unchecked Sendable: the only state touched from other threads is `queue` (a Mutex) and
   // the `let`s; `loopThread` is written before any other thread can see `self` (see init);
@@ -60,6 +64,8 @@ public final class EventLoop: @unchecked Sendable {
 
   /// The libev loop (`struct ev_loop *`). Loop-thread-only, like every libev call on it.
   let rawLoop: OpaquePointer
+  /// The manual clock of a loop with virtual time (MilvexTesting); nil on real time.
+  package let virtualClock: VirtualClock?
   private let queue = LockedState(QueueState())
   private let wakeWatcher: UnsafeMutablePointer<ev_async>
   /// Opened when the loop has shut down (dedicated mode: when the thread left `ev_run`).
@@ -83,9 +89,12 @@ public final class EventLoop: @unchecked Sendable {
   /// See ``sharedReadBuffer``; allocated on first use.
   private var readBufferStorage: UnsafeMutableRawBufferPointer?
 
-  private init(mode: Mode, rawLoop: OpaquePointer, loopThread: pthread_t) {
+  private init(
+    mode: Mode, rawLoop: OpaquePointer, loopThread: pthread_t, virtualTime: Bool = false
+  ) {
     self.mode = mode
     self.rawLoop = rawLoop
+    self.virtualClock = virtualTime ? VirtualClock(rawLoop: rawLoop) : nil
     self.loopThread = loopThread
     self.wakeWatcher = UnsafeMutablePointer<ev_async>.allocate(capacity: 1)
     self.beforePollWatcher = UnsafeMutablePointer<ev_prepare>.allocate(capacity: 1)
@@ -100,6 +109,7 @@ public final class EventLoop: @unchecked Sendable {
       Unmanaged<EventLoop>.fromOpaque(data).takeUnretainedValue().runBeforePollWork()
     }
     beforePollWatcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    virtualClock?.attach(to: self)
     if mode == .embedded {
       // An idle wake-up watcher must not keep the host's loop from returning.
       ev_unref(rawLoop)
@@ -112,10 +122,20 @@ public final class EventLoop: @unchecked Sendable {
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` if libev cannot create a loop
   ///   or the thread cannot be started.
   public convenience init(threadName: String = "milvex-loop") throws(MilvexError) {
+    try self.init(threadName: threadName, virtualTime: false)
+  }
+
+  /// Starts a loop on a new thread, on real time or, with `virtualTime`, with timers that
+  /// follow a manual clock (MilvexTesting's `EventLoop.virtualTime(threadName:)`).
+  ///
+  /// - Important: Callable from any thread. The loop thread runs until ``shutdown()``.
+  package convenience init(threadName: String, virtualTime: Bool) throws(MilvexError) {
     guard let raw = ev_loop_new(UInt32(EVFLAG_AUTO)) else {
       throw .invalidArgument(field: "EventLoop", message: "libev could not create a loop")
     }
-    self.init(mode: .dedicatedThread(name: threadName), rawLoop: raw, loopThread: pthread_self())
+    self.init(
+      mode: .dedicatedThread(name: threadName), rawLoop: raw, loopThread: pthread_self(),
+      virtualTime: virtualTime)
     let started = Latch()
     let context = ThreadContext(loop: self, started: started, name: threadName)
     var thread = pthread_t()
@@ -186,6 +206,21 @@ public final class EventLoop: @unchecked Sendable {
       // Shut down from its own thread and never joined: let the system reclaim the thread.
       pthread_detach(loopThread)
     }
+  }
+
+  // MARK: - Time
+
+  /// The loop's clock: what every timer and deadline of this loop is measured against.
+  /// `ContinuousClock.now` on a loop on real time; the manual instant of a loop with virtual
+  /// time (MilvexTesting), which moves only when a test advances it.
+  ///
+  /// Compute the deadlines handed to the loop-thread forms from it
+  /// (``Connection/LoopView/waitForChannel(deadline:_:)``), so that they mean the same on both.
+  ///
+  /// - Important: Callable from any thread.
+  public var now: ContinuousClock.Instant {
+    if let virtualClock { return virtualClock.now }
+    return .now
   }
 
   // MARK: - Thread identity
@@ -261,7 +296,7 @@ public final class EventLoop: @unchecked Sendable {
     }
   }
 
-  private func drainQueue() {
+  func drainQueue() {
     var batch = spareBatch
     spareBatch = []
     queue.withLock { state in
@@ -307,7 +342,7 @@ public final class EventLoop: @unchecked Sendable {
   /// during its own prepare phase only after the next poll, which may block for seconds.
   /// A chain longer than ``beforePollRounds`` is cut: the rest runs in the next iteration,
   /// which the wake-up watcher makes come at once.
-  private func runBeforePollWork() {
+  func runBeforePollWork() {
     var batch = beforePollSpare
     for _ in 0..<Self.beforePollRounds where !beforePollWork.isEmpty {
       swap(&batch, &beforePollWork)
@@ -363,6 +398,12 @@ public final class EventLoop: @unchecked Sendable {
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     readBufferStorage = buffer
     return buffer
+  }
+
+  /// Whether closures wait in the submission queue or tasks before the next poll.
+  /// Loop thread only.
+  var hasQueuedWork: Bool {
+    !beforePollWork.isEmpty || queue.withLock { !$0.pending.isEmpty }
   }
 
   /// Whether the loop accepts new watchers (false once shutdown has run). Loop thread only.
@@ -470,6 +511,7 @@ public final class EventLoop: @unchecked Sendable {
     for watcher in watchers {
       watcher.stopForShutdown()
     }
+    virtualClock?.shutDown()
     ev_prepare_stop(rawLoop, beforePollWatcher)
     beforePollWork = []
     beforePollSpare = []

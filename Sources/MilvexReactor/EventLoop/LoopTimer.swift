@@ -10,18 +10,31 @@ import CLibEV
 /// your references keep it. The callback is released by ``cancel()`` and at loop shutdown;
 /// a callback that must refer to its own timer should capture it `weak`.
 ///
+/// On a loop with virtual time (MilvexTesting), the timer follows the loop's manual clock:
+/// it waits in the loop's virtual schedule instead of libev's, and falls due when a test
+/// advances the clock past its deadline.
+///
 /// - Important: Loop-confined: create, rearm and cancel it on the loop thread only. The
 ///   callback runs on the loop thread.
 public final class LoopTimer: LoopWatcher {
   private let loop: EventLoop
+  /// The loop's virtual clock when the timer follows it; nil for a timer on libev's heap.
+  private let virtualClock: VirtualClock?
   private let watcher: UnsafeMutablePointer<ev_timer>
   @exclusivity(unchecked) private var callback: (() -> Void)?
   private let repeats: Bool
   /// The delay that ``rearm()`` counts down from.
   public private(set) var interval: Duration
 
-  init(loop: EventLoop, after delay: Duration, repeats: Bool, callback: @escaping () -> Void) {
+  init(
+    loop: EventLoop, after delay: Duration, repeats: Bool, clock: TimerClock,
+    callback: @escaping () -> Void
+  ) {
     self.loop = loop
+    switch clock {
+    case .loop: virtualClock = loop.virtualClock
+    case .wall: virtualClock = nil
+    }
     self.repeats = repeats
     self.interval = delay
     self.callback = callback
@@ -43,9 +56,17 @@ public final class LoopTimer: LoopWatcher {
   }
 
   /// Whether the timer will fire (it is counting down).
-  public var isScheduled: Bool { clibev_is_active(watcher) != 0 }
+  public var isScheduled: Bool {
+    if let virtualClock { return virtualClock.isScheduled(self) }
+    return clibev_is_active(watcher) != 0
+  }
 
   func start() {
+    if let virtualClock {
+      virtualClock.schedule(self, at: virtualClock.now + interval)
+      loop.register(self)
+      return
+    }
     // libev measures the delay from its cached loop time, which lags while callbacks run;
     // refresh it so that the delay is never shorter than asked for.
     ev_now_update(loop.rawLoop)
@@ -63,6 +84,18 @@ public final class LoopTimer: LoopWatcher {
     callback?()
   }
 
+  /// Virtual time: the clock reached `deadline`, this timer's deadline, and unscheduled it.
+  /// A repeating timer keeps its cadence (the next deadline is one interval after this one),
+  /// as a repeating `ev_timer` does.
+  func fireVirtual(dueAt deadline: ContinuousClock.Instant) {
+    if repeats && interval > .zero, let virtualClock {
+      virtualClock.schedule(self, at: deadline + interval)
+    } else {
+      loop.unregister(self)
+    }
+    callback?()
+  }
+
   /// Stops the timer; it does not fire until rearmed. Releases nothing else: ``rearm()`` can
   /// start it again with the same callback. Idempotent.
   ///
@@ -70,7 +103,11 @@ public final class LoopTimer: LoopWatcher {
   public func stop() {
     loop.assertInLoopThread()
     guard isScheduled else { return }
-    ev_timer_stop(loop.rawLoop, watcher)
+    if let virtualClock {
+      virtualClock.cancel(self)
+    } else {
+      ev_timer_stop(loop.rawLoop, watcher)
+    }
     loop.unregister(self)
   }
 
@@ -91,6 +128,11 @@ public final class LoopTimer: LoopWatcher {
   public func rearm() {
     loop.assertInLoopThread()
     guard callback != nil, loop.acceptsWatchers else { return }
+    if let virtualClock {
+      virtualClock.schedule(self, at: virtualClock.now + interval)
+      loop.register(self)
+      return
+    }
     ev_now_update(loop.rawLoop)
     let seconds = evSeconds(interval)
     if seconds > 0 {
@@ -117,7 +159,11 @@ public final class LoopTimer: LoopWatcher {
   }
 
   func stopForShutdown() {
-    ev_timer_stop(loop.rawLoop, watcher)
+    if let virtualClock {
+      virtualClock.cancel(self)
+    } else {
+      ev_timer_stop(loop.rawLoop, watcher)
+    }
     callback = nil
   }
 }
@@ -134,6 +180,18 @@ extension EventLoop {
   public func scheduleTimer(
     after delay: Duration, repeating: Bool = false, _ callback: @escaping () -> Void
   ) throws(MilvexError) -> LoopTimer {
+    try scheduleTimer(after: delay, repeating: repeating, clock: .loop, callback)
+  }
+
+  /// ``scheduleTimer(after:repeating:_:)`` on `clock`: `.wall` keeps a timer on real time on a
+  /// loop with virtual time, for a deadline that another party measures on real time (c-ares
+  /// asks to be called back when its own retransmission timer runs out).
+  ///
+  /// - Important: Loop thread only; `callback` runs on the loop thread.
+  func scheduleTimer(
+    after delay: Duration, repeating: Bool = false, clock: TimerClock,
+    _ callback: @escaping () -> Void
+  ) throws(MilvexError) -> LoopTimer {
     assertInLoopThread()
     guard acceptsWatchers else { throw .eventLoopShutDown(operation: "scheduleTimer") }
     guard delay >= .zero else {
@@ -142,8 +200,17 @@ extension EventLoop {
     guard !repeating || delay > .zero else {
       throw .invalidArgument(field: "delay", message: "a repeating timer needs a delay above zero")
     }
-    let timer = LoopTimer(loop: self, after: delay, repeats: repeating, callback: callback)
+    let timer = LoopTimer(
+      loop: self, after: delay, repeats: repeating, clock: clock, callback: callback)
     timer.start()
     return timer
   }
+}
+
+/// Which clock a ``LoopTimer`` follows.
+enum TimerClock {
+  /// The loop's clock: real time, or the manual clock of a loop with virtual time.
+  case loop
+  /// Real time always, even on a loop with virtual time.
+  case wall
 }

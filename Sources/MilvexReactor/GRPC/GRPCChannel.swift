@@ -149,7 +149,7 @@ public final class GRPCChannel: Sendable {
     loop.assertInLoopThread()
     let call = makeCall(
       path: path, request: request, metadata: metadata, timeout: timeout,
-      startedAt: .now, completion: completion)
+      startedAt: loop.now, completion: completion)
     guard let call else { return LoopView.Call(call: nil, channel: nil) }
     guard let connection = connection.value else {
       completion(.failure(.status(.unavailable, "the channel has not started")))
@@ -163,7 +163,7 @@ public final class GRPCChannel: Sendable {
     path: String, request: [UInt8], metadata: GRPCMetadata, timeout: Duration?, handle: CallHandle,
     completion: @escaping @Sendable (Result<[UInt8], MilvexError>) -> Void
   ) {
-    let startedAt = ContinuousClock.now
+    let startedAt = loop.now
     do {
       try loop.execute { [self] in
         guard !handle.token.value.cancelRequested else {

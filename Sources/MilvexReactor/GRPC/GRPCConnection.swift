@@ -247,7 +247,7 @@ final class GRPCConnection {
     case .stop:
       deadlineTimer?.stop()
     case .arm(let due):
-      let delay = due - .now
+      let delay = due - loop.now
       if let deadlineTimer {
         deadlineTimer.rearm(after: delay)
       } else {
@@ -260,7 +260,7 @@ final class GRPCConnection {
 
   /// Fails the calls whose deadline has come (DEADLINE_EXCEEDED, stream reset).
   private func deadlinesPassed() {
-    for call in deadlines.removeExpired(now: .now) {
+    for call in deadlines.removeExpired(now: loop.now) {
       abort(
         call,
         .status(.deadlineExceeded, "deadline of \(call.timeout.map { "\($0)" } ?? "") exceeded"),
@@ -326,7 +326,7 @@ final class GRPCConnection {
     for call: UnaryCall, _ timeout: Duration, startedNow: Bool
   ) -> GRPCWireFormat.TimeoutValue {
     guard startedNow else {
-      return GRPCWireFormat.TimeoutValue(call.remainingTime() ?? timeout)
+      return GRPCWireFormat.TimeoutValue(call.remainingTime(now: loop.now) ?? timeout)
     }
     if let (last, value) = lastTimeout, last == timeout { return value }
     let value = GRPCWireFormat.TimeoutValue(timeout)
@@ -432,7 +432,7 @@ final class GRPCConnection {
 
   private func pingAcknowledged() {
     guard var keepalive else { return }
-    let action = keepalive.pingAcknowledged(at: .now)
+    let action = keepalive.pingAcknowledged(at: loop.now)
     self.keepalive = keepalive
     perform(action)
   }
@@ -442,11 +442,11 @@ final class GRPCConnection {
   private func startKeepalive() {
     let machine = Keepalive(
       time: configuration.keepaliveTime, timeout: configuration.keepaliveTimeout,
-      permitWithoutCalls: configuration.keepaliveWithoutCalls, now: .now)
+      permitWithoutCalls: configuration.keepaliveWithoutCalls, now: loop.now)
     keepalive = machine
     keepaliveTimer = try? loop.scheduleTimer(after: machine.firstCheckDelay) { [weak self] in
       guard let self, var keepalive = self.keepalive else { return }
-      let action = keepalive.timerFired(at: .now, openCalls: self.streams.count)
+      let action = keepalive.timerFired(at: self.loop.now, openCalls: self.streams.count)
       self.keepalive = keepalive
       self.perform(action)
     }
@@ -499,7 +499,7 @@ final class GRPCConnection {
 
   private func received(_ bytes: UnsafeRawBufferPointer) {
     guard lifecycle.state != .closed else { return }
-    keepalive?.readObserved(at: .now)
+    keepalive?.readObserved(at: loop.now)
     if !sawSettings, let error = nonHTTP2Answer(bytes) { return close(error) }
     guard let session else { return }
     let outcome = session.receive(bytes)

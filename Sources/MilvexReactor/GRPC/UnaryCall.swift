@@ -40,9 +40,9 @@ final class UnaryCall: HTTP2RequestBody {
     )
   }
 
-  /// Time left before the deadline (never negative), or nil without a deadline.
-  func remainingTime() -> Duration? {
-    deadline.map { max(.zero, $0 - .now) }
+  /// Time left before the deadline at `now` (never negative), or nil without a deadline.
+  func remainingTime(now: ContinuousClock.Instant) -> Duration? {
+    deadline.map { max(.zero, $0 - now) }
   }
 
   /// Writes the next request bytes (5-byte gRPC prefix, then the message) into `buffer`: the

@@ -31,7 +31,7 @@ final class CallRun {
   var loop: EventLoop { client.connection.loop }
 
   /// The machine's time: how long ago the call started.
-  private var elapsed: Duration { .now - startedAt }
+  private var elapsed: Duration { loop.now - startedAt }
 
   init(
     client: MilvusClient, call: ErasedCall, policy: RetryPolicy, startedAt: ContinuousClock.Instant,
@@ -127,10 +127,10 @@ final class CallRun {
       handle?.cancel()
     case .succeed:
       client.apply(call.effect, database: database)
-      client.metrics.value.finished(method: call.method, error: nil, after: .now - startedAt)
+      client.metrics.value.finished(method: call.method, error: nil, after: loop.now - startedAt)
       output?()
     case .fail(let error):
-      client.metrics.value.finished(method: call.method, error: error, after: .now - startedAt)
+      client.metrics.value.finished(method: call.method, error: error, after: loop.now - startedAt)
       fail(error)
     }
   }

@@ -294,7 +294,7 @@ extension MilvusClient {
     progress: (@Sendable (Progress) -> Void)?,
     completion: @escaping @Sendable (Result<Progress?, MilvexError>) -> Void
   ) {
-    let startedAt = ContinuousClock.now
+    let startedAt = connection.loop.now
     do {
       try connection.loop.execute { [self] in
         startWaitOnLoop(
@@ -468,7 +468,7 @@ extension MilvusClient.LoopView {
       return MilvusCallHandle(cancellation: cancellation)
     }
     client.startWaitOnLoop(
-      plan, startedAt: .now, cancellation: cancellation, progress: progress,
+      plan, startedAt: client.connection.loop.now, cancellation: cancellation, progress: progress,
       completion: completion)
     return MilvusCallHandle(cancellation: cancellation)
   }

@@ -180,7 +180,8 @@ public final class MilvusClient: Sendable {
       let cancellation = CallCancellation(loop: client.connection.loop)
       let decode = call.decode
       client.startOnLoop(
-        call.erased, options: options, startedAt: .now, cancellation: cancellation,
+        call.erased, options: options, startedAt: client.connection.loop.now,
+        cancellation: cancellation,
         deliver: { bytes, context in
           let output = try decode(bytes, context)
           return { completion(.success(output)) }
@@ -201,7 +202,7 @@ public final class MilvusClient: Sendable {
     _ call: ErasedCall, options: MilvusCallOptions, cancellation: CallCancellation?,
     deliver: @escaping SendableDeliver, fail: @escaping @Sendable (MilvexError) -> Void
   ) {
-    let startedAt = ContinuousClock.now
+    let startedAt = connection.loop.now
     do {
       try connection.loop.execute { [self] in
         startOnLoop(
@@ -218,9 +219,10 @@ public final class MilvusClient: Sendable {
     cancellation: CallCancellation?, deliver: @escaping Deliver,
     fail: @escaping (MilvexError) -> Void
   ) {
-    connection.loop.assertInLoopThread()
+    let loop = connection.loop
+    loop.assertInLoopThread()
     func reject(_ error: MilvexError) {
-      metrics.value.finished(method: call.method, error: error, after: .now - startedAt)
+      metrics.value.finished(method: call.method, error: error, after: loop.now - startedAt)
       fail(error)
     }
     if let invalid = call.invalid { return reject(invalid) }

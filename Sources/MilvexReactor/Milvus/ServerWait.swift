@@ -26,7 +26,7 @@ final class ServerWait<Progress: Equatable> {
 
   private var loop: EventLoop { client.connection.loop }
   /// The machine's time: how long ago the wait started.
-  private var elapsed: Duration { .now - startedAt }
+  private var elapsed: Duration { loop.now - startedAt }
 
   /// - Parameters:
   ///   - client: whose loop and calls the wait uses.

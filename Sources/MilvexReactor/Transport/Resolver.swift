@@ -161,7 +161,8 @@ final class Resolver {
     rearmTimeout()
   }
 
-  /// Keeps one timer at c-ares's next retransmission deadline.
+  /// Keeps one timer at c-ares's next retransmission deadline. A wall-clock timer even on a
+  /// loop with virtual time: c-ares measures its retransmissions on real time.
   private func rearmTimeout() {
     guard let channel else { return }
     var next = timeval()
@@ -173,7 +174,8 @@ final class Resolver {
     if let timer = timeoutTimer {
       timer.rearm(after: max(delay, .milliseconds(1)))
     } else {
-      timeoutTimer = try? loop.scheduleTimer(after: max(delay, .milliseconds(1))) { [weak self] in
+      timeoutTimer = try? loop.scheduleTimer(after: max(delay, .milliseconds(1)), clock: .wall) {
+        [weak self] in
         guard let self, let channel = self.channel else { return }
         ares_process_fd(channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD)
         self.rearmTimeout()
