@@ -47,7 +47,26 @@ extension Connection {
       in: transitions, awaiting: "a matching transition", timeout: timeout, where: matches)
   }
 
-  private func firstTransition(
+  /// Starts watching for a transition now, for a test that then acts (moves virtual time,
+  /// stops a server) and waits: a transition that happens between the action and the wait is
+  /// not missed, as it could be by ``waitForTransition`` called after the action.
+  ///
+  /// ```swift
+  /// let attempt = connection.expectTransition { $0.from == .reconnecting }
+  /// try await loop.advanceTime(to: nextAttempt)
+  /// let failed = try await attempt.wait()
+  /// ```
+  ///
+  /// - Parameter matches: the test of a transition; runs on the waiting task.
+  /// - Returns: a waiter; call its ``ConnectionTransitionWaiter/wait(timeout:)`` once.
+  /// - Important: Callable from any thread.
+  public func expectTransition(
+    where matches: @escaping @Sendable (StateTransition) -> Bool
+  ) -> ConnectionTransitionWaiter {
+    ConnectionTransitionWaiter(connection: self, stream: transitions, matches: matches)
+  }
+
+  fileprivate func firstTransition(
     in stream: AsyncStream<StateTransition>, awaiting what: String, timeout: Duration,
     where matches: @escaping @Sendable (StateTransition) -> Bool
   ) async throws(MilvexError) -> StateTransition {
@@ -81,6 +100,27 @@ extension Connection {
         .deadlineExceeded,
         "\(label) did not reach \(what) within \(timeout) of wall time; it is \(state)")
     }
+  }
+}
+
+/// A transition a test expects, watched from the moment
+/// `Connection.expectTransition(where:)` made it.
+public struct ConnectionTransitionWaiter: Sendable {
+  fileprivate let connection: Connection
+  fileprivate let stream: AsyncStream<StateTransition>
+  fileprivate let matches: @Sendable (StateTransition) -> Bool
+
+  /// Returns the first matching transition since the waiter was made.
+  ///
+  /// - Parameter timeout: how long to wait, in wall time.
+  /// - Returns: the matching transition.
+  /// - Throws: `DEADLINE_EXCEEDED` naming the current state when `timeout` passes first;
+  ///   `MilvexError.disconnected(reason:)` when the connection ends with no transition
+  ///   matching.
+  /// - Important: Callable from any task, once (a second call finds the stream finished).
+  public func wait(timeout: Duration = .seconds(10)) async throws(MilvexError) -> StateTransition {
+    try await connection.firstTransition(
+      in: stream, awaiting: "the expected transition", timeout: timeout, where: matches)
   }
 }
 
