@@ -48,7 +48,7 @@ final class CallRun {
     self.fail = fail
     self.machine = CallRunMachine(
       method: call.method, isWrite: call.isWrite, needsSchema: call.schemaOf != nil,
-      policy: policy, deadline: deadline - startedAt)
+      policy: policy, deadline: deadline - startedAt, random: client.random)
   }
 
   /// Begins the call (once; later calls do nothing).

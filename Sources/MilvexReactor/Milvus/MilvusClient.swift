@@ -27,6 +27,8 @@ public final class MilvusClient: Sendable {
   let metrics: LoopBound<MilvusCallMetrics>
   /// The latest write per collection, for session reads (loop-confined).
   let sessionTimestamps = SessionTimestamps()
+  /// Where each call's retry jitter comes from (a copy per call).
+  let random: any BackoffRandomSource
 
   struct SchemaKey: Hashable {
     let database: String
@@ -45,12 +47,14 @@ public final class MilvusClient: Sendable {
   ///   - metrics: where `milvex_milvus_calls_total`, `milvex_milvus_retries_total` and
   ///     `milvex_milvus_call_duration` go (per method; see Docs/milvus-api.md);
   ///     `MetricsSystem.factory` if nil.
+  ///   - random: the source of the retry delays' jitter; a test pins it to get exact delays.
   /// - Important: Callable from any thread.
   /// - Throws: ``MilvexError/invalidArgument(field:message:)`` for a bad retry policy, or a
   ///   connection started without ``MilvusChannelSetup``.
   public init(
     connection: Connection, retryPolicy: RetryPolicy = RetryPolicy(), logger: Logger? = nil,
-    metrics: (any MetricsFactory)? = nil
+    metrics: (any MetricsFactory)? = nil,
+    random: any BackoffRandomSource = SystemBackoffRandomSource()
   ) throws(MilvexError) {
     guard connection.setup is MilvusChannelSetup else {
       throw .invalidArgument(
@@ -66,24 +70,31 @@ public final class MilvusClient: Sendable {
     self.logger = logger ?? Logger(label: "MilvexReactor.MilvusClient")
     self.metrics = LoopBound(
       MilvusCallMetrics(factory: metrics ?? MetricsSystem.factory), loop: connection.loop)
+    self.random = random
   }
 
   /// Starts a ``Connection`` and a client over it. Returns at once (the connection keeps
   /// trying); calls wait for it within their deadline.
   ///
+  /// `random` is the one source of every random draw the pair makes: the reconnect backoff's
+  /// jitter, the spread of channel recycling and the retry delays' jitter. A test pins it
+  /// (MilvexTesting's `PinnedRandomSource`) to get exact, repeatable delays everywhere.
+  ///
   /// - Important: Callable from any thread.
   public static func connect(
     config: ConnectionConfig, on loop: EventLoop, name: String? = nil,
     retryPolicy: RetryPolicy = RetryPolicy(),
-    logger: Logger? = nil, metrics: (any MetricsFactory)? = nil
+    logger: Logger? = nil, metrics: (any MetricsFactory)? = nil,
+    random: any BackoffRandomSource = SystemBackoffRandomSource()
   ) throws(MilvexError) -> MilvusClient {
     try retryPolicy.validate()
     let connection = try Connection.start(
       config: config, on: loop, name: name, setup: .milvus,
-      logger: logger ?? Logger(label: "MilvexReactor.Connection"),
+      logger: logger ?? Logger(label: "MilvexReactor.Connection"), random: random,
       metrics: metrics)
     return try MilvusClient(
-      connection: connection, retryPolicy: retryPolicy, logger: logger, metrics: metrics)
+      connection: connection, retryPolicy: retryPolicy, logger: logger, metrics: metrics,
+      random: random)
   }
 
   /// Disconnects the connection; calls in flight fail with ``MilvexError/disconnected(reason:)``.
