@@ -38,7 +38,7 @@ public final class MilvusClient: Sendable {
   /// A client over an existing connection (which it does not own: ``close()`` disconnects it
   /// anyway, as the usual owner). The connection must run Milvus's set-up step: start it with
   /// `setup: .milvus` (``MilvusChannelSetup``), or use
-  /// ``connect(config:on:name:retryPolicy:logger:metrics:)``.
+  /// ``connect(config:on:name:retryPolicy:logger:metrics:random:)``.
   ///
   /// - Parameters:
   ///   - connection: the connection calls go through, started with ``MilvusChannelSetup``.

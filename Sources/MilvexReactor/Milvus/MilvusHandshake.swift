@@ -122,7 +122,7 @@ enum MilvusHandshake {
 /// (from the token, or user and password), `dbname` (the database calls default to) and
 /// `identifier` (the server's answer to `Connect`, once it gave one).
 ///
-/// ``MilvusClient/connect(config:on:name:retryPolicy:logger:metrics:)`` uses it; start a
+/// ``MilvusClient/connect(config:on:name:retryPolicy:logger:metrics:random:)`` uses it; start a
 /// ``Connection`` with it yourself to share one connection between clients:
 ///
 /// ```swift
