@@ -74,11 +74,13 @@ build-examples:
 ## COpenSSL…): a name that collides, a missing product or a requirement that cannot resolve
 ## fails here. Its own scratch path (Tests/Downstream/.build), built once per `make test`;
 ## then its Demo runs against milvus-lite: a host-owned libev loop with the library embedded
-## through the CLibEV product, driving the callback forms.
+## through the CLibEV product, driving the callback forms; and its tests run, with the
+## MilvexTesting product.
 .PHONY: build-downstream
 build-downstream: deps
-	$(SWIFT) build --package-path Tests/Downstream
+	$(SWIFT) build --package-path Tests/Downstream --build-tests
 	scripts/with-milvus-lite.sh Tests/Downstream/.build/debug/Demo
+	$(SWIFT) test --package-path Tests/Downstream --skip-build
 
 # test-unit, test-tsan and test-asan start the Milvus servers themselves when run alone, and
 # use the outer run's when `make test` runs them (MILVEX_MILVUS_*_PORT already set).

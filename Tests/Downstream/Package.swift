@@ -58,6 +58,15 @@ let package = Package(
         .product(name: "Hummingbird", package: "hummingbird"),
       ]
     ),
+    // The application's tests, with the library's test support.
+    .testTarget(
+      name: "AppTests",
+      dependencies: [
+        "App",
+        .product(name: "MilvexReactor", package: library),
+        .product(name: "MilvexTesting", package: library),
+      ]
+    ),
   ],
   swiftLanguageModes: [.v6]
 )
