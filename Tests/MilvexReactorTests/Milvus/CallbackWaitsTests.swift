@@ -10,18 +10,11 @@ import XCTest
 /// has shut down still completes every form once. The real Milvus 2.3.5 server
 /// (``MilvusServers/plain``) gives the waits visible durations; milvus-lite serves the rest.
 final class CallbackWaitsTests: XCTestCase {
-  private let schema = CollectionSchema(fields: [
-    .primaryKey("id"), .field("title", .varChar(maxLength: 64)), .vector("vec", dimension: 8),
-  ])
+  private let schema = WaitTestCollection.schema
   private let ivf = IndexSpec(
     fieldName: "vec", indexType: .ivfFlat, metricType: .l2, params: ["nlist": 64])
 
-  private func rows(_ range: Range<Int>) -> Entities {
-    .columns([
-      "id": .int(range.map(Int64.init)), "title": .string(range.map { "t\($0)" }),
-      "vec": .floatVectors(range.map { TestData.vector($0) }),
-    ])
-  }
+  private func rows(_ range: Range<Int>) -> Entities { WaitTestCollection.rows(range) }
 
   /// What the callbacks of one operation did, in order, and whether each ran on the loop.
   private final class Log<Progress: Sendable, Output: Sendable>: @unchecked Sendable {
@@ -113,21 +106,10 @@ final class CallbackWaitsTests: XCTestCase {
   // MARK: - The real server
 
   func testCallbackWaitsOnTheRealServer() async throws {
-    let server = try MilvusServers.plain
     let loop = try EventLoop(threadName: "callback-waits")
     defer { loop.shutdown() }
-    let client = try MilvusClient.connect(
-      config: try ConnectionConfig(host: server.host, port: server.port, timeout: .seconds(60)),
-      on: loop)
-    let name = "cbwaits_\(UUID().uuidString.prefix(8).lowercased())"
-    try await client.perform(.createCollection(name, schema: schema))
+    let (client, name) = try await WaitTestCollection.create(prefix: "cbwaits", on: loop)
     do {
-      try await client.perform(.createPartition("p1", in: name))
-      for batch in 0..<4 {
-        _ = try await client.perform(
-          .insert(into: name, rows((batch * 5_000)..<((batch + 1) * 5_000))))
-      }
-      _ = try await client.perform(.insert(into: name, rows(20_000..<20_500), partition: "p1"))
 
       // Flush: 2.3.5 counts only flushed rows, so the count proves the wait.
       let flush = Log<Never, Void>("flush")

@@ -121,3 +121,38 @@ extension MilvexError {
     return nil
   }
 }
+
+/// The collection the wait tests build on (WaitingAndAlteringTests, CallbackWaitsTests): an
+/// int64 key, a varchar title and an 8-dimensional vector; on the real Milvus 2.3.5, 20,500
+/// rows (20,000 in four inserts, 500 in partition `p1`), enough for an index build and a load
+/// that take visible time.
+enum WaitTestCollection {
+  static let schema = CollectionSchema(fields: [
+    .primaryKey("id"), .field("title", .varChar(maxLength: 64)), .vector("vec", dimension: 8),
+  ])
+
+  static func rows(_ range: Range<Int>) -> Entities {
+    .columns([
+      "id": .int(range.map(Int64.init)), "title": .string(range.map { "t\($0)" }),
+      "vec": .floatVectors(range.map { TestData.vector($0) }),
+    ])
+  }
+
+  /// A client of the real plain Milvus 2.3.5 (60 s call timeout) on `loop`, and a new
+  /// collection named `prefix_<random>` with partition `p1` and the 20,500 rows (unflushed).
+  static func create(prefix: String, on loop: EventLoop) async throws -> (MilvusClient, String) {
+    let server = try MilvusServers.plain
+    let client = try MilvusClient.connect(
+      config: try ConnectionConfig(host: server.host, port: server.port, timeout: .seconds(60)),
+      on: loop)
+    let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
+    try await client.perform(.createCollection(name, schema: schema))
+    try await client.perform(.createPartition("p1", in: name))
+    for batch in 0..<4 {
+      _ = try await client.perform(
+        .insert(into: name, rows((batch * 5_000)..<((batch + 1) * 5_000))))
+    }
+    _ = try await client.perform(.insert(into: name, rows(20_000..<20_500), partition: "p1"))
+    return (client, name)
+  }
+}

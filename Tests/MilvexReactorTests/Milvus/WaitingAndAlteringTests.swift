@@ -10,16 +10,9 @@ import XCTest
 /// waits mean something: its row count counts only flushed segments, and its index builds and
 /// loads take visible time; milvus-lite proves the property changes newer servers support.
 final class WaitingAndAlteringTests: XCTestCase {
-  private let schema = CollectionSchema(fields: [
-    .primaryKey("id"), .field("title", .varChar(maxLength: 64)), .vector("vec", dimension: 8),
-  ])
+  private let schema = WaitTestCollection.schema
 
-  private func rows(_ range: Range<Int>) -> Entities {
-    .columns([
-      "id": .int(range.map(Int64.init)), "title": .string(range.map { "t\($0)" }),
-      "vec": .floatVectors(range.map { TestData.vector($0) }),
-    ])
-  }
+  private func rows(_ range: Range<Int>) -> Entities { WaitTestCollection.rows(range) }
 
   /// Locked counters for progress callbacks.
   private final class Seen<Value: Sendable>: @unchecked Sendable {
@@ -30,22 +23,10 @@ final class WaitingAndAlteringTests: XCTestCase {
   }
 
   func testWaitsOnTheRealServer() async throws {
-    let server = try MilvusServers.plain
     let loop = try EventLoop(threadName: "waits")
     defer { loop.shutdown() }
-    let client = try MilvusClient.connect(
-      config: try ConnectionConfig(host: server.host, port: server.port, timeout: .seconds(60)),
-      on: loop)
-    let name = "waits_\(UUID().uuidString.prefix(8).lowercased())"
-    try await client.perform(.createCollection(name, schema: schema))
+    let (client, name) = try await WaitTestCollection.create(prefix: "waits", on: loop)
     do {
-      try await client.perform(.createPartition("p1", in: name))
-      for batch in 0..<4 {
-        _ = try await client.perform(
-          .insert(into: name, rows((batch * 5_000)..<((batch + 1) * 5_000))))
-      }
-      _ = try await client.perform(
-        .insert(into: name, rows(20_000..<20_500), partition: "p1"))
       // 2.3.5 counts only flushed rows: after the waiting flush, all of them, at once.
       try await client.flush([name])
       let statistics = try await client.perform(.collectionStatistics(name))
