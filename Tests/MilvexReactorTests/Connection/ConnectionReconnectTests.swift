@@ -532,5 +532,4 @@ final class LogCapture: LogHandler, @unchecked Sendable {
   }
 
   var messages: [String] { lock.withLock { $0.messages } }
-  var attemptTimes: [ContinuousClock.Instant] { attempts.all.map(\.at) }
 }
