@@ -66,6 +66,10 @@ final class ChannelRecyclingTests: XCTestCase {
 
   /// Live: the channel is replaced every 90–110 ms while 4 callers keep 200 ms and instant
   /// calls going for 1.5 s; every call succeeds and the connection never leaves `connected`.
+  ///
+  /// On real time: a soak of real concurrency, half of whose calls wait on the peer's own
+  /// 200 ms timer. The age timer on virtual time is `VirtualTimeLibraryTimerTests`'
+  /// `testChannelRecyclingWaitsForTheClock`.
   func testCallsNeverFailBecauseOfRecycling() async throws {
     let server = try PeerProcess.misbehavingServer("echo")
     defer { server.stop() }
