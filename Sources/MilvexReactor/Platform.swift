@@ -3,6 +3,6 @@
 // here, with this one message, instead of with errors deep inside the sources.
 #if !os(Linux) || !canImport(Glibc)
   #error(
-    "MilvexReactor supports Linux with glibc (Swift 6.0 or later); this platform is not supported. See the README's \"Supported platforms\"."
+    "MilvexReactor supports only Linux with glibc (Swift 6.0+): see README, Supported platforms"
   )
 #endif

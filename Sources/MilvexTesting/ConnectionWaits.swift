@@ -29,7 +29,9 @@ extension Connection {
   /// Returns the first transition from now on for which `matches` is true.
   ///
   /// ```swift
-  /// let failed = try await connection.waitForTransition { $0.from == .reconnecting && $0.to == .reconnecting }
+  /// let failed = try await connection.waitForTransition {
+  ///   $0.from == .reconnecting && $0.to == .reconnecting
+  /// }
   /// ```
   ///
   /// - Parameters:

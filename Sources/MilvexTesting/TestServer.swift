@@ -89,6 +89,9 @@ public final class MilvusTestServer: Sendable {
     guard !isRunning else {
       throw .invalidArgument(field: name, message: "the test server is already running")
     }
+    guard (0...65_535).contains(port) else {
+      throw .invalidArgument(field: name, message: "port \(port) is not in 0...65535")
+    }
     let context: TestServerTLSContext?
     do {
       context = try tls.map { (tls) throws(TestServerError) in try TestServerTLSContext(tls) }

@@ -269,8 +269,10 @@ final class TestServerConnection {
 
   private func writeOutput() {
     while outputOffset < output.count {
-      let written = output.withUnsafeBytes {
-        send(fd, $0.baseAddress! + outputOffset, $0.count - outputOffset, Int32(MSG_NOSIGNAL))
+      // The loop's condition makes the buffer non-empty, so it has a base address.
+      let written = output.withUnsafeBytes { bytes -> Int in
+        guard let base = bytes.baseAddress else { return 0 }
+        return send(fd, base + outputOffset, bytes.count - outputOffset, Int32(MSG_NOSIGNAL))
       }
       if written > 0 {
         outputOffset += written

@@ -68,6 +68,9 @@ final class TestServerCore: @unchecked Sendable {
   /// connections linger in TIME_WAIT) and starts accepting. Loop thread only.
   func listen(port: Int, tls: TestServerTLSContext?) -> Result<Int, TestServerError> {
     tlsContext = tls
+    guard let port16 = UInt16(exactly: port) else {
+      return .failure(TestServerError("\(name) cannot listen on port \(port): not in 0...65535"))
+    }
     let fd = socket(
       AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return .failure(TestServerError("socket() failed: errno \(errno)")) }
@@ -75,7 +78,7 @@ final class TestServerCore: @unchecked Sendable {
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_port = in_port_t(port16.bigEndian)
     address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
     let bound = withUnsafePointer(to: &address) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {

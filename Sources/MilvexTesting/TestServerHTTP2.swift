@@ -114,8 +114,12 @@ final class TestServerSession {
   /// Answers `streamID` with one message and `grpc-status: 0`.
   func respond(streamID: Int32, message: [UInt8]) {
     guard let session, openStreams.contains(streamID) else { return }
+    // gRPC's length prefix is 32 bits: a larger scripted answer is refused, not trapped on.
+    guard let length = UInt32(exactly: message.count) else {
+      return respond(
+        streamID: streamID, status: 8, message: "the scripted answer exceeds 4 GiB")
+    }
     var framed: [UInt8] = [0]
-    let length = UInt32(message.count)
     framed += [
       UInt8(length >> 24), UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff),
       UInt8(length & 0xff),

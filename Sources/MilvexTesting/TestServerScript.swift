@@ -177,7 +177,9 @@ struct TestServerScript: Sendable {
       // No hits: one empty list per query (script the answer for hits).
       let request = call.request(as: Milvus_Proto_Milvus_SearchRequest.self)
       var data = Milvus_Proto_Schema_SearchResultData()
-      data.numQueries = max(request?.nq ?? 1, 1)
+      // Clamped to Milvus's own limit of 16,384 queries: a client's nq never sizes an
+      // allocation beyond it.
+      data.numQueries = min(max(request?.nq ?? 1, 1), 16_384)
       data.topks = Array(repeating: 0, count: Int(data.numQueries))
       data.ids.intID = Milvus_Proto_Schema_LongArray()
       var response = Milvus_Proto_Milvus_SearchResults()

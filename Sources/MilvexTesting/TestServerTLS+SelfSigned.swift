@@ -10,7 +10,8 @@ extension TestServerTLS {
   /// let (tls, trustRoot) = try TestServerTLS.selfSigned()
   /// try server.start(tls: tls)
   /// let config = try ConnectionConfig(
-  ///   host: server.host, port: server.port, ssl: true, tls: TLSConfiguration(trustRoots: trustRoot))
+  ///   host: server.host, port: server.port, ssl: true,
+  ///   tls: TLSConfiguration(trustRoots: trustRoot))
   /// ```
   ///
   /// - Parameters:

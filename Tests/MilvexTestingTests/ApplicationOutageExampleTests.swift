@@ -63,7 +63,9 @@ final class ApplicationOutageExampleTests: XCTestCase {
       failedAttempts, [1, 3, 7, 15, 31, 63, 123, 183, 243, 303].map { Duration.seconds($0) })
     XCTAssertEqual(reconnectedAfter, .seconds(363))
     XCTAssertEqual(
-      states.transitions.map { "\($0.from)→\($0.to)" }.filter { $0 != "reconnecting→reconnecting" },
+      states.transitions.map { "\($0.from)→\($0.to)" }.filter {
+        $0 != "reconnecting→reconnecting"
+      },
       [
         "connecting→connected", "connected→reconnecting", "reconnecting→connected",
         "connected→disconnected",

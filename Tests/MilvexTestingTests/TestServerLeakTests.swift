@@ -60,6 +60,14 @@ final class TestServerLeakTests: XCTestCase {
       XCTAssertTrue("\(error)".contains("twice"), "\(error)")
       XCTAssertTrue("\(error)".contains("already running"), "\(error)")
     }
+    let outOfRange = try MilvusTestServer(name: "bad port")
+    for port in [-1, 65_536, Int.max] {
+      XCTAssertThrowsError(try outOfRange.start(on: port)) { error in
+        XCTAssertTrue("\(error)".contains("bad port"), "\(error)")
+        XCTAssertTrue("\(error)".contains("port \(port) is not in 0...65535"), "\(error)")
+      }
+    }
+    XCTAssertFalse(outOfRange.isRunning)
     let other = try MilvusTestServer(name: "same port")
     XCTAssertThrowsError(try other.start(on: server.port)) { error in
       XCTAssertTrue("\(error)".contains("same port"), "\(error)")
