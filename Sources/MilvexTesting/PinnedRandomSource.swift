@@ -20,6 +20,7 @@ public struct PinnedRandomSource: BackoffRandomSource {
   /// A source whose every draw is `unitValue` (0.5 unless given: every delay nominal).
   ///
   /// - Parameter unitValue: the value to return, clamped into `0...1` by whoever draws it.
+  /// - Important: Callable from any thread (a value; no loop involved).
   public init(unitValue: Double = 0.5) {
     self.unitValue = unitValue
   }

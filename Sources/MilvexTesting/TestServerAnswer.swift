@@ -19,6 +19,7 @@ public indirect enum TestServerAnswer: Sendable, Hashable, CustomStringConvertib
   case never
 
   /// `message`, serialized, with gRPC status OK.
+  /// - Important: Callable from any thread (a value; no loop involved).
   public static func message(_ message: some SwiftProtobuf.Message) -> TestServerAnswer {
     .response((try? message.serializedBytes()) ?? [])
   }
@@ -65,6 +66,7 @@ public struct TestServerCall: Sendable, CustomStringConvertible {
   public var arrival: ContinuousClock.Instant
 
   /// The decoded request as `type`, or nil.
+  /// - Important: Callable from any thread (a value; no loop involved).
   public func request<Request: SwiftProtobuf.Message>(as type: Request.Type) -> Request? {
     if let request = request as? Request { return request }
     return try? Request(serializedBytes: requestBytes)

@@ -19,6 +19,7 @@ public struct TestServerTLS: Sendable, Hashable {
   ///   - certificateChain: the server's certificate (chain), PEM file or bytes.
   ///   - privateKey: its private key, unencrypted PEM file or bytes.
   ///   - clientCertificateAuthority: require client certificates signed by these CAs.
+  /// - Important: Callable from any thread (a value; no loop involved).
   public init(
     certificateChain: TLSConfiguration.PEMSource, privateKey: TLSConfiguration.PEMSource,
     clientCertificateAuthority: TLSConfiguration.PEMSource? = nil
